@@ -1,0 +1,60 @@
+"""`kizuki run`: the whole system on one machine, as separate processes, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from types import FrameType
+
+from kizuki.processes import start_nats, start_service, stop, wait_healthy
+from kizuki.provision import provision_bus
+from shared.settings import SERVICES, Settings
+
+
+def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    env = dict(os.environ if env is None else env)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        print(f"\nkizuki: {signal.Signals(signum).name} received, stopping", flush=True)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    nats: subprocess.Popen[bytes] | None = None
+    services: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        if settings.embedded_nats:
+            nats = start_nats(settings.nats_port, settings.data_dir / "nats", logs / "nats-server.log")
+            print(f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.data_dir / 'nats'}")
+        else:
+            print(f"kizuki: using the NATS server at {settings.bus_url}")
+        asyncio.run(provision_bus(settings.bus_url))
+        print("kizuki: streams EVENTS and TIMERS and the services' consumers are provisioned")
+        for service in SERVICES:
+            services[service] = start_service(service, env, logs / f"{service}.log")
+        for service in SERVICES:
+            wait_healthy(settings.http_url(service), services[service])
+            print(f"kizuki: {service:<10} {settings.http_url(service)}  (log: {logs / service}.log)")
+        print("kizuki: ready. Ctrl-C stops everything.", flush=True)
+        while not stopping.wait(0.5):
+            for service, process in services.items():
+                if process.poll() is not None and not stopping.is_set():
+                    print(f"kizuki: {service} exited with {process.returncode}; starting it again", flush=True)
+                    services[service] = start_service(service, env, logs / f"{service}.log")
+    finally:
+        for process in services.values():  # all at once, then wait for each
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in services.values():
+            stop(process)
+        if nats is not None:
+            stop(nats)
+        print("kizuki: stopped", flush=True)

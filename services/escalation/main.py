@@ -1,0 +1,21 @@
+"""Builds the escalation service from the settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.escalation.api import router
+from services.escalation.application import EscalationApplication
+from services.escalation.handlers import consumers
+from shared.policy import load_policy
+from shared.service import ServiceRuntime, http_app, open_store
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    policy = load_policy(settings.policy_path)
+    store = open_store(EscalationApplication, settings)
+    runtime = ServiceRuntime(settings, store, consumers(store, policy))
+    app = http_app("kizuki escalation", runtime)
+    app.include_router(router(store))
+    return app

@@ -1,0 +1,98 @@
+"""Intake's HTTP API: register a complaint, read it back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, HTTPException, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.intake.application import IdempotencyConflict, IntakeApplication
+from services.intake.domain import Registration, RegistrationError
+from shared.events import Channel, Complainant, Language, Tier
+from shared.service import ServiceRuntime
+from shared.timers import now
+
+MAX_SUMMARY = 4000
+
+
+class ComplaintRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    channel: Channel = Field(description="How the complaint reached the hospital.")
+    occurred_at: AwareDatetime = Field(description="When it occurred, ISO 8601 with a UTC offset.")
+    heard_by: str = Field(min_length=1, max_length=100, description="Staff id of the first hearer.")
+    department: str = Field(min_length=1, max_length=200, description="Department concerned.")
+    summary: str = Field(min_length=1, max_length=MAX_SUMMARY, description="The facts, no judgement.")
+    complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
+    tier: Tier | None = Field(default=None, description="minor, complex or major, if already known.")
+    language: Language | None = Field(default=None, description="The complainant's language.")
+
+
+class ComplaintCreated(BaseModel):
+    complaint_id: UUID
+
+
+class ComplaintView(BaseModel):
+    complaint_id: UUID
+    channel: str
+    occurred_at: AwareDatetime
+    registered_at: AwareDatetime
+    heard_by: str
+    department: str
+    tier: str | None
+    language: str
+
+
+def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: str) -> APIRouter:
+    api = APIRouter(prefix="/v1")
+
+    @api.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintCreated)
+    async def register_complaint(
+        request: ComplaintRequest,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+    ) -> ComplaintCreated:
+        complainant = request.complainant or Complainant()
+        registration = Registration(
+            channel=request.channel,
+            occurred_at=request.occurred_at,
+            heard_by=request.heard_by,
+            department=request.department,
+            summary=request.summary,
+            complainant_name=complainant.name,
+            complainant_contact=complainant.contact,
+            tier=request.tier,
+            language=request.language or default_language,
+        )
+        try:
+            complaint_id, created = await asyncio.to_thread(store.register, registration, idempotency_key, now())
+        except RegistrationError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+        except IdempotencyConflict as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        if created:
+            runtime.committed()
+        else:
+            response.headers["Idempotent-Replayed"] = "true"
+        return ComplaintCreated(complaint_id=complaint_id)
+
+    @api.get("/complaints/{complaint_id}", response_model=ComplaintView)
+    async def get_complaint(complaint_id: UUID) -> ComplaintView:
+        complaint = await asyncio.to_thread(store.get_complaint, complaint_id)
+        if complaint is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no complaint {complaint_id}")
+        return ComplaintView(
+            complaint_id=complaint.id,
+            channel=complaint.channel,
+            occurred_at=complaint.occurred_at,
+            registered_at=complaint.created_on,
+            heard_by=complaint.heard_by,
+            department=complaint.department,
+            tier=complaint.tier,
+            language=complaint.language,
+        )
+
+    return api

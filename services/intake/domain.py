@@ -1,0 +1,99 @@
+"""Complaint registration: the facts as the first hearer gave them. Pure rules, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+# Clocks of phones, desks and servers disagree a little; a complaint cannot have occurred later than this.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+class RegistrationError(ValueError):
+    """The registration breaks a rule; the message names the field and says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Registration:
+    channel: str
+    occurred_at: datetime
+    heard_by: str
+    department: str
+    summary: str
+    complainant_name: str | None
+    complainant_contact: str | None
+    tier: str | None
+    language: str
+
+    def check(self, now: datetime) -> None:
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise RegistrationError("occurred_at", "must carry a UTC offset, e.g. 2026-11-23T09:30:00+09:00")
+        if self.occurred_at > now + CLOCK_SKEW:
+            raise RegistrationError("occurred_at", "is in the future; give the time the complaint occurred")
+        for field in ("heard_by", "department", "summary"):
+            if not getattr(self, field).strip():
+                raise RegistrationError(field, "must not be blank")
+
+
+class Complaint(Aggregate):
+    class Received(Aggregate.Created):
+        channel: str
+        occurred_at: datetime
+        heard_by: str
+        department: str
+        summary: str
+        complainant_name: str | None
+        complainant_contact: str | None
+        tier: str | None
+        language: str
+        request_fingerprint: str
+
+    @event(Received)
+    def __init__(
+        self,
+        id: UUID,  # noqa: A002  # eventsourcing takes the aggregate id by this name
+        channel: str,
+        occurred_at: datetime,
+        heard_by: str,
+        department: str,
+        summary: str,
+        complainant_name: str | None,
+        complainant_contact: str | None,
+        tier: str | None,
+        language: str,
+        request_fingerprint: str,
+    ) -> None:
+        self.channel = channel
+        self.occurred_at = occurred_at
+        self.heard_by = heard_by
+        self.department = department
+        self.summary = summary
+        self.complainant_name = complainant_name
+        self.complainant_contact = complainant_contact
+        self.tier = tier
+        self.language = language
+        self.request_fingerprint = request_fingerprint
+
+    @classmethod
+    def register(cls, complaint_id: UUID, registration: Registration, request_fingerprint: str) -> Complaint:
+        return cls(
+            id=complaint_id,
+            channel=registration.channel,
+            occurred_at=registration.occurred_at,
+            heard_by=registration.heard_by.strip(),
+            department=registration.department.strip(),
+            summary=registration.summary.strip(),
+            complainant_name=registration.complainant_name,
+            complainant_contact=registration.complainant_contact,
+            tier=registration.tier,
+            language=registration.language,
+            request_fingerprint=request_fingerprint,
+        )

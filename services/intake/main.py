@@ -1,0 +1,20 @@
+"""Builds the intake service from the settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.intake.api import router
+from services.intake.application import IntakeApplication
+from shared.policy import load_policy
+from shared.service import ServiceRuntime, http_app, open_store
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    policy = load_policy(settings.policy_path)
+    store = open_store(IntakeApplication, settings)
+    runtime = ServiceRuntime(settings, store, consumers=[])
+    app = http_app("kizuki intake", runtime)
+    app.include_router(router(store, runtime, policy.intake.default_language))
+    return app

@@ -1,0 +1,59 @@
+"""Receipts to complainants: what they are told and whether it was handed to a channel. Pure, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+RECEIPT_TEXT = {
+    "ja": (
+        "ご意見をお寄せいただき、ありがとうございます。受付番号は {reference} です。"
+        "担当者より改めてご連絡し、お詫びと事実の確認をさせていただきます。"
+    ),
+    "zh": "感谢您的反馈。受理编号：{reference}。我们的工作人员将尽快与您联系，致歉并核实情况。",
+    "en": (
+        "Thank you for telling us. Your reference is {reference}. "
+        "A member of staff will contact you to apologise and confirm the facts."
+    ),
+}
+
+
+def reference_of(complaint_id: UUID) -> str:
+    """The short reference a complainant can quote on the phone."""
+    return complaint_id.hex[:8].upper()
+
+
+def receipt_text(language: str, complaint_id: UUID) -> str:
+    return RECEIPT_TEXT[language].format(reference=reference_of(complaint_id))
+
+
+class Receipt(Aggregate):
+    """The receipt owed to the complainant of one complaint; its id is the complaint's."""
+
+    class Requested(Aggregate.Created):
+        language: str
+
+    class HandedOver(Aggregate.Event):
+        delivery_id: UUID
+        channel: str
+        language: str
+        at: datetime
+
+    class Withheld(Aggregate.Event):
+        reason: str
+        at: datetime
+
+    @event(Requested)
+    def __init__(self, id: UUID, language: str) -> None:  # noqa: A002  # eventsourcing's name for it
+        self.language = language
+        self.outcome: str | None = None
+
+    @event(HandedOver)
+    def hand_over(self, delivery_id: UUID, channel: str, language: str, at: datetime) -> None:
+        self.outcome = f"handed to {channel}"
+
+    @event(Withheld)
+    def withhold(self, reason: str, at: datetime) -> None:
+        self.outcome = f"not sent: {reason}"

@@ -1,0 +1,18 @@
+"""Builds the notifier service from the settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.notifier.application import NotifierApplication
+from services.notifier.handlers import consumers
+from services.notifier.sink import FileSink
+from shared.service import ServiceRuntime, http_app, open_store
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    store = open_store(NotifierApplication, settings)
+    sink = FileSink(settings.service_dir("notifier") / "sink")
+    runtime = ServiceRuntime(settings, store, consumers(store, sink))
+    return http_app("kizuki notifier", runtime)

@@ -1,0 +1,106 @@
+"""The streams, their consumers, and the one provisioning step that declares them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+
+RECORD_STREAM = "EVENTS"
+TIMER_STREAM = "TIMERS"
+
+# The record: immutable. Never enable message schedules here: on 2.15 that silently turns deny_purge off.
+RECORD_STREAM_CONFIG = StreamConfig(
+    name=RECORD_STREAM,
+    description="The immutable record of the reporting regime; auditors replay it.",
+    subjects=["events.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=0,
+    deny_delete=True,
+    deny_purge=True,
+    allow_rollup_hdrs=False,
+    duplicate_window=120.0,
+)
+
+# Timers: schedules live on timers.schedule.<service>.<key> and fire to timers.due.<service>.<key>.
+# No age limit, or a pending schedule could be dropped before it fires.
+TIMER_STREAM_CONFIG = StreamConfig(
+    name=TIMER_STREAM,
+    description="Pending timers (NATS message schedules) and their fires.",
+    subjects=["timers.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=0,
+    allow_msg_schedules=True,
+    duplicate_window=120.0,
+)
+
+
+def schedule_subject(service: str, key: str) -> str:
+    return f"timers.schedule.{service}.{key}"
+
+
+def due_subject(service: str, key: str) -> str:
+    return f"timers.due.{service}.{key}"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable pull consumer of one service, named after the service."""
+
+    stream: str
+    durable: str
+    subjects: Sequence[str]
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            # The service decides when to give up on a message (and records why), never the server.
+            max_deliver=-1,
+            # One message in flight keeps sequences in order, which makes tracking exact.
+            max_ack_pending=1,
+            filter_subjects=list(self.subjects),
+        )
+
+
+async def connect(url: str, name: str, on_disconnect: Callable[[], Awaitable[None]] | None = None) -> Client:
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=on_disconnect,
+    )
+
+
+async def _declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # It exists with another configuration: bring it to this one (the deny flags cannot be undone).
+        await js.update_stream(config)
+
+
+async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription]) -> None:
+    """Declare the streams and every service's durable consumer. Safe to run again."""
+    await _declare_stream(js, RECORD_STREAM_CONFIG)
+    await _declare_stream(js, TIMER_STREAM_CONFIG)
+    for subscription in subscriptions:
+        await js.add_consumer(subscription.stream, subscription.consumer_config())
+

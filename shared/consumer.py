@@ -1,0 +1,116 @@
+"""The idempotent consumer: process a bus message, commit its effects with its tracking record, then ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from shared.bus import Subscription
+from shared.store import ServiceApplication
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Deliveries of a message whose handler keeps failing before it is set aside as rejected.
+MAX_ATTEMPTS = 5
+
+
+def retry_delay(attempt: int) -> float:
+    return float(min(2 ** (attempt - 1), 30))
+
+
+@dataclass(frozen=True)
+class Consumer(Generic[T]):
+    """What a service does with the messages of one of its subscriptions.
+
+    ``handle`` runs in a worker thread (the store is synchronous) and must record its effects
+    together with the tracking record it is given.
+    """
+
+    subscription: Subscription
+    decode: Callable[[bytes], T]
+    handle: Callable[[T, Tracking], None]
+
+
+class ConsumerLoop(Generic[T]):
+    def __init__(
+        self,
+        app: ServiceApplication,
+        js: JetStreamContext,
+        consumer: Consumer[T],
+        on_commit: Callable[[], None],
+    ) -> None:
+        self.app = app
+        self.js = js
+        self.consumer = consumer
+        self.on_commit = on_commit
+
+    async def run(self) -> None:
+        subscription = self.consumer.subscription
+        pull = await self.js.pull_subscribe_bind(durable=subscription.durable, stream=subscription.stream)
+        log.info("%s consuming %s", subscription.durable, subscription.stream)
+        while True:
+            try:
+                messages = await pull.fetch(1, timeout=5)
+            except NatsTimeoutError:
+                continue
+            for message in messages:
+                await self.process(message)
+
+    async def process(self, message: Msg) -> None:
+        tracking = Tracking(self.consumer.subscription.stream, message.metadata.sequence.stream)
+        try:
+            if not await asyncio.to_thread(self.app.has_processed, tracking):
+                await self._apply(message, tracking)
+            await message.ack_sync()
+        except Exception:
+            # The store or the bus failed under us: the message stays unacknowledged and comes back.
+            log.exception("could not process %s #%d", tracking.application_name, tracking.notification_id)
+            await _nak_quietly(message, retry_delay(message.metadata.num_delivered))
+            return
+        self.on_commit()
+
+    async def _apply(self, message: Msg, tracking: Tracking) -> None:
+        try:
+            decoded = self.consumer.decode(message.data)
+        except (ValidationError, ValueError) as error:
+            await self._reject(message, tracking, f"not a valid message: {error}")
+            return
+        try:
+            await asyncio.to_thread(self.consumer.handle, decoded, tracking)
+        except Exception as error:
+            attempts = message.metadata.num_delivered
+            if attempts < MAX_ATTEMPTS:
+                raise
+            await self._reject(message, tracking, f"handler failed {attempts} times, last: {error!r}")
+
+    async def _reject(self, message: Msg, tracking: Tracking, reason: str) -> None:
+        log.warning("rejecting %s #%d: %s", tracking.application_name, tracking.notification_id, reason)
+        await asyncio.to_thread(
+            self.app.reject, tracking, message.subject, reason, _complaint_id(message.headers)
+        )
+
+
+def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
+    try:
+        return UUID((headers or {})["Kizuki-Complaint-Id"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def _nak_quietly(message: Msg, delay: float) -> None:
+    try:
+        await message.nak(delay=delay)
+    except Exception:
+        log.exception("could not nak; the server redelivers after ack_wait")

@@ -1,0 +1,189 @@
+"""Wire contracts: the events every service publishes on the record stream.
+
+Each event is a frozen, versioned pydantic model. Its subject on the bus is
+``events.<service>.<type>``. Bodies are self-describing (``type`` and ``version``)
+so that an auditor can decode the record without this code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+Channel = Literal["phone", "walk_in", "web", "email", "wechat", "line", "letter", "survey"]
+Tier = Literal["minor", "complex", "major"]
+Language = Literal["ja", "zh", "en"]
+
+
+class WireEvent(BaseModel):
+    """Fields every event on the record carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service: ClassVar[str]
+
+    event_id: UUID = Field(description="Unique id of this event; the same on every retry of its relay.")
+    complaint_id: UUID = Field(description="The complaint this event belongs to (correlation id).")
+    occurred_at: AwareDatetime = Field(description="When the fact happened in the world.")
+    recorded_at: AwareDatetime = Field(description="When the publishing service recorded the fact.")
+
+    @property
+    def subject(self) -> str:
+        return f"events.{self.service}.{self.type_name()}"
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+
+class Complainant(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200, description="The patient's or family's name.")
+    contact: str | None = Field(
+        default=None, max_length=200, description="Phone number or e-mail address for the receipt."
+    )
+
+
+class ComplaintReceived(WireEvent):
+    """A staff member registered the facts of a complaint."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["ComplaintReceived"] = "ComplaintReceived"
+    version: Literal[1] = 1
+
+    channel: Channel = Field(description="How the complaint reached the hospital.")
+    heard_by: str = Field(description="Staff id of the first hearer (the reporting owner).")
+    department: str = Field(description="Department the complaint concerns.")
+    summary: str = Field(description="The facts, as registered.")
+    complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
+    tier: Tier | None = Field(default=None, description="Tier given at intake, if any.")
+    language: Language = Field(description="The complainant's language for receipts.")
+
+
+class EscalationStarted(WireEvent):
+    """The reporting regime opened a case for the complaint."""
+
+    service: ClassVar[str] = "escalation"
+    type: Literal["EscalationStarted"] = "EscalationStarted"
+    version: Literal[1] = 1
+
+    policy_version: str = Field(description="Version of the policy in force; the case keeps it.")
+    tier: Tier | None = Field(description="Tier of the case as far as known when it opened.")
+
+
+class ComplainantAcknowledged(WireEvent):
+    """A receipt to the complainant was handed to a delivery channel."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["ComplainantAcknowledged"] = "ComplainantAcknowledged"
+    version: Literal[1] = 1
+
+    delivery_id: UUID = Field(description="Id of the delivery, also the channel's idempotency key.")
+    channel: str = Field(description="Delivery channel the receipt was handed to.")
+    language: Language = Field(description="Language the receipt was written in.")
+
+
+class ComplainantNotAcknowledged(WireEvent):
+    """No receipt could be sent to the complainant, and why."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["ComplainantNotAcknowledged"] = "ComplainantNotAcknowledged"
+    version: Literal[1] = 1
+
+    reason: str = Field(description="Why no receipt was sent.")
+
+
+class CallbackScheduled(WireEvent):
+    """A callback visit (回访) to the complainant was scheduled."""
+
+    service: ClassVar[str] = "followup"
+    type: Literal["CallbackScheduled"] = "CallbackScheduled"
+    version: Literal[1] = 1
+
+    callback_id: UUID = Field(description="The callback visit.")
+    due_at: AwareDatetime = Field(description="When the callback falls due.")
+    attempt: int = Field(ge=1, description="Attempt number this schedule is for.")
+
+
+class CallbackDue(WireEvent):
+    """A scheduled callback visit fell due."""
+
+    service: ClassVar[str] = "followup"
+    type: Literal["CallbackDue"] = "CallbackDue"
+    version: Literal[1] = 1
+
+    callback_id: UUID = Field(description="The callback visit.")
+    attempt: int = Field(ge=1, description="Attempt number that fell due.")
+
+
+class MessageRejected(WireEvent):
+    """A message on the bus could not be processed; it was set aside, not lost."""
+
+    service: ClassVar[str] = "any"
+    type: Literal["MessageRejected"] = "MessageRejected"
+    version: Literal[1] = 1
+
+    complaint_id: UUID | None = Field(  # type: ignore[assignment]  # a bad message may name no complaint
+        default=None, description="The complaint, when the bad message named one."
+    )
+    rejected_by: str = Field(description="Service that rejected the message.")
+    stream: str = Field(description="Stream the message was read from.")
+    stream_sequence: int = Field(description="Its sequence in that stream.")
+    message_subject: str = Field(description="Its subject.")
+    reason: str = Field(description="Why it could not be processed.")
+
+    @property
+    def subject(self) -> str:
+        return f"events.{self.rejected_by}.{self.type_name()}"
+
+
+AnyEvent = Annotated[
+    ComplaintReceived
+    | EscalationStarted
+    | ComplainantAcknowledged
+    | ComplainantNotAcknowledged
+    | CallbackScheduled
+    | CallbackDue
+    | MessageRejected,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """Decode a record-stream message body; raises ``pydantic.ValidationError`` when it is not one."""
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def encode_event(event: WireEvent) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def headers_for(event: WireEvent, msg_id: str) -> dict[str, str]:
+    headers = {
+        "Nats-Msg-Id": msg_id,
+        "Kizuki-Event-Type": event.type_name(),
+        "Kizuki-Event-Version": str(event.model_dump()["version"]),
+    }
+    complaint_id = event.complaint_id
+    if complaint_id is not None:
+        headers["Kizuki-Complaint-Id"] = str(complaint_id)
+    return headers
+
+
+
+def decoder(*accepted: type[WireEvent]) -> Callable[[bytes], AnyEvent]:
+    """A decoder for a consumer that takes only some event types; anything else is a ValueError."""
+    names = ", ".join(kind.type_name() for kind in accepted)
+
+    def decode(data: bytes) -> AnyEvent:
+        decoded = decode_event(data)
+        if not isinstance(decoded, accepted):
+            raise ValueError(f"expected {names}, got {decoded.type_name()}")
+        return decoded
+
+    return decode

@@ -1,0 +1,160 @@
+"""What every service process is: a store, an outbox relay, its consumers and an HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client
+
+from shared.bus import connect
+from shared.consumer import Consumer, ConsumerLoop
+from shared.outbox import OutboxRelay
+from shared.settings import Settings, load_settings
+from shared.store import ServiceApplication
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=ServiceApplication)
+
+
+def open_store(cls: type[A], settings: Settings) -> A:
+    settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
+    return cls(env=settings.store_env(cls.service))
+
+
+class ServiceRuntime:
+    """Runs a service's background work: the outbox relay and one loop per consumer."""
+
+    def __init__(self, settings: Settings, store: ServiceApplication, consumers: Sequence[Consumer[Any]]):
+        self.settings = settings
+        self.store = store
+        self.consumers = consumers
+        self.nc: Client | None = None
+        self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.nc = await connect(self.settings.bus_url, name=self.store.service)
+        js = self.nc.jetstream()
+        relay = self.relay = OutboxRelay(self.store, js)
+        self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
+        for consumer in self.consumers:
+            loop = ConsumerLoop(self.store, js, consumer, on_commit=relay.wake)
+            self._tasks.append(asyncio.create_task(_supervise(consumer.subscription.durable, loop.run)))
+
+    def committed(self) -> None:
+        """Tell the relay that new events are stored."""
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.relay.relay_pending()  # what is left is relayed on the next start anyway
+        if self.nc is not None:
+            await self.nc.drain()
+        self.store.close()
+
+    async def healthy(self) -> bool:
+        if self.nc is None or not self.nc.is_connected:
+            return False
+        try:
+            await asyncio.to_thread(self.store.process_recorder.max_notification_id)
+        except Exception:
+            log.exception("store is not answering")
+            return False
+        return True
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting it in 1 s", name)
+            await asyncio.sleep(1)
+
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _field_name(location: Sequence[Any]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "header", "path", "query")]
+    return ".".join(parts) or "body"
+
+
+async def _explain_invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    """422 (400 for a body that is not JSON) with one plain sentence per problem, naming the field."""
+    problems = []
+    for item in error.errors():
+        if item["type"] == "json_invalid":
+            return JSONResponse(
+                {"error": "the request body is not valid JSON", "problems": [item.get("ctx", {}).get("error", "")]},
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+        field = _field_name(item["loc"])
+        message = "is required" if item["type"] == "missing" else item["msg"]
+        problems.append({"field": field, "message": f"{field}: {message}"})
+    return JSONResponse(
+        {"error": "the request is not valid", "problems": problems},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _explain_invalid_request)  # type: ignore[arg-type]  # Starlette types handlers loosely
+
+    @app.middleware("http")
+    async def limit_body_size(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"error": f"request body is larger than {MAX_BODY_BYTES} bytes"},
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            )
+        return await call_next(request)
+
+    @app.get("/health", summary="200 once the service is connected to the bus and its store")
+    async def health() -> JSONResponse:
+        if await runtime.healthy():
+            return JSONResponse({"status": "ok", "service": runtime.store.service})
+        return JSONResponse({"status": "unavailable", "service": runtime.store.service}, status_code=503)
+
+    return app
+
+
+def serve(service: str, create_app: Callable[[Settings], FastAPI]) -> None:
+    """Run one service process until SIGTERM or Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_ports[service],
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )

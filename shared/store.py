@@ -1,0 +1,119 @@
+"""The store every service keeps: an eventsourcing application whose notification log is its outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol, event
+from eventsourcing.persistence import ProcessRecorder, Tracking
+
+from shared.events import MessageRejected, WireEvent
+from shared.timers import Timer, now
+
+KIZUKI_NAMESPACE = uuid5(NAMESPACE_URL, "https://kizuki.invalid/")
+
+
+def stable_id(*parts: object) -> UUID:
+    """A UUID that is the same every time for the same parts: retries and replays agree on it."""
+    return uuid5(KIZUKI_NAMESPACE, ":".join(str(part) for part in parts))
+
+
+class RejectedMessage(Aggregate):
+    """A message from the bus that this service set aside, with the reason."""
+
+    class Rejected(Aggregate.Created):
+        stream: str
+        stream_sequence: int
+        message_subject: str
+        reason: str
+        complaint_id: UUID | None
+        occurred_at: datetime
+
+    @staticmethod
+    def create_id(stream: str, stream_sequence: int, **_: Any) -> UUID:
+        return stable_id("rejected", stream, stream_sequence)
+
+    @event(Rejected)
+    def __init__(
+        self,
+        stream: str,
+        stream_sequence: int,
+        message_subject: str,
+        reason: str,
+        complaint_id: UUID | None,
+        occurred_at: datetime,
+    ) -> None:
+        self.stream = stream
+        self.stream_sequence = stream_sequence
+        self.message_subject = message_subject
+        self.reason = reason
+        self.complaint_id = complaint_id
+        self.occurred_at = occurred_at
+
+
+class ServiceApplication(Application[UUID]):
+    """Base of every service's store.
+
+    Events and the tracking record of the bus message that caused them are written in
+    one transaction, so a redelivered message is recognised and changes nothing.
+    """
+
+    service: ClassVar[str]
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    def record(self, *aggregates: Aggregate, tracking: Tracking | None = None) -> None:
+        """Store the aggregates' new events, and the tracking record if given, atomically."""
+        pending = [new for aggregate in aggregates for new in aggregate.collect_events()]
+        self.events.put(pending, tracking=tracking)
+
+    def has_processed(self, tracking: Tracking) -> bool:
+        # Exact because every consumer keeps one message in flight: sequences arrive in order.
+        return self.process_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+
+    def reject(
+        self, tracking: Tracking, message_subject: str, reason: str, complaint_id: UUID | None
+    ) -> None:
+        rejection = RejectedMessage(
+            stream=tracking.application_name,
+            stream_sequence=tracking.notification_id,
+            message_subject=message_subject,
+            reason=reason[:2000],
+            complaint_id=complaint_id,
+            occurred_at=now(),
+        )
+        self.record(rejection, tracking=tracking)
+
+    def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
+        """The event to put on the record for one stored event, or None if it stays inside."""
+        if isinstance(domain_event, RejectedMessage.Rejected):
+            return MessageRejected(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.complaint_id,
+                occurred_at=domain_event.occurred_at,
+                rejected_by=self.service,
+                stream=domain_event.stream,
+                stream_sequence=domain_event.stream_sequence,
+                message_subject=domain_event.message_subject,
+                reason=domain_event.reason,
+            )
+        return None
+
+    def timers_for(self, wire_event: WireEvent) -> list[Timer]:
+        """Timers to set on the bus, before the wire event is published."""
+        return []
+
+    def wire_fields(self, domain_event: DomainEventProtocol[UUID]) -> dict[str, Any]:
+        return {
+            "event_id": stable_id(self.service, domain_event.originator_id, domain_event.originator_version),
+            "recorded_at": domain_event.timestamp,
+        }
