@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import psycopg
 import uvicorn
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client
+from psycopg import sql
 
 from shared.bus import connect
 from shared.consumer import Consumer, ConsumerLoop
@@ -26,7 +28,19 @@ A = TypeVar("A", bound=ServiceApplication)
 
 
 def open_store(cls: type[A], settings: Settings) -> A:
-    settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
+    """The service's store: a SQLite file in its data directory, or its own PostgreSQL schema."""
+    if settings.postgres is not None:
+        with psycopg.connect(
+            host=settings.postgres.host,
+            port=settings.postgres.port,
+            user=settings.postgres.user,
+            password=settings.postgres.password,
+            dbname=settings.postgres.dbname,
+            autocommit=True,
+        ) as connection:
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
+    else:
+        settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
     return cls(env=settings.store_env(cls.service))
 
 
