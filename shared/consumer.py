@@ -22,12 +22,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Deliveries of a message whose handler keeps failing before it is set aside as rejected.
+# Deliveries of a message whose handler keeps failing before it is set aside as rejected,
+# and the wait before the second delivery, doubled for each one after (at most 30 s).
 MAX_ATTEMPTS = 5
-
-
-def retry_delay(attempt: int) -> float:
-    return float(min(2 ** (attempt - 1), 30))
+FIRST_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,11 +48,18 @@ class ConsumerLoop(Generic[T]):
         js: JetStreamContext,
         consumer: Consumer[T],
         on_commit: Callable[[], None],
+        max_attempts: int = MAX_ATTEMPTS,
+        first_retry_delay: float = FIRST_RETRY_DELAY,
     ) -> None:
         self.app = app
         self.js = js
         self.consumer = consumer
         self.on_commit = on_commit
+        self.max_attempts = max_attempts
+        self.first_retry_delay = first_retry_delay
+
+    def retry_delay(self, attempt: int) -> float:
+        return min(self.first_retry_delay * 2 ** (attempt - 1), 30.0)
 
     async def run(self) -> None:
         subscription = self.consumer.subscription
@@ -77,7 +82,7 @@ class ConsumerLoop(Generic[T]):
         except Exception:
             # The store or the bus failed under us: the message stays unacknowledged and comes back.
             log.exception("could not process %s #%d", tracking.application_name, tracking.notification_id)
-            await _nak_quietly(message, retry_delay(message.metadata.num_delivered))
+            await _nak_quietly(message, self.retry_delay(message.metadata.num_delivered))
             return
         self.on_commit()
 
@@ -91,7 +96,7 @@ class ConsumerLoop(Generic[T]):
             await asyncio.to_thread(self.consumer.handle, decoded, tracking)
         except Exception as error:
             attempts = message.metadata.num_delivered
-            if attempts < MAX_ATTEMPTS:
+            if attempts < self.max_attempts:
                 raise
             await self._reject(message, tracking, f"handler failed {attempts} times, last: {error!r}")
 

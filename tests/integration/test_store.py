@@ -1,0 +1,124 @@
+"""Each service's store, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from services.escalation.application import EscalationApplication
+from services.intake.application import IdempotencyConflict, IntakeApplication
+from services.intake.domain import Registration
+from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
+from shared.service import open_store
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def registration(summary: str = "Waited three hours for pain medication.") -> Registration:
+    return Registration(
+        channel="phone",
+        occurred_at=NOW - timedelta(minutes=30),
+        heard_by="n-001",
+        department="Ward 3",
+        summary=summary,
+        complainant_name=None,
+        complainant_contact="+81-3-0000-0000",
+        tier=None,
+        language="ja",
+    )
+
+
+def complaint_received() -> ComplaintReceived:
+    return ComplaintReceived(
+        event_id=uuid4(),
+        complaint_id=uuid4(),
+        occurred_at=NOW,
+        recorded_at=NOW,
+        channel="web",
+        heard_by="n-002",
+        department="Radiology",
+        summary="Lost results.",
+        language="en",
+    )
+
+
+def all_wire_events(store: IntakeApplication | EscalationApplication) -> list[object]:
+    notifications = store.process_recorder.select_notifications(1, 100)
+    return [store.wire_event(store.mapper.to_domain_event(n)) for n in notifications]
+
+
+def test_an_idempotency_key_registers_one_complaint(store_settings: Settings) -> None:
+    store = open_store(IntakeApplication, store_settings)
+    try:
+        first, created = store.register(registration(), "key-1", NOW)
+        again, created_again = store.register(registration(), "key-1", NOW)
+        assert (created, created_again) == (True, False)
+        assert first == again
+        with pytest.raises(IdempotencyConflict):
+            store.register(registration("A different story."), "key-1", NOW)
+        other, _ = store.register(registration(), None, NOW)
+        assert other != first
+        events = all_wire_events(store)
+        assert [type(event) for event in events] == [ComplaintReceived, ComplaintReceived]
+    finally:
+        store.close()
+
+
+def test_effects_and_tracking_are_one_transaction(store_settings: Settings) -> None:
+    store = open_store(EscalationApplication, store_settings)
+    try:
+        complaint = complaint_received()
+        tracking = Tracking("EVENTS", 41)
+        assert not store.has_processed(tracking)
+        store.open_case(complaint, "policy-7", NOW, tracking)
+        assert store.has_processed(tracking)
+        # The same message again: refused as a whole, so no second case and no second event.
+        with pytest.raises(IntegrityError):
+            store.open_case(complaint, "policy-7", NOW, tracking)
+        # A different message that would open the same case: the case refuses, the tracking is not kept.
+        with pytest.raises(IntegrityError):
+            store.open_case(complaint, "policy-7", NOW, Tracking("EVENTS", 42))
+        assert not store.has_processed(Tracking("EVENTS", 42))
+        events = all_wire_events(store)
+        assert len(events) == 1
+        started = events[0]
+        assert isinstance(started, EscalationStarted)
+        assert started.policy_version == "policy-7"
+        assert started.complaint_id == complaint.complaint_id
+    finally:
+        store.close()
+
+
+def test_a_rejected_message_is_recorded_with_its_reason(store_settings: Settings) -> None:
+    store = open_store(EscalationApplication, store_settings)
+    try:
+        complaint_id = uuid4()
+        store.reject(Tracking("EVENTS", 9), "events.intake.ComplaintReceived", "not a valid message", complaint_id)
+        assert store.has_processed(Tracking("EVENTS", 9))
+        [rejection] = all_wire_events(store)
+        assert isinstance(rejection, MessageRejected)
+        assert rejection.subject == "events.escalation.MessageRejected"
+        assert (rejection.stream, rejection.stream_sequence) == ("EVENTS", 9)
+        assert rejection.complaint_id == complaint_id
+        assert rejection.reason == "not a valid message"
+    finally:
+        store.close()
+
+
+def test_the_store_keeps_its_data_across_a_restart(store_settings: Settings) -> None:
+    store = open_store(IntakeApplication, store_settings)
+    complaint_id, _ = store.register(registration(), None, NOW)
+    store.close()
+    reopened = open_store(IntakeApplication, store_settings)
+    try:
+        complaint = reopened.get_complaint(complaint_id)
+        assert complaint is not None
+        assert complaint.department == "Ward 3"
+    finally:
+        reopened.close()

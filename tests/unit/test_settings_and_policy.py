@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from shared.policy import PolicyError, load_policy
+from shared.settings import SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_match_the_readme() -> None:
+    settings = load_settings({})
+    assert settings.bus_url == "nats://127.0.0.1:4222"
+    assert settings.embedded_nats
+    assert settings.http_ports == {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004}
+    assert settings.data_dir == Path("var").resolve()
+    assert settings.store_env("intake")["SQLITE_DBNAME"].endswith("var/intake/store.sqlite")
+
+
+def test_environment_overrides() -> None:
+    settings = load_settings(
+        {"KIZUKI_DATA_DIR": "/tmp/k", "KIZUKI_NATS_PORT": "4333", "KIZUKI_FOLLOWUP_PORT": "9004",
+         "NATS_URL": "nats://10.0.0.5:4222"}
+    )  # fmt: skip
+    assert settings.data_dir == Path("/tmp/k")
+    assert settings.http_ports["followup"] == 9004
+    assert settings.bus_url == "nats://10.0.0.5:4222"
+    assert not settings.embedded_nats
+
+
+@pytest.mark.parametrize(("name", "value"), [("KIZUKI_INTAKE_PORT", "http"), ("KIZUKI_NATS_PORT", "70000")])
+def test_a_bad_port_is_named(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+
+
+def test_postgres_stores_get_a_schema_per_service() -> None:
+    env = load_settings({"KIZUKI_STORE": "postgres"}).store_env("followup")
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["POSTGRES_SCHEMA"] == "followup"
+    assert env["SINGLE_ROW_TRACKING"] == "n"
+
+
+def test_the_shipped_policy_loads() -> None:
+    policy = load_policy(load_settings({}).policy_path)
+    assert policy.version
+    assert policy.followup.callback_delay_seconds == 86400
+
+
+def test_a_broken_policy_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    broken = tmp_path / "policy.toml"
+    broken.write_text('version = ""\n[intake]\ndefault_language = "fr"\n')
+    with pytest.raises(PolicyError, match=str(broken)):
+        load_policy(broken)
+    with pytest.raises(PolicyError, match="not found"):
+        load_policy(tmp_path / "missing.toml")
