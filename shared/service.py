@@ -138,6 +138,7 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _explain_invalid_request)  # type: ignore[arg-type]  # Starlette types handlers loosely
 
     @app.middleware("http")

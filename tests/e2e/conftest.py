@@ -1,0 +1,141 @@
+"""The system as real processes: nats-server, provisioning and the four services, on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from nats.aio.client import Client
+
+from kizuki.audit import RecordEntry, read_record
+from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
+from kizuki.provision import provision_bus
+from shared.bus import connect
+from shared.settings import SERVICES, Settings, load_settings
+from shared.timers import now
+from tests.polling import eventually
+
+CALLBACK_DELAY_SECONDS = 2
+
+
+def system_env(data_dir: Path, policy: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
+    env |= {
+        "KIZUKI_DATA_DIR": str(data_dir),
+        "KIZUKI_POLICY": str(policy),
+        "KIZUKI_NATS_PORT": str(free_port()),
+        **{f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES},
+    }
+    return env
+
+
+def write_policy(path: Path) -> Path:
+    path.write_text(
+        f'version = "e2e-1"\n[intake]\ndefault_language = "en"\n'
+        f"[followup]\ncallback_delay_seconds = {CALLBACK_DELAY_SECONDS}\n"
+    )
+    return path
+
+
+class System:
+    """Starts, kills and restarts the processes of one system, and reads its record."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.env = system_env(tmp_path / "var", write_policy(tmp_path / "policy.toml"))
+        self.settings: Settings = load_settings(self.env)
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.nats: subprocess.Popen[bytes] | None = None
+        self.services: dict[str, subprocess.Popen[bytes]] = {}
+        self.nc: Client | None = None
+
+    async def start(self) -> None:
+        self.nats = start_nats(self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log")
+        await provision_bus(self.settings.bus_url)
+        for service in SERVICES:
+            self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
+        for service in SERVICES:
+            await asyncio.to_thread(self.wait_healthy, service)
+        self.nc = await connect(self.settings.bus_url, "e2e-test")
+
+    def wait_healthy(self, service: str) -> None:
+        wait_healthy(self.settings.http_url(service), self.services[service])
+
+    def kill(self, service: str) -> None:
+        process = self.services[service]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    async def restart(self, service: str) -> None:
+        self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
+        await asyncio.to_thread(self.wait_healthy, service)
+
+    async def stop(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+        for process in self.services.values():
+            stop(process)
+        if self.nats is not None:
+            stop(self.nats)
+
+    def url(self, service: str, path: str) -> str:
+        return self.settings.http_url(service) + path
+
+    async def record(self) -> list[RecordEntry]:
+        assert self.nc is not None
+        return [entry async for entry in read_record(self.nc.jetstream())]
+
+    async def events_of(self, complaint_id: UUID | str) -> Counter[str]:
+        return Counter(entry.event_type for entry in await self.record() if entry.complaint_id == str(complaint_id))
+
+    async def wait_for_flow(self, complaint_ids: list[str], timeout: float = 60.0) -> list[RecordEntry]:
+        """Wait until every complaint has each event of the whole flow; returns the record."""
+
+        async def complete() -> list[RecordEntry]:
+            record = await self.record()
+            seen = {(entry.complaint_id, entry.event_type) for entry in record}
+            done = all((complaint, kind) in seen for complaint in complaint_ids for kind in FLOW)
+            return record if done else []
+
+        return await eventually(complete, timeout=timeout, what=f"the whole flow for {len(complaint_ids)} complaints")
+
+
+FLOW = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged", "CallbackScheduled", "CallbackDue")
+
+
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[System]:
+    running = System(tmp_path)
+    try:
+        await running.start()
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+def complaint(**changes: Any) -> dict[str, Any]:
+    return {
+        "channel": "phone",
+        "occurred_at": (now() - timedelta(minutes=30)).isoformat(),
+        "heard_by": "n-001",
+        "department": "Ward 3",
+        "summary": "Waited three hours for pain medication.",
+        "complainant": {"name": "Sato Hanako", "contact": "sato@example.org"},
+        "language": "ja",
+    } | changes

@@ -1,0 +1,103 @@
+"""One complaint, and then many, through all four services running as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+from nats.js.errors import ServerError
+
+from shared.bus import RECORD_STREAM
+from tests.e2e.conftest import FLOW, System, complaint
+from tests.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_a_complaint_flows_through_every_service_exactly_once(system: System, http: httpx.AsyncClient) -> None:
+    response = await http.post(system.url("intake", "/v1/complaints"), json=complaint())
+    assert response.status_code == 201, response.text
+    complaint_id = response.json()["complaint_id"]
+
+    record = await system.wait_for_flow([complaint_id])
+    assert await system.events_of(complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+    timeline = [entry for entry in record if entry.complaint_id == complaint_id]
+    assert [entry.service for entry in timeline][0] == "intake"
+    assert {entry.event_type: entry.service for entry in timeline} == {
+        "ComplaintReceived": "intake",
+        "EscalationStarted": "escalation",
+        "ComplainantAcknowledged": "notifier",
+        "CallbackScheduled": "followup",
+        "CallbackDue": "followup",
+    }
+    case = (await http.get(system.url("escalation", f"/v1/cases/{complaint_id}"))).json()
+    assert case["policy_version"] == "e2e-1"
+    callback = (await http.get(system.url("followup", f"/v1/complaints/{complaint_id}/callback"))).json()
+    assert callback["status"] == "due"
+    # The receipt went to the complainant's contact through the local file channel.
+    receipts = list((system.settings.data_dir / "notifier" / "sink").glob("*.json"))
+    assert len(receipts) == 1
+    assert "sato@example.org" in receipts[0].read_text()
+
+
+async def test_retries_and_bad_requests_add_nothing_to_the_record(system: System, http: httpx.AsyncClient) -> None:
+    url = system.url("intake", "/v1/complaints")
+    body = complaint()
+    first = await http.post(url, json=body, headers={"Idempotency-Key": "call-centre-7781"})
+    again = await http.post(url, json=body, headers={"Idempotency-Key": "call-centre-7781"})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+
+    bad = await http.post(url, json=complaint(channel="pigeon"))
+    assert bad.status_code == 422
+    assert bad.json()["problems"][0]["field"] == "channel"
+    future = await http.post(url, json=complaint(occurred_at="2999-01-01T00:00:00+00:00"))
+    assert future.status_code == 422
+
+    complaint_id = first.json()["complaint_id"]
+    record = await system.wait_for_flow([complaint_id])
+    assert {entry.complaint_id for entry in record} == {complaint_id}
+    assert await system.events_of(complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+
+    # The record is immutable: the server itself refuses purge and delete.
+    assert system.nc is not None
+    js = system.nc.jetstream()
+    with pytest.raises(ServerError):
+        await js.purge_stream(RECORD_STREAM)
+    with pytest.raises(ServerError):
+        await js.delete_msg(RECORD_STREAM, 1)
+    assert len(await system.record()) == len(record)
+
+
+async def test_consumers_killed_mid_flight_lose_nothing_and_repeat_nothing(
+    system: System, http: httpx.AsyncClient
+) -> None:
+    url = system.url("intake", "/v1/complaints")
+
+    async def post(n: int) -> str:
+        response = await http.post(url, json=complaint(summary=f"complaint {n}"))
+        assert response.status_code == 201, response.text
+        return str(response.json()["complaint_id"])
+
+    first_batch = [await post(n) for n in range(15)]
+
+    async def some_cases_opened() -> bool:
+        return any(entry.event_type == "EscalationStarted" for entry in await system.record())
+
+    await eventually(some_cases_opened, what="the first case to open")
+    for service in ("escalation", "notifier", "followup"):
+        system.kill(service)
+    second_batch = [await post(n) for n in range(15, 30)]
+    await asyncio.gather(*(system.restart(service) for service in ("escalation", "notifier", "followup")))
+    # And once more, while the restarted consumers work through the backlog.
+    system.kill("followup")
+    await system.restart("followup")
+
+    complaint_ids = first_batch + second_batch
+    record = await system.wait_for_flow(complaint_ids, timeout=90)
+    counts = Counter((entry.complaint_id, entry.event_type) for entry in record)
+    assert counts == Counter({(complaint_id, kind): 1 for complaint_id in complaint_ids for kind in FLOW})
+    event_ids = [entry.body["event_id"] for entry in record]
+    assert len(event_ids) == len(set(event_ids))
