@@ -49,6 +49,9 @@ TIMER_STREAM_CONFIG = StreamConfig(
 )
 
 
+ACK_WAIT_SECONDS = 5.0
+
+
 def schedule_subject(service: str, key: str) -> str:
     return f"timers.schedule.{service}.{key}"
 
@@ -70,7 +73,9 @@ class Subscription:
             durable_name=self.durable,
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
+            # Short, so a message held by a process that was killed comes back within seconds;
+            # a handler that takes longer says it is still working (see ConsumerLoop).
+            ack_wait=ACK_WAIT_SECONDS,
             # The service decides when to give up on a message (and records why), never the server.
             max_deliver=-1,
             # One message in flight keeps sequences in order, which makes tracking exact.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -15,7 +15,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from shared.bus import Subscription
+from shared.bus import ACK_WAIT_SECONDS, Subscription
 from shared.store import ServiceApplication
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ConsumerLoop(Generic[T]):
             await self._reject(message, tracking, f"not a valid message: {error}")
             return
         try:
-            await asyncio.to_thread(self.consumer.handle, decoded, tracking)
+            await _while_telling_the_server(message, asyncio.to_thread(self.consumer.handle, decoded, tracking))
         except Exception as error:
             attempts = message.metadata.num_delivered
             if attempts < self.max_attempts:
@@ -112,6 +112,16 @@ def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
         return UUID((headers or {})["Kizuki-Complaint-Id"])
     except (KeyError, ValueError):
         return None
+
+
+async def _while_telling_the_server(message: Msg, work: Awaitable[None]) -> None:
+    """Run the work, telling the server every so often that the message is still being handled."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=ACK_WAIT_SECONDS / 3)
+        if done:
+            return task.result()
+        await message.in_progress()
 
 
 async def _nak_quietly(message: Msg, delay: float) -> None:
