@@ -29,8 +29,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
     commands.add_parser("provision", help="declare the streams and consumers on the NATS server")
-    audit = commands.add_parser("audit", help="read the record").add_subparsers(dest="audit_command", required=True)
-    replay = audit.add_parser("replay", help="every complaint's timeline, from the first message of the record")
+    audit = commands.add_parser("audit", help="read the record").add_subparsers(
+        dest="audit_command", required=True
+    )
+    replay = audit.add_parser(
+        "replay", help="every complaint's timeline, from the first message of the record"
+    )
     replay.add_argument("--json", action="store_true", help="one JSON object a line")
     replay.add_argument("--complaint", help="only this complaint id")
     args = parser.parse_args(argv)

@@ -33,7 +33,9 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
     try:
         if settings.embedded_nats:
             nats = start_nats(settings.nats_port, settings.data_dir / "nats", logs / "nats-server.log")
-            print(f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.data_dir / 'nats'}")
+            print(
+                f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.data_dir / 'nats'}"
+            )
         else:
             print(f"kizuki: using the NATS server at {settings.bus_url}")
         asyncio.run(provision_bus(settings.bus_url))
@@ -47,7 +49,9 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         while not stopping.wait(0.5):
             for service, process in services.items():
                 if process.poll() is not None and not stopping.is_set():
-                    print(f"kizuki: {service} exited with {process.returncode}; starting it again", flush=True)
+                    print(
+                        f"kizuki: {service} exited with {process.returncode}; starting it again", flush=True
+                    )
                     services[service] = start_service(service, env, logs / f"{service}.log")
     finally:
         for process in services.values():  # all at once, then wait for each

@@ -108,4 +108,3 @@ async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription])
     await _declare_stream(js, TIMER_STREAM_CONFIG)
     for subscription in subscriptions:
         await js.add_consumer(subscription.stream, subscription.consumer_config())
-

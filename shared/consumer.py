@@ -59,7 +59,7 @@ class ConsumerLoop(Generic[T]):
         self.first_retry_delay = first_retry_delay
 
     def retry_delay(self, attempt: int) -> float:
-        return min(self.first_retry_delay * 2 ** (attempt - 1), 30.0)
+        return min(self.first_retry_delay * 2.0 ** (attempt - 1), 30.0)
 
     async def run(self) -> None:
         subscription = self.consumer.subscription
@@ -93,7 +93,9 @@ class ConsumerLoop(Generic[T]):
             await self._reject(message, tracking, f"not a valid message: {error}")
             return
         try:
-            await _while_telling_the_server(message, asyncio.to_thread(self.consumer.handle, decoded, tracking))
+            await _while_telling_the_server(
+                message, asyncio.to_thread(self.consumer.handle, decoded, tracking)
+            )
         except Exception as error:
             attempts = message.metadata.num_delivered
             if attempts < self.max_attempts:

@@ -175,7 +175,6 @@ def headers_for(event: WireEvent, msg_id: str) -> dict[str, str]:
     return headers
 
 
-
 def decoder(*accepted: type[WireEvent]) -> Callable[[bytes], AnyEvent]:
     """A decoder for a consumer that takes only some event types; anything else is a ValueError."""
     names = ", ".join(kind.type_name() for kind in accepted)

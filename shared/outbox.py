@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from nats.js import JetStreamContext
@@ -61,10 +62,8 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             if not await self.relay_pending():
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def relay_pending(self) -> int:
         """Publish what is stored and not yet relayed; returns how many notifications were passed."""
@@ -88,7 +87,9 @@ class OutboxRelay:
             stream=RECORD_STREAM,
             headers=headers_for(wire, msg_id(self.app.service, notification_id)),
         )
-        log.debug("relayed %s as %s seq %d (duplicate=%s)", notification_id, wire.subject, ack.seq, ack.duplicate)
+        log.debug(
+            "relayed %s as %s seq %d (duplicate=%s)", notification_id, wire.subject, ack.seq, ack.duplicate
+        )
 
     async def _set_timer(self, timer: Timer, notification_id: int) -> None:
         service = self.app.service
@@ -101,4 +102,3 @@ class OutboxRelay:
                 "Nats-Schedule-Target": due_subject(service, timer.key),
             },
         )
-

@@ -118,7 +118,10 @@ async def _explain_invalid_request(_: Request, error: RequestValidationError) ->
     for item in error.errors():
         if item["type"] == "json_invalid":
             return JSONResponse(
-                {"error": "the request body is not valid JSON", "problems": [item.get("ctx", {}).get("error", "")]},
+                {
+                    "error": "the request body is not valid JSON",
+                    "problems": [item.get("ctx", {}).get("error", "")],
+                },
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
         field = _field_name(item["loc"])
@@ -166,7 +169,9 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI]) -> None:
     """Run one service process until SIGTERM or Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
+    )
     settings = load_settings()
     uvicorn.run(
         create_app(settings),

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, DomainEventProtocol, event
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol, event
 from eventsourcing.persistence import ProcessRecorder, Tracking
 
 from shared.events import MessageRejected, WireEvent
 from shared.timers import Timer, now
+
+Found = TypeVar("Found", bound=Aggregate)
 
 KIZUKI_NAMESPACE = uuid5(NAMESPACE_URL, "https://kizuki.invalid/")
 
@@ -112,7 +114,15 @@ class ServiceApplication(Application[UUID]):
         """Timers to set on the bus, before the wire event is published."""
         return []
 
-    def wire_fields(self, domain_event: DomainEventProtocol[UUID]) -> dict[str, Any]:
+    def find(self, kind: type[Found], aggregate_id: UUID) -> Found | None:
+        """The aggregate of that kind with that id, or None if there is none."""
+        try:
+            found: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+    def wire_fields(self, domain_event: AggregateEvent) -> dict[str, Any]:
         return {
             "event_id": stable_id(self.service, domain_event.originator_id, domain_event.originator_version),
             "recorded_at": domain_event.timestamp,

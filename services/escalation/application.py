@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
@@ -30,12 +29,7 @@ class EscalationApplication(ServiceApplication):
         self.record(case, tracking=tracking)
 
     def get_case(self, complaint_id: UUID) -> Case | None:
-        try:
-            case = self.repository.get(complaint_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(case, Case)
-        return case
+        return self.find(Case, complaint_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         if isinstance(domain_event, Case.Started):
@@ -44,6 +38,6 @@ class EscalationApplication(ServiceApplication):
                 complaint_id=domain_event.originator_id,
                 occurred_at=domain_event.opened_at,
                 policy_version=domain_event.policy_version,
-                tier=domain_event.tier,  # type: ignore[arg-type]  # came from a validated ComplaintReceived
+                tier=domain_event.tier,
             )
         return super().wire_event(domain_event)

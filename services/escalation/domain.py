@@ -18,7 +18,7 @@ class Case(Aggregate):
     @event(Started)
     def __init__(
         self,
-        id: UUID,  # noqa: A002  # eventsourcing takes the aggregate id by this name; it is the complaint's
+        id: UUID,  # eventsourcing takes the aggregate id by this name; it is the complaint's
         complaint_occurred_at: datetime,
         opened_at: datetime,
         policy_version: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
@@ -42,12 +41,7 @@ class FollowupApplication(ServiceApplication):
             self.record(tracking=tracking)  # a fire for work already done: only remember it was seen
 
     def get_callback(self, callback_id: UUID) -> Callback | None:
-        try:
-            callback = self.repository.get(callback_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(callback, Callback)
-        return callback
+        return self.find(Callback, callback_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         if isinstance(domain_event, Callback.Scheduled):

@@ -25,7 +25,7 @@ class Callback(Aggregate):
         attempt: int
 
     @event(Scheduled)
-    def __init__(self, id: UUID, complaint_id: UUID, due_at: datetime, attempt: int) -> None:  # noqa: A002
+    def __init__(self, id: UUID, complaint_id: UUID, due_at: datetime, attempt: int) -> None:
         self.complaint_id = complaint_id
         self.due_at = due_at
         self.attempt = attempt

@@ -68,7 +68,9 @@ def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: 
             language=request.language or default_language,
         )
         try:
-            complaint_id, created = await asyncio.to_thread(store.register, registration, idempotency_key, now())
+            complaint_id, created = await asyncio.to_thread(
+                store.register, registration, idempotency_key, now()
+            )
         except RegistrationError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
         except IdempotencyConflict as error:

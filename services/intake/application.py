@@ -8,7 +8,6 @@ from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
@@ -46,8 +45,8 @@ class IntakeApplication(ServiceApplication):
         return complaint_id, True
 
     def _replay(self, complaint_id: UUID, request_fingerprint: str) -> UUID:
-        existing = self.repository.get(complaint_id)
-        assert isinstance(existing, Complaint)
+        existing = self.find(Complaint, complaint_id)
+        assert existing is not None  # the save above failed because it exists
         if existing.request_fingerprint != request_fingerprint:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used for a different complaint; use a new key"
@@ -55,12 +54,7 @@ class IntakeApplication(ServiceApplication):
         return complaint_id
 
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
-        try:
-            complaint = self.repository.get(complaint_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(complaint, Complaint)
-        return complaint
+        return self.find(Complaint, complaint_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         if isinstance(domain_event, Complaint.Received):
@@ -69,7 +63,7 @@ class IntakeApplication(ServiceApplication):
                 **self.wire_fields(domain_event),
                 complaint_id=domain_event.originator_id,
                 occurred_at=domain_event.occurred_at,
-                channel=domain_event.channel,  # type: ignore[arg-type]  # validated at the API
+                channel=domain_event.channel,
                 heard_by=domain_event.heard_by,
                 department=domain_event.department,
                 summary=domain_event.summary,
@@ -78,7 +72,7 @@ class IntakeApplication(ServiceApplication):
                 )
                 if has_complainant
                 else None,
-                tier=domain_event.tier,  # type: ignore[arg-type]  # validated at the API
-                language=domain_event.language,  # type: ignore[arg-type]  # validated at the API
+                tier=domain_event.tier,
+                language=domain_event.language,
             )
         return super().wire_event(domain_event)

@@ -59,7 +59,7 @@ class Complaint(Aggregate):
     @event(Received)
     def __init__(
         self,
-        id: UUID,  # noqa: A002  # eventsourcing takes the aggregate id by this name
+        id: UUID,  # eventsourcing takes the aggregate id by this name
         channel: str,
         occurred_at: datetime,
         heard_by: str,

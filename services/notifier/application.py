@@ -40,7 +40,7 @@ class NotifierApplication(ServiceApplication):
                 occurred_at=domain_event.at,
                 delivery_id=domain_event.delivery_id,
                 channel=domain_event.channel,
-                language=domain_event.language,  # type: ignore[arg-type]  # came from a validated ComplaintReceived
+                language=domain_event.language,
             )
         if isinstance(domain_event, Receipt.Withheld):
             return ComplainantNotAcknowledged(

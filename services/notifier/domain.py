@@ -46,7 +46,7 @@ class Receipt(Aggregate):
         at: datetime
 
     @event(Requested)
-    def __init__(self, id: UUID, language: str) -> None:  # noqa: A002  # eventsourcing's name for it
+    def __init__(self, id: UUID, language: str) -> None:  # eventsourcing's name for it
         self.language = language
         self.outcome: str | None = None
 

@@ -60,7 +60,9 @@ class System:
         self.nc: Client | None = None
 
     async def start(self) -> None:
-        self.nats = start_nats(self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log")
+        self.nats = start_nats(
+            self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
+        )
         await provision_bus(self.settings.bus_url)
         for service in SERVICES:
             self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
@@ -96,9 +98,11 @@ class System:
         return [entry async for entry in read_record(self.nc.jetstream())]
 
     async def events_of(self, complaint_id: UUID | str) -> Counter[str]:
-        return Counter(entry.event_type for entry in await self.record() if entry.complaint_id == str(complaint_id))
+        return Counter(
+            entry.event_type for entry in await self.record() if entry.complaint_id == str(complaint_id)
+        )
 
-    async def wait_for_flow(self, complaint_ids: list[str], timeout: float = 60.0) -> list[RecordEntry]:
+    async def wait_for_flow(self, complaint_ids: list[str], within: float = 60.0) -> list[RecordEntry]:
         """Wait until every complaint has each event of the whole flow; returns the record."""
 
         async def complete() -> list[RecordEntry]:
@@ -107,10 +111,18 @@ class System:
             done = all((complaint, kind) in seen for complaint in complaint_ids for kind in FLOW)
             return record if done else []
 
-        return await eventually(complete, timeout=timeout, what=f"the whole flow for {len(complaint_ids)} complaints")
+        return await eventually(
+            complete, within=within, what=f"the whole flow for {len(complaint_ids)} complaints"
+        )
 
 
-FLOW = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged", "CallbackScheduled", "CallbackDue")
+FLOW = (
+    "ComplaintReceived",
+    "EscalationStarted",
+    "ComplainantAcknowledged",
+    "CallbackScheduled",
+    "CallbackDue",
+)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -54,7 +54,7 @@ async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tup
                 body: Any = decode_event(message.data or b"")
             except ValueError:
                 body = message.data
-            found.append((message.subject, body, dict(message.headers or {})))
+            found.append((message.subject or "", body, dict(message.headers or {})))
     return found
 
 
@@ -171,11 +171,13 @@ async def test_a_redelivered_message_changes_nothing(nc: Client, settings: Setti
             lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)), what="three processed"
         )
         stored_before = store.process_recorder.max_notification_id()
-        tasks += await run_loops(ConsumerLoop(store, js, Consumer(replay, consumer.decode, consumer.handle), lambda: None))
+        tasks += await run_loops(
+            ConsumerLoop(store, js, Consumer(replay, consumer.decode, consumer.handle), lambda: None)
+        )
 
         async def replay_drained() -> bool:
             info = await js.consumer_info(RECORD_STREAM, "escalation-replay")
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            return (info.num_pending, info.num_ack_pending) == (0, 0)
 
         await eventually(replay_drained, what="the replay consumer acknowledging everything")
         assert store.process_recorder.max_notification_id() == stored_before == 3
@@ -184,7 +186,9 @@ async def test_a_redelivered_message_changes_nothing(nc: Client, settings: Setti
         store.close()
 
 
-async def test_a_failing_handler_is_retried_then_its_message_set_aside(nc: Client, settings: Settings) -> None:
+async def test_a_failing_handler_is_retried_then_its_message_set_aside(
+    nc: Client, settings: Settings
+) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
     [consumer] = escalation_consumers(store, load_policy(settings.policy_path))
@@ -204,7 +208,8 @@ async def test_a_failing_handler_is_retried_then_its_message_set_aside(nc: Clien
     tasks = await run_loops(loop)
     try:
         await eventually(
-            lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)), what="all three handled"
+            lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)),
+            what="all three handled",
         )
         assert calls == {"fails twice": 3, "always fails": 3, "works": 3}
         notifications = store.process_recorder.select_notifications(1, 10)
@@ -235,7 +240,9 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
             event_id=uuid4(), complaint_id=uuid4(), occurred_at=opened, recorded_at=opened,
             policy_version="test", tier=None,
         )  # fmt: skip
-        await asyncio.to_thread(store.schedule_first_callback, case, timedelta(seconds=2), Tracking(RECORD_STREAM, 1))
+        await asyncio.to_thread(
+            store.schedule_first_callback, case, timedelta(seconds=2), Tracking(RECORD_STREAM, 1)
+        )
         relay.wake()
 
         async def callback_due() -> list[Any]:
@@ -249,14 +256,13 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
 
         # The same fire delivered again (a timer set twice, a redelivery): nothing more happens.
         original = await js.get_last_msg("TIMERS", "timers.due.followup.>")
-        again = await js.publish(original.subject, original.data or b"")
+        again = await js.publish(original.subject or "", original.data or b"")
         await eventually(
-            lambda: asyncio.to_thread(store.has_processed, Tracking("TIMERS", again.seq)), what="second fire seen"
+            lambda: asyncio.to_thread(store.has_processed, Tracking("TIMERS", again.seq)),
+            what="second fire seen",
         )
         await relay.relay_pending()
         assert len(await callback_due()) == 1
     finally:
         await stop_tasks(tasks)
         store.close()
-
-

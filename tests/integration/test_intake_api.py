@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +25,9 @@ VALID: dict[str, Any] = {
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: Settings) -> TestClient:
     # Without entering the client the lifespan does not run: the API and its store, no bus.
-    yield TestClient(create_app(settings))
+    return TestClient(create_app(settings))
 
 
 def stored(client: TestClient) -> int:
@@ -68,17 +67,23 @@ def test_missing_fields_are_named(client: TestClient, missing: str) -> None:
 
 
 def test_a_complaint_in_the_future_is_refused(client: TestClient) -> None:
-    response = client.post("/v1/complaints", json={**VALID, "occurred_at": (now() + timedelta(hours=1)).isoformat()})
+    response = client.post(
+        "/v1/complaints", json={**VALID, "occurred_at": (now() + timedelta(hours=1)).isoformat()}
+    )
     assert response.status_code == 422
     assert "occurred_at" in response.json()["detail"]
     assert stored(client) == 0
 
 
 def test_malformed_json_and_oversized_bodies_are_refused(client: TestClient) -> None:
-    response = client.post("/v1/complaints", content=b'{"channel": ', headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/complaints", content=b'{"channel": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "the request body is not valid JSON"
-    response = client.post("/v1/complaints", content=b"x" * 70_000, headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/complaints", content=b"x" * 70_000, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert stored(client) == 0
 

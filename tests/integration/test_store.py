@@ -99,7 +99,9 @@ def test_a_rejected_message_is_recorded_with_its_reason(store_settings: Settings
     store = open_store(EscalationApplication, store_settings)
     try:
         complaint_id = uuid4()
-        store.reject(Tracking("EVENTS", 9), "events.intake.ComplaintReceived", "not a valid message", complaint_id)
+        store.reject(
+            Tracking("EVENTS", 9), "events.intake.ComplaintReceived", "not a valid message", complaint_id
+        )
         assert store.has_processed(Tracking("EVENTS", 9))
         [rejection] = all_wire_events(store)
         assert isinstance(rejection, MessageRejected)

@@ -26,8 +26,9 @@ def test_a_callback_falls_due_once_for_its_attempt() -> None:
 
 def test_a_timer_schedules_in_utc_with_second_resolution() -> None:
     tokyo = timezone(timedelta(hours=9))
-    timer = Timer(rule="callback", aggregate_id=uuid4(), attempt=2, due_at=datetime(2026, 11, 24, 11, 0, 5, 999, tokyo))
+    timer = Timer(
+        rule="callback", aggregate_id=uuid4(), attempt=2, due_at=datetime(2026, 11, 24, 11, 0, 5, 999, tokyo)
+    )
     assert timer.schedule == "@at 2026-11-24T02:00:05Z"
     assert timer.key == f"callback.{timer.aggregate_id}.2"
     assert Timer.decode(timer.encode()) == timer
-

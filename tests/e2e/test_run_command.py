@@ -1,0 +1,105 @@
+"""`kizuki run` (what `make run` starts): up, used, stopped with SIGTERM, and up again on the same data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import FLOW, complaint, system_env, write_policy
+from tests.polling import until
+
+pytestmark = pytest.mark.e2e
+
+KIZUKI = str(Path(sys.executable).parent / "kizuki")
+
+
+class Launcher:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [KIZUKI, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "ready" in line:
+                self.ready.set()
+
+    def wait_ready(self) -> None:
+        if not self.ready.wait(60):
+            raise AssertionError("kizuki run did not become ready:\n" + "".join(self.lines))
+
+    def children(self) -> list[int]:
+        pid = self.process.pid
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def replay(env: dict[str, str], complaint_id: str) -> Counter[str]:
+    output = subprocess.run(
+        [KIZUKI, "audit", "replay", "--json", "--complaint", complaint_id],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return Counter(json.loads(line)["event_type"] for line in output.splitlines())
+
+
+def wait_for_whole_flow(env: dict[str, str], complaint_id: str) -> Counter[str]:
+    def complete() -> Counter[str]:
+        events = replay(env, complaint_id)
+        return events if set(FLOW) <= set(events) else Counter()
+
+    return until(complete, within=60, what="the whole flow, as `kizuki audit replay` shows it")
+
+
+def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_path: Path) -> None:
+    env = system_env(tmp_path / "var", write_policy(tmp_path / "policy.toml"))
+    intake = f"http://127.0.0.1:{env['KIZUKI_INTAKE_PORT']}"
+
+    first = Launcher(env)
+    try:
+        first.wait_ready()
+        output = "".join(first.lines)
+        for service in ("intake", "escalation", "notifier", "followup"):
+            assert f"http://127.0.0.1:{env[f'KIZUKI_{service.upper()}_PORT']}" in output
+        children = first.children()
+        assert len(children) == 5  # nats-server and four services
+        response = httpx.post(f"{intake}/v1/complaints", json=complaint(), timeout=10)
+        assert response.status_code == 201
+        complaint_id = response.json()["complaint_id"]
+        assert wait_for_whole_flow(env, complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+    finally:
+        exit_code = first.terminate()
+    assert exit_code == 0
+    assert "kizuki: stopped" in "".join(first.lines)
+    assert [pid for pid in children if alive(pid)] == []
+
+    second = Launcher(env)
+    try:
+        second.wait_ready()
+        assert httpx.get(f"{intake}/v1/complaints/{complaint_id}", timeout=10).status_code == 200
+        assert replay(env, complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+    finally:
+        assert second.terminate() == 0

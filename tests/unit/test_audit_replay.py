@@ -1,0 +1,56 @@
+import io
+import json
+
+import pytest
+
+from kizuki.audit import RecordEntry, print_json_lines, print_timelines, timelines
+
+pytestmark = pytest.mark.unit
+
+A = "5b1c7f9e-0000-4000-8000-000000000001"
+B = "5b1c7f9e-0000-4000-8000-000000000002"
+
+RECORD = [
+    RecordEntry(
+        1, "events.intake.ComplaintReceived", {"complaint_id": A, "occurred_at": "2026-11-23T00:30:00Z"}
+    ),
+    RecordEntry(
+        2, "events.intake.ComplaintReceived", {"complaint_id": B, "occurred_at": "2026-11-23T00:40:00Z"}
+    ),
+    RecordEntry(
+        3, "events.escalation.EscalationStarted", {"complaint_id": A, "occurred_at": "2026-11-23T00:31:00Z"}
+    ),
+    RecordEntry(4, "events.notifier.MessageRejected", {"complaint_id": None, "reason": "not JSON"}),
+]
+
+
+def test_timelines_group_by_complaint_in_record_order() -> None:
+    grouped = timelines(RECORD)
+    assert list(grouped) == [A, B, "none"]
+    assert [entry.stream_sequence for entry in grouped[A]] == [1, 3]
+
+
+def test_the_printed_timeline_names_event_time_and_service() -> None:
+    out = io.StringIO()
+    print_timelines(RECORD, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"complaint {A}"
+    assert "ComplaintReceived" in lines[1]
+    assert "occurred 2026-11-23T00:30:00Z" in lines[1]
+    assert lines[1].endswith("by intake")
+    assert lines[2].strip().startswith("#3")
+    assert lines[2].endswith("by escalation")
+
+
+def test_json_lines_carry_the_whole_event() -> None:
+    out = io.StringIO()
+    print_json_lines(RECORD, out)
+    first = json.loads(out.getvalue().splitlines()[0])
+    assert first == {
+        "stream_sequence": 1,
+        "subject": "events.intake.ComplaintReceived",
+        "service": "intake",
+        "event_type": "ComplaintReceived",
+        "complaint_id": A,
+        "event": RECORD[0].body,
+    }
