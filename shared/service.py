@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import uvicorn
-from fastapi import FastAPI, Request, Response, status
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client
@@ -105,6 +105,15 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 
 
 MAX_BODY_BYTES = 64 * 1024
+
+Item = TypeVar("Item")
+
+
+def found(item: Item | None, what: str) -> Item:
+    """The item, or a 404 that says what was not found."""
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what}")
+    return item
 
 
 def _field_name(location: Sequence[Any]) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel
 
 from services.escalation.application import EscalationApplication
+from shared.service import found
 
 
 class CaseView(BaseModel):
@@ -24,9 +25,9 @@ def router(store: EscalationApplication) -> APIRouter:
 
     @api.get("/cases/{complaint_id}", response_model=CaseView)
     async def get_case(complaint_id: UUID) -> CaseView:
-        case = await asyncio.to_thread(store.get_case, complaint_id)
-        if case is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no case for complaint {complaint_id}")
+        case = found(
+            await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
+        )
         return CaseView(
             complaint_id=case.id,
             complaint_occurred_at=case.complaint_occurred_at,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel
 
 from services.followup.application import FollowupApplication, callback_id_for
+from shared.service import found
 
 
 class CallbackView(BaseModel):
@@ -24,9 +25,10 @@ def router(store: FollowupApplication) -> APIRouter:
 
     @api.get("/complaints/{complaint_id}/callback", response_model=CallbackView)
     async def get_callback(complaint_id: UUID) -> CallbackView:
-        callback = await asyncio.to_thread(store.get_callback, callback_id_for(complaint_id))
-        if callback is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no callback for complaint {complaint_id}")
+        callback = found(
+            await asyncio.to_thread(store.get_callback, callback_id_for(complaint_id)),
+            f"callback for complaint {complaint_id}",
+        )
         return CallbackView(
             callback_id=callback.id,
             complaint_id=callback.complaint_id,

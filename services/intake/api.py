@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.intake.application import IdempotencyConflict, IntakeApplication
 from services.intake.domain import Registration, RegistrationError
 from shared.events import Channel, Complainant, Language, Tier
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, found
 from shared.timers import now
 
 MAX_SUMMARY = 4000
@@ -83,9 +83,9 @@ def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: 
 
     @api.get("/complaints/{complaint_id}", response_model=ComplaintView)
     async def get_complaint(complaint_id: UUID) -> ComplaintView:
-        complaint = await asyncio.to_thread(store.get_complaint, complaint_id)
-        if complaint is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no complaint {complaint_id}")
+        complaint = found(
+            await asyncio.to_thread(store.get_complaint, complaint_id), f"complaint {complaint_id}"
+        )
         return ComplaintView(
             complaint_id=complaint.id,
             channel=complaint.channel,

@@ -19,15 +19,15 @@ from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
 from services.intake.application import IntakeApplication
-from services.intake.domain import Registration
 from shared.bus import RECORD_STREAM, Subscription, connect
 from shared.consumer import Consumer, ConsumerLoop
-from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
+from shared.events import EscalationStarted, decode_event, encode_event
 from shared.outbox import OutboxRelay
 from shared.policy import load_policy
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import now
+from tests.factories import complaint_received, registration
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -58,28 +58,6 @@ async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tup
     return found
 
 
-def registration(summary: str) -> Registration:
-    return Registration(
-        channel="phone",
-        occurred_at=now() - timedelta(minutes=5),
-        heard_by="n-001",
-        department="Ward 3",
-        summary=summary,
-        complainant_name=None,
-        complainant_contact=None,
-        tier=None,
-        language="en",
-    )
-
-
-def complaint_received(summary: str = "Waited too long.") -> ComplaintReceived:
-    moment = datetime.now(UTC)
-    return ComplaintReceived(
-        event_id=uuid4(), complaint_id=uuid4(), occurred_at=moment, recorded_at=moment, channel="web",
-        heard_by="n-009", department="Clinic", summary=summary, language="en",
-    )  # fmt: skip
-
-
 async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     nc: Client, settings: Settings
 ) -> None:
@@ -87,13 +65,13 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     store = open_store(IntakeApplication, settings)
     try:
         for n in range(3):
-            store.register(registration(f"complaint {n}"), None, now())
+            store.register(registration(summary=f"complaint {n}"), None, now())
         relay = OutboxRelay(store, js)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
-            store.register(registration(f"complaint {n}"), None, now())
+            store.register(registration(summary=f"complaint {n}"), None, now())
         restarted = OutboxRelay(store, js)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3
@@ -131,7 +109,7 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
     tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
-        first, second = complaint_received("first"), complaint_received("second")
+        first, second = complaint_received(summary="first"), complaint_received(summary="second")
         await js.publish(first.subject, encode_event(first))
         await js.publish(first.subject, b'{"type": "ComplaintReceived", "oops": true}')
         await js.publish(second.subject, encode_event(second))
@@ -163,7 +141,7 @@ async def test_a_redelivered_message_changes_nothing(nc: Client, settings: Setti
     replay = Subscription(RECORD_STREAM, "escalation-replay", consumer.subscription.subjects)
     await js.add_consumer(RECORD_STREAM, replay.consumer_config())
     for summary in ("a", "b", "c"):
-        event = complaint_received(summary)
+        event = complaint_received(summary=summary)
         await js.publish(event.subject, encode_event(event))
     tasks = await run_loops(ConsumerLoop(store, js, consumer, lambda: None))
     try:
@@ -203,7 +181,7 @@ async def test_a_failing_handler_is_retried_then_its_message_set_aside(
     flaky_consumer = Consumer(consumer.subscription, consumer.decode, flaky)
     loop = ConsumerLoop(store, js, flaky_consumer, lambda: None, max_attempts=3, first_retry_delay=0.1)
     for summary in ("fails twice", "always fails", "works"):
-        event = complaint_received(summary)
+        event = complaint_received(summary=summary)
         await js.publish(event.subject, encode_event(event))
     tasks = await run_loops(loop)
     try:

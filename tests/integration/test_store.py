@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
@@ -10,42 +10,15 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.escalation.application import EscalationApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
-from services.intake.domain import Registration
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
 from shared.service import open_store
 from shared.settings import Settings
+from shared.timers import now
+from tests.factories import complaint_received, registration
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-
-def registration(summary: str = "Waited three hours for pain medication.") -> Registration:
-    return Registration(
-        channel="phone",
-        occurred_at=NOW - timedelta(minutes=30),
-        heard_by="n-001",
-        department="Ward 3",
-        summary=summary,
-        complainant_name=None,
-        complainant_contact="+81-3-0000-0000",
-        tier=None,
-        language="ja",
-    )
-
-
-def complaint_received() -> ComplaintReceived:
-    return ComplaintReceived(
-        event_id=uuid4(),
-        complaint_id=uuid4(),
-        occurred_at=NOW,
-        recorded_at=NOW,
-        channel="web",
-        heard_by="n-002",
-        department="Radiology",
-        summary="Lost results.",
-        language="en",
-    )
 
 
 def all_wire_events(store: IntakeApplication | EscalationApplication) -> list[object]:
@@ -56,13 +29,14 @@ def all_wire_events(store: IntakeApplication | EscalationApplication) -> list[ob
 def test_an_idempotency_key_registers_one_complaint(store_settings: Settings) -> None:
     store = open_store(IntakeApplication, store_settings)
     try:
-        first, created = store.register(registration(), "key-1", NOW)
-        again, created_again = store.register(registration(), "key-1", NOW)
+        retried = registration()
+        first, created = store.register(retried, "key-1", now())
+        again, created_again = store.register(retried, "key-1", now())
         assert (created, created_again) == (True, False)
         assert first == again
         with pytest.raises(IdempotencyConflict):
-            store.register(registration("A different story."), "key-1", NOW)
-        other, _ = store.register(registration(), None, NOW)
+            store.register(registration(summary="A different story."), "key-1", now())
+        other, _ = store.register(retried, None, now())
         assert other != first
         events = all_wire_events(store)
         assert [type(event) for event in events] == [ComplaintReceived, ComplaintReceived]
@@ -115,7 +89,7 @@ def test_a_rejected_message_is_recorded_with_its_reason(store_settings: Settings
 
 def test_the_store_keeps_its_data_across_a_restart(store_settings: Settings) -> None:
     store = open_store(IntakeApplication, store_settings)
-    complaint_id, _ = store.register(registration(), None, NOW)
+    complaint_id, _ = store.register(registration(), None, now())
     store.close()
     reopened = open_store(IntakeApplication, store_settings)
     try:

@@ -6,7 +6,6 @@ from pydantic import ValidationError
 
 from shared.events import (
     CallbackDue,
-    ComplaintReceived,
     EscalationStarted,
     MessageRejected,
     decode_event,
@@ -14,24 +13,11 @@ from shared.events import (
     encode_event,
     headers_for,
 )
+from tests.factories import complaint_received
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-
-def complaint_received() -> ComplaintReceived:
-    return ComplaintReceived(
-        event_id=uuid4(),
-        complaint_id=uuid4(),
-        occurred_at=NOW,
-        recorded_at=NOW,
-        channel="walk_in",
-        heard_by="n-001",
-        department="Outpatients",
-        summary="Rude reception.",
-        language="en",
-    )
 
 
 def test_an_event_survives_the_wire_unchanged() -> None:
