@@ -82,6 +82,20 @@ class System:
         self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
         await asyncio.to_thread(self.wait_healthy, service)
 
+    async def stop_nats(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+            self.nc = None
+        assert self.nats is not None
+        stop(self.nats)
+
+    async def start_nats_again(self) -> None:
+        """The same server, port and store directory, as after a crash or an upgrade."""
+        self.nats = start_nats(
+            self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
+        )
+        self.nc = await connect(self.settings.bus_url, "e2e-test")
+
     async def stop(self) -> None:
         if self.nc is not None:
             await self.nc.close()

@@ -105,3 +105,23 @@ async def test_consumers_killed_mid_flight_lose_nothing_and_repeat_nothing(
     assert counts == Counter({(complaint_id, kind): 1 for complaint_id in complaint_ids for kind in FLOW})
     event_ids = [entry.body["event_id"] for entry in record]
     assert len(event_ids) == len(set(event_ids))
+
+
+async def test_a_restart_of_nats_loses_nothing(system: System, http: httpx.AsyncClient) -> None:
+    url = system.url("intake", "/v1/complaints")
+    before = (await http.post(url, json=complaint(summary="before"))).json()["complaint_id"]
+    await system.wait_for_flow([before])
+
+    await system.stop_nats()
+    # Intake keeps registering while the bus is down: the complaint waits in its outbox.
+    response = await http.post(url, json=complaint(summary="while the bus is down"))
+    assert response.status_code == 201
+    during = response.json()["complaint_id"]
+    await system.start_nats_again()
+    after = (await http.post(url, json=complaint(summary="after"))).json()["complaint_id"]
+
+    record = await system.wait_for_flow([before, during, after])
+    counts = Counter((entry.complaint_id, entry.event_type) for entry in record)
+    assert counts == Counter(
+        {(complaint_id, kind): 1 for complaint_id in (before, during, after) for kind in FLOW}
+    )
