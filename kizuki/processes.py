@@ -17,8 +17,12 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+# Children run in sessions of their own, so Ctrl-C reaches only the launcher, which stops the services
+# first and nats-server last; and if the launcher dies, even by SIGKILL, each child gets SIGTERM.
+
+
 def _die_with_parent() -> None:
-    """Runs in the child before exec: if the launcher dies, even by SIGKILL, the child gets SIGTERM."""
+    """Runs in the child before exec."""
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -37,7 +41,7 @@ def start_nats(port: int, store_dir: Path, log_file: Path) -> subprocess.Popen[b
         process = subprocess.Popen(
             [nats_server_binary(), "--jetstream", "--addr", "127.0.0.1", "--port", str(port),
              "--store_dir", str(store_dir), "--server_name", "kizuki"],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip
     wait_for_port(port, process)
     return process
@@ -51,6 +55,7 @@ def start_service(service: str, env: Mapping[str, str], log_file: Path) -> subpr
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
 
 

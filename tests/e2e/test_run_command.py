@@ -45,8 +45,8 @@ class Launcher:
         pid = self.process.pid
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
+    def stop(self, how: signal.Signals) -> int:
+        self.process.send_signal(how)
         return self.process.wait(60)
 
 
@@ -91,7 +91,7 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
         complaint_id = response.json()["complaint_id"]
         assert wait_for_whole_flow(env, complaint_id) == Counter(dict.fromkeys(FLOW, 1))
     finally:
-        exit_code = first.terminate()
+        exit_code = first.stop(signal.SIGTERM)
     assert exit_code == 0
     assert "kizuki: stopped" in "".join(first.lines)
     assert [pid for pid in children if alive(pid)] == []
@@ -102,4 +102,4 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
         assert httpx.get(f"{intake}/v1/complaints/{complaint_id}", timeout=10).status_code == 200
         assert replay(env, complaint_id) == Counter(dict.fromkeys(FLOW, 1))
     finally:
-        assert second.terminate() == 0
+        assert second.stop(signal.SIGINT) == 0  # what Ctrl-C sends
