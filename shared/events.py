@@ -16,6 +16,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 Channel = Literal["phone", "walk_in", "web", "email", "wechat", "line", "letter", "survey"]
 Tier = Literal["minor", "complex", "major"]
 Language = Literal["ja", "zh", "en"]
+DutyKind = Literal[
+    "supervisor_acknowledgement",
+    "supervisor_report",
+    "first_hearer_report",
+    "first_response",
+    "patient_feedback",
+]
 
 
 class WireEvent(BaseModel):
@@ -72,7 +79,21 @@ class EscalationStarted(WireEvent):
     version: Literal[1] = 1
 
     policy_version: str = Field(description="Version of the policy in force; the case keeps it.")
-    tier: Tier | None = Field(description="Tier of the case as far as known when it opened.")
+    tier: Tier = Field(description="Tier of the case: given at intake, or classified by the policy.")
+    tier_reason: str = Field(description="Where the tier came from (intake, a keyword rule, the default).")
+
+
+class DutyAssigned(WireEvent):
+    """A person owes a duty of the reporting regime on this case, by a deadline."""
+
+    service: ClassVar[str] = "escalation"
+    type: Literal["DutyAssigned"] = "DutyAssigned"
+    version: Literal[1] = 1
+
+    duty: DutyKind = Field(description="Which duty.")
+    owner: str = Field(description="Staff id of the person who owes it.")
+    due_at: AwareDatetime = Field(description="Its deadline, anchored as the policy says.")
+    late_on_arrival: bool = Field(description="The deadline had already passed when the case opened.")
 
 
 class ComplainantAcknowledged(WireEvent):
@@ -144,6 +165,7 @@ class MessageRejected(WireEvent):
 AnyEvent = Annotated[
     ComplaintReceived
     | EscalationStarted
+    | DutyAssigned
     | ComplainantAcknowledged
     | ComplainantNotAcknowledged
     | CallbackScheduled

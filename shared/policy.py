@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.events import DutyKind, Tier
 
 
 class FollowupPolicy(BaseModel):
@@ -23,11 +26,95 @@ class IntakePolicy(BaseModel):
     )
 
 
+DUTY_KINDS: tuple[DutyKind, ...] = (
+    "supervisor_acknowledgement",
+    "supervisor_report",
+    "first_hearer_report",
+    "first_response",
+    "patient_feedback",
+)
+
+
+class DutyRule(BaseModel):
+    """How long a duty may take, and from which moment: a clock duration or working days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    anchor: Literal["occurred_at", "registered_at"] = Field(
+        description="The moment the deadline is measured from: when the complaint occurred or was registered."
+    )
+    within_seconds: int | None = Field(default=None, gt=0, description="A clock duration.")
+    within_working_days: int | None = Field(
+        default=None, gt=0, description="Working days of the calendar, at the same time of day."
+    )
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> DutyRule:
+        if (self.within_seconds is None) == (self.within_working_days is None):
+            raise ValueError("give exactly one of within_seconds and within_working_days")
+        return self
+
+
+class ClassificationRule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier: Tier = Field(description="The tier a complaint gets when the rule matches.")
+    keywords: list[str] = Field(
+        min_length=1, description="Words that, found in the summary, make the rule match."
+    )
+
+
+class Classification(BaseModel):
+    """How a complaint is tiered when the channel gave no tier: the first matching rule wins."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_tier: Tier
+    rules: list[ClassificationRule] = Field(default_factory=list)
+
+
+class CalendarPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    country: str = Field(
+        min_length=2, description="Holiday calendar (ISO country code of the holidays package)."
+    )
+    timezone: str = Field(description="The organisation's time zone, e.g. Asia/Tokyo.")
+    quiet_hours_start: time = Field(description="Reminders wait from this local time ...")
+    quiet_hours_end: time = Field(description="... until this one (the next morning when it is earlier).")
+
+
+class ChasePolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repeat_interval_seconds: int = Field(
+        gt=0, description="Time between alerts to a person who has not answered."
+    )
+    attempts: int = Field(gt=0, description="Alerts to one person before the chain goes up.")
+
+
+class EscalationPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calendar: CalendarPolicy
+    chase: ChasePolicy
+    classification: Classification
+    duties: dict[DutyKind, DutyRule]
+
+    @model_validator(mode="after")
+    def _every_duty(self) -> EscalationPolicy:
+        missing = [kind for kind in DUTY_KINDS if kind not in self.duties]
+        if missing:
+            raise ValueError(f"escalation.duties lacks {', '.join(missing)}")
+        return self
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(min_length=1, description="Recorded on every case that starts under it.")
     intake: IntakePolicy
+    escalation: EscalationPolicy
     followup: FollowupPolicy
 
 

@@ -33,6 +33,7 @@ class Settings:
     http_host: str
     http_ports: dict[str, int]
     policy_path: Path
+    directory_path: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -113,14 +114,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             password=env.get("KIZUKI_POSTGRES_PASSWORD", ""),
             dbname=env.get("KIZUKI_POSTGRES_DBNAME", "kizuki"),
         )
-    default_policy = Path(__file__).resolve().parent.parent / "deploy" / "policy.toml"
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
     return Settings(
         data_dir=data_dir,
         nats_port=_port(env, "KIZUKI_NATS_PORT", 4222),
         nats_url=env.get("NATS_URL") or None,
         http_host=env.get("KIZUKI_HTTP_HOST", "127.0.0.1"),
         http_ports=http_ports,
-        policy_path=Path(env.get("KIZUKI_POLICY") or default_policy),
+        policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
+        directory_path=Path(env.get("KIZUKI_DIRECTORY") or deploy / "directory.toml"),
         store=store,
         postgres=postgres,
     )

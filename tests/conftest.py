@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from kizuki.processes import free_port, nats_server_binary, start_nats, stop
+from shared.directory import Directory, load_directory
+from shared.policy import Policy, load_policy
 from shared.settings import PostgresSettings, Settings, load_settings
 
 # No image can be pulled here, so testcontainers' reaper (an image of its own) stays off;
@@ -97,6 +99,18 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def settings(tmp_path: Path) -> Settings:
     """Settings of a system whose data lives in this test's temporary directory."""
     return load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+
+
+@pytest.fixture
+def policy(settings: Settings) -> Policy:
+    """The policy that ships in deploy/policy.toml."""
+    return load_policy(settings.policy_path)
+
+
+@pytest.fixture
+def directory(settings: Settings) -> Directory:
+    """The sample hospital that ships in deploy/directory.toml."""
+    return load_directory(settings.directory_path)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

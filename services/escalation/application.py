@@ -1,4 +1,4 @@
-"""Escalation's store: the cases."""
+"""Escalation's store: the cases and their duties."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from services.escalation.domain import Case
-from shared.events import ComplaintReceived, EscalationStarted, WireEvent
+from services.escalation.domain import Case, ComplaintFacts
+from shared.directory import Directory
+from shared.events import ComplaintReceived, DutyAssigned, EscalationStarted, WireEvent
+from shared.policy import Policy
 from shared.store import ServiceApplication
 
 
@@ -17,15 +19,23 @@ class EscalationApplication(ServiceApplication):
     service = "escalation"
 
     def open_case(
-        self, complaint: ComplaintReceived, policy_version: str, now: datetime, tracking: Tracking
+        self,
+        complaint: ComplaintReceived,
+        policy: Policy,
+        directory: Directory,
+        now: datetime,
+        tracking: Tracking,
     ) -> None:
-        case = Case(
-            id=complaint.complaint_id,
-            complaint_occurred_at=complaint.occurred_at,
-            opened_at=now,
-            policy_version=policy_version,
+        facts = ComplaintFacts(
+            complaint_id=complaint.complaint_id,
+            occurred_at=complaint.occurred_at,
+            registered_at=complaint.recorded_at,
+            heard_by=complaint.heard_by,
+            department=complaint.department,
+            summary=complaint.summary,
             tier=complaint.tier,
         )
+        case = Case.open(facts, now, policy.version, policy.escalation, directory)
         self.record(case, tracking=tracking)
 
     def get_case(self, complaint_id: UUID) -> Case | None:
@@ -39,5 +49,16 @@ class EscalationApplication(ServiceApplication):
                 occurred_at=domain_event.opened_at,
                 policy_version=domain_event.policy_version,
                 tier=domain_event.tier,
+                tier_reason=domain_event.tier_reason,
+            )
+        if isinstance(domain_event, Case.DutyAssigned):
+            return DutyAssigned(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.originator_id,
+                occurred_at=domain_event.assigned_at,
+                duty=domain_event.kind,
+                owner=domain_event.owner,
+                due_at=domain_event.due_at,
+                late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
             )
         return super().wire_event(domain_event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 from collections import Counter
@@ -40,10 +41,13 @@ def system_env(data_dir: Path, policy: Path) -> dict[str, str]:
 
 
 def write_policy(path: Path) -> Path:
-    path.write_text(
-        f'version = "e2e-1"\n[intake]\ndefault_language = "en"\n'
-        f"[followup]\ncallback_delay_seconds = {CALLBACK_DELAY_SECONDS}\n"
+    """The shipped policy, under its own version, with a callback that falls due in seconds."""
+    shipped = (Path(__file__).resolve().parents[2] / "deploy" / "policy.toml").read_text(encoding="utf-8")
+    policy = re.sub(r"(?m)^version = .*$", 'version = "e2e-1"', shipped)
+    policy = re.sub(
+        r"(?m)^callback_delay_seconds = .*$", f"callback_delay_seconds = {CALLBACK_DELAY_SECONDS}", policy
     )
+    path.write_text(policy, encoding="utf-8")
     return path
 
 
@@ -130,13 +134,18 @@ class System:
         )
 
 
-FLOW = (
-    "ComplaintReceived",
-    "EscalationStarted",
-    "ComplainantAcknowledged",
-    "CallbackScheduled",
-    "CallbackDue",
+# Every event of the whole flow, and how many of each one complaint gets.
+FLOW_COUNTS = Counter(
+    {
+        "ComplaintReceived": 1,
+        "EscalationStarted": 1,
+        "DutyAssigned": 5,
+        "ComplainantAcknowledged": 1,
+        "CallbackScheduled": 1,
+        "CallbackDue": 1,
+    }
 )
+FLOW = tuple(FLOW_COUNTS)
 
 
 @pytest.fixture

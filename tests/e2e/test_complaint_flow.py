@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from nats.js.errors import ServerError
 
 from shared.bus import RECORD_STREAM
-from tests.e2e.conftest import FLOW, System, complaint
+from tests.e2e.conftest import FLOW_COUNTS, System, complaint
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -24,18 +25,31 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
     complaint_id = response.json()["complaint_id"]
 
     record = await system.wait_for_flow([complaint_id])
-    assert await system.events_of(complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+    assert await system.events_of(complaint_id) == FLOW_COUNTS
     timeline = [entry for entry in record if entry.complaint_id == complaint_id]
     assert timeline[0].service == "intake"
     assert {entry.event_type: entry.service for entry in timeline} == {
         "ComplaintReceived": "intake",
         "EscalationStarted": "escalation",
+        "DutyAssigned": "escalation",
         "ComplainantAcknowledged": "notifier",
         "CallbackScheduled": "followup",
         "CallbackDue": "followup",
     }
     case = (await http.get(system.url("escalation", f"/v1/cases/{complaint_id}"))).json()
     assert case["policy_version"] == "e2e-1"
+    owners = {duty["duty"]: duty["owner"] for duty in case["duties"]}
+    # From the sample hospital: n-001 reports to sv-003; Ward 3's handler is hd-003.
+    assert owners == {
+        "supervisor_acknowledgement": "sv-003",
+        "supervisor_report": "sv-003",
+        "first_hearer_report": "n-001",
+        "first_response": "hd-003",
+        "patient_feedback": "hd-003",
+    }
+    first_response = next(duty for duty in case["duties"] if duty["duty"] == "first_response")
+    occurred = datetime.fromisoformat(case["complaint_occurred_at"])
+    assert datetime.fromisoformat(first_response["due_at"]) == occurred + timedelta(hours=2)
     callback = (await http.get(system.url("followup", f"/v1/complaints/{complaint_id}/callback"))).json()
     assert callback["status"] == "due"
     # The receipt went to the complainant's contact through the local file channel.
@@ -63,7 +77,7 @@ async def test_retries_and_bad_requests_add_nothing_to_the_record(
     complaint_id = first.json()["complaint_id"]
     record = await system.wait_for_flow([complaint_id])
     assert {entry.complaint_id for entry in record} == {complaint_id}
-    assert await system.events_of(complaint_id) == Counter(dict.fromkeys(FLOW, 1))
+    assert await system.events_of(complaint_id) == FLOW_COUNTS
 
     # The record is immutable: the server itself refuses purge and delete.
     assert system.nc is not None
@@ -102,7 +116,9 @@ async def test_consumers_killed_mid_flight_lose_nothing_and_repeat_nothing(
     complaint_ids = first_batch + second_batch
     record = await system.wait_for_flow(complaint_ids, within=90)
     counts = Counter((entry.complaint_id, entry.event_type) for entry in record)
-    assert counts == Counter({(complaint_id, kind): 1 for complaint_id in complaint_ids for kind in FLOW})
+    assert counts == Counter(
+        {(complaint_id, kind): n for complaint_id in complaint_ids for kind, n in FLOW_COUNTS.items()}
+    )
     event_ids = [entry.body["event_id"] for entry in record]
     assert len(event_ids) == len(set(event_ids))
 
@@ -123,5 +139,9 @@ async def test_a_restart_of_nats_loses_nothing(system: System, http: httpx.Async
     record = await system.wait_for_flow([before, during, after])
     counts = Counter((entry.complaint_id, entry.event_type) for entry in record)
     assert counts == Counter(
-        {(complaint_id, kind): 1 for complaint_id in (before, during, after) for kind in FLOW}
+        {
+            (complaint_id, kind): n
+            for complaint_id in (before, during, after)
+            for kind, n in FLOW_COUNTS.items()
+        }
     )

@@ -10,7 +10,9 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.escalation.application import EscalationApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
+from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
+from shared.policy import Policy
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import now
@@ -44,27 +46,28 @@ def test_an_idempotency_key_registers_one_complaint(store_settings: Settings) ->
         store.close()
 
 
-def test_effects_and_tracking_are_one_transaction(store_settings: Settings) -> None:
+def test_effects_and_tracking_are_one_transaction(
+    store_settings: Settings, policy: Policy, directory: Directory
+) -> None:
     store = open_store(EscalationApplication, store_settings)
     try:
         complaint = complaint_received()
         tracking = Tracking("EVENTS", 41)
         assert not store.has_processed(tracking)
-        store.open_case(complaint, "policy-7", NOW, tracking)
+        store.open_case(complaint, policy, directory, NOW, tracking)
         assert store.has_processed(tracking)
         # The same message again: refused as a whole, so no second case and no second event.
         with pytest.raises(IntegrityError):
-            store.open_case(complaint, "policy-7", NOW, tracking)
+            store.open_case(complaint, policy, directory, NOW, tracking)
         # A different message that would open the same case: the case refuses, the tracking is not kept.
         with pytest.raises(IntegrityError):
-            store.open_case(complaint, "policy-7", NOW, Tracking("EVENTS", 42))
+            store.open_case(complaint, policy, directory, NOW, Tracking("EVENTS", 42))
         assert not store.has_processed(Tracking("EVENTS", 42))
-        events = all_wire_events(store)
-        assert len(events) == 1
-        started = events[0]
+        started, *duties = all_wire_events(store)
         assert isinstance(started, EscalationStarted)
-        assert started.policy_version == "policy-7"
+        assert started.policy_version == policy.version
         assert started.complaint_id == complaint.complaint_id
+        assert [type(duty).__name__ for duty in duties] == ["DutyAssigned"] * 5
     finally:
         store.close()
 

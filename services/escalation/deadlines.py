@@ -1,0 +1,41 @@
+"""When a duty falls due: anchored where the domain says, in clock time or in working days. Pure."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from shared.policy import CalendarPolicy, DutyRule
+
+
+@cache
+def _holidays(country: str, year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, years=year)
+
+
+def is_working_day(day: date, calendar: CalendarPolicy) -> bool:
+    return day.weekday() < 5 and day not in _holidays(calendar.country, day.year)
+
+
+def add_working_days(start: datetime, days: int, calendar: CalendarPolicy) -> datetime:
+    """``days`` working days after ``start``, at the same local time of day."""
+    local = start.astimezone(ZoneInfo(calendar.timezone))
+    remaining = days
+    while remaining:
+        local += timedelta(days=1)
+        if is_working_day(local.date(), calendar):
+            remaining -= 1
+    return local
+
+
+def due_at(
+    rule: DutyRule, occurred_at: datetime, registered_at: datetime, calendar: CalendarPolicy
+) -> datetime:
+    anchor = occurred_at if rule.anchor == "occurred_at" else registered_at
+    if rule.within_seconds is not None:
+        return anchor + timedelta(seconds=rule.within_seconds)
+    assert rule.within_working_days is not None  # the policy guarantees one of the two
+    return add_working_days(anchor, rule.within_working_days, calendar)
