@@ -68,6 +68,13 @@ class Directory(BaseModel):
             return self.departments[department].handler
         return self.supervisor_of(first_hearer)
 
+    def second_line_responder(self) -> str:
+        """Who takes over harassment cases: the first second-line responder, else the duty manager."""
+        for staff_id, member in self.staff.items():
+            if "second_line" in member.roles:
+                return staff_id
+        return self.duty_manager
+
     def chain_above(self, staff_id: str) -> list[str]:
         """Who is alerted, in turn, when this person does not answer: deputies, then up the line."""
         chain: list[str] = []

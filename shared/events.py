@@ -96,6 +96,130 @@ class DutyAssigned(WireEvent):
     late_on_arrival: bool = Field(description="The deadline had already passed when the case opened.")
 
 
+class CaseEvent(WireEvent):
+    """An event of the reporting regime of a case."""
+
+    service: ClassVar[str] = "escalation"
+
+
+class AlertRequested(CaseEvent):
+    """Escalation asks the notifier to alert a person about a duty. Never carries the patient's story."""
+
+    type: Literal["AlertRequested"] = "AlertRequested"
+    version: Literal[1] = 1
+
+    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert is about.")
+    recipient: str = Field(description="Staff id of the person alerted.")
+    tier: Tier = Field(description="Tier of the case.")
+    alert_number: int = Field(ge=1, description="Alerts about this duty so far, this one included.")
+    attempt: int = Field(ge=1, description="Alerts to this recipient about this duty so far.")
+    due_at: AwareDatetime = Field(description="Deadline of the duty.")
+    next_alert_at: AwareDatetime | None = Field(description="When the next alert goes out if no one answers.")
+
+
+class AlertAcknowledged(CaseEvent):
+    """Someone answered an alert: the chase for that duty stops."""
+
+    type: Literal["AlertAcknowledged"] = "AlertAcknowledged"
+    version: Literal[1] = 1
+
+    duty: DutyKind
+    by: str = Field(description="Staff id of who acknowledged.")
+
+
+class DutyFulfilled(CaseEvent):
+    type: Literal["DutyFulfilled"] = "DutyFulfilled"
+    version: Literal[1] = 1
+
+    duty: DutyKind
+    by: str = Field(description="Staff id of who did it.")
+    how: str = Field(description="What fulfilled it.")
+
+
+class DutyMissed(CaseEvent):
+    """A reporting duty passed its deadline undone. The only event that names a person as having failed."""
+
+    type: Literal["DutyMissed"] = "DutyMissed"
+    version: Literal[1] = 1
+
+    duty: DutyKind = Field(description="A reporting duty: the supervisor's or the first hearer's.")
+    person: str = Field(description="Staff id of who owed it.")
+    due_at: AwareDatetime
+
+
+class DeadlinePassed(CaseEvent):
+    """A duty of the case (first response, feedback) passed its deadline; recorded against the case."""
+
+    type: Literal["DeadlinePassed"] = "DeadlinePassed"
+    version: Literal[1] = 1
+
+    duty: DutyKind
+    due_at: AwareDatetime
+
+
+class ReportFiled(CaseEvent):
+    type: Literal["ReportFiled"] = "ReportFiled"
+    version: Literal[1] = 1
+
+    track: DutyKind = Field(description="first_hearer_report or supervisor_report.")
+    by: str
+    to: str = Field(description="Staff id of the executive reported to.")
+
+
+class FirstResponseRecorded(CaseEvent):
+    type: Literal["FirstResponseRecorded"] = "FirstResponseRecorded"
+    version: Literal[1] = 1
+
+    by: str
+    patient_reached: bool
+    within_window: bool = Field(
+        description="Made before the deadline anchored on when the complaint occurred."
+    )
+
+
+class HarassmentAssessed(CaseEvent):
+    type: Literal["HarassmentAssessed"] = "HarassmentAssessed"
+    version: Literal[1] = 1
+
+    by: str = Field(description="Who decided.")
+    demand_valid: bool
+    means_appropriate: bool
+    impact_on_staff: bool
+    is_harassment: bool
+    second_line: str | None = Field(description="Who takes the case over, when it is harassment.")
+    protected_staff: str | None = Field(description="The staff member the organisation protects.")
+
+
+class CorrectiveMeasureRecorded(CaseEvent):
+    type: Literal["CorrectiveMeasureRecorded"] = "CorrectiveMeasureRecorded"
+    version: Literal[1] = 1
+
+    by: str
+    measure: str
+    responsible: str
+
+
+class CaseClosed(CaseEvent):
+    type: Literal["CaseClosed"] = "CaseClosed"
+    version: Literal[1] = 1
+
+    by: str
+
+
+class NotificationSent(WireEvent):
+    """An alert to a staff member was handed to a delivery channel."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["NotificationSent"] = "NotificationSent"
+    version: Literal[1] = 1
+
+    delivery_id: UUID
+    recipient: str
+    channel: str
+    duty: str
+    alert_number: int
+
+
 class ComplainantAcknowledged(WireEvent):
     """A receipt to the complainant was handed to a delivery channel."""
 
@@ -166,6 +290,17 @@ AnyEvent = Annotated[
     ComplaintReceived
     | EscalationStarted
     | DutyAssigned
+    | AlertRequested
+    | AlertAcknowledged
+    | DutyFulfilled
+    | DutyMissed
+    | DeadlinePassed
+    | ReportFiled
+    | FirstResponseRecorded
+    | HarassmentAssessed
+    | CorrectiveMeasureRecorded
+    | CaseClosed
+    | NotificationSent
     | ComplainantAcknowledged
     | ComplainantNotAcknowledged
     | CallbackScheduled

@@ -19,12 +19,15 @@ class Timer(BaseModel):
 
     rule: str = Field(pattern=r"^[a-z_]+$", description="What the timer is for, e.g. 'callback'.")
     aggregate_id: UUID = Field(description="The aggregate that set the timer.")
+    part: str = Field(
+        default="", pattern=r"^[a-z_]*$", description="Which part of the aggregate, e.g. a duty."
+    )
     attempt: int = Field(ge=1, description="Attempt this timer is for.")
     due_at: AwareDatetime = Field(description="When the timer fires (second resolution).")
 
     @property
     def key(self) -> str:
-        return f"{self.rule}.{self.aggregate_id}.{self.attempt}"
+        return ".".join(filter(None, (self.rule, str(self.aggregate_id), self.part, str(self.attempt))))
 
     @property
     def schedule(self) -> str:

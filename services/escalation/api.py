@@ -1,16 +1,52 @@
-"""Escalation's HTTP API: read a case."""
+"""Escalation's HTTP API: read a case; the actions of the people who owe its duties."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.escalation.application import EscalationApplication
-from shared.service import found
+from services.escalation.domain import Case, NotPermitted, NotPossible
+from shared.directory import Directory
+from shared.events import DutyKind
+from shared.service import ServiceRuntime, found
 from shared.timers import now
+
+Result = TypeVar("Result")
+StaffId = Annotated[str, Field(min_length=1, max_length=100, description="Staff id of the person acting.")]
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    by: StaffId
+
+
+class Report(Action):
+    to: StaffId = Field(description="The executive reported to.")
+    text: str = Field(min_length=1, max_length=2000, description="One line is enough.")
+
+
+class FirstResponse(Action):
+    at: AwareDatetime | None = Field(default=None, description="When the call was made; now if not given.")
+    patient_reached: bool
+    notes: str = Field(default="", max_length=4000)
+
+
+class HarassmentAssessment(Action):
+    demand_valid: bool = Field(description="Is the demand itself valid?")
+    means_appropriate: bool = Field(description="Are the means socially appropriate?")
+    impact_on_staff: bool = Field(description="Does it harm the staff's working environment?")
+
+
+class CorrectiveMeasure(Action):
+    measure: str = Field(min_length=1, max_length=4000)
+    responsible: StaffId
 
 
 class DutyView(BaseModel):
@@ -18,6 +54,10 @@ class DutyView(BaseModel):
     owner: str
     due_at: AwareDatetime
     status: str
+    acknowledged_by: str | None
+    fulfilled_by: str | None
+    alerts_sent: int
+    history: list[str]
 
 
 class CaseView(BaseModel):
@@ -29,29 +69,121 @@ class CaseView(BaseModel):
     tier: str
     tier_reason: str
     duties: list[DutyView]
+    reports: list[str]
+    harassment: str | None
+    protected_staff: str | None
+    corrective_measure: str | None
+    closed_at: AwareDatetime | None
 
 
-def router(store: EscalationApplication) -> APIRouter:
-    api = APIRouter(prefix="/v1")
+def case_view(case: Case) -> CaseView:
+    moment = now()
+    return CaseView(
+        complaint_id=case.id,
+        complaint_occurred_at=case.complaint_occurred_at,
+        registered_at=case.registered_at,
+        opened_at=case.opened_at,
+        policy_version=case.policy_version,
+        tier=case.tier,
+        tier_reason=case.tier_reason,
+        duties=[
+            DutyView(
+                duty=duty.kind,
+                owner=duty.owner,
+                due_at=duty.due_at,
+                status=duty.status(moment),
+                acknowledged_by=duty.acknowledged_by,
+                fulfilled_by=duty.fulfilled_by,
+                alerts_sent=duty.alerts_sent,
+                history=duty.history,
+            )
+            for duty in case.duties.values()
+        ],
+        reports=case.reports,
+        harassment=case.harassment,
+        protected_staff=case.protected_staff,
+        corrective_measure=case.corrective_measure,
+        closed_at=case.closed_at,
+    )
 
-    @api.get("/cases/{complaint_id}", response_model=CaseView)
+
+def router(store: EscalationApplication, runtime: ServiceRuntime, directory: Directory) -> APIRouter:
+    api = APIRouter(prefix="/v1/cases")
+
+    async def act(complaint_id: UUID, action: Callable[[Case], object]) -> CaseView:
+        """Apply the action, answer with the case as it is now; refusals become 403 or 409."""
+
+        def apply(case: Case) -> Case:
+            action(case)
+            return case
+
+        try:
+            case = await asyncio.to_thread(store.act, complaint_id, apply)
+        except NotPermitted as refusal:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(refusal)) from None
+        except NotPossible as refusal:
+            detail: dict[str, object] = {"error": str(refusal)}
+            if refusal.open_duties:
+                detail["open_duties"] = refusal.open_duties
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from None
+        runtime.committed()
+        return case_view(found(case, f"case for complaint {complaint_id}"))
+
+    @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(complaint_id: UUID) -> CaseView:
-        moment = now()
-        case = found(
-            await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
+        case = await asyncio.to_thread(store.get_case, complaint_id)
+        return case_view(found(case, f"case for complaint {complaint_id}"))
+
+    @api.post("/{complaint_id}/duties/{duty}/acknowledge", response_model=CaseView)
+    async def acknowledge(complaint_id: UUID, duty: Annotated[DutyKind, Path()], body: Action) -> CaseView:
+        """Answer an alert: the chase for the duty stops. For the supervisor's alert this is the duty done."""
+        return await act(complaint_id, lambda case: case.acknowledge(duty, body.by, now()))
+
+    @api.post("/{complaint_id}/reports", response_model=CaseView)
+    async def file_report(complaint_id: UUID, body: Report) -> CaseView:
+        """A short report to an executive, on the track of the person who files it."""
+        return await act(
+            complaint_id, lambda case: case.file_report(body.by, body.to, body.text, now(), directory)
         )
-        return CaseView(
-            complaint_id=case.id,
-            complaint_occurred_at=case.complaint_occurred_at,
-            registered_at=case.registered_at,
-            opened_at=case.opened_at,
-            policy_version=case.policy_version,
-            tier=case.tier,
-            tier_reason=case.tier_reason,
-            duties=[
-                DutyView(duty=duty.kind, owner=duty.owner, due_at=duty.due_at, status=duty.status(moment))
-                for duty in case.duties.values()
-            ],
+
+    @api.post("/{complaint_id}/first-response", response_model=CaseView)
+    async def first_response(complaint_id: UUID, body: FirstResponse) -> CaseView:
+        """The apology call and fact-check, reached or not."""
+        at = body.at or now()
+        if at > now():
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, detail="at: the call cannot be in the future"
+            )
+        return await act(
+            complaint_id,
+            lambda case: case.record_first_response(body.by, at, body.patient_reached, body.notes),
         )
+
+    @api.post("/{complaint_id}/patient-feedback", response_model=CaseView)
+    async def patient_feedback(complaint_id: UUID, body: Action) -> CaseView:
+        """The result was fed back to the patient."""
+        return await act(complaint_id, lambda case: case.give_feedback(body.by, now()))
+
+    @api.post("/{complaint_id}/harassment-assessment", response_model=CaseView)
+    async def harassment_assessment(complaint_id: UUID, body: HarassmentAssessment) -> CaseView:
+        """Judged on three criteria; harassment hands the case to a second-line responder."""
+        return await act(
+            complaint_id,
+            lambda case: case.assess_harassment(
+                body.by, body.demand_valid, body.means_appropriate, body.impact_on_staff, now(), directory
+            ),
+        )
+
+    @api.post("/{complaint_id}/corrective-measure", response_model=CaseView)
+    async def corrective_measure(complaint_id: UUID, body: CorrectiveMeasure) -> CaseView:
+        return await act(
+            complaint_id,
+            lambda case: case.record_corrective_measure(body.by, body.measure, body.responsible, now()),
+        )
+
+    @api.post("/{complaint_id}/close", response_model=CaseView)
+    async def close(complaint_id: UUID, body: Action) -> CaseView:
+        """Refused with 409 and the open duties while any duty is open."""
+        return await act(complaint_id, lambda case: case.close(body.by, now()))
 
     return api

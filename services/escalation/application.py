@@ -1,18 +1,43 @@
-"""Escalation's store: the cases and their duties."""
+"""Escalation's store: the cases, their duties and the chase."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.escalation.domain import Case, ComplaintFacts
 from shared.directory import Directory
-from shared.events import ComplaintReceived, DutyAssigned, EscalationStarted, WireEvent
+from shared.events import (
+    AlertAcknowledged,
+    AlertRequested,
+    CaseClosed,
+    ComplaintReceived,
+    CorrectiveMeasureRecorded,
+    DeadlinePassed,
+    DutyAssigned,
+    DutyFulfilled,
+    DutyMissed,
+    EscalationStarted,
+    FirstResponseRecorded,
+    HarassmentAssessed,
+    ReportFiled,
+    WireEvent,
+)
 from shared.policy import Policy
 from shared.store import ServiceApplication
+from shared.timers import Timer
+
+Result = TypeVar("Result")
+
+ALERT_RULE = "alert"
+DEADLINE_RULE = "deadline"
+# An action and a timer fire can meet on the same case; the loser tries again on the new state.
+ATTEMPTS_ON_CONFLICT = 5
 
 
 class EscalationApplication(ServiceApplication):
@@ -38,27 +63,155 @@ class EscalationApplication(ServiceApplication):
         case = Case.open(facts, now, policy.version, policy.escalation, directory)
         self.record(case, tracking=tracking)
 
+    def timer_fired(self, timer: Timer, now: datetime, tracking: Tracking) -> None:
+        """A fire for a duty already done, or a fire seen before, changes nothing."""
+        case = self.find(Case, timer.aggregate_id)
+        if case is not None and timer.rule == ALERT_RULE:
+            case.alert(timer.part, timer.attempt, now)
+        elif case is not None and timer.rule == DEADLINE_RULE:
+            case.deadline_reached(timer.part, now)
+        if case is None:
+            self.record(tracking=tracking)
+        else:
+            self.record(case, tracking=tracking)
+
+    def act(self, complaint_id: UUID, action: Callable[[Case], Result]) -> Result | None:
+        """Apply a person's action to a case and store it; None when there is no such case."""
+        for attempt in range(ATTEMPTS_ON_CONFLICT):
+            case = self.find(Case, complaint_id)
+            if case is None:
+                return None
+            result = action(case)
+            try:
+                self.save(case)
+            except IntegrityError:
+                if attempt == ATTEMPTS_ON_CONFLICT - 1:
+                    raise
+                continue
+            return result
+        raise AssertionError("unreachable")
+
     def get_case(self, complaint_id: UUID) -> Case | None:
         return self.find(Case, complaint_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if isinstance(domain_event, Case.Started):
-            return EscalationStarted(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.opened_at,
-                policy_version=domain_event.policy_version,
-                tier=domain_event.tier,
-                tier_reason=domain_event.tier_reason,
-            )
-        if isinstance(domain_event, Case.DutyAssigned):
-            return DutyAssigned(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.assigned_at,
-                duty=domain_event.kind,
-                owner=domain_event.owner,
-                due_at=domain_event.due_at,
-                late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
-            )
-        return super().wire_event(domain_event)
+        if not isinstance(domain_event, Case.Event):
+            return super().wire_event(domain_event)
+        base: dict[str, Any] = {**self.wire_fields(domain_event), "complaint_id": domain_event.originator_id}
+        match domain_event:
+            case Case.Started():
+                return EscalationStarted(
+                    **base,
+                    occurred_at=domain_event.opened_at,
+                    policy_version=domain_event.policy_version,
+                    tier=domain_event.tier,
+                    tier_reason=domain_event.tier_reason,
+                )
+            case Case.DutyAssigned():
+                return DutyAssigned(
+                    **base,
+                    occurred_at=domain_event.assigned_at,
+                    duty=domain_event.kind,
+                    owner=domain_event.owner,
+                    due_at=domain_event.due_at,
+                    late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
+                )
+            case Case.AlertRequested():
+                return AlertRequested(
+                    **base,
+                    occurred_at=domain_event.requested_at,
+                    duty=domain_event.kind,
+                    recipient=domain_event.recipient,
+                    tier=domain_event.tier,
+                    alert_number=domain_event.alert_number,
+                    attempt=domain_event.attempt,
+                    due_at=domain_event.due_at,
+                    next_alert_at=domain_event.next_alert_at,
+                )
+            case Case.AlertAcknowledged():
+                return AlertAcknowledged(
+                    **base, occurred_at=domain_event.at, duty=domain_event.kind, by=domain_event.by
+                )
+            case Case.DutyFulfilled():
+                return DutyFulfilled(
+                    **base,
+                    occurred_at=domain_event.at,
+                    duty=domain_event.kind,
+                    by=domain_event.by,
+                    how=domain_event.how,
+                )
+            case Case.DutyMissed():
+                return DutyMissed(
+                    **base,
+                    occurred_at=domain_event.at,
+                    duty=domain_event.kind,
+                    person=domain_event.person,
+                    due_at=domain_event.due_at,
+                )
+            case Case.DeadlinePassed():
+                return DeadlinePassed(
+                    **base, occurred_at=domain_event.at, duty=domain_event.kind, due_at=domain_event.due_at
+                )
+            case Case.ReportFiled():
+                return ReportFiled(
+                    **base,
+                    occurred_at=domain_event.at,
+                    track=domain_event.track,
+                    by=domain_event.by,
+                    to=domain_event.to,
+                )
+            case Case.FirstResponseRecorded():
+                return FirstResponseRecorded(
+                    **base,
+                    occurred_at=domain_event.at,
+                    by=domain_event.by,
+                    patient_reached=domain_event.patient_reached,
+                    within_window=domain_event.within_window,
+                )
+            case Case.HarassmentAssessed():
+                return HarassmentAssessed(
+                    **base,
+                    occurred_at=domain_event.at,
+                    by=domain_event.by,
+                    demand_valid=domain_event.demand_valid,
+                    means_appropriate=domain_event.means_appropriate,
+                    impact_on_staff=domain_event.impact_on_staff,
+                    is_harassment=domain_event.is_harassment,
+                    second_line=domain_event.second_line,
+                    protected_staff=domain_event.protected_staff,
+                )
+            case Case.CorrectiveMeasureRecorded():
+                return CorrectiveMeasureRecorded(
+                    **base,
+                    occurred_at=domain_event.at,
+                    by=domain_event.by,
+                    measure=domain_event.measure,
+                    responsible=domain_event.responsible,
+                )
+            case Case.Closed():
+                return CaseClosed(**base, occurred_at=domain_event.at, by=domain_event.by)
+        return None
+
+    def timers_for(self, wire_event: WireEvent) -> list[Timer]:
+        """Each duty's deadline, and the next alert of a chase that nobody has answered yet."""
+        if isinstance(wire_event, DutyAssigned):
+            return [
+                Timer(
+                    rule=DEADLINE_RULE,
+                    aggregate_id=wire_event.complaint_id,
+                    part=wire_event.duty,
+                    attempt=1,
+                    due_at=wire_event.due_at,
+                )
+            ]
+        if isinstance(wire_event, AlertRequested) and wire_event.next_alert_at is not None:
+            return [
+                Timer(
+                    rule=ALERT_RULE,
+                    aggregate_id=wire_event.complaint_id,
+                    part=wire_event.duty,
+                    attempt=wire_event.alert_number + 1,
+                    due_at=wire_event.next_alert_at,
+                )
+            ]
+        return []

@@ -39,3 +39,20 @@ def due_at(
         return anchor + timedelta(seconds=rule.within_seconds)
     assert rule.within_working_days is not None  # the policy guarantees one of the two
     return add_working_days(anchor, rule.within_working_days, calendar)
+
+
+def in_quiet_hours(moment: datetime, calendar: CalendarPolicy) -> bool:
+    local = moment.astimezone(ZoneInfo(calendar.timezone)).time()
+    start, end = calendar.quiet_hours_start, calendar.quiet_hours_end
+    return start <= local < end if start <= end else (local >= start or local < end)
+
+
+def outside_quiet_hours(moment: datetime, calendar: CalendarPolicy) -> datetime:
+    """The moment itself, or the end of the quiet hours it falls in."""
+    if not in_quiet_hours(moment, calendar):
+        return moment
+    local = moment.astimezone(ZoneInfo(calendar.timezone))
+    end = local.replace(
+        hour=calendar.quiet_hours_end.hour, minute=calendar.quiet_hours_end.minute, second=0, microsecond=0
+    )
+    return end if end > local else end + timedelta(days=1)

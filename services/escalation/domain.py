@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from services.escalation.classification import classify
-from services.escalation.deadlines import due_at
+from services.escalation.deadlines import due_at, outside_quiet_hours
 from shared.directory import Directory
-from shared.policy import DUTY_KINDS, EscalationPolicy
+from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, EscalationPolicy
+
+# Only these can ever name a person as having failed, and only the first hearer or the supervisor.
+REPORTING_DUTIES = ("supervisor_acknowledgement", "supervisor_report", "first_hearer_report")
+MAJOR_CASE_ALERT = "major_case"
+
+
+class CaseError(ValueError):
+    """An action the case refuses; the message says why."""
+
+
+class NotPermitted(CaseError):
+    """The person is neither the owner of the duty nor in its chain."""
+
+
+class NotPossible(CaseError):
+    """The action does not fit the state of the case."""
+
+    def __init__(self, message: str, open_duties: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.open_duties = open_duties or []
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,7 @@ class PlannedDuty:
     kind: str
     owner: str
     due_at: datetime
+    chain: list[str]
 
 
 def owner_of(kind: str, facts: ComplaintFacts, directory: Directory) -> str:
@@ -45,14 +66,17 @@ def owner_of(kind: str, facts: ComplaintFacts, directory: Directory) -> str:
 
 
 def plan_duties(facts: ComplaintFacts, policy: EscalationPolicy, directory: Directory) -> list[PlannedDuty]:
-    return [
-        PlannedDuty(
-            kind=kind,
-            owner=owner_of(kind, facts, directory),
-            due_at=due_at(policy.duties[kind], facts.occurred_at, facts.registered_at, policy.calendar),
-        )
-        for kind in DUTY_KINDS
-    ]
+    planned = []
+    for kind in DUTY_KINDS:
+        owner = owner_of(kind, facts, directory)
+        deadline = due_at(policy.duties[kind], facts.occurred_at, facts.registered_at, policy.calendar)
+        planned.append(PlannedDuty(kind, owner, deadline, directory.chain_above(owner)))
+    return planned
+
+
+def next_alert_time(after: datetime, chase: ChasePolicy, calendar: CalendarPolicy) -> datetime:
+    """A reminder waits the interval, and then for the end of quiet hours if it falls inside them."""
+    return outside_quiet_hours(after + timedelta(seconds=chase.repeat_interval_seconds), calendar)
 
 
 @dataclass
@@ -60,9 +84,34 @@ class Duty:
     kind: str
     owner: str
     due_at: datetime
-    assigned_at: datetime
+    recipients: list[str]  # the owner, then the chain above, as it stood when the case opened
+    alerts_sent: int = 0
+    alerted: list[str] = field(default_factory=list)
+    acknowledged_by: str | None = None
+    fulfilled_by: str | None = None
+    fulfilled_at: datetime | None = None
+    deadline_passed: bool = False
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.fulfilled_at is None
+
+    @property
+    def is_chased(self) -> bool:
+        return self.is_open and self.acknowledged_by is None
+
+    def recipient_of(self, alert_number: int, attempts: int) -> tuple[str, int] | None:
+        """Who the alert goes to, and which attempt it is for them; None once the chain is exhausted."""
+        stage, attempt = divmod(alert_number - 1, attempts)
+        return (self.recipients[stage], attempt + 1) if stage < len(self.recipients) else None
 
     def status(self, now: datetime) -> str:
+        if not self.is_open:
+            late = self.fulfilled_at is not None and self.fulfilled_at > self.due_at
+            return "done late" if late else "done"
+        if self.kind in REPORTING_DUTIES and self.deadline_passed:
+            return "missed"
         return "overdue" if now >= self.due_at else "open"
 
 
@@ -76,12 +125,81 @@ class Case(Aggregate):
         tier_reason: str
         heard_by: str
         department: str
+        chase: dict[str, int]
+        calendar: dict[str, str]
 
     class DutyAssigned(Aggregate.Event):
         kind: str
         owner: str
         due_at: datetime
         assigned_at: datetime
+        recipients: list[str]
+
+    class AlertRequested(Aggregate.Event):
+        kind: str
+        tier: str
+        recipient: str
+        alert_number: int
+        attempt: int
+        due_at: datetime
+        requested_at: datetime
+        next_alert_at: datetime | None
+
+    class AlertAcknowledged(Aggregate.Event):
+        kind: str
+        by: str
+        at: datetime
+
+    class DutyFulfilled(Aggregate.Event):
+        kind: str
+        by: str
+        at: datetime
+        how: str
+
+    class DutyMissed(Aggregate.Event):
+        kind: str
+        person: str
+        due_at: datetime
+        at: datetime
+
+    class DeadlinePassed(Aggregate.Event):
+        kind: str
+        due_at: datetime
+        at: datetime
+
+    class ReportFiled(Aggregate.Event):
+        track: str
+        by: str
+        to: str
+        text: str
+        at: datetime
+
+    class FirstResponseRecorded(Aggregate.Event):
+        by: str
+        at: datetime
+        patient_reached: bool
+        notes: str
+        within_window: bool
+
+    class HarassmentAssessed(Aggregate.Event):
+        by: str
+        demand_valid: bool
+        means_appropriate: bool
+        impact_on_staff: bool
+        is_harassment: bool
+        second_line: str | None
+        protected_staff: str | None
+        at: datetime
+
+    class CorrectiveMeasureRecorded(Aggregate.Event):
+        by: str
+        measure: str
+        responsible: str
+        at: datetime
+
+    class Closed(Aggregate.Event):
+        by: str
+        at: datetime
 
     @event(Started)
     def __init__(
@@ -95,6 +213,8 @@ class Case(Aggregate):
         tier_reason: str,
         heard_by: str,
         department: str,
+        chase: dict[str, int],
+        calendar: dict[str, str],
     ) -> None:
         self.complaint_occurred_at = complaint_occurred_at
         self.registered_at = registered_at
@@ -104,7 +224,17 @@ class Case(Aggregate):
         self.tier_reason = tier_reason
         self.heard_by = heard_by
         self.department = department
+        # Kept with the case: a policy edited later does not change how this case is chased.
+        self.chase = ChasePolicy.model_validate(chase)
+        self.calendar = CalendarPolicy.model_validate(calendar)
         self.duties: dict[str, Duty] = {}
+        self.reports: list[str] = []
+        self.harassment: str | None = None
+        self.protected_staff: str | None = None
+        self.corrective_measure: str | None = None
+        self.closed_at: datetime | None = None
+
+    # Opening and chasing
 
     @classmethod
     def open(
@@ -126,11 +256,259 @@ class Case(Aggregate):
             tier_reason=reason,
             heard_by=facts.heard_by,
             department=facts.department,
+            chase=policy.chase.model_dump(),
+            calendar=policy.calendar.model_dump(mode="json"),
         )
         for duty in plan_duties(facts, policy, directory):
-            case.assign(kind=duty.kind, owner=duty.owner, due_at=duty.due_at, assigned_at=opened_at)
+            case._assign(
+                kind=duty.kind,
+                owner=duty.owner,
+                due_at=duty.due_at,
+                assigned_at=opened_at,
+                recipients=[duty.owner, *(person for person in duty.chain if person != duty.owner)],
+            )
+            case.alert(duty.kind, 1, opened_at)
+        if tier == "major":
+            # Straight to leadership, in parallel with the duties: one alert, no chase.
+            case._request_alert(
+                kind=MAJOR_CASE_ALERT,
+                tier=tier,
+                recipient=directory.executives[0],
+                alert_number=1,
+                attempt=1,
+                due_at=opened_at,
+                requested_at=opened_at,
+                next_alert_at=None,
+            )
         return case
 
     @event(DutyAssigned)
-    def assign(self, kind: str, owner: str, due_at: datetime, assigned_at: datetime) -> None:
-        self.duties[kind] = Duty(kind=kind, owner=owner, due_at=due_at, assigned_at=assigned_at)
+    def _assign(
+        self, kind: str, owner: str, due_at: datetime, assigned_at: datetime, recipients: list[str]
+    ) -> None:
+        self.duties[kind] = Duty(kind=kind, owner=owner, due_at=due_at, recipients=list(recipients))
+        self.duties[kind].history.append(
+            f"{assigned_at.isoformat()} assigned to {owner}, due {due_at.isoformat()}"
+        )
+
+    def alert(self, kind: str, alert_number: int, now: datetime) -> bool:
+        """Send alert number N for a duty, if it is still owed and N is the next one; False otherwise."""
+        duty = self.duties.get(kind)
+        if duty is None or not duty.is_chased or duty.alerts_sent != alert_number - 1:
+            return False
+        target = duty.recipient_of(alert_number, self.chase.attempts)
+        if target is None:
+            return False
+        recipient, attempt = target
+        further = duty.recipient_of(alert_number + 1, self.chase.attempts) is not None
+        self._request_alert(
+            kind=kind,
+            tier=self.tier,
+            recipient=recipient,
+            alert_number=alert_number,
+            attempt=attempt,
+            due_at=duty.due_at,
+            requested_at=now,
+            next_alert_at=next_alert_time(now, self.chase, self.calendar) if further else None,
+        )
+        return True
+
+    @event(AlertRequested)
+    def _request_alert(
+        self,
+        kind: str,
+        tier: str,
+        recipient: str,
+        alert_number: int,
+        attempt: int,
+        due_at: datetime,
+        requested_at: datetime,
+        next_alert_at: datetime | None,
+    ) -> None:
+        duty = self.duties.get(kind)
+        if duty is not None:
+            duty.alerts_sent = alert_number
+            if recipient not in duty.alerted:
+                duty.alerted.append(recipient)
+            duty.history.append(
+                f"{requested_at.isoformat()} alert {alert_number} to {recipient} (attempt {attempt})"
+            )
+
+    def deadline_reached(self, kind: str, now: datetime) -> bool:
+        duty = self.duties.get(kind)
+        if duty is None or not duty.is_open or duty.deadline_passed:
+            return False
+        if kind in REPORTING_DUTIES:
+            self._miss(kind=kind, person=duty.owner, due_at=duty.due_at, at=now)
+        else:
+            self._pass_deadline(kind=kind, due_at=duty.due_at, at=now)
+        return True
+
+    @event(DutyMissed)
+    def _miss(self, kind: str, person: str, due_at: datetime, at: datetime) -> None:
+        self.duties[kind].deadline_passed = True
+        self.duties[kind].history.append(f"{at.isoformat()} missed by {person}")
+
+    @event(DeadlinePassed)
+    def _pass_deadline(self, kind: str, due_at: datetime, at: datetime) -> None:
+        self.duties[kind].deadline_passed = True
+        self.duties[kind].history.append(f"{at.isoformat()} deadline passed")
+
+    # Actions of people
+
+    def people(self) -> set[str]:
+        """Everyone who may act on the case: the first hearer and every duty's chain."""
+        return {self.heard_by, *(person for duty in self.duties.values() for person in duty.recipients)}
+
+    def _check_may_act(self, by: str, duty: Duty | None = None) -> None:
+        allowed = set(duty.recipients) if duty is not None else self.people()
+        if by not in allowed:
+            where = f"the duty {duty.kind}" if duty is not None else "this case"
+            raise NotPermitted(f"{by} is neither the owner of {where} nor in its chain")
+
+    def _check_open(self) -> None:
+        if self.closed_at is not None:
+            raise NotPossible("the case is closed")
+
+    def _duty(self, kind: str) -> Duty:
+        if kind not in self.duties:
+            raise NotPossible(f"the case has no duty {kind!r}; it has {', '.join(self.duties)}")
+        return self.duties[kind]
+
+    def acknowledge(self, kind: str, by: str, at: datetime) -> None:
+        """Stops the chase for the duty; a late acknowledgement from an earlier recipient still counts.
+        Acknowledging the supervisor's alert is also that duty done."""
+        duty = self._duty(kind)
+        self._check_may_act(by, duty)
+        if duty.acknowledged_by is None and duty.is_open:
+            self._acknowledge(kind=kind, by=by, at=at)
+        if kind == "supervisor_acknowledgement" and duty.is_open:
+            self._fulfil(kind=kind, by=by, at=at, how="acknowledged")
+
+    @event(AlertAcknowledged)
+    def _acknowledge(self, kind: str, by: str, at: datetime) -> None:
+        self.duties[kind].acknowledged_by = by
+        self.duties[kind].history.append(f"{at.isoformat()} acknowledged by {by}")
+
+    @event(DutyFulfilled)
+    def _fulfil(self, kind: str, by: str, at: datetime, how: str) -> None:
+        self.duties[kind].fulfilled_by = by
+        self.duties[kind].fulfilled_at = at
+        self.duties[kind].history.append(f"{at.isoformat()} done by {by}: {how}")
+
+    def file_report(self, by: str, to: str, text: str, at: datetime, directory: Directory) -> list[str]:
+        """A short report to an executive; it fulfils the track(s) of the person who files it."""
+        self._check_open()
+        if to not in directory.executives:
+            raise NotPossible(f"reports go to an executive ({', '.join(directory.executives)}), not {to}")
+        tracks = [
+            kind
+            for kind in ("first_hearer_report", "supervisor_report")
+            if by == self.duties[kind].owner
+            or (kind == "supervisor_report" and by in self.duties[kind].recipients)
+        ]
+        if not tracks:
+            raise NotPermitted(f"{by} owes no report on this case")
+        for track in tracks:
+            self._file_report(track=track, by=by, to=to, text=text, at=at)
+            if self.duties[track].is_open:
+                self._fulfil(kind=track, by=by, at=at, how=f"reported to {to}")
+        return tracks
+
+    @event(ReportFiled)
+    def _file_report(self, track: str, by: str, to: str, text: str, at: datetime) -> None:
+        self.reports.append(f"{at.isoformat()} {track} by {by} to {to}")
+
+    def record_first_response(self, by: str, at: datetime, patient_reached: bool, notes: str) -> None:
+        """The apology call and fact-check. Not reached: the duty stays open and the chase goes on."""
+        self._check_open()
+        duty = self._duty("first_response")
+        self._check_may_act(by, duty)
+        self._record_first_response(
+            by=by, at=at, patient_reached=patient_reached, notes=notes, within_window=at <= duty.due_at
+        )
+        if patient_reached and duty.is_open:
+            self._fulfil(
+                kind="first_response", by=by, at=at, how="patient called, apology and facts confirmed"
+            )
+
+    @event(FirstResponseRecorded)
+    def _record_first_response(
+        self, by: str, at: datetime, patient_reached: bool, notes: str, within_window: bool
+    ) -> None:
+        outcome = "reached" if patient_reached else "not reached"
+        self.duties["first_response"].history.append(f"{at.isoformat()} call by {by}: patient {outcome}")
+
+    def give_feedback(self, by: str, at: datetime) -> None:
+        self._check_open()
+        duty = self._duty("patient_feedback")
+        self._check_may_act(by, duty)
+        if duty.is_open:
+            self._fulfil(kind="patient_feedback", by=by, at=at, how="result fed back to the patient")
+
+    def assess_harassment(
+        self,
+        by: str,
+        demand_valid: bool,
+        means_appropriate: bool,
+        impact_on_staff: bool,
+        at: datetime,
+        directory: Directory,
+    ) -> bool:
+        """Judged on three criteria, never assumed. Harassment hands the case to a second-line
+        responder and marks the first hearer as protected."""
+        self._check_open()
+        self._check_may_act(by)
+        is_harassment = (not demand_valid or not means_appropriate) and impact_on_staff
+        second_line = directory.second_line_responder() if is_harassment else None
+        self._assess(
+            by=by,
+            demand_valid=demand_valid,
+            means_appropriate=means_appropriate,
+            impact_on_staff=impact_on_staff,
+            is_harassment=is_harassment,
+            second_line=second_line,
+            protected_staff=self.heard_by if is_harassment else None,
+            at=at,
+        )
+        return is_harassment
+
+    @event(HarassmentAssessed)
+    def _assess(
+        self,
+        by: str,
+        demand_valid: bool,
+        means_appropriate: bool,
+        impact_on_staff: bool,
+        is_harassment: bool,
+        second_line: str | None,
+        protected_staff: str | None,
+        at: datetime,
+    ) -> None:
+        self.harassment = f"harassment, handed to {second_line}" if is_harassment else "not harassment"
+        self.protected_staff = protected_staff
+
+    def record_corrective_measure(self, by: str, measure: str, responsible: str, at: datetime) -> None:
+        self._check_open()
+        self._check_may_act(by)
+        self._record_measure(by=by, measure=measure, responsible=responsible, at=at)
+
+    @event(CorrectiveMeasureRecorded)
+    def _record_measure(self, by: str, measure: str, responsible: str, at: datetime) -> None:
+        self.corrective_measure = f"{measure} (responsible: {responsible})"
+
+    def open_duties(self) -> list[str]:
+        return [kind for kind, duty in self.duties.items() if duty.is_open]
+
+    def close(self, by: str, at: datetime) -> None:
+        self._check_open()
+        self._check_may_act(by)
+        if self.open_duties():
+            raise NotPossible("the case has open duties", self.open_duties())
+        if self.corrective_measure is None:
+            raise NotPossible("a case closes with a corrective measure and a responsible person")
+        self._close(by=by, at=at)
+
+    @event(Closed)
+    def _close(self, by: str, at: datetime) -> None:
+        self.closed_at = at

@@ -19,5 +19,5 @@ def create_app(settings: Settings) -> FastAPI:
     store = open_store(EscalationApplication, settings)
     runtime = ServiceRuntime(settings, store, consumers(store, policy, directory))
     app = http_app("kizuki escalation", runtime)
-    app.include_router(router(store))
+    app.include_router(router(store, runtime, directory))
     return app

@@ -8,9 +8,17 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from services.notifier.domain import Receipt, receipt_text
+from services.notifier.domain import Receipt, StaffAlert, receipt_text, reference_of, staff_alert_text
 from services.notifier.sink import FileSink
-from shared.events import ComplainantAcknowledged, ComplainantNotAcknowledged, ComplaintReceived, WireEvent
+from shared.directory import Directory
+from shared.events import (
+    AlertRequested,
+    ComplainantAcknowledged,
+    ComplainantNotAcknowledged,
+    ComplaintReceived,
+    NotificationSent,
+    WireEvent,
+)
 from shared.store import ServiceApplication, stable_id
 
 
@@ -32,7 +40,39 @@ class NotifierApplication(ServiceApplication):
             receipt.withhold(reason="the complaint gives no contact for the complainant", at=now)
         self.record(receipt, tracking=tracking)
 
+    def alert_staff(
+        self, alert: AlertRequested, directory: Directory, sink: FileSink, now: datetime, tracking: Tracking
+    ) -> None:
+        delivery_id = stable_id("alert", alert.complaint_id, alert.duty, alert.alert_number)
+        member = directory.staff.get(alert.recipient)
+        address = next(iter(member.contacts.values())) if member and member.contacts else alert.recipient
+        text = staff_alert_text(
+            reference_of(alert.complaint_id), alert.tier, alert.duty, alert.due_at, alert.attempt
+        )
+        sink.deliver(delivery_id, address, text)
+        delivered = StaffAlert(
+            id=delivery_id,
+            complaint_id=alert.complaint_id,
+            recipient=alert.recipient,
+            duty=alert.duty,
+            alert_number=alert.alert_number,
+            channel=sink.channel,
+            at=now,
+        )
+        self.record(delivered, tracking=tracking)
+
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
+        if isinstance(domain_event, StaffAlert.Delivered):
+            return NotificationSent(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.complaint_id,
+                occurred_at=domain_event.at,
+                delivery_id=domain_event.originator_id,
+                recipient=domain_event.recipient,
+                channel=domain_event.channel,
+                duty=domain_event.duty,
+                alert_number=domain_event.alert_number,
+            )
         if isinstance(domain_event, Receipt.HandedOver):
             return ComplainantAcknowledged(
                 **self.wire_fields(domain_event),

@@ -57,3 +57,37 @@ class Receipt(Aggregate):
     @event(Withheld)
     def withhold(self, reason: str, at: datetime) -> None:
         self.outcome = f"not sent: {reason}"
+
+
+def staff_alert_text(reference: str, tier: str, duty: str, due_at: datetime, attempt: int) -> str:
+    """What a staff member is told: the case reference, never the patient's name, contact or story."""
+    return (
+        f"[kizuki] Case {reference} ({tier}): {duty.replace('_', ' ')} is due by {due_at.isoformat()}. "
+        f"Alert {attempt}. Please acknowledge."
+    )
+
+
+class StaffAlert(Aggregate):
+    """One alert to one staff member about one duty of a case."""
+
+    class Delivered(Aggregate.Created):
+        complaint_id: UUID
+        recipient: str
+        duty: str
+        alert_number: int
+        channel: str
+        at: datetime
+
+    @event(Delivered)
+    def __init__(
+        self,
+        id: UUID,  # eventsourcing's name for it
+        complaint_id: UUID,
+        recipient: str,
+        duty: str,
+        alert_number: int,
+        channel: str,
+        at: datetime,
+    ) -> None:
+        self.complaint_id = complaint_id
+        self.recipient = recipient

@@ -10,15 +10,28 @@ from services.notifier.application import NotifierApplication
 from services.notifier.sink import FileSink
 from shared.bus import RECORD_STREAM, Subscription
 from shared.consumer import Consumer
-from shared.events import ComplaintReceived, decoder
+from shared.directory import Directory
+from shared.events import AlertRequested, ComplaintReceived, decoder
 from shared.timers import now
 
-SUBSCRIPTIONS = [Subscription(RECORD_STREAM, "notifier", ["events.intake.ComplaintReceived"])]
+SUBSCRIPTIONS = [
+    Subscription(
+        RECORD_STREAM, "notifier", ["events.intake.ComplaintReceived", "events.escalation.AlertRequested"]
+    )
+]
 
 
-def consumers(store: NotifierApplication, sink: FileSink) -> list[Consumer[Any]]:
-    def when_complaint_received_send_receipt(complaint: Any, tracking: Tracking) -> None:
-        assert isinstance(complaint, ComplaintReceived)
-        store.send_receipt(complaint, sink, now(), tracking)
+def consumers(store: NotifierApplication, directory: Directory, sink: FileSink) -> list[Consumer[Any]]:
+    def send_what_the_record_asks_for(event: Any, tracking: Tracking) -> None:
+        if isinstance(event, ComplaintReceived):
+            store.send_receipt(event, sink, now(), tracking)
+        else:
+            store.alert_staff(event, directory, sink, now(), tracking)
 
-    return [Consumer(SUBSCRIPTIONS[0], decoder(ComplaintReceived), when_complaint_received_send_receipt)]
+    return [
+        Consumer(
+            SUBSCRIPTIONS[0],
+            decoder(ComplaintReceived, AlertRequested),
+            send_what_the_record_asks_for,
+        )
+    ]

@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from services.notifier.application import NotifierApplication
 from services.notifier.handlers import consumers
 from services.notifier.sink import FileSink
+from shared.directory import load_directory
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    directory = load_directory(settings.directory_path)
     store = open_store(NotifierApplication, settings)
     sink = FileSink(settings.service_dir("notifier") / "sink")
-    runtime = ServiceRuntime(settings, store, consumers(store, sink))
+    runtime = ServiceRuntime(settings, store, consumers(store, directory, sink))
     return http_app("kizuki notifier", runtime)

@@ -140,6 +140,8 @@ FLOW_COUNTS = Counter(
         "ComplaintReceived": 1,
         "EscalationStarted": 1,
         "DutyAssigned": 5,
+        "AlertRequested": 5,  # the first alert to the owner of each duty
+        "NotificationSent": 5,
         "ComplainantAcknowledged": 1,
         "CallbackScheduled": 1,
         "CallbackDue": 1,

@@ -32,6 +32,8 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
         "ComplaintReceived": "intake",
         "EscalationStarted": "escalation",
         "DutyAssigned": "escalation",
+        "AlertRequested": "escalation",
+        "NotificationSent": "notifier",
         "ComplainantAcknowledged": "notifier",
         "CallbackScheduled": "followup",
         "CallbackDue": "followup",
@@ -53,9 +55,15 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
     callback = (await http.get(system.url("followup", f"/v1/complaints/{complaint_id}/callback"))).json()
     assert callback["status"] == "due"
     # The receipt went to the complainant's contact through the local file channel.
-    receipts = list((system.settings.data_dir / "notifier" / "sink").glob("*.json"))
-    assert len(receipts) == 1
-    assert "sato@example.org" in receipts[0].read_text()
+    messages = [path.read_text() for path in (system.settings.data_dir / "notifier" / "sink").glob("*.json")]
+    assert len([message for message in messages if "sato@example.org" in message]) == 1
+    # Staff alerts carry the case reference, never the patient's name, contact or story.
+    alerts = [message for message in messages if "[kizuki] Case" in message]
+    assert len(alerts) == 5
+    for alert in alerts:
+        assert "Sato" not in alert
+        assert "sato@example.org" not in alert
+        assert "pain medication" not in alert
 
 
 async def test_retries_and_bad_requests_add_nothing_to_the_record(

@@ -67,7 +67,7 @@ def test_effects_and_tracking_are_one_transaction(
         assert isinstance(started, EscalationStarted)
         assert started.policy_version == policy.version
         assert started.complaint_id == complaint.complaint_id
-        assert [type(duty).__name__ for duty in duties] == ["DutyAssigned"] * 5
+        assert [type(event).__name__ for event in duties] == ["DutyAssigned", "AlertRequested"] * 5
     finally:
         store.close()
 
