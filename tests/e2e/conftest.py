@@ -40,13 +40,28 @@ def system_env(data_dir: Path, policy: Path) -> dict[str, str]:
     return env
 
 
-def write_policy(path: Path) -> Path:
-    """The shipped policy, under its own version, with a callback that falls due in seconds."""
+def write_policy(
+    path: Path,
+    version: str = "e2e-1",
+    chase: tuple[int, int] | None = None,
+    duty_seconds: dict[str, int] | None = None,
+) -> Path:
+    """The shipped policy under another version, with a callback that falls due in seconds, and
+    optionally a chase of (interval seconds, attempts) and duties due within given seconds."""
     shipped = (Path(__file__).resolve().parents[2] / "deploy" / "policy.toml").read_text(encoding="utf-8")
-    policy = re.sub(r"(?m)^version = .*$", 'version = "e2e-1"', shipped)
+    policy = re.sub(r"(?m)^version = .*$", f'version = "{version}"', shipped)
     policy = re.sub(
         r"(?m)^callback_delay_seconds = .*$", f"callback_delay_seconds = {CALLBACK_DELAY_SECONDS}", policy
     )
+    if chase is not None:
+        policy = re.sub(
+            r"(?m)^repeat_interval_seconds = .*$", f"repeat_interval_seconds = {chase[0]}", policy
+        )
+        policy = re.sub(r"(?m)^attempts = .*$", f"attempts = {chase[1]}", policy)
+    for duty, seconds in (duty_seconds or {}).items():
+        section = re.escape(f"[escalation.duties.{duty}]")
+        policy, found = re.subn(rf"({section}[^\[]*?within_seconds = )\d+", rf"\g<1>{seconds}", policy)
+        assert found == 1, f"no clock deadline for {duty} in the shipped policy"
     path.write_text(policy, encoding="utf-8")
     return path
 
@@ -54,8 +69,9 @@ def write_policy(path: Path) -> Path:
 class System:
     """Starts, kills and restarts the processes of one system, and reads its record."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.env = system_env(tmp_path / "var", write_policy(tmp_path / "policy.toml"))
+    def __init__(self, tmp_path: Path, policy: Path | None = None) -> None:
+        policy = policy or write_policy(tmp_path / "policy.toml")
+        self.env = system_env(tmp_path / "var", policy)
         self.settings: Settings = load_settings(self.env)
         self.logs = tmp_path / "logs"
         self.logs.mkdir()
