@@ -328,3 +328,16 @@ async def test_the_actions_of_a_case_through_to_its_closing(regime: System, http
     }
     assert of(record, complaint_id, "CorrectiveMeasureRecorded")[0]["responsible"] == "sv-003"
     assert not of(record, complaint_id, "DutyMissed")
+
+
+async def test_pending_timers_survive_a_restart_of_nats(regime: System, http: httpx.AsyncClient) -> None:
+    complaint_id = await register(regime, http)
+    duty = "supervisor_acknowledgement"
+    await until_record(regime, "the first alert", lambda record: alerts(record, complaint_id, duty))
+    await regime.stop_nats()
+    await regime.start_nats_again()
+    record = await until_record(
+        regime, "the chase to go on", lambda record: len(alerts(record, complaint_id, duty)) >= 3, within=60
+    )
+    numbers = [alert["alert_number"] for alert in alerts(record, complaint_id, duty)]
+    assert numbers == list(range(1, len(numbers) + 1))
