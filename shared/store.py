@@ -14,6 +14,8 @@ from shared.events import MessageRejected, WireEvent
 from shared.timers import Timer, now
 
 Found = TypeVar("Found", bound=Aggregate)
+Wire = TypeVar("Wire", bound=WireEvent)
+WIRE_ONLY_FIELDS = frozenset({"type", "version", "event_id", "recorded_at"})
 
 KIZUKI_NAMESPACE = uuid5(NAMESPACE_URL, "https://kizuki.invalid/")
 
@@ -121,6 +123,15 @@ class ServiceApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, kind) else None
+
+    def copied_to_wire(self, wire_class: type[Wire], domain_event: AggregateEvent, **given: Any) -> Wire:
+        """The wire event with every field the domain event has under the same name, plus ``given``."""
+        copied = {
+            name: getattr(domain_event, name)
+            for name in wire_class.model_fields
+            if name not in given and name not in WIRE_ONLY_FIELDS and hasattr(domain_event, name)
+        }
+        return wire_class(**self.wire_fields(domain_event), **copied, **given)
 
     def wire_fields(self, domain_event: AggregateEvent) -> dict[str, Any]:
         return {

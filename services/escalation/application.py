@@ -34,6 +34,18 @@ from shared.timers import Timer
 
 Result = TypeVar("Result")
 
+ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
+    Case.AlertAcknowledged: AlertAcknowledged,
+    Case.DutyFulfilled: DutyFulfilled,
+    Case.DutyMissed: DutyMissed,
+    Case.DeadlinePassed: DeadlinePassed,
+    Case.ReportFiled: ReportFiled,
+    Case.FirstResponseRecorded: FirstResponseRecorded,
+    Case.HarassmentAssessed: HarassmentAssessed,
+    Case.CorrectiveMeasureRecorded: CorrectiveMeasureRecorded,
+    Case.Closed: CaseClosed,
+}
+
 ALERT_RULE = "alert"
 DEADLINE_RULE = "deadline"
 # An action and a timer fire can meet on the same case; the loser tries again on the new state.
@@ -98,6 +110,15 @@ class EscalationApplication(ServiceApplication):
         if not isinstance(domain_event, Case.Event):
             return super().wire_event(domain_event)
         base: dict[str, Any] = {**self.wire_fields(domain_event), "complaint_id": domain_event.originator_id}
+        if type(domain_event) in ACTIONS_ON_THE_RECORD:
+            # What people did, and what deadlines did: field for field, the duty under its wire name.
+            given: dict[str, Any] = {
+                "complaint_id": domain_event.originator_id,
+                "occurred_at": domain_event.at,  # type: ignore[attr-defined]  # every event in the table has it
+            }
+            if hasattr(domain_event, "kind"):
+                given["duty"] = domain_event.kind
+            return self.copied_to_wire(ACTIONS_ON_THE_RECORD[type(domain_event)], domain_event, **given)
         match domain_event:
             case Case.Started():
                 return EscalationStarted(
@@ -128,68 +149,6 @@ class EscalationApplication(ServiceApplication):
                     due_at=domain_event.due_at,
                     next_alert_at=domain_event.next_alert_at,
                 )
-            case Case.AlertAcknowledged():
-                return AlertAcknowledged(
-                    **base, occurred_at=domain_event.at, duty=domain_event.kind, by=domain_event.by
-                )
-            case Case.DutyFulfilled():
-                return DutyFulfilled(
-                    **base,
-                    occurred_at=domain_event.at,
-                    duty=domain_event.kind,
-                    by=domain_event.by,
-                    how=domain_event.how,
-                )
-            case Case.DutyMissed():
-                return DutyMissed(
-                    **base,
-                    occurred_at=domain_event.at,
-                    duty=domain_event.kind,
-                    person=domain_event.person,
-                    due_at=domain_event.due_at,
-                )
-            case Case.DeadlinePassed():
-                return DeadlinePassed(
-                    **base, occurred_at=domain_event.at, duty=domain_event.kind, due_at=domain_event.due_at
-                )
-            case Case.ReportFiled():
-                return ReportFiled(
-                    **base,
-                    occurred_at=domain_event.at,
-                    track=domain_event.track,
-                    by=domain_event.by,
-                    to=domain_event.to,
-                )
-            case Case.FirstResponseRecorded():
-                return FirstResponseRecorded(
-                    **base,
-                    occurred_at=domain_event.at,
-                    by=domain_event.by,
-                    patient_reached=domain_event.patient_reached,
-                    within_window=domain_event.within_window,
-                )
-            case Case.HarassmentAssessed():
-                return HarassmentAssessed(
-                    **base,
-                    occurred_at=domain_event.at,
-                    by=domain_event.by,
-                    demand_valid=domain_event.demand_valid,
-                    means_appropriate=domain_event.means_appropriate,
-                    impact_on_staff=domain_event.impact_on_staff,
-                    is_harassment=domain_event.is_harassment,
-                    second_line=domain_event.second_line,
-                    protected_staff=domain_event.protected_staff,
-                )
-            case Case.CorrectiveMeasureRecorded():
-                return CorrectiveMeasureRecorded(
-                    **base,
-                    occurred_at=domain_event.at,
-                    by=domain_event.by,
-                    measure=domain_event.measure,
-                    responsible=domain_event.responsible,
-                )
-            case Case.Closed():
-                return CaseClosed(**base, occurred_at=domain_event.at, by=domain_event.by)
         return None
 
     def timers_for(self, wire_event: WireEvent) -> list[Timer]:
