@@ -67,6 +67,9 @@ class ComplaintReceived(WireEvent):
     department: str = Field(description="Department the complaint concerns.")
     summary: str = Field(description="The facts, as registered.")
     complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
+    category: str | None = Field(
+        default=None, description="The hospital's category of the complaint, if given."
+    )
     tier: Tier | None = Field(default=None, description="Tier given at intake, if any.")
     language: Language = Field(description="The complainant's language for receipts.")
 
@@ -115,6 +118,17 @@ class AlertRequested(CaseEvent):
     attempt: int = Field(ge=1, description="Alerts to this recipient about this duty so far.")
     due_at: AwareDatetime = Field(description="Deadline of the duty.")
     next_alert_at: AwareDatetime | None = Field(description="When the next alert goes out if no one answers.")
+
+
+class DutyReassigned(CaseEvent):
+    """A duty passed to another owner (e.g. a harassment case to the second-line responder)."""
+
+    type: Literal["DutyReassigned"] = "DutyReassigned"
+    version: Literal[1] = 1
+
+    duty: DutyKind
+    owner: str = Field(description="Staff id of the new owner.")
+    reason: str
 
 
 class AlertAcknowledged(CaseEvent):
@@ -291,6 +305,7 @@ AnyEvent = Annotated[
     | EscalationStarted
     | DutyAssigned
     | AlertRequested
+    | DutyReassigned
     | AlertAcknowledged
     | DutyFulfilled
     | DutyMissed

@@ -59,9 +59,16 @@ class ClassificationRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tier: Tier = Field(description="The tier a complaint gets when the rule matches.")
+    categories: list[str] = Field(default_factory=list, description="Categories that make the rule match.")
     keywords: list[str] = Field(
-        min_length=1, description="Words that, found in the summary, make the rule match."
+        default_factory=list, description="Words that, found in the summary, make the rule match."
     )
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ClassificationRule:
+        if not self.categories and not self.keywords:
+            raise ValueError("a classification rule needs categories or keywords")
+        return self
 
 
 class Classification(BaseModel):

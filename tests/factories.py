@@ -20,6 +20,7 @@ def registration(**changes: Any) -> Registration:
         "summary": "Waited three hours for pain medication.",
         "complainant_name": "Sato Hanako",
         "complainant_contact": "sato@example.org",
+        "category": None,
         "tier": None,
         "language": "ja",
     }

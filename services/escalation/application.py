@@ -22,6 +22,7 @@ from shared.events import (
     DutyAssigned,
     DutyFulfilled,
     DutyMissed,
+    DutyReassigned,
     EscalationStarted,
     FirstResponseRecorded,
     HarassmentAssessed,
@@ -35,6 +36,7 @@ from shared.timers import Timer
 Result = TypeVar("Result")
 
 ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
+    Case.DutyReassigned: DutyReassigned,
     Case.AlertAcknowledged: AlertAcknowledged,
     Case.DutyFulfilled: DutyFulfilled,
     Case.DutyMissed: DutyMissed,
@@ -70,6 +72,7 @@ class EscalationApplication(ServiceApplication):
             heard_by=complaint.heard_by,
             department=complaint.department,
             summary=complaint.summary,
+            category=complaint.category,
             tier=complaint.tier,
         )
         case = Case.open(facts, now, policy.version, policy.escalation, directory)

@@ -15,6 +15,8 @@ from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, EscalationPol
 
 # Only these can ever name a person as having failed, and only the first hearer or the supervisor.
 REPORTING_DUTIES = ("supervisor_acknowledgement", "supervisor_report", "first_hearer_report")
+# What a second-line responder takes over when a complaint is judged to be harassment.
+RESPONSE_DUTIES = ("first_response", "patient_feedback")
 MAJOR_CASE_ALERT = "major_case"
 
 
@@ -44,6 +46,7 @@ class ComplaintFacts:
     heard_by: str
     department: str
     summary: str
+    category: str | None
     tier: str | None
 
 
@@ -84,8 +87,9 @@ class Duty:
     kind: str
     owner: str
     due_at: datetime
-    recipients: list[str]  # the owner, then the chain above, as it stood when the case opened
+    recipients: list[str]  # the owner, then the chain above, as it stood when the duty was (re)assigned
     alerts_sent: int = 0
+    alerts_before_owner: int = 0  # alerts sent to earlier owners, before a reassignment
     alerted: list[str] = field(default_factory=list)
     acknowledged_by: str | None = None
     fulfilled_by: str | None = None
@@ -103,7 +107,7 @@ class Duty:
 
     def recipient_of(self, alert_number: int, attempts: int) -> tuple[str, int] | None:
         """Who the alert goes to, and which attempt it is for them; None once the chain is exhausted."""
-        stage, attempt = divmod(alert_number - 1, attempts)
+        stage, attempt = divmod(alert_number - self.alerts_before_owner - 1, attempts)
         return (self.recipients[stage], attempt + 1) if stage < len(self.recipients) else None
 
     def status(self, now: datetime) -> str:
@@ -144,6 +148,13 @@ class Case(Aggregate):
         due_at: datetime
         requested_at: datetime
         next_alert_at: datetime | None
+
+    class DutyReassigned(Aggregate.Event):
+        kind: str
+        owner: str
+        recipients: list[str]
+        reason: str
+        at: datetime
 
     class AlertAcknowledged(Aggregate.Event):
         kind: str
@@ -245,7 +256,7 @@ class Case(Aggregate):
         policy: EscalationPolicy,
         directory: Directory,
     ) -> Case:
-        tier, reason = classify(facts.summary, facts.tier, policy.classification)
+        tier, reason = classify(facts.summary, facts.category, facts.tier, policy.classification)
         case = cls(
             id=facts.complaint_id,
             complaint_occurred_at=facts.occurred_at,
@@ -471,7 +482,28 @@ class Case(Aggregate):
             protected_staff=self.heard_by if is_harassment else None,
             at=at,
         )
+        if second_line is not None:
+            for kind in RESPONSE_DUTIES:
+                if self.duties[kind].is_open and self.duties[kind].owner != second_line:
+                    chain = [person for person in directory.chain_above(second_line) if person != second_line]
+                    self._reassign(
+                        kind=kind,
+                        owner=second_line,
+                        recipients=[second_line, *chain],
+                        reason="judged customer harassment: handed to the second-line responder",
+                        at=at,
+                    )
+                    self.alert(kind, self.duties[kind].alerts_sent + 1, at)
         return is_harassment
+
+    @event(DutyReassigned)
+    def _reassign(self, kind: str, owner: str, recipients: list[str], reason: str, at: datetime) -> None:
+        duty = self.duties[kind]
+        duty.owner = owner
+        duty.recipients = list(recipients)
+        duty.alerts_before_owner = duty.alerts_sent
+        duty.acknowledged_by = None
+        duty.history.append(f"{at.isoformat()} reassigned to {owner}: {reason}")
 
     @event(HarassmentAssessed)
     def _assess(

@@ -27,6 +27,9 @@ class ComplaintRequest(BaseModel):
     department: str = Field(min_length=1, max_length=200, description="Department concerned.")
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY, description="The facts, no judgement.")
     complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
+    category: str | None = Field(
+        default=None, min_length=1, max_length=100, description="The hospital's category, e.g. 'medication'."
+    )
     tier: Tier | None = Field(default=None, description="minor, complex or major, if already known.")
     language: Language | None = Field(default=None, description="The complainant's language.")
 
@@ -64,6 +67,7 @@ def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: 
             summary=request.summary,
             complainant_name=complainant.name,
             complainant_contact=complainant.contact,
+            category=request.category,
             tier=request.tier,
             language=request.language or default_language,
         )

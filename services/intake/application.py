@@ -72,6 +72,7 @@ class IntakeApplication(ServiceApplication):
                 )
                 if has_complainant
                 else None,
+                category=domain_event.category,
                 tier=domain_event.tier,
                 language=domain_event.language,
             )

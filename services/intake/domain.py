@@ -30,6 +30,7 @@ class Registration:
     summary: str
     complainant_name: str | None
     complainant_contact: str | None
+    category: str | None
     tier: str | None
     language: str
 
@@ -52,6 +53,7 @@ class Complaint(Aggregate):
         summary: str
         complainant_name: str | None
         complainant_contact: str | None
+        category: str | None
         tier: str | None
         language: str
         request_fingerprint: str
@@ -67,6 +69,7 @@ class Complaint(Aggregate):
         summary: str,
         complainant_name: str | None,
         complainant_contact: str | None,
+        category: str | None,
         tier: str | None,
         language: str,
         request_fingerprint: str,
@@ -78,6 +81,7 @@ class Complaint(Aggregate):
         self.summary = summary
         self.complainant_name = complainant_name
         self.complainant_contact = complainant_contact
+        self.category = category
         self.tier = tier
         self.language = language
         self.request_fingerprint = request_fingerprint
@@ -93,6 +97,7 @@ class Complaint(Aggregate):
             summary=registration.summary.strip(),
             complainant_name=registration.complainant_name,
             complainant_contact=registration.complainant_contact,
+            category=registration.category,
             tier=registration.tier,
             language=registration.language,
             request_fingerprint=request_fingerprint,

@@ -341,3 +341,38 @@ async def test_pending_timers_survive_a_restart_of_nats(regime: System, http: ht
     )
     numbers = [alert["alert_number"] for alert in alerts(record, complaint_id, duty)]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+async def test_major_complaints_reach_leadership_and_harassment_moves_the_case(
+    regime: System, http: httpx.AsyncClient
+) -> None:
+    major = await register(regime, http, category="patient safety", summary="The bed rail was left down.")
+    harassing = await register(regime, http, summary="Shouted at the nurse for an hour and filmed her.")
+    cases = regime.url("escalation", f"/v1/cases/{harassing}")
+    await until_record(regime, "the case to open", lambda record: of(record, harassing, "EscalationStarted"))
+    assessment = {"by": "sv-003", "demand_valid": False, "means_appropriate": False, "impact_on_staff": True}
+    response = await http.post(f"{cases}/harassment-assessment", json=assessment)
+    assert response.status_code == 200, response.text
+    assert response.json()["protected_staff"] == "n-001"
+
+    record = await until_record(
+        regime,
+        "the executive alerted and the response handed over",
+        lambda record: (
+            of(record, major, "AlertRequested", "major_case")
+            and len(of(record, harassing, "DutyReassigned")) == 2
+        ),
+    )
+    [started] = of(record, major, "EscalationStarted")
+    assert (started["tier"], started["tier_reason"]) == ("major", "category 'patient safety'")
+    assert of(record, major, "AlertRequested", "major_case")[0]["recipient"] == "ex-001"
+    [judged] = of(record, harassing, "HarassmentAssessed")
+    assert (judged["is_harassment"], judged["second_line"], judged["protected_staff"]) == (
+        True,
+        "sl-001",
+        "n-001",
+    )
+    assert {(body["duty"], body["owner"]) for body in of(record, harassing, "DutyReassigned")} == {
+        ("first_response", "sl-001"),
+        ("patient_feedback", "sl-001"),
+    }

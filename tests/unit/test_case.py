@@ -31,6 +31,7 @@ def open_case(summary: str = "Waited three hours for pain medication.", **change
         heard_by="n-001",
         department="Ward 3",
         summary=summary,
+        category=None,
         tier=None,
     )
     policy = RULES.model_copy(update=changes)
@@ -231,3 +232,25 @@ def test_reminders_wait_for_the_end_of_quiet_hours() -> None:
     assert outside_quiet_hours(late_evening, calendar) == datetime(2026, 11, 24, 22, 0, tzinfo=UTC)  # 07:00
     morning = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
     assert outside_quiet_hours(morning, calendar) == morning
+
+
+def test_a_harassment_case_moves_the_response_to_the_second_line_responder() -> None:
+    case = open_case()
+    case.alert("first_response", 2, OPENED + INTERVAL)
+    case.collect_events()
+    assert case.assess_harassment("sv-003", False, False, True, OPENED + INTERVAL, DIRECTORY)
+    events = case.collect_events()
+    reassigned = [(e.kind, e.owner) for e in events if isinstance(e, Case.DutyReassigned)]
+    assert reassigned == [("first_response", "sl-001"), ("patient_feedback", "sl-001")]
+    new_alerts = [
+        (e.kind, e.recipient, e.attempt, e.alert_number) for e in events if isinstance(e, Case.AlertRequested)
+    ]
+    assert new_alerts == [("first_response", "sl-001", 1, 3), ("patient_feedback", "sl-001", 1, 2)]
+    # The timer set for the old owner's next alert finds it already sent: nothing happens.
+    assert not case.alert("first_response", 3, OPENED + 2 * INTERVAL)
+    assert case.alert("first_response", 4, OPENED + 2 * INTERVAL)
+    assert alerts(case, "first_response") == [("first_response", "sl-001", 2)]
+    with pytest.raises(NotPermitted):
+        case.record_first_response("hd-003", OPENED, True, "")
+    case.record_first_response("sl-001", OPENED + INTERVAL, True, "Calm call; facts confirmed.")
+    assert case.protected_staff == "n-001"

@@ -33,6 +33,7 @@ def facts(registered_after: timedelta, **changes: object) -> ComplaintFacts:
         "heard_by": "n-001",
         "department": "Ward 3",
         "summary": "Waited three hours for pain medication.",
+        "category": None,
         "tier": None,
     }
     return ComplaintFacts(**(fields | changes))  # type: ignore[arg-type]
@@ -107,19 +108,33 @@ def test_working_days_skip_weekends_and_the_calendars_holidays() -> None:
 
 
 @pytest.mark.parametrize(
-    ("summary", "given", "tier"),
+    ("summary", "category", "given", "tier"),
     [
-        ("The patient was given the wrong medication.", None, "major"),
-        ("家族が訴訟を起こすと言っている", None, "major"),
-        ("患者家属说要找媒体", None, "major"),
-        ("The waiting room was cold.", None, "complex"),
-        ("The patient fell and has an injury.", "minor", "minor"),
+        ("The patient was given the wrong medication.", None, None, "major"),
+        ("家族が訴訟を起こすと言っている", None, None, "major"),
+        ("患者家属说要找媒体", None, None, "major"),
+        ("The waiting room was cold.", None, None, "complex"),
+        ("The bed rail was left down.", "Patient Safety", None, "major"),
+        ("No parking spaces near the entrance.", "parking", None, "minor"),
+        ("The patient fell and has an injury.", None, "minor", "minor"),
     ],
 )
 def test_a_complaint_without_a_tier_is_classified_by_the_policy(
-    summary: str, given: str | None, tier: str
+    summary: str, category: str | None, given: str | None, tier: str
 ) -> None:
-    assert classify(summary, given, RULES.classification)[0] == tier
+    assert classify(summary, category, given, RULES.classification)[0] == tier
+
+
+def test_the_case_says_why_it_has_its_tier() -> None:
+    assert classify("Rude reception.", "parking", None, RULES.classification) == (
+        "minor",
+        "category 'parking'",
+    )
+    assert classify("They will call a lawyer.", None, None, RULES.classification) == (
+        "major",
+        "keyword 'lawyer'",
+    )
+    assert classify("Rude reception.", None, None, RULES.classification) == ("complex", "policy default")
 
 
 def test_the_chain_above_a_supervisor_is_deputies_then_up_the_line() -> None:

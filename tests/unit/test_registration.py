@@ -20,6 +20,7 @@ def registration(**changes: object) -> Registration:
         "summary": "Waited three hours for pain medication.",
         "complainant_name": "Sato",
         "complainant_contact": "sato@example.org",
+        "category": None,
         "tier": None,
         "language": "ja",
     }
