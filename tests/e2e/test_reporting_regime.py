@@ -157,6 +157,9 @@ async def test_both_report_tracks_are_kept_and_a_missing_first_hearer_report_is_
 ) -> None:
     complaint_id = await register(regime, http)
     cases = regime.url("escalation", f"/v1/cases/{complaint_id}")
+    await until_record(
+        regime, "the case to open", lambda record: of(record, complaint_id, "EscalationStarted")
+    )
     report = {"by": "sv-003", "to": "ex-002", "text": "Pain medication delayed three hours on Ward 3."}
     assert (await http.post(f"{cases}/reports", json=report)).status_code == 200
     assert (
