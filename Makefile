@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e lock clean
+.PHONY: install run test lint unit integration e2e bench lock clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ integration: install
 
 e2e: install
 	$(BIN)/pytest -q -m e2e
+
+# Figures, not pass or fail on timing: a table, and every figure in var/bench/results.json.
+bench: install
+	$(BIN)/python -m bench
 
 # Re-pin every dependency after editing pyproject.toml.
 lock: install

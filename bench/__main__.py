@@ -1,0 +1,104 @@
+"""`make bench`: how fast, against the limit of the bus on this machine, measured in one run.
+
+Prints a table and writes every figure to var/bench/results.json. Never part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import bus_baseline
+from bench.end_to_end import end_to_end
+from bench.timers import pending_timers
+from kizuki.processes import nats_server_binary
+
+
+def machine() -> dict[str, Any]:
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    nats = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True, check=True)
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "nats_server": nats.stdout.strip(),
+        "nats_py": version("nats-py"),
+        "eventsourcing": version("eventsourcing"),
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}", ""]
+    base = results["baseline"]
+    lines.append(
+        f"baseline (nats-py, 3 hops)  max {base['max_per_second']:>7.0f}/s   "
+        f"at {base['rate']}/s: p50 {base['p50_ms']:.1f} ms  p99 {base['p99_ms']:.1f} ms"
+    )
+    lines.append("")
+    lines.append(
+        f"{'end to end':<14}{'sent/s':>8}{'done/s':>8}  {'stage':<26}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+        f"{'x base p50':>11}  lost dup sustained"
+    )
+    for run in results["end_to_end"]:
+        first = True
+        for stage, figures in run["latency_ms"].items():
+            head = (
+                f"{run['label']:<14}{run['sent_per_second']:>8.0f}{run['completed_per_second']:>8.0f}"
+                if first
+                else " " * 30
+            )
+            tail = f"  {run['lost']:>4} {run['duplicated']:>3} {run['sustained']}" if first else ""
+            ratio = figures["p50"] / base["p50_ms"] if base["p50_ms"] else 0.0
+            lines.append(
+                f"{head}  {stage:<26}{figures['p50']:>8.1f}{figures['p95']:>8.1f}{figures['p99']:>8.1f}"
+                f"{ratio:>11.1f}{tail}"
+            )
+            first = False
+    timers = results["timers"]
+    lines.append("")
+    lines.append(
+        f"timers: {timers['count']} pending, late by p50 {timers['late_p50_ms']:.0f} ms, "
+        f"p99 {timers['late_p99_ms']:.0f} ms; nats-server memory +{timers['server_memory_mib']:.1f} MiB"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long each end-to-end rate runs")
+    parser.add_argument(
+        "--rates", default="20,100,300", help="fixed rates per second, then as fast as it goes"
+    )
+    parser.add_argument("--timers", type=int, default=10_000, help="pending timers to measure")
+    parser.add_argument("--out", default="var/bench/results.json")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {"machine": machine()}
+    results["baseline"] = asyncio.run(bus_baseline())
+    rates = [int(rate) for rate in args.rates.split(",") if rate]
+    out = Path(args.out)
+    system = out.parent / "system"  # the services' data and logs, kept for a look afterwards
+    shutil.rmtree(system, ignore_errors=True)
+    system.mkdir(parents=True)
+    results["end_to_end"] = asyncio.run(end_to_end(rates, args.seconds, system))
+    results["timers"] = asyncio.run(pending_timers(args.timers))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(table(results))
+    print(f"\nevery figure: {out}")
+    failures = [run["label"] for run in results["end_to_end"] if run["lost"] or run["duplicated"]]
+    if failures:
+        raise SystemExit(f"FAILED: complaints lost or events duplicated at {', '.join(failures)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Complaints posted over HTTP at fixed rates, through the four services, timed from the record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nats.js import JetStreamContext
+
+from bench.stats import percentiles
+from kizuki.audit import RecordEntry, read_record
+from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from shared.bus import RECORD_STREAM, connect
+from shared.settings import SERVICES, load_settings
+from shared.timers import now
+
+# Stages timed from the POST, each read from the record.
+STAGES = {
+    "ComplaintReceived": "ComplaintReceived",
+    "EscalationStarted": "EscalationStarted",
+    "first staff alert handed over": "NotificationSent",
+    "ComplainantAcknowledged": "ComplainantAcknowledged",
+}
+# Events a complaint gets exactly once in this run (no chase repeats: the shipped interval is minutes).
+ONCE = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged", "CallbackScheduled")
+SUSTAINED_DRAIN_SECONDS = 2.0
+MAX_CONCURRENCY = 32
+
+
+def complaint(n: int) -> dict[str, Any]:
+    return {
+        "channel": "phone",
+        "occurred_at": (now() - timedelta(minutes=10)).isoformat(),
+        "heard_by": "n-001",
+        "department": "Ward 3",
+        "summary": f"Benchmark complaint {n}: waited for pain medication.",
+        "complainant": {"name": "Bench Patient", "contact": "bench@example.org"},
+        "language": "en",
+    }
+
+
+async def _post(client: httpx.AsyncClient, url: str, n: int, sent: dict[str, float]) -> None:
+    moment = time.time()
+    response = await client.post(url, json=complaint(n))
+    if response.status_code == 201:
+        sent[response.json()["complaint_id"]] = moment
+
+
+async def drive(client: httpx.AsyncClient, url: str, rate: int | None, seconds: float) -> dict[str, float]:
+    """Open loop at a fixed rate, or closed loop with a few clients as fast as it goes."""
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    if rate is not None:
+        tasks = []
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(_post(client, url, n, sent)))
+        await asyncio.gather(*tasks)
+        return sent
+
+    async def worker(first: int) -> None:
+        n = first
+        while time.perf_counter() - start < seconds:
+            await _post(client, url, n, sent)
+            n += MAX_CONCURRENCY
+
+    await asyncio.gather(*(worker(k) for k in range(MAX_CONCURRENCY)))
+    return sent
+
+
+async def settled(js: JetStreamContext, quiet_for: float = 1.0, within: float = 120.0) -> None:
+    """Until every consumer is drained and the record stops growing."""
+    deadline = time.perf_counter() + within
+    last, quiet_since = -1, time.perf_counter()
+    while time.perf_counter() < deadline:
+        info = await js.stream_info(RECORD_STREAM)
+        pending = 0
+        for subscription in ALL_SUBSCRIPTIONS:
+            consumer = await js.consumer_info(subscription.stream, subscription.durable)
+            pending += consumer.num_pending + consumer.num_ack_pending
+        if info.state.last_seq != last or pending:
+            last, quiet_since = info.state.last_seq, time.perf_counter()
+        elif time.perf_counter() - quiet_since >= quiet_for:
+            return
+        await asyncio.sleep(0.1)
+
+
+def analyse(
+    label: str, sent: dict[str, float], seconds: float, record: list[RecordEntry], drain: float
+) -> dict[str, Any]:
+    mine = [entry for entry in record if entry.complaint_id in sent]
+    counts = Counter((entry.complaint_id, entry.event_type) for entry in mine)
+    first_at: dict[tuple[str, str], float] = {}
+    for entry in mine:
+        recorded = datetime.fromisoformat(entry.body["recorded_at"]).timestamp()
+        key = (str(entry.complaint_id), entry.event_type)
+        first_at[key] = min(first_at.get(key, recorded), recorded)
+    latency = {}
+    for stage, event_type in STAGES.items():
+        values = [
+            (first_at[(c, event_type)] - t) * 1000 for c, t in sent.items() if (c, event_type) in first_at
+        ]
+        latency[stage] = percentiles(values)
+    lost = sum(1 for c in sent if any((c, kind) not in counts for kind in ONCE))
+    event_ids = [entry.body.get("event_id") for entry in mine]
+    duplicated = (
+        len(event_ids) - len(set(event_ids)) + sum(1 for c in sent for k in ONCE if counts[(c, k)] > 1)
+    )
+    done = [
+        first_at[(c, "ComplainantAcknowledged")] for c in sent if (c, "ComplainantAcknowledged") in first_at
+    ]
+    return {
+        "label": label,
+        "complaints": len(sent),
+        "sent_per_second": len(sent) / seconds,
+        "completed_per_second": len(done) / max(1e-9, (max(done) - min(sent.values()))) if done else 0.0,
+        "latency_ms": latency,
+        "drain_seconds": drain,
+        "sustained": drain <= SUSTAINED_DRAIN_SECONDS,
+        "lost": lost,
+        "duplicated": duplicated,
+    }
+
+
+async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[str, Any]]:
+    """Runs the system with its data and logs under ``root``, an empty directory."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
+    env |= {"KIZUKI_DATA_DIR": str(root / "var"), "KIZUKI_NATS_PORT": str(free_port())}
+    env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
+    settings = load_settings(env)
+    nats = start_nats(settings.nats_port, root / "nats", root / "nats.log")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        await provision_bus(settings.bus_url)
+        processes = [start_service(s, env, root / f"{s}.log") for s in SERVICES]
+        for service, process in zip(SERVICES, processes, strict=True):
+            await asyncio.to_thread(wait_healthy, settings.http_url(service), process)
+        nc = await connect(settings.bus_url, "bench")
+        js = nc.jetstream()
+        url = settings.http_url("intake") + "/v1/complaints"
+        runs = []
+        limits = httpx.Limits(max_connections=MAX_CONCURRENCY * 2)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
+                started = time.perf_counter()
+                sent = await drive(client, url, rate, seconds)
+                posting_ended = time.perf_counter()
+                await settled(js)
+                drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second
+                record = [entry async for entry in read_record(js)]
+                runs.append(analyse(label, sent, posting_ended - started, record, max(0.0, drain)))
+        await nc.close()
+        return runs
+    finally:
+        for process in processes:
+            stop(process)
+        stop(nats)
