@@ -17,8 +17,10 @@ from nats.js import JetStreamContext
 from bench.stats import percentiles
 from kizuki.audit import RecordEntry, read_record
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
-from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus, provision_secrets
+from shared.auth import issue_api_key
 from shared.bus import RECORD_STREAM, connect
+from shared.directory import load_directory
 from shared.settings import SERVICES, load_settings
 from shared.timers import now
 
@@ -39,7 +41,6 @@ def complaint(n: int) -> dict[str, Any]:
     return {
         "channel": "phone",
         "occurred_at": (now() - timedelta(minutes=10)).isoformat(),
-        "heard_by": "n-001",
         "department": "Ward 3",
         "summary": f"Benchmark complaint {n}: waited for pain medication.",
         "complainant": {"name": "Bench Patient", "contact": "bench@example.org"},
@@ -139,7 +140,11 @@ async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[
     nats = start_nats(settings.nats_port, root / "nats", root / "nats.log")
     processes: list[subprocess.Popen[bytes]] = []
     try:
+        provision_secrets(settings)
         await provision_bus(settings.bus_url)
+        directory = load_directory(settings.directory_path)
+        # Posted as a call-centre system would: with its channel's API key, n-001 owning the inbox.
+        api_key = issue_api_key(settings.api_keys_path, "bench", ["phone"], "n-001", directory)
         processes = [start_service(s, env, root / f"{s}.log") for s in SERVICES]
         for service, process in zip(SERVICES, processes, strict=True):
             await asyncio.to_thread(wait_healthy, settings.http_url(service), process)
@@ -148,7 +153,7 @@ async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[
         url = settings.http_url("intake") + "/v1/complaints"
         runs = []
         limits = httpx.Limits(max_connections=MAX_CONCURRENCY * 2)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=30, limits=limits, headers={"X-API-Key": api_key}) as client:
             for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
                 started = time.perf_counter()
                 sent = await drive(client, url, rate, seconds)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
+from typing import get_args
 
 from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.launcher import run_system
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_secrets
+from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
+from shared.directory import load_directory
+from shared.events import Channel
 from shared.settings import load_settings
 
 
@@ -28,7 +33,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kizuki", description="Patient complaints that never get buried.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
-    commands.add_parser("provision", help="declare the streams and consumers on the NATS server")
+    commands.add_parser(
+        "provision", help="create missing keys, declare the streams and consumers on the NATS server"
+    )
+    token = commands.add_parser("token", help="print a bearer token for a member of staff")
+    token.add_argument("staff_id", help="their id in the staff directory")
+    token.add_argument("--hours", type=float, default=12, help="how long it is valid (default 12)")
+    api_key = commands.add_parser("api-key", help="create the API key of a machine channel; shown once")
+    api_key.add_argument("--name", required=True, help="what posts with it, e.g. 'call-centre'")
+    api_key.add_argument(
+        "--channel", required=True, action="append", choices=get_args(Channel), help="repeat for several"
+    )
+    api_key.add_argument("--heard-by", required=True, help="staff id who owns this inbox (the first hearer)")
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -40,12 +56,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    if args.command == "run":
-        run_system(settings)
-    elif args.command == "provision":
-        asyncio.run(provision_bus(settings.bus_url))
-    else:
-        asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
+    try:
+        if args.command == "run":
+            run_system(settings)
+        elif args.command == "provision":
+            provision_secrets(settings)
+            asyncio.run(provision_bus(settings.bus_url))
+        elif args.command == "token":
+            directory = load_directory(settings.directory_path)
+            lifetime = timedelta(hours=args.hours)
+            print(issue_token(settings.token_signing_key, args.staff_id, directory, lifetime))
+        elif args.command == "api-key":
+            directory = load_directory(settings.directory_path)
+            print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
+        else:
+            asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
+    except AuthError as error:
+        sys.exit(f"kizuki: {error}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import FrameType
 
 from kizuki.processes import start_nats, start_service, stop, wait_healthy
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_secrets
 from shared.settings import SERVICES, Settings
 
 
@@ -31,6 +31,7 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
     nats: subprocess.Popen[bytes] | None = None
     services: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        provision_secrets(settings)
         if settings.embedded_nats:
             nats = start_nats(settings.nats_port, settings.data_dir / "nats", logs / "nats-server.log")
             print(

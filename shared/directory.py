@@ -12,7 +12,7 @@ from shared.events import Language
 
 Role = Literal[
     "front_line", "supervisor", "executive", "handler", "second_line", "callback_staff", "quality", "auditor",
-    "administrator",
+    "administrator", "patient_safety_officer",
 ]  # fmt: skip
 
 

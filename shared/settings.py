@@ -34,6 +34,9 @@ class Settings:
     http_ports: dict[str, int]
     policy_path: Path
     directory_path: Path
+    token_signing_key: Path
+    token_verify_key: Path
+    api_keys_path: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -115,6 +118,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             dbname=env.get("KIZUKI_POSTGRES_DBNAME", "kizuki"),
         )
     deploy = Path(__file__).resolve().parent.parent / "deploy"
+    secrets = data_dir / "secrets"
     return Settings(
         data_dir=data_dir,
         nats_port=_port(env, "KIZUKI_NATS_PORT", 4222),
@@ -123,6 +127,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_ports=http_ports,
         policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
         directory_path=Path(env.get("KIZUKI_DIRECTORY") or deploy / "directory.toml"),
+        token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or secrets / "token-signing.pem"),
+        token_verify_key=Path(env.get("KIZUKI_TOKEN_VERIFY_KEY") or secrets / "token-verify.pem"),
+        api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
         store=store,
         postgres=postgres,
     )

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from kizuki.processes import free_port, nats_server_binary, start_nats, stop
+from kizuki.provision import provision_secrets
+from shared.auth import issue_token
 from shared.directory import Directory, load_directory
 from shared.policy import Policy, load_policy
 from shared.settings import PostgresSettings, Settings, load_settings
@@ -97,8 +100,29 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings of a system whose data lives in this test's temporary directory."""
-    return load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+    """Settings of a system whose data lives in this test's temporary directory, its keys provisioned."""
+    settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+    provision_secrets(settings)
+    return settings
+
+
+Headers = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def signed_in(settings: Settings, directory: Directory) -> Headers:
+    """The request headers of a member of staff signed in with a token."""
+
+    def headers(staff_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(settings.token_signing_key, staff_id, directory)}"}
+
+    return headers
+
+
+def stored(client: TestClient) -> int:
+    """How many events the store of a service's test client holds."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    return runtime.store.process_recorder.max_notification_id() or 0
 
 
 @pytest.fixture

@@ -1,52 +1,51 @@
 """Escalation's HTTP API: read a case; the actions of the people who owe its duties."""
 
-from __future__ import annotations
-
+# Without `from __future__ import annotations`: FastAPI reads these signatures' dependencies, which
+# refer to objects local to router().
 import asyncio
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.escalation.application import EscalationApplication
 from services.escalation.domain import Case, NotPermitted, NotPossible
-from shared.directory import Directory
+from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
+from shared.directory import Directory, Role
 from shared.events import DutyKind
 from shared.service import ServiceRuntime, found
 from shared.timers import now
 
 Result = TypeVar("Result")
-StaffId = Annotated[str, Field(min_length=1, max_length=100, description="Staff id of the person acting.")]
+StaffId = Annotated[str, Field(min_length=1, max_length=100)]
+# Who may judge harassment, and who may record the corrective measure and close the case; always
+# also within the case's chains (the domain checks that).
+JUDGES: tuple[Role, ...] = ("supervisor", "executive", "second_line")
+OWNERS: tuple[Role, ...] = ("supervisor", "executive", "handler", "second_line")
 
 
-class Action(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    by: StaffId
-
-
-class Report(Action):
-    to: StaffId = Field(description="The executive reported to.")
+class Report(ActionBody):
+    to: StaffId = Field(description="Staff id of the executive reported to.")
     text: str = Field(min_length=1, max_length=2000, description="One line is enough.")
 
 
-class FirstResponse(Action):
+class FirstResponse(ActionBody):
     at: AwareDatetime | None = Field(default=None, description="When the call was made; now if not given.")
     patient_reached: bool
     notes: str = Field(default="", max_length=4000)
 
 
-class HarassmentAssessment(Action):
+class HarassmentAssessment(ActionBody):
     demand_valid: bool = Field(description="Is the demand itself valid?")
     means_appropriate: bool = Field(description="Are the means socially appropriate?")
     impact_on_staff: bool = Field(description="Does it harm the staff's working environment?")
 
 
-class CorrectiveMeasure(Action):
+class CorrectiveMeasure(ActionBody):
     measure: str = Field(min_length=1, max_length=4000)
-    responsible: StaffId
+    responsible: StaffId = Field(description="Staff id of the person responsible for the measure.")
 
 
 class DutyView(BaseModel):
@@ -107,10 +106,18 @@ def case_view(case: Case) -> CaseView:
     )
 
 
-def router(store: EscalationApplication, runtime: ServiceRuntime, directory: Directory) -> APIRouter:
+def router(
+    store: EscalationApplication, runtime: ServiceRuntime, directory: Directory, auth: Authenticator
+) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
+    reader = Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
+    writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
+    judge = Annotated[Person, Depends(auth.requires(*JUDGES))]
+    owner = Annotated[Person, Depends(auth.requires(*OWNERS))]
 
-    async def act(complaint_id: UUID, action: Callable[[Case], object]) -> CaseView:
+    async def act(
+        http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
+    ) -> CaseView:
         """Apply the action, answer with the case as it is now; refusals become 403 or 409."""
 
         def apply(case: Case) -> Case:
@@ -120,7 +127,7 @@ def router(store: EscalationApplication, runtime: ServiceRuntime, directory: Dir
         try:
             case = await asyncio.to_thread(store.act, complaint_id, apply)
         except NotPermitted as refusal:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(refusal)) from None
+            raise refuse(http, person, str(refusal)) from None
         except NotPossible as refusal:
             detail: dict[str, object] = {"error": str(refusal)}
             if refusal.open_duties:
@@ -130,24 +137,38 @@ def router(store: EscalationApplication, runtime: ServiceRuntime, directory: Dir
         return case_view(found(case, f"case for complaint {complaint_id}"))
 
     @api.get("/{complaint_id}", response_model=CaseView)
-    async def get_case(complaint_id: UUID) -> CaseView:
-        case = await asyncio.to_thread(store.get_case, complaint_id)
-        return case_view(found(case, f"case for complaint {complaint_id}"))
+    async def get_case(http: Request, complaint_id: UUID, person: reader) -> CaseView:
+        """For the people of the case and its chains; overseers see every case."""
+        case = found(
+            await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
+        )
+        if not (person.oversees or person.staff_id in case.people()):
+            raise refuse(http, person, f"{person.staff_id} is not among the people of this case")
+        return case_view(case)
 
     @api.post("/{complaint_id}/duties/{duty}/acknowledge", response_model=CaseView)
-    async def acknowledge(complaint_id: UUID, duty: Annotated[DutyKind, Path()], body: Action) -> CaseView:
+    async def acknowledge(
+        http: Request, complaint_id: UUID, duty: Annotated[DutyKind, Path()], person: writer
+    ) -> CaseView:
         """Answer an alert: the chase for the duty stops. For the supervisor's alert this is the duty done."""
-        return await act(complaint_id, lambda case: case.acknowledge(duty, body.by, now()))
+        return await act(
+            http, person, complaint_id, lambda case: case.acknowledge(duty, person.staff_id, now())
+        )
 
     @api.post("/{complaint_id}/reports", response_model=CaseView)
-    async def file_report(complaint_id: UUID, body: Report) -> CaseView:
+    async def file_report(http: Request, complaint_id: UUID, body: Report, person: writer) -> CaseView:
         """A short report to an executive, on the track of the person who files it."""
         return await act(
-            complaint_id, lambda case: case.file_report(body.by, body.to, body.text, now(), directory)
+            http,
+            person,
+            complaint_id,
+            lambda case: case.file_report(person.staff_id, body.to, body.text, now(), directory),
         )
 
     @api.post("/{complaint_id}/first-response", response_model=CaseView)
-    async def first_response(complaint_id: UUID, body: FirstResponse) -> CaseView:
+    async def first_response(
+        http: Request, complaint_id: UUID, body: FirstResponse, person: writer
+    ) -> CaseView:
         """The apology call and fact-check, reached or not."""
         at = body.at or now()
         if at > now():
@@ -155,35 +176,52 @@ def router(store: EscalationApplication, runtime: ServiceRuntime, directory: Dir
                 status.HTTP_422_UNPROCESSABLE_CONTENT, detail="at: the call cannot be in the future"
             )
         return await act(
+            http,
+            person,
             complaint_id,
-            lambda case: case.record_first_response(body.by, at, body.patient_reached, body.notes),
+            lambda case: case.record_first_response(person.staff_id, at, body.patient_reached, body.notes),
         )
 
     @api.post("/{complaint_id}/patient-feedback", response_model=CaseView)
-    async def patient_feedback(complaint_id: UUID, body: Action) -> CaseView:
+    async def patient_feedback(http: Request, complaint_id: UUID, person: writer) -> CaseView:
         """The result was fed back to the patient."""
-        return await act(complaint_id, lambda case: case.give_feedback(body.by, now()))
+        return await act(http, person, complaint_id, lambda case: case.give_feedback(person.staff_id, now()))
 
     @api.post("/{complaint_id}/harassment-assessment", response_model=CaseView)
-    async def harassment_assessment(complaint_id: UUID, body: HarassmentAssessment) -> CaseView:
+    async def harassment_assessment(
+        http: Request, complaint_id: UUID, body: HarassmentAssessment, person: judge
+    ) -> CaseView:
         """Judged on three criteria; harassment hands the case to a second-line responder."""
         return await act(
+            http,
+            person,
             complaint_id,
             lambda case: case.assess_harassment(
-                body.by, body.demand_valid, body.means_appropriate, body.impact_on_staff, now(), directory
+                person.staff_id,
+                body.demand_valid,
+                body.means_appropriate,
+                body.impact_on_staff,
+                now(),
+                directory,
             ),
         )
 
     @api.post("/{complaint_id}/corrective-measure", response_model=CaseView)
-    async def corrective_measure(complaint_id: UUID, body: CorrectiveMeasure) -> CaseView:
+    async def corrective_measure(
+        http: Request, complaint_id: UUID, body: CorrectiveMeasure, person: owner
+    ) -> CaseView:
         return await act(
+            http,
+            person,
             complaint_id,
-            lambda case: case.record_corrective_measure(body.by, body.measure, body.responsible, now()),
+            lambda case: case.record_corrective_measure(
+                person.staff_id, body.measure, body.responsible, now()
+            ),
         )
 
     @api.post("/{complaint_id}/close", response_model=CaseView)
-    async def close(complaint_id: UUID, body: Action) -> CaseView:
+    async def close(http: Request, complaint_id: UUID, person: owner) -> CaseView:
         """Refused with 409 and the open duties while any duty is open."""
-        return await act(complaint_id, lambda case: case.close(body.by, now()))
+        return await act(http, person, complaint_id, lambda case: case.close(person.staff_id, now()))
 
     return api

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.escalation.api import router
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers
+from shared.auth import Authenticator
 from shared.directory import load_directory
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, http_app, open_store
@@ -19,5 +20,5 @@ def create_app(settings: Settings) -> FastAPI:
     store = open_store(EscalationApplication, settings)
     runtime = ServiceRuntime(settings, store, consumers(store, policy, directory))
     app = http_app("kizuki escalation", runtime)
-    app.include_router(router(store, runtime, directory))
+    app.include_router(router(store, runtime, directory, Authenticator.from_settings(settings, directory)))
     return app

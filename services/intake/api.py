@@ -1,16 +1,18 @@
 """Intake's HTTP API: register a complaint, read it back."""
 
-from __future__ import annotations
-
+# Without `from __future__ import annotations`: FastAPI reads these signatures' dependencies, which
+# refer to objects local to router().
 import asyncio
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import IdempotencyConflict, IntakeApplication
 from services.intake.domain import Registration, RegistrationError
+from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
+from shared.directory import Directory
 from shared.events import Channel, Complainant, Language, Tier
 from shared.service import ServiceRuntime, found
 from shared.timers import now
@@ -18,12 +20,11 @@ from shared.timers import now
 MAX_SUMMARY = 4000
 
 
-class ComplaintRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ComplaintRequest(ActionBody):
+    """The first hearer is the person signed in, or the inbox owner of the channel's API key."""
 
     channel: Channel = Field(description="How the complaint reached the hospital.")
     occurred_at: AwareDatetime = Field(description="When it occurred, ISO 8601 with a UTC offset.")
-    heard_by: str = Field(min_length=1, max_length=100, description="Staff id of the first hearer.")
     department: str = Field(min_length=1, max_length=200, description="Department concerned.")
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY, description="The facts, no judgement.")
     complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
@@ -49,20 +50,41 @@ class ComplaintView(BaseModel):
     language: str
 
 
-def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: str) -> APIRouter:
+def first_hearer(http: Request, caller: Caller, channel: Channel) -> str:
+    """The person who registers it, or for a machine channel the owner of its inbox."""
+    if caller.person is not None:
+        return caller.person.staff_id
+    assert caller.client is not None
+    client = caller.client
+    if channel not in client.channels:
+        allowed = ", ".join(client.channels)
+        reason = f"the API key of {client.name} may post complaints for {allowed}, not {channel}"
+        raise Refused(http, status.HTTP_403_FORBIDDEN, reason, f"API key of {client.name}")
+    return client.heard_by
+
+
+def router(
+    store: IntakeApplication,
+    runtime: ServiceRuntime,
+    default_language: str,
+    auth: Authenticator,
+    directory: Directory,
+) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintCreated)
     async def register_complaint(
+        http: Request,
         request: ComplaintRequest,
         response: Response,
+        caller: Annotated[Caller, Depends(auth.person_or_client(*WRITERS))],
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     ) -> ComplaintCreated:
         complainant = request.complainant or Complainant()
         registration = Registration(
             channel=request.channel,
             occurred_at=request.occurred_at,
-            heard_by=request.heard_by,
+            heard_by=first_hearer(http, caller, request.channel),
             department=request.department,
             summary=request.summary,
             complainant_name=complainant.name,
@@ -86,10 +108,21 @@ def router(store: IntakeApplication, runtime: ServiceRuntime, default_language: 
         return ComplaintCreated(complaint_id=complaint_id)
 
     @api.get("/complaints/{complaint_id}", response_model=ComplaintView)
-    async def get_complaint(complaint_id: UUID) -> ComplaintView:
+    async def get_complaint(
+        http: Request, complaint_id: UUID, person: Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
+    ) -> ComplaintView:
+        """For the first hearer, their department and the people above them; overseers see every one."""
         complaint = found(
             await asyncio.to_thread(store.get_complaint, complaint_id), f"complaint {complaint_id}"
         )
+        concerned = (
+            person.oversees
+            or person.staff_id == complaint.heard_by
+            or person.member.department == complaint.department
+            or person.staff_id in directory.chain_above(complaint.heard_by)
+        )
+        if not concerned:
+            raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
         return ComplaintView(
             complaint_id=complaint.id,
             channel=complaint.channel,

@@ -33,7 +33,9 @@ class IntakeApplication(ServiceApplication):
     ) -> tuple[UUID, bool]:
         """Register a complaint; returns its id and whether this call created it."""
         registration.check(now)
-        complaint_id = stable_id("complaint", idempotency_key) if idempotency_key else uuid4()
+        # A key is the caller's own: the same key from another first hearer is another request.
+        scoped_key = f"{registration.heard_by}\n{idempotency_key}" if idempotency_key else None
+        complaint_id = stable_id("complaint", scoped_key) if scoped_key else uuid4()
         request_fingerprint = fingerprint(registration)
         complaint = Complaint.register(complaint_id, registration, request_fingerprint)
         try:

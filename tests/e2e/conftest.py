@@ -20,8 +20,10 @@ from nats.aio.client import Client
 
 from kizuki.audit import RecordEntry, read_record
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_secrets
+from shared.auth import issue_token
 from shared.bus import connect
+from shared.directory import load_directory
 from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
 from tests.polling import eventually
@@ -83,6 +85,7 @@ class System:
         self.nats = start_nats(
             self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
         )
+        provision_secrets(self.settings)
         await provision_bus(self.settings.bus_url)
         for service in SERVICES:
             self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
@@ -123,6 +126,13 @@ class System:
             stop(process)
         if self.nats is not None:
             stop(self.nats)
+
+    def signed_in(self, staff_id: str) -> dict[str, str]:
+        """Request headers of a member of the sample hospital's staff, with a token from this system's key."""
+        token = issue_token(
+            self.settings.token_signing_key, staff_id, load_directory(self.settings.directory_path)
+        )
+        return {"Authorization": f"Bearer {token}"}
 
     def url(self, service: str, path: str) -> str:
         return self.settings.http_url(service) + path
@@ -186,7 +196,6 @@ def complaint(**changes: Any) -> dict[str, Any]:
     return {
         "channel": "phone",
         "occurred_at": (now() - timedelta(minutes=30)).isoformat(),
-        "heard_by": "n-001",
         "department": "Ward 3",
         "summary": "Waited three hours for pain medication.",
         "complainant": {"name": "Sato Hanako", "contact": "sato@example.org"},

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 async def test_a_complaint_flows_through_every_service_exactly_once(
     system: System, http: httpx.AsyncClient
 ) -> None:
-    response = await http.post(system.url("intake", "/v1/complaints"), json=complaint())
+    nurse = system.signed_in("n-001")
+    response = await http.post(system.url("intake", "/v1/complaints"), json=complaint(), headers=nurse)
     assert response.status_code == 201, response.text
     complaint_id = response.json()["complaint_id"]
 
@@ -38,7 +39,7 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
         "CallbackScheduled": "followup",
         "CallbackDue": "followup",
     }
-    case = (await http.get(system.url("escalation", f"/v1/cases/{complaint_id}"))).json()
+    case = (await http.get(system.url("escalation", f"/v1/cases/{complaint_id}"), headers=nurse)).json()
     assert case["policy_version"] == "e2e-1"
     owners = {duty["duty"]: duty["owner"] for duty in case["duties"]}
     # From the sample hospital: n-001 reports to sv-003; Ward 3's handler is hd-003.
@@ -70,16 +71,17 @@ async def test_retries_and_bad_requests_add_nothing_to_the_record(
     system: System, http: httpx.AsyncClient
 ) -> None:
     url = system.url("intake", "/v1/complaints")
+    nurse = system.signed_in("n-001")
     body = complaint()
-    first = await http.post(url, json=body, headers={"Idempotency-Key": "call-centre-7781"})
-    again = await http.post(url, json=body, headers={"Idempotency-Key": "call-centre-7781"})
+    first = await http.post(url, json=body, headers={**nurse, "Idempotency-Key": "call-centre-7781"})
+    again = await http.post(url, json=body, headers={**nurse, "Idempotency-Key": "call-centre-7781"})
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
 
-    bad = await http.post(url, json=complaint(channel="pigeon"))
+    bad = await http.post(url, json=complaint(channel="pigeon"), headers=nurse)
     assert bad.status_code == 422
     assert bad.json()["problems"][0]["field"] == "channel"
-    future = await http.post(url, json=complaint(occurred_at="2999-01-01T00:00:00+00:00"))
+    future = await http.post(url, json=complaint(occurred_at="2999-01-01T00:00:00+00:00"), headers=nurse)
     assert future.status_code == 422
 
     complaint_id = first.json()["complaint_id"]
@@ -101,9 +103,10 @@ async def test_consumers_killed_mid_flight_lose_nothing_and_repeat_nothing(
     system: System, http: httpx.AsyncClient
 ) -> None:
     url = system.url("intake", "/v1/complaints")
+    nurse = system.signed_in("n-001")
 
     async def post(n: int) -> str:
-        response = await http.post(url, json=complaint(summary=f"complaint {n}"))
+        response = await http.post(url, json=complaint(summary=f"complaint {n}"), headers=nurse)
         assert response.status_code == 201, response.text
         return str(response.json()["complaint_id"])
 
@@ -133,16 +136,17 @@ async def test_consumers_killed_mid_flight_lose_nothing_and_repeat_nothing(
 
 async def test_a_restart_of_nats_loses_nothing(system: System, http: httpx.AsyncClient) -> None:
     url = system.url("intake", "/v1/complaints")
-    before = (await http.post(url, json=complaint(summary="before"))).json()["complaint_id"]
+    nurse = system.signed_in("n-001")
+    before = (await http.post(url, json=complaint(summary="before"), headers=nurse)).json()["complaint_id"]
     await system.wait_for_flow([before])
 
     await system.stop_nats()
     # Intake keeps registering while the bus is down: the complaint waits in its outbox.
-    response = await http.post(url, json=complaint(summary="while the bus is down"))
+    response = await http.post(url, json=complaint(summary="while the bus is down"), headers=nurse)
     assert response.status_code == 201
     during = response.json()["complaint_id"]
     await system.start_nats_again()
-    after = (await http.post(url, json=complaint(summary="after"))).json()["complaint_id"]
+    after = (await http.post(url, json=complaint(summary="after"), headers=nurse)).json()["complaint_id"]
 
     record = await system.wait_for_flow([before, during, after])
     counts = Counter((entry.complaint_id, entry.event_type) for entry in record)

@@ -43,7 +43,9 @@ async def regime(tmp_path: Path) -> AsyncIterator[System]:
 
 
 async def register(system: System, http: httpx.AsyncClient, **changes: Any) -> str:
-    response = await http.post(system.url("intake", "/v1/complaints"), json=complaint(**changes))
+    response = await http.post(
+        system.url("intake", "/v1/complaints"), json=complaint(**changes), headers=system.signed_in("n-001")
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["complaint_id"])
 
@@ -118,7 +120,11 @@ async def test_a_supervisor_who_never_answers_is_alerted_at_the_spacing_then_the
         # Schedules have second resolution; an alert never goes out before its time.
         assert datetime.fromisoformat(following["occurred_at"]) >= planned.replace(microsecond=0)
 
-    case = (await http.get(regime.url("escalation", f"/v1/cases/{complaint_id}"))).json()
+    case = (
+        await http.get(
+            regime.url("escalation", f"/v1/cases/{complaint_id}"), headers=regime.signed_in("sv-003")
+        )
+    ).json()
     acknowledgement = next(d for d in case["duties"] if d["duty"] == duty)
     assert acknowledgement["owner"] == "sv-003"  # the chain goes up; the duty stays the supervisor's
     assert acknowledgement["status"] == "open"
@@ -139,7 +145,8 @@ async def test_an_acknowledgement_between_attempts_stops_the_alerts(
     duty = "supervisor_report"
     await until_record(regime, "the first alert", lambda record: alerts(record, complaint_id, duty))
     response = await http.post(
-        regime.url("escalation", f"/v1/cases/{complaint_id}/duties/{duty}/acknowledge"), json={"by": "sv-003"}
+        regime.url("escalation", f"/v1/cases/{complaint_id}/duties/{duty}/acknowledge"),
+        headers=regime.signed_in("sv-003"),
     )
     assert response.status_code == 200, response.text
     acknowledged = next(d for d in response.json()["duties"] if d["duty"] == duty)
@@ -160,10 +167,11 @@ async def test_both_report_tracks_are_kept_and_a_missing_first_hearer_report_is_
     await until_record(
         regime, "the case to open", lambda record: of(record, complaint_id, "EscalationStarted")
     )
-    report = {"by": "sv-003", "to": "ex-002", "text": "Pain medication delayed three hours on Ward 3."}
-    assert (await http.post(f"{cases}/reports", json=report)).status_code == 200
+    supervisor = regime.signed_in("sv-003")
+    report = {"to": "ex-002", "text": "Pain medication delayed three hours on Ward 3."}
+    assert (await http.post(f"{cases}/reports", json=report, headers=supervisor)).status_code == 200
     assert (
-        await http.post(f"{cases}/duties/supervisor_acknowledgement/acknowledge", json={"by": "sv-003"})
+        await http.post(f"{cases}/duties/supervisor_acknowledgement/acknowledge", headers=supervisor)
     ).is_success
 
     record = await until_record(
@@ -177,7 +185,7 @@ async def test_both_report_tracks_are_kept_and_a_missing_first_hearer_report_is_
     assert [(b["track"], b["by"], b["to"]) for b in of(record, complaint_id, "ReportFiled")] == [
         ("supervisor_report", "sv-003", "ex-002")
     ]
-    statuses = {d["duty"]: d["status"] for d in (await http.get(cases)).json()["duties"]}
+    statuses = {d["duty"]: d["status"] for d in (await http.get(cases, headers=supervisor)).json()["duties"]}
     assert statuses["first_hearer_report"] == "missed"
     assert statuses["supervisor_report"] == "done"
     assert statuses["supervisor_acknowledgement"] == "done"
@@ -203,7 +211,12 @@ async def test_the_apology_deadline_runs_from_when_the_complaint_occurred(
     assert too_late["late_on_arrival"] is True
     # Late first response is recorded against the case: nobody is named for it.
     assert not of(record, registered_after_deadline, "DutyMissed", "first_response")
-    case = (await http.get(regime.url("escalation", f"/v1/cases/{registered_after_deadline}"))).json()
+    case = (
+        await http.get(
+            regime.url("escalation", f"/v1/cases/{registered_after_deadline}"),
+            headers=regime.signed_in("q-001"),
+        )
+    ).json()
     assert next(d for d in case["duties"] if d["duty"] == "first_response")["status"] == "overdue"
 
 
@@ -277,10 +290,13 @@ async def test_the_actions_of_a_case_through_to_its_closing(regime: System, http
         regime, "the case to open", lambda record: of(record, complaint_id, "EscalationStarted")
     )
 
-    refused = await http.post(f"{cases}/duties/supervisor_acknowledgement/acknowledge", json={"by": "hd-010"})
+    supervisor = regime.signed_in("sv-003")
+    refused = await http.post(
+        f"{cases}/duties/supervisor_acknowledgement/acknowledge", headers=regime.signed_in("hd-010")
+    )
     assert refused.status_code == 403
     assert "hd-010 is neither the owner" in refused.json()["detail"]
-    not_yet = await http.post(f"{cases}/close", json={"by": "sv-003"})
+    not_yet = await http.post(f"{cases}/close", headers=supervisor)
     assert not_yet.status_code == 409
     assert set(not_yet.json()["detail"]["open_duties"]) == {
         "supervisor_acknowledgement",
@@ -290,26 +306,26 @@ async def test_the_actions_of_a_case_through_to_its_closing(regime: System, http
         "patient_feedback",
     }
     assert (
-        await http.post(f"{cases}/duties/no_such_duty/acknowledge", json={"by": "sv-003"})
+        await http.post(f"{cases}/duties/no_such_duty/acknowledge", headers=supervisor)
     ).status_code == 422
-    assert (await http.post(f"{cases}/reports", json={"by": "sv-003"})).status_code == 422
+    assert (await http.post(f"{cases}/reports", json={}, headers=supervisor)).status_code == 422
     unknown = regime.url("escalation", "/v1/cases/00000000-0000-0000-0000-000000000000")
-    assert (await http.get(unknown)).status_code == 404
+    assert (await http.get(unknown, headers=supervisor)).status_code == 404
 
-    steps: list[tuple[str, dict[str, Any]]] = [
-        ("duties/supervisor_acknowledgement/acknowledge", {"by": "sv-003"}),
-        ("reports", {"by": "sv-003", "to": "ex-002", "text": "Delay in pain medication."}),
-        ("reports", {"by": "n-001", "to": "ex-002", "text": "I heard the complaint at 09:30."}),
-        ("first-response", {"by": "hd-003", "patient_reached": False}),
-        ("first-response", {"by": "hd-003", "patient_reached": True, "notes": "Apologised."}),
-        ("harassment-assessment", {"by": "sv-003", "demand_valid": True, "means_appropriate": True,
-                                   "impact_on_staff": False}),
-        ("patient-feedback", {"by": "hd-003"}),
-        ("corrective-measure", {"by": "sv-003", "measure": "Pain rounds hourly.", "responsible": "sv-003"}),
-        ("close", {"by": "sv-003"}),
+    steps: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("sv-003", "duties/supervisor_acknowledgement/acknowledge", None),
+        ("sv-003", "reports", {"to": "ex-002", "text": "Delay in pain medication."}),
+        ("n-001", "reports", {"to": "ex-002", "text": "I heard the complaint at 09:30."}),
+        ("hd-003", "first-response", {"patient_reached": False}),
+        ("hd-003", "first-response", {"patient_reached": True, "notes": "Apologised."}),
+        ("sv-003", "harassment-assessment", {"demand_valid": True, "means_appropriate": True,
+                                             "impact_on_staff": False}),
+        ("hd-003", "patient-feedback", None),
+        ("sv-003", "corrective-measure", {"measure": "Pain rounds hourly.", "responsible": "sv-003"}),
+        ("sv-003", "close", None),
     ]  # fmt: skip
-    for path, body in steps:
-        response = await http.post(f"{cases}/{path}", json=body)
+    for by, path, body in steps:
+        response = await http.post(f"{cases}/{path}", json=body, headers=regime.signed_in(by))
         assert response.status_code == 200, (path, response.text)
     assert response.json()["closed_at"] is not None
 
@@ -353,8 +369,10 @@ async def test_major_complaints_reach_leadership_and_harassment_moves_the_case(
     harassing = await register(regime, http, summary="Shouted at the nurse for an hour and filmed her.")
     cases = regime.url("escalation", f"/v1/cases/{harassing}")
     await until_record(regime, "the case to open", lambda record: of(record, harassing, "EscalationStarted"))
-    assessment = {"by": "sv-003", "demand_valid": False, "means_appropriate": False, "impact_on_staff": True}
-    response = await http.post(f"{cases}/harassment-assessment", json=assessment)
+    assessment = {"demand_valid": False, "means_appropriate": False, "impact_on_staff": True}
+    response = await http.post(
+        f"{cases}/harassment-assessment", json=assessment, headers=regime.signed_in("sv-003")
+    )
     assert response.status_code == 200, response.text
     assert response.json()["protected_staff"] == "n-001"
 

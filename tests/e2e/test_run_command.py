@@ -86,7 +86,12 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
             assert f"http://127.0.0.1:{env[f'KIZUKI_{service.upper()}_PORT']}" in output
         children = first.children()
         assert len(children) == 5  # nats-server and four services
-        response = httpx.post(f"{intake}/v1/complaints", json=complaint(), timeout=10)
+        # As the README's walkthrough does it: a token from `kizuki token`, then curl.
+        token = subprocess.run(
+            [KIZUKI, "token", "n-001"], env=env, capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+        nurse = {"Authorization": f"Bearer {token}"}
+        response = httpx.post(f"{intake}/v1/complaints", json=complaint(), headers=nurse, timeout=10)
         assert response.status_code == 201
         complaint_id = response.json()["complaint_id"]
         assert wait_for_whole_flow(env, complaint_id) == FLOW_COUNTS
@@ -99,7 +104,11 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
     second = Launcher(env)
     try:
         second.wait_ready()
-        assert httpx.get(f"{intake}/v1/complaints/{complaint_id}", timeout=10).status_code == 200
+        assert (
+            httpx.get(f"{intake}/v1/complaints/{complaint_id}", headers=nurse, timeout=10).status_code == 200
+        )
+        secrets = Path(env["KIZUKI_DATA_DIR"]) / "secrets"
+        assert (secrets / "token-signing.pem").stat().st_mode & 0o077 == 0  # owner-only
         assert replay(env, complaint_id) == FLOW_COUNTS
     finally:
         assert second.stop(signal.SIGINT) == 0  # what Ctrl-C sends

@@ -1,4 +1,5 @@
-"""Intake's HTTP validation on a real store: bad input gets a clear 4xx and records nothing."""
+"""Intake's HTTP API on a real store: who may register and read, and bad input gets a clear 4xx and
+records nothing."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from kizuki.provision import provision_secrets
 from services.intake.main import create_app
-from shared.settings import Settings
+from shared.auth import issue_api_key, issue_token
+from shared.directory import Directory, load_directory
+from shared.settings import Settings, load_settings
 from shared.timers import now
+from tests.conftest import Headers, stored
 
 pytestmark = pytest.mark.integration
 
 VALID: dict[str, Any] = {
     "channel": "phone",
     "occurred_at": "2026-11-23T09:30:00+09:00",
-    "heard_by": "n-001",
     "department": "Ward 3",
     "summary": "Waited three hours for pain medication.",
     "complainant": {"name": "Sato Hanako", "contact": "+81-3-0000-0000"},
@@ -25,14 +29,9 @@ VALID: dict[str, Any] = {
 
 
 @pytest.fixture
-def client(settings: Settings) -> TestClient:
-    # Without entering the client the lifespan does not run: the API and its store, no bus.
-    return TestClient(create_app(settings))
-
-
-def stored(client: TestClient) -> int:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime.store.process_recorder.max_notification_id() or 0
+def client(settings: Settings, signed_in: Headers) -> TestClient:
+    """Signed in as the nurse n-001. Without entering the client the lifespan does not run: no bus."""
+    return TestClient(create_app(settings), headers=signed_in("n-001"))
 
 
 @pytest.mark.parametrize(
@@ -57,7 +56,7 @@ def test_invalid_fields_are_named_and_nothing_is_recorded(
     assert stored(client) == 0
 
 
-@pytest.mark.parametrize("missing", ["channel", "occurred_at", "heard_by", "department", "summary"])
+@pytest.mark.parametrize("missing", ["channel", "occurred_at", "department", "summary"])
 def test_missing_fields_are_named(client: TestClient, missing: str) -> None:
     body = {key: value for key, value in VALID.items() if key != missing}
     response = client.post("/v1/complaints", json=body)
@@ -104,3 +103,83 @@ def test_a_valid_complaint_is_registered_once_per_idempotency_key(client: TestCl
     assert complaint["heard_by"] == "n-001"
     assert complaint["language"] == "ja"  # the policy's default
     assert client.get("/v1/complaints/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_without_a_valid_token_nothing_is_registered(client: TestClient, settings: Settings) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer not-a-token"}):
+        response = client.post("/v1/complaints", json=VALID, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    # A token signed with another key (a forgery) is refused like no token at all.
+    forger = load_settings({"KIZUKI_DATA_DIR": str(settings.data_dir.parent / "elsewhere")})
+    provision_secrets(forger)
+    forged = issue_token(forger.token_signing_key, "ex-001", load_directory(settings.directory_path))
+    response = client.post("/v1/complaints", json=VALID, headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token is not valid"
+    assert stored(client) == 0
+
+
+def test_an_expired_token_is_refused_with_a_reason(
+    client: TestClient, settings: Settings, directory: Directory
+) -> None:
+    expired = issue_token(settings.token_signing_key, "n-001", directory, lifetime=timedelta(seconds=-1))
+    response = client.post("/v1/complaints", json=VALID, headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+    assert stored(client) == 0
+
+
+@pytest.mark.parametrize("actor_field", ["heard_by", "by"])
+def test_a_body_that_names_the_actor_is_refused(client: TestClient, actor_field: str) -> None:
+    response = client.post("/v1/complaints", json={**VALID, actor_field: "sv-003"})
+    assert response.status_code == 422
+    assert f"'{actor_field}' is taken from your credential" in response.text
+    assert stored(client) == 0
+
+
+def test_the_first_hearer_is_the_person_signed_in(client: TestClient, signed_in: Headers) -> None:
+    created = client.post("/v1/complaints", json=VALID, headers=signed_in("sv-010"))
+    assert created.status_code == 201
+    complaint = client.get(f"/v1/complaints/{created.json()['complaint_id']}", headers=signed_in("sv-010"))
+    assert complaint.json()["heard_by"] == "sv-010"
+
+
+def test_an_auditor_reads_and_cannot_register(client: TestClient, signed_in: Headers) -> None:
+    created = client.post("/v1/complaints", json=VALID).json()
+    auditor = signed_in("au-001")
+    refused = client.post("/v1/complaints", json=VALID, headers=auditor)
+    assert refused.status_code == 403
+    assert "au-001 may not do this" in refused.json()["detail"]
+    assert client.get(f"/v1/complaints/{created['complaint_id']}", headers=auditor).status_code == 200
+    assert stored(client) == 1
+
+
+def test_a_complaint_is_read_only_by_its_department_chain_and_overseers(
+    client: TestClient, signed_in: Headers
+) -> None:
+    path = f"/v1/complaints/{client.post('/v1/complaints', json=VALID).json()['complaint_id']}"
+    for staff_id in ("n-001", "sv-004", "sv-003", "ex-002", "q-001"):  # hearer, department, chain, quality
+        assert client.get(path, headers=signed_in(staff_id)).status_code == 200, staff_id
+    refused = client.get(path, headers=signed_in("n-002"))  # a nurse of another department
+    assert refused.status_code == 403
+    assert "outside your department and chain" in refused.json()["detail"]
+
+
+def test_a_machine_channel_posts_with_its_api_key_for_its_channels_only(
+    client: TestClient, settings: Settings, directory: Directory, signed_in: Headers
+) -> None:
+    key = issue_api_key(settings.api_keys_path, "call-centre", ["phone"], "n-002", directory)
+    assert settings.api_keys_path.stat().st_mode & 0o077 == 0  # owner-only
+    assert key not in settings.api_keys_path.read_text()  # only its digest is kept
+    machine = TestClient(client.app, headers={"X-API-Key": key})
+    created = machine.post("/v1/complaints", json=VALID)
+    assert created.status_code == 201
+    complaint = client.get(f"/v1/complaints/{created.json()['complaint_id']}", headers=signed_in("q-001"))
+    assert complaint.json()["heard_by"] == "n-002"  # the owner of the call centre's inbox
+    refused = machine.post("/v1/complaints", json={**VALID, "channel": "web"})
+    assert refused.status_code == 403
+    assert "may post complaints for phone, not web" in refused.json()["detail"]
+    altered = machine.post("/v1/complaints", json=VALID, headers={"X-API-Key": key[:-2] + "xx"})
+    assert altered.status_code == 401
+    assert stored(client) == 1
