@@ -293,7 +293,8 @@ def test_an_unsatisfied_patient_reopens_a_closed_case_with_a_new_first_response_
 
     assert case.closed_at is None
     duty = case.duties["first_response"]
-    assert duty.is_open and duty.owner == "hd-003"
+    assert duty.is_open
+    assert duty.owner == "hd-003"
     assert duty.due_at == reopened_at + timedelta(seconds=RULES.duties["first_response"].within_seconds or 0)
     events = case.collect_events()
     assert [type(e).__name__ for e in events] == ["Reopened", "DutyAssigned", "AlertRequested"]

@@ -109,10 +109,11 @@ def test_a_callback_falls_due_once_for_its_attempt_and_is_overdue_once_while_ope
     callback.fall_due()
     assert callback.status == "due"
     assert not callback.is_awaiting(1)
-    assert callback.deadline_passed(callback.complete_by)
-    assert not callback.deadline_passed(callback.complete_by)
-    assert callback.status == "overdue"
-    overdue = [e for e in callback.collect_events() if isinstance(e, Callback.BecameOverdue)]
+    late = schedule()
+    assert late.deadline_passed(late.complete_by)
+    assert not late.deadline_passed(late.complete_by)
+    assert late.status == "overdue"
+    overdue = [e for e in late.collect_events() if isinstance(e, Callback.BecameOverdue)]
     assert len(overdue) == 1
     assert not hasattr(overdue[0], "by")  # against the case, never a person
     done = schedule()
