@@ -155,6 +155,8 @@ async def test_callbacks_after_the_response_and_the_closure_close_the_loop_or_re
     assert at(first_responses[1], "due_at") == at(requested) + timedelta(hours=2)
     case = (await http.get(cases)).json()
     assert case["closed_at"] is None
+    [reopening] = case["reopened"]
+    assert reopening.endswith(f"reopened after callback {after_closure['callback_id']}: satisfaction 2 of 5")
     duty = next(duty for duty in case["duties"] if duty["duty"] == "first_response")
     assert duty["status"] == "open"
     assert duty["owner"] == "hd-003"
