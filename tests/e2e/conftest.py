@@ -149,12 +149,17 @@ class System:
         )
 
     async def wait_for_flow(self, complaint_ids: list[str], within: float = 60.0) -> list[RecordEntry]:
-        """Wait until every complaint has each event of the whole flow; returns the record."""
+        """Wait until every complaint has each event of the whole flow, as often as the flow has it;
+        returns the record."""
 
         async def complete() -> list[RecordEntry]:
             record = await self.record()
-            seen = {(entry.complaint_id, entry.event_type) for entry in record}
-            done = all((complaint, kind) in seen for complaint in complaint_ids for kind in FLOW)
+            seen = Counter((entry.complaint_id, entry.event_type) for entry in record)
+            done = all(
+                seen[(complaint, kind)] >= count
+                for complaint in complaint_ids
+                for kind, count in FLOW_COUNTS.items()
+            )
             return record if done else []
 
         return await eventually(
@@ -173,7 +178,6 @@ FLOW_COUNTS = Counter(
         "ComplainantAcknowledged": 1,
     }
 )
-FLOW = tuple(FLOW_COUNTS)
 
 
 @pytest.fixture
