@@ -178,8 +178,9 @@ async def test_discharged_patients_not_reached_are_tried_again_then_abandoned(
         answer: dict[str, Any] = response.json() if response.status_code == 201 else {}
         return answer
 
-    first = await eventually(lambda: registered(earlier), what="the discharge registered")
-    second = await registered(later)
+    # Registered in the opposite order of their due times: the work list goes by due time.
+    second = await eventually(lambda: registered(later), what="the discharge registered")
+    first = await registered(earlier)
     assert (await registered(earlier))["callback_id"] == first["callback_id"]  # the same discharge again
     unknown = callbacks.url(
         "followup", "/v1/complaints/00000000-0000-4000-8000-000000000000/discharge-callback"
