@@ -32,7 +32,7 @@ STAGES = {
     "ComplainantAcknowledged": "ComplainantAcknowledged",
 }
 # Events a complaint gets exactly once in this run (no chase repeats: the shipped interval is minutes).
-ONCE = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged", "CallbackScheduled")
+ONCE = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged")
 SUSTAINED_DRAIN_SECONDS = 2.0
 MAX_CONCURRENCY = 32
 

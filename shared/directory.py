@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -74,6 +75,13 @@ class Directory(BaseModel):
             if "second_line" in member.roles:
                 return staff_id
         return self.duty_manager
+
+    def callback_staff_for(self, complaint_id: UUID) -> str:
+        """Who makes a complaint's callbacks: callback staff in turn by complaint, else the duty manager."""
+        staff = sorted(
+            staff_id for staff_id, member in self.staff.items() if "callback_staff" in member.roles
+        )
+        return staff[complaint_id.int % len(staff)] if staff else self.duty_manager
 
     def chain_above(self, staff_id: str) -> list[str]:
         """Who is alerted, in turn, when this person does not answer: deputies, then up the line."""

@@ -23,6 +23,7 @@ DutyKind = Literal[
     "first_response",
     "patient_feedback",
 ]
+CallbackPurpose = Literal["after_first_response", "after_closure", "after_discharge"]
 
 
 class WireEvent(BaseModel):
@@ -220,6 +221,16 @@ class CaseClosed(CaseEvent):
     by: str
 
 
+class CaseReopened(CaseEvent):
+    """A callback found the patient unsatisfied: the case is open again with a new first-response duty."""
+
+    type: Literal["CaseReopened"] = "CaseReopened"
+    version: Literal[1] = 1
+
+    callback_id: UUID = Field(description="The callback whose outcome asked for the reopening.")
+    reason: str = Field(description="Why the callback asked for it.")
+
+
 class NotificationSent(WireEvent):
     """An alert to a staff member was handed to a delivery channel."""
 
@@ -256,27 +267,85 @@ class ComplainantNotAcknowledged(WireEvent):
     reason: str = Field(description="Why no receipt was sent.")
 
 
-class CallbackScheduled(WireEvent):
-    """A callback visit (回访) to the complainant was scheduled."""
+class CallbackEvent(WireEvent):
+    """An event of a callback visit (回访) to the patient."""
 
     service: ClassVar[str] = "followup"
+
+    callback_id: UUID = Field(description="The callback visit.")
+
+
+class CallbackScheduled(CallbackEvent):
+    """An attempt of a callback visit was scheduled: the first one, or the next after the patient was
+    not reached."""
+
     type: Literal["CallbackScheduled"] = "CallbackScheduled"
     version: Literal[1] = 1
 
-    callback_id: UUID = Field(description="The callback visit.")
-    due_at: AwareDatetime = Field(description="When the callback falls due.")
+    purpose: CallbackPurpose = Field(description="What the callback follows.")
+    assignee: str = Field(description="Staff id of the callback staff member who makes the call.")
+    due_at: AwareDatetime = Field(description="When the attempt falls due.")
+    complete_by: AwareDatetime = Field(description="When the callback becomes overdue if not done.")
     attempt: int = Field(ge=1, description="Attempt number this schedule is for.")
 
 
-class CallbackDue(WireEvent):
-    """A scheduled callback visit fell due."""
+class CallbackDue(CallbackEvent):
+    """A scheduled attempt of a callback visit fell due."""
 
-    service: ClassVar[str] = "followup"
     type: Literal["CallbackDue"] = "CallbackDue"
     version: Literal[1] = 1
 
-    callback_id: UUID = Field(description="The callback visit.")
     attempt: int = Field(ge=1, description="Attempt number that fell due.")
+
+
+class CallbackAttempted(CallbackEvent):
+    """A call was made and the patient was not reached."""
+
+    type: Literal["CallbackAttempted"] = "CallbackAttempted"
+    version: Literal[1] = 1
+
+    by: str = Field(description="Staff id of who called.")
+    attempt: int = Field(ge=1, description="Attempt number of the call.")
+
+
+class CallbackCompleted(CallbackEvent):
+    """The patient was reached and said how it went. Their own words stay in followup's store."""
+
+    type: Literal["CallbackCompleted"] = "CallbackCompleted"
+    version: Literal[1] = 1
+
+    purpose: CallbackPurpose = Field(description="What the callback followed.")
+    by: str = Field(description="Staff id of who called.")
+    attempt: int = Field(ge=1, description="Attempt number of the call.")
+    satisfaction: int = Field(ge=1, le=5, description="The patient's satisfaction, 1 (worst) to 5.")
+    resolved: bool = Field(description="Whether the problem is resolved, in the patient's words.")
+
+
+class CallbackAbandoned(CallbackEvent):
+    """The patient was not reached in any of the attempts the policy allows."""
+
+    type: Literal["CallbackAbandoned"] = "CallbackAbandoned"
+    version: Literal[1] = 1
+
+    attempts: int = Field(ge=1, description="Attempts made.")
+
+
+class CallbackOverdue(CallbackEvent):
+    """A callback was not done by its deadline. Recorded against the case, never a person."""
+
+    type: Literal["CallbackOverdue"] = "CallbackOverdue"
+    version: Literal[1] = 1
+
+    complete_by: AwareDatetime = Field(description="The deadline it passed.")
+
+
+class CaseReopenRequested(CallbackEvent):
+    """A callback found the problem unresolved or the patient unsatisfied: the case should reopen."""
+
+    type: Literal["CaseReopenRequested"] = "CaseReopenRequested"
+    version: Literal[1] = 1
+
+    reason: str = Field(description="What the patient said, in outline: unresolved, or the satisfaction.")
 
 
 class MessageRejected(WireEvent):
@@ -315,11 +384,17 @@ AnyEvent = Annotated[
     | HarassmentAssessed
     | CorrectiveMeasureRecorded
     | CaseClosed
+    | CaseReopened
     | NotificationSent
     | ComplainantAcknowledged
     | ComplainantNotAcknowledged
     | CallbackScheduled
     | CallbackDue
+    | CallbackAttempted
+    | CallbackCompleted
+    | CallbackAbandoned
+    | CallbackOverdue
+    | CaseReopenRequested
     | MessageRejected,
     Field(discriminator="type"),
 ]

@@ -13,9 +13,21 @@ from shared.events import DutyKind, Tier
 
 
 class FollowupPolicy(BaseModel):
+    """When callback visits (回访) fall due, how often a patient not reached is tried, and until when."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    callback_delay_seconds: int = Field(ge=0, description="Delay of the first callback after a case opens.")
+    after_first_response_seconds: int = Field(ge=0, description="Callback after the first response.")
+    after_closure_seconds: int = Field(ge=0, description="Callback after the case closes.")
+    after_discharge_seconds: int = Field(ge=0, description="Call to a discharged patient, after discharge.")
+    retry_interval_seconds: int = Field(gt=0, description="Next attempt after a patient was not reached.")
+    max_attempts: int = Field(gt=0, description="Attempts before the callback is abandoned.")
+    complete_within_seconds: int = Field(
+        gt=0, description="After the first due time; a callback not done by then is overdue."
+    )
+    working_days_only: bool = Field(
+        description="Callbacks fall due on working days of the calendar only (never in quiet hours)."
+    )
 
 
 class IntakePolicy(BaseModel):

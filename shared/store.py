@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol, event
-from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from shared.events import MessageRejected, WireEvent
 from shared.timers import Timer, now
 
 Found = TypeVar("Found", bound=Aggregate)
 Wire = TypeVar("Wire", bound=WireEvent)
+Result = TypeVar("Result")
 WIRE_ONLY_FIELDS = frozenset({"type", "version", "event_id", "recorded_at"})
 
 KIZUKI_NAMESPACE = uuid5(NAMESPACE_URL, "https://kizuki.invalid/")
+# An action and a timer fire can meet on the same aggregate; the loser tries again on the new state.
+ATTEMPTS_ON_CONFLICT = 5
 
 
 def stable_id(*parts: object) -> UUID:
@@ -123,6 +127,24 @@ class ServiceApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, kind) else None
+
+    def act_on(
+        self, kind: type[Found], aggregate_id: UUID, action: Callable[[Found], Result]
+    ) -> Result | None:
+        """Apply a person's action to an aggregate and store it; None when there is no such aggregate."""
+        for attempt in range(ATTEMPTS_ON_CONFLICT):
+            aggregate = self.find(kind, aggregate_id)
+            if aggregate is None:
+                return None
+            result = action(aggregate)
+            try:
+                self.save(aggregate)
+            except IntegrityError:
+                if attempt == ATTEMPTS_ON_CONFLICT - 1:
+                    raise
+                continue
+            return result
+        raise AssertionError("unreachable")
 
     def copied_to_wire(self, wire_class: type[Wire], domain_event: AggregateEvent, **given: Any) -> Wire:
         """The wire event with every field the domain event has under the same name, plus ``given``."""

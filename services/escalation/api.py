@@ -73,6 +73,7 @@ class CaseView(BaseModel):
     protected_staff: str | None
     corrective_measure: str | None
     closed_at: AwareDatetime | None
+    reopened: list[str]
 
 
 def case_view(case: Case) -> CaseView:
@@ -103,6 +104,7 @@ def case_view(case: Case) -> CaseView:
         protected_staff=case.protected_staff,
         corrective_measure=case.corrective_measure,
         closed_at=case.closed_at,
+        reopened=case.reopened,
     )
 
 

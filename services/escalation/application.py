@@ -8,14 +8,17 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import Tracking
 
 from services.escalation.domain import Case, ComplaintFacts
 from shared.directory import Directory
 from shared.events import (
     AlertAcknowledged,
     AlertRequested,
+    CallbackCompleted,
     CaseClosed,
+    CaseReopened,
+    CaseReopenRequested,
     ComplaintReceived,
     CorrectiveMeasureRecorded,
     DeadlinePassed,
@@ -46,12 +49,11 @@ ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
     Case.HarassmentAssessed: HarassmentAssessed,
     Case.CorrectiveMeasureRecorded: CorrectiveMeasureRecorded,
     Case.Closed: CaseClosed,
+    Case.Reopened: CaseReopened,
 }
 
 ALERT_RULE = "alert"
 DEADLINE_RULE = "deadline"
-# An action and a timer fire can meet on the same case; the loser tries again on the new state.
-ATTEMPTS_ON_CONFLICT = 5
 
 
 class EscalationApplication(ServiceApplication):
@@ -78,13 +80,27 @@ class EscalationApplication(ServiceApplication):
         case = Case.open(facts, now, policy.version, policy.escalation, directory)
         self.record(case, tracking=tracking)
 
+    def callback_completed(self, callback: CallbackCompleted, tracking: Tracking) -> None:
+        """A callback after the response fulfils the patient-feedback duty; other callbacks change nothing."""
+        case = self.find(Case, callback.complaint_id)
+        if case is not None and callback.purpose == "after_first_response":
+            case.callback_completed(callback.by, callback.occurred_at)
+        self.record(*filter(None, [case]), tracking=tracking)
+
+    def reopen_case(self, request: CaseReopenRequested, policy: Policy, tracking: Tracking) -> None:
+        case = self.find(Case, request.complaint_id)
+        if case is not None:
+            first_response = policy.escalation.duties["first_response"]
+            case.reopen(request.callback_id, request.reason, request.occurred_at, first_response)
+        self.record(*filter(None, [case]), tracking=tracking)
+
     def timer_fired(self, timer: Timer, now: datetime, tracking: Tracking) -> None:
         """A fire for a duty already done, or a fire seen before, changes nothing."""
         case = self.find(Case, timer.aggregate_id)
         if case is not None and timer.rule == ALERT_RULE:
             case.alert(timer.part, timer.attempt, now)
         elif case is not None and timer.rule == DEADLINE_RULE:
-            case.deadline_reached(timer.part, now)
+            case.deadline_reached(timer.part, timer.due_at, now)
         if case is None:
             self.record(tracking=tracking)
         else:
@@ -92,19 +108,7 @@ class EscalationApplication(ServiceApplication):
 
     def act(self, complaint_id: UUID, action: Callable[[Case], Result]) -> Result | None:
         """Apply a person's action to a case and store it; None when there is no such case."""
-        for attempt in range(ATTEMPTS_ON_CONFLICT):
-            case = self.find(Case, complaint_id)
-            if case is None:
-                return None
-            result = action(case)
-            try:
-                self.save(case)
-            except IntegrityError:
-                if attempt == ATTEMPTS_ON_CONFLICT - 1:
-                    raise
-                continue
-            return result
-        raise AssertionError("unreachable")
+        return self.act_on(Case, complaint_id, action)
 
     def get_case(self, complaint_id: UUID) -> Case | None:
         return self.find(Case, complaint_id)

@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-import holidays
-
+from shared.calendar import add_working_days
 from shared.policy import CalendarPolicy, DutyRule
-
-
-@cache
-def _holidays(country: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(country, years=year)
-
-
-def is_working_day(day: date, calendar: CalendarPolicy) -> bool:
-    return day.weekday() < 5 and day not in _holidays(calendar.country, day.year)
-
-
-def add_working_days(start: datetime, days: int, calendar: CalendarPolicy) -> datetime:
-    """``days`` working days after ``start``, at the same local time of day."""
-    local = start.astimezone(ZoneInfo(calendar.timezone))
-    remaining = days
-    while remaining:
-        local += timedelta(days=1)
-        if is_working_day(local.date(), calendar):
-            remaining -= 1
-    return local
 
 
 def due_at(
@@ -39,20 +16,3 @@ def due_at(
         return anchor + timedelta(seconds=rule.within_seconds)
     assert rule.within_working_days is not None  # the policy guarantees one of the two
     return add_working_days(anchor, rule.within_working_days, calendar)
-
-
-def in_quiet_hours(moment: datetime, calendar: CalendarPolicy) -> bool:
-    local = moment.astimezone(ZoneInfo(calendar.timezone)).time()
-    start, end = calendar.quiet_hours_start, calendar.quiet_hours_end
-    return start <= local < end if start <= end else (local >= start or local < end)
-
-
-def outside_quiet_hours(moment: datetime, calendar: CalendarPolicy) -> datetime:
-    """The moment itself, or the end of the quiet hours it falls in."""
-    if not in_quiet_hours(moment, calendar):
-        return moment
-    local = moment.astimezone(ZoneInfo(calendar.timezone))
-    end = local.replace(
-        hour=calendar.quiet_hours_end.hour, minute=calendar.quiet_hours_end.minute, second=0, microsecond=0
-    )
-    return end if end > local else end + timedelta(days=1)

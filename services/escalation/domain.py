@@ -9,9 +9,10 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.escalation.classification import classify
-from services.escalation.deadlines import due_at, outside_quiet_hours
+from services.escalation.deadlines import due_at
+from shared.calendar import outside_quiet_hours
 from shared.directory import Directory
-from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, EscalationPolicy
+from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, DutyRule, EscalationPolicy
 
 # Only these can ever name a person as having failed, and only the first hearer or the supervisor.
 REPORTING_DUTIES = ("supervisor_acknowledgement", "supervisor_report", "first_hearer_report")
@@ -212,6 +213,11 @@ class Case(Aggregate):
         by: str
         at: datetime
 
+    class Reopened(Aggregate.Event):
+        callback_id: UUID
+        reason: str
+        at: datetime
+
     @event(Started)
     def __init__(
         self,
@@ -244,6 +250,7 @@ class Case(Aggregate):
         self.protected_staff: str | None = None
         self.corrective_measure: str | None = None
         self.closed_at: datetime | None = None
+        self.reopened: list[str] = []
 
     # Opening and chasing
 
@@ -297,7 +304,11 @@ class Case(Aggregate):
     def _assign(
         self, kind: str, owner: str, due_at: datetime, assigned_at: datetime, recipients: list[str]
     ) -> None:
+        previous = self.duties.get(kind)
         self.duties[kind] = Duty(kind=kind, owner=owner, due_at=due_at, recipients=list(recipients))
+        if previous is not None:  # assigned again when the case reopens: its alerts number on
+            self.duties[kind].alerts_sent = self.duties[kind].alerts_before_owner = previous.alerts_sent
+            self.duties[kind].history = previous.history
         self.duties[kind].history.append(
             f"{assigned_at.isoformat()} assigned to {owner}, due {due_at.isoformat()}"
         )
@@ -345,9 +356,10 @@ class Case(Aggregate):
                 f"{requested_at.isoformat()} alert {alert_number} to {recipient} (attempt {attempt})"
             )
 
-    def deadline_reached(self, kind: str, now: datetime) -> bool:
+    def deadline_reached(self, kind: str, due_at: datetime, now: datetime) -> bool:
+        """For the deadline the duty has now: a fire for the deadline before a reopening changes nothing."""
         duty = self.duties.get(kind)
-        if duty is None or not duty.is_open or duty.deadline_passed:
+        if duty is None or not duty.is_open or duty.deadline_passed or duty.due_at != due_at:
             return False
         if kind in REPORTING_DUTIES:
             self._miss(kind=kind, person=duty.owner, due_at=duty.due_at, at=now)
@@ -456,6 +468,30 @@ class Case(Aggregate):
         self._check_may_act(by, duty)
         if duty.is_open:
             self._fulfil(kind="patient_feedback", by=by, at=at, how="result fed back to the patient")
+
+    def callback_completed(self, by: str, at: datetime) -> None:
+        """A callback visit after the response reached the patient: the result was fed back."""
+        duty = self.duties["patient_feedback"]
+        if self.closed_at is None and duty.is_open:
+            self._fulfil(kind="patient_feedback", by=by, at=at, how="callback visit (回访): patient reached")
+
+    def reopen(self, callback_id: UUID, reason: str, at: datetime, first_response: DutyRule) -> None:
+        """A callback found the patient unsatisfied: open again, with a new first-response duty from now."""
+        duty = self.duties["first_response"]
+        self._reopen(callback_id=callback_id, reason=reason, at=at)
+        self._assign(
+            kind="first_response",
+            owner=duty.owner,
+            due_at=due_at(first_response, at, at, self.calendar),
+            assigned_at=at,
+            recipients=duty.recipients,
+        )
+        self.alert("first_response", self.duties["first_response"].alerts_sent + 1, at)
+
+    @event(Reopened)
+    def _reopen(self, callback_id: UUID, reason: str, at: datetime) -> None:
+        self.closed_at = None
+        self.reopened.append(f"{at.isoformat()} reopened after callback {callback_id}: {reason}")
 
     def assess_harassment(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -10,23 +9,54 @@ from eventsourcing.persistence import Tracking
 from services.followup.application import FollowupApplication
 from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
 from shared.consumer import Consumer
-from shared.events import EscalationStarted, decoder
+from shared.directory import Directory
+from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
 from shared.policy import Policy
-from shared.timers import Timer
+from shared.timers import Timer, now
 
-CASE_OPENED = Subscription(RECORD_STREAM, "followup", ["events.escalation.EscalationStarted"])
+CASE_EVENTS = Subscription(
+    RECORD_STREAM,
+    "followup",
+    [
+        "events.escalation.EscalationStarted",
+        "events.escalation.FirstResponseRecorded",
+        "events.escalation.CaseClosed",
+    ],
+)
 TIMER_FIRED = Subscription(TIMER_STREAM, "followup", [due_subject("followup", ">")])
-SUBSCRIPTIONS = [CASE_OPENED, TIMER_FIRED]
+SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 
 
-def consumers(store: FollowupApplication, policy: Policy) -> list[Consumer[Any]]:
-    delay = timedelta(seconds=policy.followup.callback_delay_seconds)
+def consumers(store: FollowupApplication, policy: Policy, directory: Directory) -> list[Consumer[Any]]:
+    def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
+        if isinstance(case, EscalationStarted):
+            store.follow_case(case, tracking)
+        elif isinstance(case, FirstResponseRecorded) and case.patient_reached:
+            store.schedule(
+                case.complaint_id, "after_first_response", case.occurred_at, case.event_id, policy, directory,
+                tracking,
+            )  # fmt: skip
+        elif isinstance(case, CaseClosed):
+            store.schedule(
+                case.complaint_id,
+                "after_closure",
+                case.occurred_at,
+                case.event_id,
+                policy,
+                directory,
+                tracking,
+            )
+        else:
+            store.record(tracking=tracking)  # a first response that did not reach the patient
 
-    def when_case_opened_schedule_callback(case: Any, tracking: Tracking) -> None:
-        assert isinstance(case, EscalationStarted)
-        store.schedule_first_callback(case, delay, tracking)
+    def when_a_timer_fires_the_callback_falls_due_or_is_overdue(timer: Timer, tracking: Tracking) -> None:
+        store.timer_fired(timer, now(), tracking)
 
     return [
-        Consumer(CASE_OPENED, decoder(EscalationStarted), when_case_opened_schedule_callback),
-        Consumer(TIMER_FIRED, Timer.decode, store.timer_fired),
+        Consumer(
+            CASE_EVENTS,
+            decoder(EscalationStarted, FirstResponseRecorded, CaseClosed),
+            when_a_case_opens_responds_or_closes_schedule_a_callback,
+        ),
+        Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_the_callback_falls_due_or_is_overdue),
     ]

@@ -36,8 +36,6 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
         "AlertRequested": "escalation",
         "NotificationSent": "notifier",
         "ComplainantAcknowledged": "notifier",
-        "CallbackScheduled": "followup",
-        "CallbackDue": "followup",
     }
     case = (await http.get(system.url("escalation", f"/v1/cases/{complaint_id}"), headers=nurse)).json()
     assert case["policy_version"] == "e2e-1"
@@ -53,8 +51,6 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
     first_response = next(duty for duty in case["duties"] if duty["duty"] == "first_response")
     occurred = datetime.fromisoformat(case["complaint_occurred_at"])
     assert datetime.fromisoformat(first_response["due_at"]) == occurred + timedelta(hours=2)
-    callback = (await http.get(system.url("followup", f"/v1/complaints/{complaint_id}/callback"))).json()
-    assert callback["status"] == "due"
     # The receipt went to the complainant's contact through the local file channel.
     messages = [path.read_text() for path in (system.settings.data_dir / "notifier" / "sink").glob("*.json")]
     assert len([message for message in messages if "sato@example.org" in message]) == 1

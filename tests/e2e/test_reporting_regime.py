@@ -16,7 +16,7 @@ from nats.js.errors import NotFoundError
 from kizuki.audit import RecordEntry
 from shared.bus import TIMER_STREAM
 from shared.timers import now
-from tests.e2e.conftest import System, complaint, write_policy
+from tests.e2e.conftest import System, of, register, until_record, write_policy
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -42,35 +42,8 @@ async def regime(tmp_path: Path) -> AsyncIterator[System]:
         await running.stop()
 
 
-async def register(system: System, http: httpx.AsyncClient, **changes: Any) -> str:
-    response = await http.post(
-        system.url("intake", "/v1/complaints"), json=complaint(**changes), headers=system.signed_in("n-001")
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["complaint_id"])
-
-
-def of(
-    record: list[RecordEntry], complaint_id: str, event_type: str, duty: str | None = None
-) -> list[dict[str, Any]]:
-    bodies = [
-        entry.body
-        for entry in record
-        if entry.complaint_id == complaint_id and entry.event_type == event_type
-    ]
-    return [body for body in bodies if duty is None or body.get("duty") == duty]
-
-
 def alerts(record: list[RecordEntry], complaint_id: str, duty: str) -> list[dict[str, Any]]:
     return sorted(of(record, complaint_id, "AlertRequested", duty), key=lambda body: body["alert_number"])
-
-
-async def until_record(system: System, what: str, condition: Any, within: float = 30.0) -> list[RecordEntry]:
-    async def probe() -> list[RecordEntry]:
-        record = await system.record()
-        return record if condition(record) else []
-
-    return await eventually(probe, within=within, what=what)
 
 
 async def alert_timer_fired(system: System, complaint_id: str, duty: str, alert_number: int) -> None:

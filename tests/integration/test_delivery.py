@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -213,23 +213,32 @@ async def test_a_failing_handler_is_retried_then_its_message_set_aside(
 
 
 async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
-    nc: Client, settings: Settings
+    nc: Client, settings: Settings, directory: Directory
 ) -> None:
     js = nc.jetstream()
     store = open_store(FollowupApplication, settings)
     relay = OutboxRelay(store, js, poll_interval=0.1)
-    _, timer_consumer = followup_consumers(store, load_policy(settings.policy_path))
+    shipped = load_policy(settings.policy_path)
+    always_open = shipped.escalation.calendar.model_copy(
+        update={"quiet_hours_start": time(0), "quiet_hours_end": time(0)}
+    )
+    policy = shipped.model_copy(
+        update={
+            "followup": shipped.followup.model_copy(
+                update={"after_first_response_seconds": 2, "working_days_only": False}
+            ),
+            "escalation": shipped.escalation.model_copy(update={"calendar": always_open}),
+        }
+    )
+    _, timer_consumer = followup_consumers(store, policy, directory)
     tasks = await run_loops(ConsumerLoop(store, js, timer_consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
-        opened = datetime.now(UTC)
-        case = EscalationStarted(
-            event_id=uuid4(), complaint_id=uuid4(), occurred_at=opened, recorded_at=opened,
-            policy_version="test", tier="minor", tier_reason="given at intake",
-        )  # fmt: skip
+        responded = datetime.now(UTC)
         await asyncio.to_thread(
-            store.schedule_first_callback, case, timedelta(seconds=2), Tracking(RECORD_STREAM, 1)
-        )
+            store.schedule, uuid4(), "after_first_response", responded, uuid4(), policy, directory,
+            Tracking(RECORD_STREAM, 1),
+        )  # fmt: skip
         relay.wake()
 
         async def callback_due() -> list[Any]:
@@ -238,6 +247,7 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
         [(_, due, _)] = await eventually(callback_due, what="CallbackDue")
         [(_, scheduled, _)] = await record_of(js, "events.followup.CallbackScheduled")
         assert due.callback_id == scheduled.callback_id
+        assert scheduled.due_at == responded + timedelta(seconds=2)
         assert due.occurred_at == scheduled.due_at
         assert due.recorded_at >= scheduled.due_at.replace(microsecond=0)
 

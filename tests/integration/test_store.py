@@ -9,6 +9,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.escalation.application import EscalationApplication
+from services.followup.application import FollowupApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
@@ -101,3 +102,31 @@ def test_the_store_keeps_its_data_across_a_restart(store_settings: Settings) -> 
         assert complaint.department == "Ward 3"
     finally:
         reopened.close()
+
+
+def test_a_callback_is_scheduled_once_per_cause_and_listed_from_the_store(
+    store_settings: Settings, policy: Policy, directory: Directory
+) -> None:
+    store = open_store(FollowupApplication, store_settings)
+    try:
+        case = EscalationStarted(
+            event_id=uuid4(), complaint_id=uuid4(), occurred_at=NOW, recorded_at=NOW,
+            policy_version="test", tier="minor", tier_reason="given at intake",
+        )  # fmt: skip
+        assert store.register_discharge(case.complaint_id, NOW, policy, directory) is None  # not followed yet
+        store.follow_case(case, Tracking("EVENTS", 1))
+        response = uuid4()  # the event id of a first response, seen twice (republished, redelivered)
+        first = store.schedule(
+            case.complaint_id, "after_first_response", NOW, response, policy, directory, Tracking("EVENTS", 2)
+        )
+        again = store.schedule(
+            case.complaint_id, "after_first_response", NOW, response, policy, directory, Tracking("EVENTS", 3)
+        )
+        assert again.id == first.id
+        assert store.has_processed(Tracking("EVENTS", 3))
+        discharge = store.register_discharge(case.complaint_id, NOW, policy, directory)
+        assert discharge is not None
+        assert store.register_discharge(case.complaint_id, NOW, policy, directory) == discharge
+        assert [callback.id for callback in store.callbacks()] == [first.id, discharge.id]
+    finally:
+        store.close()

@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from services.escalation.deadlines import in_quiet_hours, outside_quiet_hours
 from services.escalation.domain import Case, ComplaintFacts, NotPermitted, NotPossible
+from shared.calendar import in_quiet_hours, outside_quiet_hours
 from shared.directory import Directory, load_directory
 from shared.policy import EscalationPolicy, load_policy
 from shared.settings import load_settings
@@ -141,7 +141,9 @@ def test_the_two_report_tracks_are_separate() -> None:
         "supervisor_report"
     ]
     assert case.duties["first_hearer_report"].is_open
-    case.deadline_reached("first_hearer_report", OPENED + timedelta(hours=1))
+    case.deadline_reached(
+        "first_hearer_report", case.duties["first_hearer_report"].due_at, OPENED + timedelta(hours=1)
+    )
     missed = [e for e in case.collect_events() if isinstance(e, Case.DutyMissed)]
     assert [(e.kind, e.person) for e in missed] == [("first_hearer_report", "n-001")]
     assert case.duties["first_hearer_report"].status(OPENED + timedelta(hours=1)) == "missed"
@@ -152,8 +154,12 @@ def test_the_two_report_tracks_are_separate() -> None:
 def test_a_late_apology_call_is_recorded_against_the_case_never_a_person() -> None:
     case = open_case()
     case.collect_events()
-    assert case.deadline_reached("first_response", OPENED + timedelta(hours=2))
-    assert not case.deadline_reached("first_response", OPENED + timedelta(hours=2))  # once only
+    assert case.deadline_reached(
+        "first_response", case.duties["first_response"].due_at, OPENED + timedelta(hours=2)
+    )
+    assert not case.deadline_reached(
+        "first_response", case.duties["first_response"].due_at, OPENED + timedelta(hours=2)
+    )  # once only
     events = case.collect_events()
     assert [type(e).__name__ for e in events] == ["DeadlinePassed"]
     assert not hasattr(events[0], "person")
@@ -165,7 +171,9 @@ def test_a_deadline_for_a_duty_done_in_time_does_nothing() -> None:
     case = open_case()
     case.file_report("n-001", "ex-002", "Told the director.", OPENED + timedelta(minutes=5), DIRECTORY)
     case.collect_events()
-    assert not case.deadline_reached("first_hearer_report", OPENED + timedelta(hours=1))
+    assert not case.deadline_reached(
+        "first_hearer_report", case.duties["first_hearer_report"].due_at, OPENED + timedelta(hours=1)
+    )
     assert case.collect_events() == []
 
 
@@ -254,3 +262,48 @@ def test_a_harassment_case_moves_the_response_to_the_second_line_responder() -> 
         case.record_first_response("hd-003", OPENED, True, "")
     case.record_first_response("sl-001", OPENED + INTERVAL, True, "Calm call; facts confirmed.")
     assert case.protected_staff == "n-001"
+
+
+def test_a_completed_callback_feeds_the_result_back_to_the_patient() -> None:
+    case = open_case()
+    case.record_first_response("hd-003", OPENED, True, "apologised")
+    case.collect_events()
+    case.callback_completed("cb-001", OPENED + timedelta(days=1))
+    assert case.duties["patient_feedback"].fulfilled_by == "cb-001"
+    case.callback_completed("cb-002", OPENED + timedelta(days=2))  # done once: a second changes nothing
+    fulfilled = [e for e in case.collect_events() if isinstance(e, Case.DutyFulfilled)]
+    assert [(e.kind, e.by) for e in fulfilled] == [("patient_feedback", "cb-001")]
+
+
+def test_an_unsatisfied_patient_reopens_a_closed_case_with_a_new_first_response_duty() -> None:
+    case = open_case()
+    case.acknowledge("supervisor_acknowledgement", "sv-003", OPENED)
+    case.file_report("sv-003", "ex-002", "Reported.", OPENED, DIRECTORY)
+    case.file_report("n-001", "ex-002", "Reported.", OPENED, DIRECTORY)
+    case.record_first_response("hd-003", OPENED, True, "apologised")
+    case.give_feedback("hd-003", OPENED)
+    case.record_corrective_measure("sv-003", "Pain rounds every two hours.", "sv-003", OPENED)
+    case.close("sv-003", OPENED)
+    first = case.duties["first_response"]
+    alerts_before = first.alerts_sent
+    case.collect_events()
+
+    reopened_at = OPENED + timedelta(days=8)
+    case.reopen(uuid4(), "the problem is not resolved", reopened_at, RULES.duties["first_response"])
+
+    assert case.closed_at is None
+    duty = case.duties["first_response"]
+    assert duty.is_open
+    assert duty.owner == "hd-003"
+    assert duty.due_at == reopened_at + timedelta(seconds=RULES.duties["first_response"].within_seconds or 0)
+    events = case.collect_events()
+    assert [type(e).__name__ for e in events] == ["Reopened", "DutyAssigned", "AlertRequested"]
+    # The chase numbers on, so the new alerts' timers never meet the old ones.
+    assert [
+        (e.recipient, e.alert_number, e.attempt) for e in events if isinstance(e, Case.AlertRequested)
+    ] == [("hd-003", alerts_before + 1, 1)]
+    # The deadline before the reopening no longer counts; the new one does.
+    assert not case.deadline_reached("first_response", first.due_at, reopened_at + timedelta(days=1))
+    assert case.deadline_reached("first_response", duty.due_at, reopened_at + timedelta(days=1))
+    case.record_first_response("hd-003", reopened_at + timedelta(hours=1), True, "called again")
+    assert not case.duties["first_response"].is_open

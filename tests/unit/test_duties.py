@@ -9,8 +9,9 @@ from uuid import uuid4
 import pytest
 
 from services.escalation.classification import classify
-from services.escalation.deadlines import add_working_days, due_at
+from services.escalation.deadlines import due_at
 from services.escalation.domain import Case, ComplaintFacts, plan_duties
+from shared.calendar import add_working_days
 from shared.directory import Directory, DirectoryError, load_directory
 from shared.policy import DutyRule, EscalationPolicy, Policy, PolicyError, load_policy
 from shared.settings import load_settings
@@ -139,6 +140,15 @@ def test_the_case_says_why_it_has_its_tier() -> None:
 
 def test_the_chain_above_a_supervisor_is_deputies_then_up_the_line() -> None:
     assert DIRECTORY.chain_above("sv-003") == ["sv-004", "ex-002", "ex-001", "dm-001"]
+
+
+def test_callbacks_are_shared_among_the_callback_staff_by_complaint() -> None:
+    assignees = {DIRECTORY.callback_staff_for(uuid4()) for _ in range(50)}
+    assert assignees == {"cb-001", "cb-002"}
+    complaint_id = uuid4()
+    assert DIRECTORY.callback_staff_for(complaint_id) == DIRECTORY.callback_staff_for(complaint_id)
+    no_callback_staff = DIRECTORY.model_copy(update={"staff": {"dm-001": DIRECTORY.staff["dm-001"]}})
+    assert no_callback_staff.callback_staff_for(complaint_id) == "dm-001"
 
 
 def test_a_directory_that_refers_to_unknown_staff_is_refused(tmp_path: Path) -> None:

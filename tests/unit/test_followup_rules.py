@@ -1,27 +1,124 @@
-from datetime import UTC, datetime, timedelta, timezone
+"""Callback visits: when they fall due, attempts and their limit, outcomes that reopen the case."""
+
+from datetime import UTC, datetime, time, timedelta, timezone
 from uuid import uuid4
 
 import pytest
 
-from services.followup.domain import Callback, first_callback_due
+from services.followup.domain import Callback, NotPermitted, NotPossible, callback_due, reopen_reason
+from shared.directory import load_directory
+from shared.events import CallbackPurpose
+from shared.policy import load_policy
+from shared.settings import load_settings
 from shared.timers import Timer
 
 pytestmark = pytest.mark.unit
 
-OPENED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+SETTINGS = load_settings({})
+POLICY = load_policy(SETTINGS.policy_path)
+RULES = POLICY.followup
+CALENDAR = POLICY.escalation.calendar
+DIRECTORY = load_directory(SETTINGS.directory_path)
+TUESDAY_10_TOKYO = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
-def test_the_first_callback_is_anchored_on_the_opening_of_the_case() -> None:
-    assert first_callback_due(OPENED, timedelta(days=1)) == datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+def schedule(
+    purpose: CallbackPurpose = "after_first_response", anchor: datetime = TUESDAY_10_TOKYO
+) -> Callback:
+    return Callback.schedule(uuid4(), uuid4(), purpose, anchor, RULES, CALENDAR, DIRECTORY)
 
 
-def test_a_callback_falls_due_once_for_its_attempt() -> None:
-    callback = Callback(id=uuid4(), complaint_id=uuid4(), due_at=OPENED, attempt=1)
+def test_callbacks_fall_due_at_the_policy_offsets_from_what_they_follow() -> None:
+    assert schedule("after_first_response").due_at == TUESDAY_10_TOKYO + timedelta(days=1)
+    assert schedule(
+        "after_closure", TUESDAY_10_TOKYO - timedelta(days=1)
+    ).due_at == TUESDAY_10_TOKYO + timedelta(days=6)
+    callback = schedule()
+    assert callback.complete_by == callback.due_at + timedelta(seconds=RULES.complete_within_seconds)
+    assert callback.assignee in ("cb-001", "cb-002")
+    assert callback.status == "scheduled"
+
+
+def test_a_callback_never_falls_due_in_quiet_hours_or_on_a_day_off() -> None:
+    friday_23_tokyo = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    monday_7_tokyo = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)
+    assert callback_due(friday_23_tokyo, timedelta(0), RULES, CALENDAR) == monday_7_tokyo
+    # 23 November is Labour Thanksgiving Day in Japan: the call waits for Tuesday morning.
+    holiday_noon = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    assert callback_due(holiday_noon, timedelta(0), RULES, CALENDAR) == datetime(
+        2026, 11, 23, 22, 0, tzinfo=UTC
+    )
+    every_day = RULES.model_copy(update={"working_days_only": False})
+    assert callback_due(holiday_noon, timedelta(0), every_day, CALENDAR) == holiday_noon
+    no_quiet_hours = CALENDAR.model_copy(update={"quiet_hours_start": time(0), "quiet_hours_end": time(0)})
+    assert callback_due(friday_23_tokyo, timedelta(0), every_day, no_quiet_hours) == friday_23_tokyo
+
+
+def test_a_patient_not_reached_is_tried_again_then_the_callback_is_abandoned() -> None:
+    callback = schedule()
+    callback.collect_events()
+    called = callback.due_at
+    for attempt in range(1, RULES.max_attempts):
+        callback.not_reached("cb-001", called, "no answer", DIRECTORY)
+        assert callback.attempt == attempt + 1
+        assert callback.due_at == callback_due(
+            called, timedelta(seconds=RULES.retry_interval_seconds), RULES, CALENDAR
+        )
+    callback.not_reached("cb-002", called, "no answer", DIRECTORY)
+    assert callback.status == "abandoned"
+    names = [type(e).__name__ for e in callback.collect_events()]
+    assert names == ["Attempted", "Rescheduled"] * (RULES.max_attempts - 1) + ["Attempted", "Abandoned"]
+    with pytest.raises(NotPossible, match="abandoned"):
+        callback.reached("cb-001", called, 5, True, "", DIRECTORY)
+
+
+@pytest.mark.parametrize(
+    ("satisfaction", "resolved", "reason"),
+    [
+        (4, True, None),
+        (3, True, None),
+        (2, True, "satisfaction 2 of 5"),
+        (5, False, "the problem is not resolved"),
+        (1, False, "the problem is not resolved; satisfaction 1 of 5"),
+    ],
+)
+def test_an_unresolved_problem_or_an_unhappy_patient_asks_for_the_case_to_reopen(
+    satisfaction: int, resolved: bool, reason: str | None
+) -> None:
+    assert reopen_reason(satisfaction, resolved) == reason
+    callback = schedule()
+    callback.collect_events()
+    callback.reached("cb-001", callback.due_at, satisfaction, resolved, "in the patient's words", DIRECTORY)
+    events = callback.collect_events()
+    requests = [e for e in events if isinstance(e, Callback.ReopenRequested)]
+    assert [e.reason for e in requests] == ([reason] if reason else [])
+    assert callback.status == "completed"
+    assert callback.comments == "in the patient's words"
+
+
+def test_only_callback_staff_or_the_assignee_make_the_call() -> None:
+    callback = schedule()
+    with pytest.raises(NotPermitted, match="n-001"):
+        callback.reached("n-001", callback.due_at, 5, True, "", DIRECTORY)
+
+
+def test_a_callback_falls_due_once_for_its_attempt_and_is_overdue_once_while_open() -> None:
+    callback = schedule()
     assert callback.is_awaiting(1)
     assert not callback.is_awaiting(2)
     callback.fall_due()
     assert callback.status == "due"
     assert not callback.is_awaiting(1)
+    late = schedule()
+    assert late.deadline_passed(late.complete_by)
+    assert not late.deadline_passed(late.complete_by)
+    assert late.status == "overdue"
+    overdue = [e for e in late.collect_events() if isinstance(e, Callback.BecameOverdue)]
+    assert len(overdue) == 1
+    assert not hasattr(overdue[0], "by")  # against the case, never a person
+    done = schedule()
+    done.reached("cb-001", done.due_at, 5, True, "", DIRECTORY)
+    assert not done.deadline_passed(done.complete_by)
 
 
 def test_a_timer_schedules_in_utc_with_second_resolution() -> None:

@@ -44,7 +44,8 @@ def test_postgres_stores_get_a_schema_per_service() -> None:
 def test_the_shipped_policy_loads() -> None:
     policy = load_policy(load_settings({}).policy_path)
     assert policy.version
-    assert policy.followup.callback_delay_seconds == 86400
+    assert policy.followup.after_first_response_seconds == 86400  # a day
+    assert policy.followup.after_closure_seconds == 7 * 86400
 
 
 def test_a_broken_policy_file_is_refused_with_its_path(tmp_path: Path) -> None:
