@@ -8,6 +8,8 @@ import sys
 from datetime import timedelta
 from typing import get_args
 
+import httpx
+
 from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_secrets
@@ -15,7 +17,7 @@ from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
 from shared.directory import load_directory
 from shared.events import Channel
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 
 async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
@@ -27,6 +29,22 @@ async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
     if complaint is not None:
         entries = [entry for entry in entries if entry.complaint_id == complaint]
     (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
+
+
+def _erase(settings: Settings, complaint_id: str, by: str) -> None:
+    """Through intake, as the administrator ``by``, so that the erasure is recorded like any action."""
+    token = issue_token(
+        settings.token_signing_key, by, load_directory(settings.directory_path), timedelta(minutes=5)
+    )
+    response = httpx.post(
+        f"{settings.http_url('intake')}/v1/complaints/{complaint_id}/erase",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        reason = response.json().get("detail", response.text)
+        sys.exit(f"kizuki: erasure refused ({response.status_code}): {reason}")
+    print(f"kizuki: the patient data of complaint {complaint_id} is erased; the record keeps its facts")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         "--channel", required=True, action="append", choices=get_args(Channel), help="repeat for several"
     )
     api_key.add_argument("--heard-by", required=True, help="staff id who owns this inbox (the first hearer)")
+    erase = commands.add_parser(
+        "erase", help="destroy a complaint's key: its patient data becomes unreadable everywhere"
+    )
+    erase.add_argument("complaint_id")
+    erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -69,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "api-key":
             directory = load_directory(settings.directory_path)
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
+        elif args.command == "erase":
+            _erase(settings, args.complaint_id, args.by)
         else:
             asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
     except AuthError as error:

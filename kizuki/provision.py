@@ -8,6 +8,7 @@ from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
 from shared.auth import ensure_token_keys
 from shared.bus import connect, provision
+from shared.privacy import ensure_key_file
 from shared.settings import Settings
 
 ALL_SUBSCRIPTIONS = [*ESCALATION, *NOTIFIER, *FOLLOWUP]
@@ -24,3 +25,4 @@ async def provision_bus(url: str) -> None:
 def provision_secrets(settings: Settings) -> None:
     """Keys are made once, owner-only, in the secrets directory; configured ones are left as they are."""
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
+    ensure_key_file(settings.master_key)

@@ -12,6 +12,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -48,6 +49,23 @@ TIMER_STREAM_CONFIG = StreamConfig(
     duplicate_window=120.0,
 )
 
+# Per-complaint data keys (see shared/privacy.py): a key-value bucket as nats-py makes one, except
+# that a message may be deleted, which is how a complaint's patient data is erased.
+KEY_BUCKET = "PATIENT_KEYS"
+KEY_STREAM = f"KV_{KEY_BUCKET}"
+KEY_STREAM_CONFIG = StreamConfig(
+    name=KEY_STREAM,
+    description="Per-complaint data keys, wrapped; deleting one erases that complaint's patient data.",
+    subjects=[f"$KV.{KEY_BUCKET}.>"],
+    storage=StorageType.FILE,
+    max_msgs_per_subject=1,
+    discard=DiscardPolicy.NEW,
+    allow_rollup_hdrs=True,
+    allow_direct=True,
+    deny_delete=False,
+    deny_purge=False,
+    duplicate_window=120.0,
+)
 
 ACK_WAIT_SECONDS = 5.0
 
@@ -106,5 +124,6 @@ async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription])
     """Declare the streams and every service's durable consumer. Safe to run again."""
     await _declare_stream(js, RECORD_STREAM_CONFIG)
     await _declare_stream(js, TIMER_STREAM_CONFIG)
+    await _declare_stream(js, KEY_STREAM_CONFIG)
     for subscription in subscriptions:
         await js.add_consumer(subscription.stream, subscription.consumer_config())

@@ -47,32 +47,35 @@ class WireEvent(BaseModel):
         return cls.__name__
 
 
-class Complainant(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str | None = Field(default=None, max_length=200, description="The patient's or family's name.")
-    contact: str | None = Field(
-        default=None, max_length=200, description="Phone number or e-mail address for the receipt."
-    )
-
-
 class ComplaintReceived(WireEvent):
     """A staff member registered the facts of a complaint."""
 
     service: ClassVar[str] = "intake"
     type: Literal["ComplaintReceived"] = "ComplaintReceived"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
 
     channel: Channel = Field(description="How the complaint reached the hospital.")
     heard_by: str = Field(description="Staff id of the first hearer (the reporting owner).")
     department: str = Field(description="Department the complaint concerns.")
-    summary: str = Field(description="The facts, as registered.")
-    complainant: Complainant | None = Field(default=None, description="Who complained, if known.")
+    patient_data: str = Field(
+        description="The complainant's name and contact and the complaint's text, sealed with the "
+        "complaint's own key (see shared/privacy.py); unreadable once the complaint is erased."
+    )
     category: str | None = Field(
         default=None, description="The hospital's category of the complaint, if given."
     )
     tier: Tier | None = Field(default=None, description="Tier given at intake, if any.")
     language: Language = Field(description="The complainant's language for receipts.")
+
+
+class ComplaintErased(WireEvent):
+    """The complaint's key was destroyed: its patient data can no longer be read, here or anywhere."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["ComplaintErased"] = "ComplaintErased"
+    version: Literal[1] = 1
+
+    by: str = Field(description="Staff id of the administrator who erased it.")
 
 
 class EscalationStarted(WireEvent):
@@ -371,6 +374,7 @@ class MessageRejected(WireEvent):
 
 AnyEvent = Annotated[
     ComplaintReceived
+    | ComplaintErased
     | EscalationStarted
     | DutyAssigned
     | AlertRequested

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from uuid import UUID
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared.bus import RECORD_STREAM, due_subject, schedule_subject
 from shared.events import WireEvent, encode_event, headers_for
+from shared.privacy import KeyVault
 from shared.store import ServiceApplication
 from shared.timers import Timer
 
@@ -38,9 +40,16 @@ class OutboxRelay:
     always has its timer pending.
     """
 
-    def __init__(self, app: ServiceApplication, js: JetStreamContext, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        app: ServiceApplication,
+        js: JetStreamContext,
+        vault: KeyVault | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
         self.app = app
         self.js = js
+        self.vault = vault
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self.position = 0
@@ -76,6 +85,8 @@ class OutboxRelay:
             if wire is not None:
                 for timer in self.app.timers_for(wire):
                     await self._set_timer(timer, notification.id)
+                for complaint_id, wrapped in self.app.keys_for(wire):
+                    await self._keep_key(complaint_id, wrapped)
                 await self._publish(wire, notification.id)
             self.position = notification.id
         return len(notifications)
@@ -90,6 +101,15 @@ class OutboxRelay:
         log.debug(
             "relayed %s as %s seq %d (duplicate=%s)", notification_id, wire.subject, ack.seq, ack.duplicate
         )
+
+    async def _keep_key(self, complaint_id: UUID, wrapped: bytes | None) -> None:
+        """Put the key where the services that need it find it, or destroy it there."""
+        if self.vault is None:
+            raise RuntimeError(f"the {self.app.service} relay has patient data keys to keep but no vault")
+        if wrapped is None:
+            await self.vault.destroy(complaint_id)
+        else:
+            await self.vault.put(complaint_id, wrapped)
 
     async def _set_timer(self, timer: Timer, notification_id: int) -> None:
         service = self.app.service

@@ -19,6 +19,7 @@ from psycopg import sql
 from shared.bus import connect
 from shared.consumer import Consumer, ConsumerLoop
 from shared.outbox import OutboxRelay
+from shared.privacy import KeyVault
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=ServiceApplication)
 
 
-def open_store(cls: type[A], settings: Settings) -> A:
+def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
     """The service's store: a SQLite file in its data directory, or its own PostgreSQL schema."""
     if settings.postgres is not None:
         with psycopg.connect(
@@ -41,16 +42,24 @@ def open_store(cls: type[A], settings: Settings) -> A:
             connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
     else:
         settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
-    return cls(env=settings.store_env(cls.service))
+    return cls(env=settings.store_env(cls.service), **collaborators)
 
 
 class ServiceRuntime:
     """Runs a service's background work: the outbox relay and one loop per consumer."""
 
-    def __init__(self, settings: Settings, store: ServiceApplication, consumers: Sequence[Consumer[Any]]):
+    def __init__(
+        self,
+        settings: Settings,
+        store: ServiceApplication,
+        consumers: Sequence[Consumer[Any]],
+        vault: KeyVault | None = None,
+    ):
+        """``vault``: for a service that publishes or opens patient data keys."""
         self.settings = settings
         self.store = store
         self.consumers = consumers
+        self.vault = vault
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -58,7 +67,9 @@ class ServiceRuntime:
     async def start(self) -> None:
         self.nc = await connect(self.settings.bus_url, name=self.store.service)
         js = self.nc.jetstream()
-        relay = self.relay = OutboxRelay(self.store, js)
+        if self.vault is not None:
+            await self.vault.bind(js)
+        relay = self.relay = OutboxRelay(self.store, js, self.vault)
         self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
         for consumer in self.consumers:
             loop = ConsumerLoop(self.store, js, consumer, on_commit=relay.wake)

@@ -37,6 +37,7 @@ class Settings:
     token_signing_key: Path
     token_verify_key: Path
     api_keys_path: Path
+    master_key: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -130,6 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or secrets / "token-signing.pem"),
         token_verify_key=Path(env.get("KIZUKI_TOKEN_VERIFY_KEY") or secrets / "token-verify.pem"),
         api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
+        master_key=Path(env.get("KIZUKI_MASTER_KEY") or secrets / "master.key"),
         store=store,
         postgres=postgres,
     )

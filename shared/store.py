@@ -120,6 +120,11 @@ class ServiceApplication(Application[UUID]):
         """Timers to set on the bus, before the wire event is published."""
         return []
 
+    def keys_for(self, wire_event: WireEvent) -> list[tuple[UUID, bytes | None]]:
+        """Patient data keys to put in the key bucket (wrapped) or destroy there (None), before the wire
+        event is published."""
+        return []
+
     def find(self, kind: type[Found], aggregate_id: UUID) -> Found | None:
         """The aggregate of that kind with that id, or None if there is none."""
         try:

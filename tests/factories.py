@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from services.intake.domain import Registration
 from shared.events import ComplaintReceived
+from shared.privacy import PatientData, seal_patient_data
 from shared.timers import now
 
 
@@ -27,17 +28,23 @@ def registration(**changes: Any) -> Registration:
     return Registration(**(fields | changes))
 
 
-def complaint_received(**changes: Any) -> ComplaintReceived:
+# The data key of every complaint these factories make; tests that open one put it in the key bucket.
+DATA_KEY = bytes(range(32))
+
+
+def complaint_received(summary: str = "Results were lost.", **changes: Any) -> ComplaintReceived:
+    """The complaint's text sealed with ``DATA_KEY``."""
     moment = now()
+    complaint_id = changes.pop("complaint_id", uuid4())
     fields: dict[str, Any] = {
         "event_id": uuid4(),
-        "complaint_id": uuid4(),
+        "complaint_id": complaint_id,
         "occurred_at": moment,
         "recorded_at": moment,
         "channel": "web",
         "heard_by": "n-002",
         "department": "Radiology",
-        "summary": "Results were lost.",
+        "patient_data": seal_patient_data(DATA_KEY, complaint_id, PatientData(summary=summary)),
         "language": "en",
     }
     return ComplaintReceived(**(fields | changes))

@@ -62,6 +62,7 @@ class EscalationApplication(ServiceApplication):
     def open_case(
         self,
         complaint: ComplaintReceived,
+        summary: str,
         policy: Policy,
         directory: Directory,
         now: datetime,
@@ -73,7 +74,7 @@ class EscalationApplication(ServiceApplication):
             registered_at=complaint.recorded_at,
             heard_by=complaint.heard_by,
             department=complaint.department,
-            summary=complaint.summary,
+            summary=summary,
             category=complaint.category,
             tier=complaint.tier,
         )

@@ -12,6 +12,7 @@ from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import CallbackCompleted, CaseReopenRequested, ComplaintReceived, decoder
 from shared.policy import Policy
+from shared.privacy import KeyVault
 from shared.timers import Timer, now
 
 FROM_THE_RECORD = Subscription(
@@ -27,12 +28,17 @@ TIMER_FIRED = Subscription(TIMER_STREAM, "escalation", [due_subject("escalation"
 SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 
-def consumers(store: EscalationApplication, policy: Policy, directory: Directory) -> list[Consumer[Any]]:
+def consumers(
+    store: EscalationApplication, policy: Policy, directory: Directory, vault: KeyVault
+) -> list[Consumer[Any]]:
     def when_complaint_received_open_case_when_callback_done_close_the_loop(
         event: Any, tracking: Tracking
     ) -> None:
         if isinstance(event, ComplaintReceived):
-            store.open_case(event, policy, directory, now(), tracking)
+            # The text is read to classify the complaint, then forgotten: the case never keeps it.
+            patient = vault.open_patient_data(event.complaint_id, event.patient_data)
+            summary = patient.summary if patient is not None else ""  # erased before the case opened
+            store.open_case(event, summary, policy, directory, now(), tracking)
         elif isinstance(event, CallbackCompleted):
             store.callback_completed(event, tracking)
         else:

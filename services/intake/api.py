@@ -7,17 +7,27 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.intake.application import IdempotencyConflict, IntakeApplication
-from services.intake.domain import Registration, RegistrationError
+from services.intake.application import Erased, IdempotencyConflict, IntakeApplication
+from services.intake.domain import Complaint, Registration, RegistrationError
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
 from shared.directory import Directory
-from shared.events import Channel, Complainant, Language, Tier
+from shared.events import Channel, Language, Tier
+from shared.privacy import PatientData, Unreadable, unseal_patient_data
 from shared.service import ServiceRuntime, found
 from shared.timers import now
 
 MAX_SUMMARY = 4000
+
+
+class Complainant(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200, description="The patient's or family's name.")
+    contact: str | None = Field(
+        default=None, max_length=200, description="Phone number or e-mail address for the receipt."
+    )
 
 
 class ComplaintRequest(ActionBody):
@@ -48,6 +58,34 @@ class ComplaintView(BaseModel):
     department: str
     tier: str | None
     language: str
+    summary: str | None = Field(description="The facts as registered; null once erased.")
+    complainant: Complainant | None = Field(description="Null once erased, or when not given.")
+    erased_by: str | None = Field(description="Who erased the patient data, if it was erased.")
+
+
+def complaint_view(complaint: Complaint, store: IntakeApplication) -> ComplaintView:
+    patient: PatientData | None = None
+    if not complaint.erased:
+        try:
+            data_key = store.keys.data_key(complaint.id)
+            patient = unseal_patient_data(data_key, complaint.id, complaint.patient_data)
+        except Unreadable:
+            patient = None
+    return ComplaintView(
+        complaint_id=complaint.id,
+        channel=complaint.channel,
+        occurred_at=complaint.occurred_at,
+        registered_at=complaint.created_on,
+        heard_by=complaint.heard_by,
+        department=complaint.department,
+        tier=complaint.tier,
+        language=complaint.language,
+        summary=patient.summary if patient else None,
+        complainant=Complainant(name=patient.name, contact=patient.contact)
+        if patient and (patient.name or patient.contact)
+        else None,
+        erased_by=complaint.erased_by,
+    )
 
 
 def first_hearer(http: Request, caller: Caller, channel: Channel) -> str:
@@ -99,7 +137,7 @@ def router(
             )
         except RegistrationError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
-        except IdempotencyConflict as error:
+        except (IdempotencyConflict, Erased) as error:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
         if created:
             runtime.committed()
@@ -123,15 +161,19 @@ def router(
         )
         if not concerned:
             raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
-        return ComplaintView(
-            complaint_id=complaint.id,
-            channel=complaint.channel,
-            occurred_at=complaint.occurred_at,
-            registered_at=complaint.created_on,
-            heard_by=complaint.heard_by,
-            department=complaint.department,
-            tier=complaint.tier,
-            language=complaint.language,
+        return complaint_view(complaint, store)
+
+    @api.post("/complaints/{complaint_id}/erase", response_model=ComplaintView)
+    async def erase(
+        complaint_id: UUID, person: Annotated[Person, Depends(auth.requires("administrator"))]
+    ) -> ComplaintView:
+        """Destroy the complaint's key: its patient data becomes unreadable everywhere; the record stays
+        whole and verifiable."""
+        complaint = found(
+            await asyncio.to_thread(store.erase, complaint_id, person.staff_id, now()),
+            f"complaint {complaint_id}",
         )
+        runtime.committed()
+        return complaint_view(complaint, store)
 
     return api

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -12,7 +14,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.domain import Complaint, Registration
-from shared.events import Complainant, ComplaintReceived, WireEvent
+from shared.events import ComplaintErased, ComplaintReceived, WireEvent
+from shared.privacy import IntakeKeys, PatientData, seal_patient_data
 from shared.store import ServiceApplication, stable_id
 
 
@@ -20,13 +23,22 @@ class IdempotencyConflict(ValueError):
     """An Idempotency-Key was used again for a different complaint."""
 
 
-def fingerprint(registration: Registration) -> str:
+class Erased(ValueError):
+    """The complaint's patient data was erased: a request that needs it cannot be answered."""
+
+
+def fingerprint(registration: Registration, data_key: bytes) -> str:
+    """Keyed with the complaint's data key, so that after erasure it says nothing about the patient."""
     canonical = json.dumps(asdict(registration), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(data_key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 class IntakeApplication(ServiceApplication):
     service = "intake"
+
+    def __init__(self, env: Mapping[str, str], keys: IntakeKeys) -> None:
+        super().__init__(env=env)
+        self.keys = keys
 
     def register(
         self, registration: Registration, idempotency_key: str | None, now: datetime
@@ -36,31 +48,60 @@ class IntakeApplication(ServiceApplication):
         # A key is the caller's own: the same key from another first hearer is another request.
         scoped_key = f"{registration.heard_by}\n{idempotency_key}" if idempotency_key else None
         complaint_id = stable_id("complaint", scoped_key) if scoped_key else uuid4()
-        request_fingerprint = fingerprint(registration)
-        complaint = Complaint.register(complaint_id, registration, request_fingerprint)
+        if scoped_key is not None and (existing := self.find(Complaint, complaint_id)) is not None:
+            return self._replay(existing, registration), False
+        data_key = self.keys.data_key(complaint_id)
+        patient_data = PatientData(
+            name=registration.complainant_name,
+            contact=registration.complainant_contact,
+            summary=registration.summary.strip(),
+        )
+        sealed = seal_patient_data(data_key, complaint_id, patient_data)
+        complaint = Complaint.register(
+            complaint_id, registration, sealed, fingerprint(registration, data_key)
+        )
         try:
             self.save(complaint)
-        except IntegrityError:
-            if idempotency_key is None:
+        except IntegrityError:  # the same key, sent twice at once: the other one was first
+            if scoped_key is None:
                 raise
-            return self._replay(complaint_id, request_fingerprint), False
+            existing = self.find(Complaint, complaint_id)
+            assert existing is not None  # the save failed because it exists
+            return self._replay(existing, registration), False
         return complaint_id, True
 
-    def _replay(self, complaint_id: UUID, request_fingerprint: str) -> UUID:
-        existing = self.find(Complaint, complaint_id)
-        assert existing is not None  # the save above failed because it exists
-        if existing.request_fingerprint != request_fingerprint:
+    def _replay(self, existing: Complaint, registration: Registration) -> UUID:
+        if existing.erased:
+            raise Erased("this Idempotency-Key belongs to a complaint that was erased; use a new key")
+        if existing.request_fingerprint != fingerprint(registration, self.keys.data_key(existing.id)):
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used for a different complaint; use a new key"
             )
-        return complaint_id
+        return existing.id
 
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
         return self.find(Complaint, complaint_id)
 
+    def erase(self, complaint_id: UUID, by: str, at: datetime) -> Complaint | None:
+        """Destroy intake's copy of the key at once; the relay destroys the bucket's before it publishes
+        ``ComplaintErased``. None when there is no such complaint."""
+        complaint = self.find(Complaint, complaint_id)
+        if complaint is not None:
+            self.keys.destroy(complaint_id)
+            complaint.erase(by, at)
+            self.save(complaint)
+        return complaint
+
+    def keys_for(self, wire: WireEvent) -> list[tuple[UUID, bytes | None]]:
+        if isinstance(wire, ComplaintReceived):
+            wrapped = self.keys.wrapped(wire.complaint_id)
+            return [] if wrapped is None else [(wire.complaint_id, wrapped)]
+        if isinstance(wire, ComplaintErased):
+            return [(wire.complaint_id, None)]
+        return []
+
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         if isinstance(domain_event, Complaint.Received):
-            has_complainant = domain_event.complainant_name or domain_event.complainant_contact
             return ComplaintReceived(
                 **self.wire_fields(domain_event),
                 complaint_id=domain_event.originator_id,
@@ -68,14 +109,16 @@ class IntakeApplication(ServiceApplication):
                 channel=domain_event.channel,
                 heard_by=domain_event.heard_by,
                 department=domain_event.department,
-                summary=domain_event.summary,
-                complainant=Complainant(
-                    name=domain_event.complainant_name, contact=domain_event.complainant_contact
-                )
-                if has_complainant
-                else None,
+                patient_data=domain_event.patient_data,
                 category=domain_event.category,
                 tier=domain_event.tier,
                 language=domain_event.language,
+            )
+        if isinstance(domain_event, Complaint.Erased):
+            return ComplaintErased(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+                by=domain_event.by,
             )
         return super().wire_event(domain_event)

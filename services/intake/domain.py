@@ -45,14 +45,14 @@ class Registration:
 
 
 class Complaint(Aggregate):
+    """The register's entry. The patient's data is kept sealed with the complaint's own key."""
+
     class Received(Aggregate.Created):
         channel: str
         occurred_at: datetime
         heard_by: str
         department: str
-        summary: str
-        complainant_name: str | None
-        complainant_contact: str | None
+        patient_data: str
         category: str | None
         tier: str | None
         language: str
@@ -66,9 +66,7 @@ class Complaint(Aggregate):
         occurred_at: datetime,
         heard_by: str,
         department: str,
-        summary: str,
-        complainant_name: str | None,
-        complainant_contact: str | None,
+        patient_data: str,
         category: str | None,
         tier: str | None,
         language: str,
@@ -78,27 +76,43 @@ class Complaint(Aggregate):
         self.occurred_at = occurred_at
         self.heard_by = heard_by
         self.department = department
-        self.summary = summary
-        self.complainant_name = complainant_name
-        self.complainant_contact = complainant_contact
+        self.patient_data = patient_data
         self.category = category
         self.tier = tier
         self.language = language
         self.request_fingerprint = request_fingerprint
+        self.erased_by: str | None = None
 
     @classmethod
-    def register(cls, complaint_id: UUID, registration: Registration, request_fingerprint: str) -> Complaint:
+    def register(
+        cls, complaint_id: UUID, registration: Registration, patient_data: str, request_fingerprint: str
+    ) -> Complaint:
         return cls(
             id=complaint_id,
             channel=registration.channel,
             occurred_at=registration.occurred_at,
             heard_by=registration.heard_by.strip(),
             department=registration.department.strip(),
-            summary=registration.summary.strip(),
-            complainant_name=registration.complainant_name,
-            complainant_contact=registration.complainant_contact,
+            patient_data=patient_data,
             category=registration.category,
             tier=registration.tier,
             language=registration.language,
             request_fingerprint=request_fingerprint,
         )
+
+    class Erased(Aggregate.Event):
+        by: str
+        at: datetime
+
+    def erase(self, by: str, at: datetime) -> None:
+        """Recorded once the key is destroyed; erasing again changes nothing."""
+        if not self.erased:
+            self._erased(by=by, at=at)
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_by is not None
+
+    @event(Erased)
+    def _erased(self, by: str, at: datetime) -> None:
+        self.erased_by = by

@@ -9,15 +9,22 @@ from services.intake.application import IntakeApplication
 from shared.auth import Authenticator
 from shared.directory import load_directory
 from shared.policy import load_policy
+from shared.privacy import IntakeKeys, KeyVault, MasterKey
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
+
+
+def open_intake_store(settings: Settings) -> IntakeApplication:
+    """The register, with intake's own copies of the complaints' keys beside it."""
+    keys = IntakeKeys(settings.service_dir("intake") / "patient-keys", MasterKey.load(settings.master_key))
+    return open_store(IntakeApplication, settings, keys=keys)
 
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = load_directory(settings.directory_path)
-    store = open_store(IntakeApplication, settings)
-    runtime = ServiceRuntime(settings, store, consumers=[])
+    store = open_intake_store(settings)
+    runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master))
     app = http_app("kizuki intake", runtime)
     app.include_router(
         router(

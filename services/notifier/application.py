@@ -19,6 +19,7 @@ from shared.events import (
     NotificationSent,
     WireEvent,
 )
+from shared.privacy import PatientData
 from shared.store import ServiceApplication, stable_id
 
 
@@ -26,11 +27,19 @@ class NotifierApplication(ServiceApplication):
     service = "notifier"
 
     def send_receipt(
-        self, complaint: ComplaintReceived, sink: FileSink, now: datetime, tracking: Tracking
+        self,
+        complaint: ComplaintReceived,
+        patient: PatientData | None,
+        sink: FileSink,
+        now: datetime,
+        tracking: Tracking,
     ) -> None:
+        """``patient`` is None when the complaint was erased before its receipt could be sent."""
         receipt = Receipt(id=complaint.complaint_id, language=complaint.language)
-        contact = complaint.complainant.contact if complaint.complainant else None
-        if contact:
+        contact = patient.contact if patient is not None else None
+        if patient is None:
+            receipt.withhold(reason="the complaint's patient data was erased", at=now)
+        elif contact:
             delivery_id = stable_id("receipt", complaint.complaint_id)
             sink.deliver(delivery_id, contact, receipt_text(complaint.language, complaint.complaint_id))
             receipt.hand_over(

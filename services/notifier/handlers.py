@@ -12,6 +12,7 @@ from shared.bus import RECORD_STREAM, Subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import AlertRequested, ComplaintReceived, decoder
+from shared.privacy import KeyVault
 from shared.timers import now
 
 SUBSCRIPTIONS = [
@@ -21,10 +22,13 @@ SUBSCRIPTIONS = [
 ]
 
 
-def consumers(store: NotifierApplication, directory: Directory, sink: FileSink) -> list[Consumer[Any]]:
+def consumers(
+    store: NotifierApplication, directory: Directory, sink: FileSink, vault: KeyVault
+) -> list[Consumer[Any]]:
     def send_what_the_record_asks_for(event: Any, tracking: Tracking) -> None:
         if isinstance(event, ComplaintReceived):
-            store.send_receipt(event, sink, now(), tracking)
+            patient = vault.open_patient_data(event.complaint_id, event.patient_data)
+            store.send_receipt(event, patient, sink, now(), tracking)
         else:
             store.alert_staff(event, directory, sink, now(), tracking)
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -28,6 +29,8 @@ from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
 from tests.polling import eventually
 
+# The `kizuki` command of this environment.
+KIZUKI = str(Path(sys.executable).parent / "kizuki")
 # Callbacks in seconds, on any day and at any hour, so that tests do not depend on the calendar.
 FOLLOWUP_SECONDS = {
     "after_first_response_seconds": 2,

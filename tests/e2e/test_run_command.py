@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -13,12 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import FLOW_COUNTS, complaint, system_env, write_policy
+from tests.e2e.conftest import FLOW_COUNTS, KIZUKI, complaint, system_env, write_policy
 from tests.polling import until
 
 pytestmark = pytest.mark.e2e
-
-KIZUKI = str(Path(sys.executable).parent / "kizuki")
 
 
 class Launcher:

@@ -18,17 +18,18 @@ from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
-from services.intake.application import IntakeApplication
+from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, connect
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory
-from shared.events import EscalationStarted, MessageRejected, decode_event, encode_event
+from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, decode_event, encode_event
 from shared.outbox import OutboxRelay
 from shared.policy import Policy, load_policy
+from shared.privacy import KeyVault, MasterKey
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import now
-from tests.factories import complaint_received, registration
+from tests.factories import DATA_KEY, complaint_received, registration
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,19 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
     client = await connect(nats_url, "test")
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def vault(nc: Client, settings: Settings) -> KeyVault:
+    bound = KeyVault(MasterKey.load(settings.master_key))
+    await bound.bind(nc.jetstream())
+    return bound
+
+
+async def publish_complaint(js: JetStreamContext, vault: KeyVault, event: ComplaintReceived) -> None:
+    """As intake's relay does it: the complaint's key in the bucket first, then the complaint."""
+    await vault.put(event.complaint_id, vault.master.wrap(DATA_KEY))
+    await js.publish(event.subject, encode_event(event))
 
 
 async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tuple[str, Any, dict[str, str]]]:
@@ -60,20 +74,20 @@ async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tup
 
 
 async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
-    nc: Client, settings: Settings
+    nc: Client, settings: Settings, vault: KeyVault
 ) -> None:
     js = nc.jetstream()
-    store = open_store(IntakeApplication, settings)
+    store = open_intake_store(settings)
     try:
         for n in range(3):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        relay = OutboxRelay(store, js)
+        relay = OutboxRelay(store, js, vault)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        restarted = OutboxRelay(store, js)  # a new process finds its place on the record
+        restarted = OutboxRelay(store, js, vault)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3
         await restarted.relay_pending()
@@ -84,7 +98,12 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
 
         record = await record_of(js)
         assert [headers["Nats-Msg-Id"] for _, _, headers in record] == [f"intake:{n}" for n in range(1, 6)]
-        assert [body.summary for _, body, _ in record] == [f"complaint {n}" for n in range(5)]
+        # Each key reached the bucket before its complaint, so services can open what they need.
+        opened = [
+            await asyncio.to_thread(vault.open_patient_data, b.complaint_id, b.patient_data)
+            for _, b, _ in record
+        ]
+        assert [patient.summary for patient in opened if patient] == [f"complaint {n}" for n in range(5)]
         assert all(subject == "events.intake.ComplaintReceived" for subject, _, _ in record)
     finally:
         store.close()
@@ -101,19 +120,19 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
 
 
 async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_processed(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory
+    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
     relay = OutboxRelay(store, js)
-    consumer, _ = escalation_consumers(store, policy, directory)
+    consumer, _ = escalation_consumers(store, policy, directory, vault)
     tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
         first, second = complaint_received(summary="first"), complaint_received(summary="second")
-        await js.publish(first.subject, encode_event(first))
+        await publish_complaint(js, vault, first)
         await js.publish(first.subject, b'{"type": "ComplaintReceived", "oops": true}')
-        await js.publish(second.subject, encode_event(second))
+        await publish_complaint(js, vault, second)
 
         async def three_results() -> list[Any]:
             found = [
@@ -139,17 +158,16 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
 
 
 async def test_a_redelivered_message_changes_nothing(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory
+    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    consumer, _ = escalation_consumers(store, policy, directory)
+    consumer, _ = escalation_consumers(store, policy, directory, vault)
     # A second durable consumer over the same messages delivers each one again, as a redelivery would.
     replay = Subscription(RECORD_STREAM, "escalation-replay", consumer.subscription.subjects)
     await js.add_consumer(RECORD_STREAM, replay.consumer_config())
     for summary in ("a", "b", "c"):
-        event = complaint_received(summary=summary)
-        await js.publish(event.subject, encode_event(event))
+        await publish_complaint(js, vault, complaint_received(summary=summary))
     tasks = await run_loops(ConsumerLoop(store, js, consumer, lambda: None))
     try:
         await eventually(
@@ -173,24 +191,23 @@ async def test_a_redelivered_message_changes_nothing(
 
 
 async def test_a_failing_handler_is_retried_then_its_message_set_aside(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory
+    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    consumer, _ = escalation_consumers(store, policy, directory)
+    consumer, _ = escalation_consumers(store, policy, directory, vault)
     calls: dict[str, int] = {}
 
     def flaky(event: Any, tracking: Tracking) -> None:
-        calls[event.summary] = calls.get(event.summary, 0) + 1
-        if event.summary == "always fails" or calls[event.summary] < 3:
+        calls[event.department] = calls.get(event.department, 0) + 1
+        if event.department == "always fails" or calls[event.department] < 3:
             raise ConnectionError("store went away")
         consumer.handle(event, tracking)
 
     flaky_consumer = Consumer(consumer.subscription, consumer.decode, flaky)
     loop = ConsumerLoop(store, js, flaky_consumer, lambda: None, max_attempts=3, first_retry_delay=0.1)
-    for summary in ("fails twice", "always fails", "works"):
-        event = complaint_received(summary=summary)
-        await js.publish(event.subject, encode_event(event))
+    for department in ("fails twice", "always fails", "works"):
+        await publish_complaint(js, vault, complaint_received(department=department))
     tasks = await run_loops(loop)
     try:
         await eventually(

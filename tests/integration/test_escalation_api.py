@@ -35,7 +35,7 @@ def case(client: TestClient, policy: Policy, directory: Directory) -> str:
     """A case opened for a complaint n-001 of Ward 3 heard."""
     complaint = complaint_received(heard_by="n-001", department="Ward 3")
     store = client.app.state.runtime.store  # type: ignore[attr-defined]
-    store.open_case(complaint, policy, directory, now(), Tracking("EVENTS", 1))
+    store.open_case(complaint, "Results were lost.", policy, directory, now(), Tracking("EVENTS", 1))
     return f"/v1/cases/{complaint.complaint_id}"
 
 

@@ -183,3 +183,31 @@ def test_a_machine_channel_posts_with_its_api_key_for_its_channels_only(
     altered = machine.post("/v1/complaints", json=VALID, headers={"X-API-Key": key[:-2] + "xx"})
     assert altered.status_code == 401
     assert stored(client) == 1
+
+
+def test_readers_see_the_patient_data_until_an_administrator_erases_it(
+    client: TestClient, signed_in: Headers, settings: Settings
+) -> None:
+    created = client.post("/v1/complaints", json=VALID, headers={"Idempotency-Key": "desk-7"})
+    path = f"/v1/complaints/{created.json()['complaint_id']}"
+    complaint = client.get(path).json()
+    assert complaint["summary"] == VALID["summary"]
+    assert complaint["complainant"] == VALID["complainant"]
+    assert complaint["erased_by"] is None
+
+    refused = client.post(f"{path}/erase", headers=signed_in("n-001"))
+    assert refused.status_code == 403
+    assert "it takes the role administrator" in refused.json()["detail"]
+    assert stored(client) == 1
+    erased = client.post(f"{path}/erase", headers=signed_in("dm-001"))
+    assert erased.status_code == 200
+    assert stored(client) == 2  # ComplaintErased
+    after = client.get(path).json()
+    assert (after["summary"], after["complainant"], after["erased_by"]) == (None, None, "dm-001")
+    assert after["department"] == "Ward 3"  # the facts of the regime stay
+    assert list((settings.data_dir / "intake" / "patient-keys").iterdir()) == []
+    again = client.post("/v1/complaints", json=VALID, headers={"Idempotency-Key": "desk-7"})
+    assert again.status_code == 409
+    assert "erased" in again.json()["detail"]
+    assert client.post(f"{path}/erase", headers=signed_in("dm-001")).status_code == 200  # idempotent
+    assert stored(client) == 2

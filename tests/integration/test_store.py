@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from services.escalation.application import EscalationApplication
 from services.followup.application import FollowupApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
+from services.intake.main import open_intake_store
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
 from shared.policy import Policy
@@ -30,7 +31,7 @@ def all_wire_events(store: IntakeApplication | EscalationApplication) -> list[ob
 
 
 def test_an_idempotency_key_registers_one_complaint(store_settings: Settings) -> None:
-    store = open_store(IntakeApplication, store_settings)
+    store = open_intake_store(store_settings)
     try:
         retried = registration()
         first, created = store.register(retried, "key-1", now())
@@ -55,14 +56,14 @@ def test_effects_and_tracking_are_one_transaction(
         complaint = complaint_received()
         tracking = Tracking("EVENTS", 41)
         assert not store.has_processed(tracking)
-        store.open_case(complaint, policy, directory, NOW, tracking)
+        store.open_case(complaint, "Results were lost.", policy, directory, NOW, tracking)
         assert store.has_processed(tracking)
         # The same message again: refused as a whole, so no second case and no second event.
         with pytest.raises(IntegrityError):
-            store.open_case(complaint, policy, directory, NOW, tracking)
+            store.open_case(complaint, "Results were lost.", policy, directory, NOW, tracking)
         # A different message that would open the same case: the case refuses, the tracking is not kept.
         with pytest.raises(IntegrityError):
-            store.open_case(complaint, policy, directory, NOW, Tracking("EVENTS", 42))
+            store.open_case(complaint, "Results were lost.", policy, directory, NOW, Tracking("EVENTS", 42))
         assert not store.has_processed(Tracking("EVENTS", 42))
         started, *duties = all_wire_events(store)
         assert isinstance(started, EscalationStarted)
@@ -92,10 +93,10 @@ def test_a_rejected_message_is_recorded_with_its_reason(store_settings: Settings
 
 
 def test_the_store_keeps_its_data_across_a_restart(store_settings: Settings) -> None:
-    store = open_store(IntakeApplication, store_settings)
+    store = open_intake_store(store_settings)
     complaint_id, _ = store.register(registration(), None, now())
     store.close()
-    reopened = open_store(IntakeApplication, store_settings)
+    reopened = open_intake_store(store_settings)
     try:
         complaint = reopened.get_complaint(complaint_id)
         assert complaint is not None

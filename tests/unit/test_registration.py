@@ -54,6 +54,9 @@ def test_facts_must_not_be_blank(field: str) -> None:
         registration(**{field: "   "}).check(NOW)
 
 
-def test_the_fingerprint_tells_a_retry_from_a_different_complaint() -> None:
-    assert fingerprint(registration()) == fingerprint(registration())
-    assert fingerprint(registration()) != fingerprint(registration(summary="Another story."))
+def test_the_fingerprint_tells_a_retry_from_a_different_complaint_and_is_keyed() -> None:
+    key = bytes(32)
+    assert fingerprint(registration(), key) == fingerprint(registration(), key)
+    assert fingerprint(registration(), key) != fingerprint(registration(summary="Another story."), key)
+    # Keyed with the complaint's own key: once that is destroyed, it confirms no guess about the patient.
+    assert fingerprint(registration(), key) != fingerprint(registration(), bytes(range(32)))

@@ -46,7 +46,7 @@ def test_headers_carry_deduplication_type_version_and_correlation() -> None:
     assert headers == {
         "Nats-Msg-Id": "intake:12",
         "Kizuki-Event-Type": "ComplaintReceived",
-        "Kizuki-Event-Version": "1",
+        "Kizuki-Event-Version": "2",
         "Kizuki-Complaint-Id": str(event.complaint_id),
     }
 
@@ -67,6 +67,6 @@ def test_a_consumer_decoder_refuses_event_types_it_does_not_take() -> None:
 def test_events_are_immutable_and_refuse_unknown_fields() -> None:
     event = complaint_received()
     with pytest.raises(ValidationError):
-        event.summary = "changed"  # type: ignore[misc]
+        event.department = "changed"  # type: ignore[misc]
     with pytest.raises(ValidationError):
         CallbackDue.model_validate({**event.model_dump(), "type": "CallbackDue", "blame": "nurse"})

@@ -1,0 +1,214 @@
+"""Patient data, sealed with a key of its own complaint, so that destroying the key erases it everywhere.
+
+Envelope encryption: each complaint has a random AES-256 data key. The patient's name, contact and the
+complaint's text are sealed with it (AES-GCM, bound to the complaint id) before they are stored or go
+on the record; only the sealed text ever leaves intake. The data key, wrapped with the master key
+(AES key wrap), lives in two places that can be destroyed, unlike the record: intake's own key file,
+written when the complaint is registered, and the JetStream key-value bucket ``PATIENT_KEYS``, where
+intake's relay puts it before the complaint goes on the record. Services that need the clear text
+(escalation to classify, the notifier for the receipt) unwrap the key from the bucket; others cannot.
+
+Erasure deletes intake's key file and erases the key's message from the bucket (a JetStream message
+delete overwrites the stored bytes). The sealed text stays on the record and in the stores, so every
+hash and every compliance figure is unchanged; it just can no longer be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict
+
+from shared.auth import write_secret
+from shared.bus import KEY_BUCKET, KEY_STREAM
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class PatientData(BaseModel):
+    """What identifies the patient or tells their story: never on the record in clear."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    contact: str | None = None
+    summary: str
+
+
+class Unreadable(Exception):
+    """The data cannot be opened: its key was destroyed, or it was not sealed with this key."""
+
+
+def seal(data_key: bytes, purpose: str, plain: bytes) -> str:
+    """AES-GCM with a fresh nonce; ``purpose`` (e.g. the complaint id) is bound in as associated data."""
+    nonce = os.urandom(NONCE_BYTES)
+    return base64.b64encode(nonce + AESGCM(data_key).encrypt(nonce, plain, purpose.encode())).decode()
+
+
+def unseal(data_key: bytes, purpose: str, sealed: str) -> bytes:
+    raw = base64.b64decode(sealed)
+    try:
+        return AESGCM(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], purpose.encode())
+    except InvalidTag:
+        raise Unreadable("the sealed data does not open with this key") from None
+
+
+def seal_patient_data(data_key: bytes, complaint_id: UUID, data: PatientData) -> str:
+    return seal(data_key, str(complaint_id), data.model_dump_json().encode())
+
+
+def unseal_patient_data(data_key: bytes, complaint_id: UUID, sealed: str) -> PatientData:
+    return PatientData.model_validate_json(unseal(data_key, str(complaint_id), sealed))
+
+
+def ensure_key_file(path: Path) -> None:
+    """A random 256-bit key, owner-only, made once (a configured key is kept as it is)."""
+    if not path.exists():
+        write_secret(path, secrets.token_bytes(KEY_BYTES))
+
+
+def read_key_file(path: Path) -> bytes:
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise Unreadable(f"no key at {path}: run `kizuki provision` first") from None
+    if len(key) != KEY_BYTES:
+        raise Unreadable(f"the key at {path} is not {KEY_BYTES} bytes")
+    return key
+
+
+class MasterKey:
+    """Wraps and unwraps data keys; it never encrypts data itself."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def load(cls, path: Path) -> MasterKey:
+        return cls(read_key_file(path))
+
+    def wrap(self, data_key: bytes) -> bytes:
+        return aes_key_wrap(self._key, data_key)
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        try:
+            return aes_key_unwrap(self._key, wrapped)
+        except InvalidUnwrap:
+            raise Unreadable("the data key was not wrapped with this master key") from None
+
+
+class IntakeKeys:
+    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint.
+
+    It lets intake register complaints while the bus is down; the relay copies a key to the bucket
+    before the complaint is published.
+    """
+
+    def __init__(self, directory: Path, master: MasterKey) -> None:
+        self.directory = directory
+        self.master = master
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, complaint_id: UUID) -> Path:
+        return self.directory / str(complaint_id)
+
+    def data_key(self, complaint_id: UUID) -> bytes:
+        """The complaint's data key, made on first use; the same one for every later call."""
+        path = self._path(complaint_id)
+        with (
+            contextlib.suppress(FileExistsError),
+            open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file,
+        ):
+            file.write(self.master.wrap(secrets.token_bytes(KEY_BYTES)))
+        wrapped = self.wrapped(complaint_id)
+        if wrapped is None:
+            raise Unreadable(f"the key of complaint {complaint_id} was destroyed")
+        return self.master.unwrap(wrapped)
+
+    def wrapped(self, complaint_id: UUID) -> bytes | None:
+        try:
+            return self._path(complaint_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def destroy(self, complaint_id: UUID) -> None:
+        """Overwrite, then remove. (Journaling file systems and SSDs may keep old blocks; the bucket's copy
+        is erased by the server, and both are useless without the master key.)"""
+        path = self._path(complaint_id)
+        try:
+            with open(path, "r+b") as file:
+                file.write(secrets.token_bytes(len(file.read())))
+                file.flush()
+                os.fsync(file.fileno())
+        except FileNotFoundError:
+            return
+        path.unlink()
+
+
+class KeyVault:
+    """The ``PATIENT_KEYS`` bucket, as the services see it. Bind it once connected."""
+
+    def __init__(self, master: MasterKey) -> None:
+        self.master = master
+        self._kv: KeyValue | None = None
+        self._js: JetStreamContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def bind(self, js: JetStreamContext) -> None:
+        self._js = js
+        self._kv = await js.key_value(KEY_BUCKET)
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def kv(self) -> KeyValue:
+        if self._kv is None:
+            raise RuntimeError("the key vault is used before it is bound to the bus")
+        return self._kv
+
+    async def put(self, complaint_id: UUID, wrapped: bytes) -> None:
+        await self.kv.put(str(complaint_id), wrapped)
+
+    async def destroy(self, complaint_id: UUID) -> None:
+        """Erase the key's message (overwritten on disk by the server), then leave a purge marker."""
+        assert self._js is not None
+        try:
+            entry = await self.kv.get(str(complaint_id))
+        except KeyNotFoundError:  # never there, or destroyed already
+            return
+        if entry.revision is not None:
+            with contextlib.suppress(NotFoundError):  # erased by a concurrent erasure
+                await self._js.delete_msg(KEY_STREAM, entry.revision)
+        await self.kv.purge(str(complaint_id))
+
+    async def data_key(self, complaint_id: UUID) -> bytes | None:
+        try:
+            entry = await self.kv.get(str(complaint_id))
+        except KeyNotFoundError:
+            return None
+        return self.master.unwrap(entry.value) if entry.value else None
+
+    def open_patient_data(self, complaint_id: UUID, sealed: str) -> PatientData | None:
+        """For handlers, which run in worker threads: the clear data, or None once it is erased."""
+        if self._loop is None:
+            raise RuntimeError("the key vault is used before it is bound to the bus")
+        future = asyncio.run_coroutine_threadsafe(self.data_key(complaint_id), self._loop)
+        data_key = future.result(timeout=30)
+        if data_key is None:
+            return None
+        return unseal_patient_data(data_key, complaint_id, sealed)

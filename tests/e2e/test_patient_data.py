@@ -1,0 +1,108 @@
+"""Patient data on the running system: nowhere on disk in clear, and unreadable everywhere once erased."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from nats.js.errors import KeyNotFoundError
+
+from shared.bus import KEY_BUCKET
+from shared.privacy import KeyVault, MasterKey
+from tests.e2e.conftest import KIZUKI, System, complaint, of, until_record
+
+pytestmark = pytest.mark.e2e
+
+NAME = "Kitagawa Sumire"
+PHONE = "+81-90-5555-0142"
+PHRASE = "left alone in the corridor for forty minutes"
+# On the record in clear, as it should be: proves the search below reads what the services wrote.
+CATEGORY = "corridor-care-7781"
+
+
+def files_holding(root: Path, needle: str) -> list[Path]:
+    """Every file under root whose bytes contain the needle, except the local delivery channel's files:
+    those are the messages delivered to the complainant (their own receipt), not a store."""
+    sink = root / "var" / "notifier" / "sink"
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and sink not in path.parents and needle.encode() in path.read_bytes()
+    ]
+
+
+def case_facts(case: dict[str, Any]) -> dict[str, Any]:
+    """What the compliance figures of a case are made of: everything but statuses computed from now."""
+    return {**case, "duties": [{k: v for k, v in duty.items() if k != "status"} for duty in case["duties"]]}
+
+
+async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_everywhere(
+    system: System, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    body = complaint(
+        summary=f"The patient was injured after being {PHRASE}.",
+        complainant={"name": NAME, "contact": PHONE},
+        category=CATEGORY,
+    )
+    response = await http.post(
+        system.url("intake", "/v1/complaints"), json=body, headers=system.signed_in("n-001")
+    )
+    assert response.status_code == 201, response.text
+    complaint_id = response.json()["complaint_id"]
+    record = await system.wait_for_flow([complaint_id])
+    # The services that need the clear text opened it: escalation classified by a word of the story,
+    # the notifier sent the receipt to the phone number.
+    [started] = of(record, complaint_id, "EscalationStarted")
+    assert (started["tier"], started["tier_reason"]) == ("major", "keyword 'injured'")
+    assert of(record, complaint_id, "ComplainantAcknowledged")
+
+    holding_category = {path.relative_to(tmp_path).parts[:2] for path in files_holding(tmp_path, CATEGORY)}
+    assert {("var", "nats"), ("var", "intake")} <= holding_category  # the record's and intake's files
+    for secret in (NAME, PHONE, PHRASE):
+        assert files_holding(tmp_path, secret) == [], secret
+
+    quality = system.signed_in("q-001")
+    complaint_url = system.url("intake", f"/v1/complaints/{complaint_id}")
+    case_url = system.url("escalation", f"/v1/cases/{complaint_id}")
+    assert (await http.get(complaint_url, headers=quality)).json()["complainant"]["name"] == NAME
+    case_before = case_facts((await http.get(case_url, headers=quality)).json())
+
+    erased = await asyncio.to_thread(
+        subprocess.run,
+        [KIZUKI, "erase", complaint_id, "--by", "dm-001"],
+        env=system.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert erased.returncode == 0, erased.stderr
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [KIZUKI, "erase", complaint_id, "--by", "n-001"],
+        env=system.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "takes the role administrator" in refused.stderr
+
+    record = await until_record(
+        system, "the erasure on the record", lambda record: of(record, complaint_id, "ComplaintErased")
+    )
+    [erasure] = of(record, complaint_id, "ComplaintErased")
+    assert erasure["by"] == "dm-001"
+    # The sealed text is still on the record, as it was, and no longer opens: its key is gone.
+    [received] = of(record, complaint_id, "ComplaintReceived")
+    assert system.nc is not None
+    js = system.nc.jetstream()
+    vault = KeyVault(MasterKey.load(system.settings.master_key))
+    await vault.bind(js)
+    assert await vault.data_key(UUID(complaint_id)) is None
+    with pytest.raises(KeyNotFoundError):
+        await (await js.key_value(KEY_BUCKET)).get(complaint_id)
+    assert received["patient_data"]
+
+    after = (await http.get(complaint_url, headers=quality)).json()
+    assert (after["summary"], after["complainant"], after["erased_by"]) == (None, None, "dm-001")
+    # The case, and so every compliance figure built from it, is exactly what it was.
+    assert case_facts((await http.get(case_url, headers=quality)).json()) == case_before
