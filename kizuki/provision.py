@@ -26,3 +26,4 @@ def provision_secrets(settings: Settings) -> None:
     """Keys are made once, owner-only, in the secrets directory; configured ones are left as they are."""
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
     ensure_key_file(settings.master_key)
+    ensure_key_file(settings.reporter_key)

@@ -69,12 +69,19 @@ class Directory(BaseModel):
             return self.departments[department].handler
         return self.supervisor_of(first_hearer)
 
+    def first_with(self, role: Role) -> str:
+        """The first member of staff with the role, else the duty manager."""
+        return next(
+            (staff_id for staff_id, member in self.staff.items() if role in member.roles), self.duty_manager
+        )
+
     def second_line_responder(self) -> str:
-        """Who takes over harassment cases: the first second-line responder, else the duty manager."""
-        for staff_id, member in self.staff.items():
-            if "second_line" in member.roles:
-                return staff_id
-        return self.duty_manager
+        """Who takes over harassment cases."""
+        return self.first_with("second_line")
+
+    def patient_safety_officer(self) -> str:
+        """Who receives anonymous staff reports, as their first hearer."""
+        return self.first_with("patient_safety_officer")
 
     def callback_staff_for(self, complaint_id: UUID) -> str:
         """Who makes a complaint's callbacks: callback staff in turn by complaint, else the duty manager."""

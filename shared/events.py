@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-Channel = Literal["phone", "walk_in", "web", "email", "wechat", "line", "letter", "survey"]
+Channel = Literal["phone", "walk_in", "web", "email", "wechat", "line", "letter", "survey", "staff_report"]
 Tier = Literal["minor", "complex", "major"]
 Language = Literal["ja", "zh", "en"]
 DutyKind = Literal[
@@ -66,6 +66,22 @@ class ComplaintReceived(WireEvent):
     )
     tier: Tier | None = Field(default=None, description="Tier given at intake, if any.")
     language: Language = Field(description="The complainant's language for receipts.")
+    reporter_sealed: str | None = Field(
+        default=None,
+        description="For an anonymous staff report: who reported it, sealed so that only the "
+        "patient-safety officer can open it (each opening is a ReporterIdentityOpened event).",
+    )
+
+
+class ReporterIdentityOpened(WireEvent):
+    """The patient-safety officer opened the sealed identity of an anonymous staff report."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["ReporterIdentityOpened"] = "ReporterIdentityOpened"
+    version: Literal[1] = 1
+
+    by: str = Field(description="Staff id of the patient-safety officer who opened it.")
+    reason: str = Field(description="Why it was opened.")
 
 
 class ComplaintErased(WireEvent):
@@ -375,6 +391,7 @@ class MessageRejected(WireEvent):
 AnyEvent = Annotated[
     ComplaintReceived
     | ComplaintErased
+    | ReporterIdentityOpened
     | EscalationStarted
     | DutyAssigned
     | AlertRequested

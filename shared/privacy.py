@@ -114,16 +114,25 @@ class MasterKey:
 
 
 class IntakeKeys:
-    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint.
+    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint, and
+    the key that seals the identity of anonymous staff reporters.
 
-    It lets intake register complaints while the bus is down; the relay copies a key to the bucket
-    before the complaint is published.
+    The data keys let intake register complaints while the bus is down; the relay copies a key to
+    the bucket before the complaint is published. The reporter key never leaves intake, which opens
+    an identity only for the patient-safety officer, recording each opening.
     """
 
-    def __init__(self, directory: Path, master: MasterKey) -> None:
+    def __init__(self, directory: Path, master: MasterKey, reporter_key: bytes) -> None:
         self.directory = directory
         self.master = master
+        self._reporter_key = reporter_key
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def seal_reporter(self, complaint_id: UUID, staff_id: str) -> str:
+        return seal(self._reporter_key, f"{complaint_id}:reporter", staff_id.encode())
+
+    def open_reporter(self, complaint_id: UUID, sealed: str) -> str:
+        return unseal(self._reporter_key, f"{complaint_id}:reporter", sealed).decode()
 
     def _path(self, complaint_id: UUID) -> Path:
         return self.directory / str(complaint_id)

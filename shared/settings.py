@@ -38,6 +38,7 @@ class Settings:
     token_verify_key: Path
     api_keys_path: Path
     master_key: Path
+    reporter_key: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -132,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_verify_key=Path(env.get("KIZUKI_TOKEN_VERIFY_KEY") or secrets / "token-verify.pem"),
         api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
         master_key=Path(env.get("KIZUKI_MASTER_KEY") or secrets / "master.key"),
+        reporter_key=Path(env.get("KIZUKI_REPORTER_KEY") or secrets / "reporter-identity.key"),
         store=store,
         postgres=postgres,
     )

@@ -3,13 +3,13 @@
 # Without `from __future__ import annotations`: FastAPI reads these signatures' dependencies, which
 # refer to objects local to router().
 import asyncio
-from typing import Annotated
+from typing import Annotated, Self
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from services.intake.application import Erased, IdempotencyConflict, IntakeApplication
+from services.intake.application import Erased, IdempotencyConflict, IntakeApplication, NotAnonymous
 from services.intake.domain import Complaint, Registration, RegistrationError
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
 from shared.directory import Directory
@@ -43,6 +43,27 @@ class ComplaintRequest(ActionBody):
     )
     tier: Tier | None = Field(default=None, description="minor, complex or major, if already known.")
     language: Language | None = Field(default=None, description="The complainant's language.")
+    anonymous: bool = Field(
+        default=False,
+        description="A staff report (channel staff_report) whose reporter is sealed: the patient-safety "
+        "officer receives it as first hearer, and alone can open who reported it, each time on the record.",
+    )
+
+    @model_validator(mode="after")
+    def _only_staff_reports_are_anonymous(self) -> Self:
+        if self.anonymous and self.channel != "staff_report":
+            raise ValueError("anonymous: only a staff report (channel staff_report) can be anonymous")
+        return self
+
+
+class ReporterOpening(ActionBody):
+    reason: str = Field(min_length=1, max_length=500, description="Why the reporter's identity is needed.")
+
+
+class Reporter(BaseModel):
+    complaint_id: UUID
+    reporter: str = Field(description="Staff id of who made the anonymous report.")
+    opened_by: str
 
 
 class ComplaintCreated(BaseModel):
@@ -58,6 +79,7 @@ class ComplaintView(BaseModel):
     department: str
     tier: str | None
     language: str
+    anonymous: bool = Field(description="An anonymous staff report: heard_by is who received it.")
     summary: str | None = Field(description="The facts as registered; null once erased.")
     complainant: Complainant | None = Field(description="Null once erased, or when not given.")
     erased_by: str | None = Field(description="Who erased the patient data, if it was erased.")
@@ -80,6 +102,7 @@ def complaint_view(complaint: Complaint, store: IntakeApplication) -> ComplaintV
         department=complaint.department,
         tier=complaint.tier,
         language=complaint.language,
+        anonymous=complaint.reporter_sealed is not None,
         summary=patient.summary if patient else None,
         complainant=Complainant(name=patient.name, contact=patient.contact)
         if patient and (patient.name or patient.contact)
@@ -119,10 +142,18 @@ def router(
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     ) -> ComplaintCreated:
         complainant = request.complainant or Complainant()
+        heard_by, reporter = first_hearer(http, caller, request.channel), None
+        if request.anonymous:
+            if caller.person is None:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN, detail="only staff, signed in, report anonymously"
+                )
+            heard_by, reporter = directory.patient_safety_officer(), caller.person.staff_id
         registration = Registration(
             channel=request.channel,
             occurred_at=request.occurred_at,
-            heard_by=first_hearer(http, caller, request.channel),
+            heard_by=heard_by,
+            reporter=reporter,
             department=request.department,
             summary=request.summary,
             complainant_name=complainant.name,
@@ -162,6 +193,26 @@ def router(
         if not concerned:
             raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
         return complaint_view(complaint, store)
+
+    @api.post("/complaints/{complaint_id}/reporter", response_model=Reporter)
+    async def open_reporter(
+        complaint_id: UUID,
+        body: ReporterOpening,
+        person: Annotated[Person, Depends(auth.requires("patient_safety_officer"))],
+    ) -> Reporter:
+        """Who made an anonymous staff report. The opening is recorded before the answer is given."""
+        try:
+            reporter = await asyncio.to_thread(
+                store.open_reporter, complaint_id, person.staff_id, body.reason, now()
+            )
+        except NotAnonymous as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+        runtime.committed()
+        return Reporter(
+            complaint_id=complaint_id,
+            reporter=found(reporter, f"complaint {complaint_id}"),
+            opened_by=person.staff_id,
+        )
 
     @api.post("/complaints/{complaint_id}/erase", response_model=ComplaintView)
     async def erase(

@@ -14,13 +14,17 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.domain import Complaint, Registration
-from shared.events import ComplaintErased, ComplaintReceived, WireEvent
+from shared.events import ComplaintErased, ComplaintReceived, ReporterIdentityOpened, WireEvent
 from shared.privacy import IntakeKeys, PatientData, seal_patient_data
 from shared.store import ServiceApplication, stable_id
 
 
 class IdempotencyConflict(ValueError):
     """An Idempotency-Key was used again for a different complaint."""
+
+
+class NotAnonymous(ValueError):
+    """There is no sealed reporter: the complaint was not an anonymous staff report."""
 
 
 class Erased(ValueError):
@@ -45,8 +49,9 @@ class IntakeApplication(ServiceApplication):
     ) -> tuple[UUID, bool]:
         """Register a complaint; returns its id and whether this call created it."""
         registration.check(now)
-        # A key is the caller's own: the same key from another first hearer is another request.
-        scoped_key = f"{registration.heard_by}\n{idempotency_key}" if idempotency_key else None
+        # A key is the caller's own: the same key from another person is another request.
+        caller = registration.reporter or registration.heard_by
+        scoped_key = f"{caller}\n{idempotency_key}" if idempotency_key else None
         complaint_id = stable_id("complaint", scoped_key) if scoped_key else uuid4()
         if scoped_key is not None and (existing := self.find(Complaint, complaint_id)) is not None:
             return self._replay(existing, registration), False
@@ -57,8 +62,13 @@ class IntakeApplication(ServiceApplication):
             summary=registration.summary.strip(),
         )
         sealed = seal_patient_data(data_key, complaint_id, patient_data)
+        reporter = registration.reporter
         complaint = Complaint.register(
-            complaint_id, registration, sealed, fingerprint(registration, data_key)
+            complaint_id,
+            registration,
+            sealed,
+            fingerprint(registration, data_key),
+            self.keys.seal_reporter(complaint_id, reporter) if reporter else None,
         )
         try:
             self.save(complaint)
@@ -92,6 +102,17 @@ class IntakeApplication(ServiceApplication):
             self.save(complaint)
         return complaint
 
+    def open_reporter(self, complaint_id: UUID, by: str, reason: str, at: datetime) -> str | None:
+        """The anonymous reporter's staff id, once the opening is recorded; None for no such complaint."""
+        complaint = self.find(Complaint, complaint_id)
+        if complaint is None:
+            return None
+        if complaint.reporter_sealed is None:
+            raise NotAnonymous("this complaint was not an anonymous staff report: it has no sealed reporter")
+        complaint.open_reporter(by=by, reason=reason, at=at)
+        self.save(complaint)
+        return self.keys.open_reporter(complaint_id, complaint.reporter_sealed)
+
     def keys_for(self, wire: WireEvent) -> list[tuple[UUID, bytes | None]]:
         if isinstance(wire, ComplaintReceived):
             wrapped = self.keys.wrapped(wire.complaint_id)
@@ -110,9 +131,18 @@ class IntakeApplication(ServiceApplication):
                 heard_by=domain_event.heard_by,
                 department=domain_event.department,
                 patient_data=domain_event.patient_data,
+                reporter_sealed=domain_event.reporter_sealed,
                 category=domain_event.category,
                 tier=domain_event.tier,
                 language=domain_event.language,
+            )
+        if isinstance(domain_event, Complaint.ReporterOpened):
+            return ReporterIdentityOpened(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+                by=domain_event.by,
+                reason=domain_event.reason,
             )
         if isinstance(domain_event, Complaint.Erased):
             return ComplaintErased(

@@ -33,6 +33,7 @@ class Registration:
     category: str | None
     tier: str | None
     language: str
+    reporter: str | None = None  # who made an anonymous staff report; heard_by is then its receiver
 
     def check(self, now: datetime) -> None:
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
@@ -57,6 +58,7 @@ class Complaint(Aggregate):
         tier: str | None
         language: str
         request_fingerprint: str
+        reporter_sealed: str | None
 
     @event(Received)
     def __init__(
@@ -71,6 +73,7 @@ class Complaint(Aggregate):
         tier: str | None,
         language: str,
         request_fingerprint: str,
+        reporter_sealed: str | None,
     ) -> None:
         self.channel = channel
         self.occurred_at = occurred_at
@@ -81,11 +84,17 @@ class Complaint(Aggregate):
         self.tier = tier
         self.language = language
         self.request_fingerprint = request_fingerprint
+        self.reporter_sealed = reporter_sealed
         self.erased_by: str | None = None
 
     @classmethod
     def register(
-        cls, complaint_id: UUID, registration: Registration, patient_data: str, request_fingerprint: str
+        cls,
+        complaint_id: UUID,
+        registration: Registration,
+        patient_data: str,
+        request_fingerprint: str,
+        reporter_sealed: str | None,
     ) -> Complaint:
         return cls(
             id=complaint_id,
@@ -98,7 +107,17 @@ class Complaint(Aggregate):
             tier=registration.tier,
             language=registration.language,
             request_fingerprint=request_fingerprint,
+            reporter_sealed=reporter_sealed,
         )
+
+    class ReporterOpened(Aggregate.Event):
+        by: str
+        reason: str
+        at: datetime
+
+    @event(ReporterOpened)
+    def open_reporter(self, by: str, reason: str, at: datetime) -> None:
+        """Recorded before the identity is given to the patient-safety officer, every time."""
 
     class Erased(Aggregate.Event):
         by: str

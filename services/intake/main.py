@@ -9,14 +9,18 @@ from services.intake.application import IntakeApplication
 from shared.auth import Authenticator
 from shared.directory import load_directory
 from shared.policy import load_policy
-from shared.privacy import IntakeKeys, KeyVault, MasterKey
+from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
 
 
 def open_intake_store(settings: Settings) -> IntakeApplication:
     """The register, with intake's own copies of the complaints' keys beside it."""
-    keys = IntakeKeys(settings.service_dir("intake") / "patient-keys", MasterKey.load(settings.master_key))
+    keys = IntakeKeys(
+        settings.service_dir("intake") / "patient-keys",
+        MasterKey.load(settings.master_key),
+        read_key_file(settings.reporter_key),
+    )
     return open_store(IntakeApplication, settings, keys=keys)
 
 

@@ -211,3 +211,50 @@ def test_readers_see_the_patient_data_until_an_administrator_erases_it(
     assert "erased" in again.json()["detail"]
     assert client.post(f"{path}/erase", headers=signed_in("dm-001")).status_code == 200  # idempotent
     assert stored(client) == 2
+
+
+def test_an_anonymous_staff_report_seals_its_reporter_for_the_patient_safety_officer_alone(
+    client: TestClient, signed_in: Headers, settings: Settings, directory: Directory
+) -> None:
+    report = {**VALID, "channel": "staff_report", "anonymous": True, "summary": "I gave the wrong dose."}
+    created = client.post("/v1/complaints", json=report)  # by the nurse n-001
+    assert created.status_code == 201, created.text
+    path = f"/v1/complaints/{created.json()['complaint_id']}"
+    seen = client.get(path, headers=signed_in("ps-001")).json()
+    assert (seen["heard_by"], seen["anonymous"]) == ("ps-001", True)  # received by the safety officer
+    assert "n-001" not in str(seen)
+
+    for staff_id in ("n-001", "dm-001", "au-001", "ex-001"):
+        refused = client.post(f"{path}/reporter", json={"reason": "curious"}, headers=signed_in(staff_id))
+        assert refused.status_code == 403, staff_id
+    assert stored(client) == 1
+    opened = client.post(
+        f"{path}/reporter", json={"reason": "a second patient harmed"}, headers=signed_in("ps-001")
+    )
+    assert opened.status_code == 200
+    assert opened.json() == {
+        "complaint_id": created.json()["complaint_id"],
+        "reporter": "n-001",
+        "opened_by": "ps-001",
+    }
+    # Every opening is on the record, with who and why.
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    [*_, last] = store.process_recorder.select_notifications(1, 100)
+    opening = store.wire_event(store.mapper.to_domain_event(last))
+    assert (type(opening).__name__, opening.by, opening.reason) == (
+        "ReporterIdentityOpened",
+        "ps-001",
+        "a second patient harmed",
+    )
+
+    not_anonymous = client.post("/v1/complaints", json=VALID).json()["complaint_id"]
+    refused = client.post(
+        f"/v1/complaints/{not_anonymous}/reporter", json={"reason": "x"}, headers=signed_in("ps-001")
+    )
+    assert refused.status_code == 409
+    only_staff_reports = client.post("/v1/complaints", json={**VALID, "anonymous": True})
+    assert only_staff_reports.status_code == 422
+    assert "only a staff report" in only_staff_reports.text
+    key = issue_api_key(settings.api_keys_path, "survey", ["staff_report"], "n-002", directory)
+    machine = client.post("/v1/complaints", json=report, headers={"X-API-Key": key, "Authorization": ""})
+    assert machine.status_code == 403

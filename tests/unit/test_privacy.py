@@ -34,7 +34,7 @@ def test_sealed_data_opens_only_with_its_key_and_for_its_complaint() -> None:
 
 def test_a_data_key_is_made_once_kept_owner_only_and_destroyed_for_good(tmp_path: Path) -> None:
     master = MasterKey(bytes(range(32)))
-    keys = IntakeKeys(tmp_path / "keys", master)
+    keys = IntakeKeys(tmp_path / "keys", master, reporter_key=bytes(32))
     complaint_id = uuid4()
     key = keys.data_key(complaint_id)
     assert keys.data_key(complaint_id) == key  # a retried registration seals with the same key
@@ -48,3 +48,12 @@ def test_a_data_key_is_made_once_kept_owner_only_and_destroyed_for_good(tmp_path
     assert keys.wrapped(complaint_id) is None
     assert not stored.exists()
     keys.destroy(complaint_id)  # twice is harmless
+
+
+def test_a_sealed_reporter_opens_only_for_its_complaint(tmp_path: Path) -> None:
+    keys = IntakeKeys(tmp_path / "keys", MasterKey(bytes(32)), reporter_key=bytes(range(32)))
+    complaint_id = uuid4()
+    sealed = keys.seal_reporter(complaint_id, "n-001")
+    assert keys.open_reporter(complaint_id, sealed) == "n-001"
+    with pytest.raises(Unreadable):
+        keys.open_reporter(uuid4(), sealed)
