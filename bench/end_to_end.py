@@ -17,7 +17,9 @@ from nats.js import JetStreamContext
 from bench.stats import percentiles
 from kizuki.audit import RecordEntry, read_record
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
+from kizuki.permissions import ADMINISTRATOR
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from kizuki.server_config import write_server_config
 from shared.bus import RECORD_STREAM, connect
 from shared.settings import SERVICES, load_settings
 from shared.timers import now
@@ -136,14 +138,16 @@ async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[
     env |= {"KIZUKI_DATA_DIR": str(root / "var"), "KIZUKI_NATS_PORT": str(free_port())}
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
     settings = load_settings(env)
-    nats = start_nats(settings.nats_port, root / "nats", root / "nats.log")
+    # As `kizuki run` does: each service with its own credential, permissions enforced.
+    nats = start_nats(settings.nats_port, settings.nats_dir, root / "nats.log", write_server_config(settings))
     processes: list[subprocess.Popen[bytes]] = []
+    administrator = settings.bus_user(ADMINISTRATOR)
     try:
-        await provision_bus(settings.bus_url)
+        await provision_bus(settings.bus_url, administrator)
         processes = [start_service(s, env, root / f"{s}.log") for s in SERVICES]
         for service, process in zip(SERVICES, processes, strict=True):
             await asyncio.to_thread(wait_healthy, settings.http_url(service), process)
-        nc = await connect(settings.bus_url, "bench")
+        nc = await connect(settings.bus_url, "bench", user=administrator)
         js = nc.jetstream()
         url = settings.http_url("intake") + "/v1/complaints"
         runs = []

@@ -8,13 +8,14 @@ import sys
 
 from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.launcher import run_system
+from kizuki.permissions import ADMINISTRATOR, AUDITOR
 from kizuki.provision import provision_bus
 from shared.bus import connect
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 
-async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
-    nc = await connect(url, name="kizuki-audit")
+async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
+    nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
     try:
         entries = [entry async for entry in read_record(nc.jetstream())]
     finally:
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         run_system(settings)
     elif args.command == "provision":
-        asyncio.run(provision_bus(settings.bus_url))
+        asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
     else:
-        asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
+        asyncio.run(_replay(settings, args.json, args.complaint))
 
 
 if __name__ == "__main__":

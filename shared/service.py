@@ -56,7 +56,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.nc = await connect(self.settings.bus_url, name=self.store.service)
+        service = self.store.service
+        self.nc = await connect(self.settings.bus_url, name=service, user=self.settings.bus_user(service))
         js = self.nc.jetstream()
         relay = self.relay = OutboxRelay(self.store, js)
         self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
