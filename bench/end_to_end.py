@@ -16,8 +16,8 @@ from nats.js import JetStreamContext
 
 from bench.stats import percentiles
 from kizuki.audit import RecordEntry, read_record
-from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
 from kizuki.permissions import ADMINISTRATOR
+from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
 from kizuki.server_config import write_server_config
 from shared.bus import RECORD_STREAM, connect
