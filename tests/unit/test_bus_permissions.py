@@ -32,8 +32,8 @@ def test_a_service_may_publish_only_its_own_subjects_and_use_only_its_own_consum
         assert f"$JS.ACK.{consumer}.>" in permissions.publish
     others = [name for name in SERVICES if name != service]
     assert [s for s in permissions.publish if any(f".{other}" in s for other in others)] == []
-    api = [s for s in permissions.publish if s.startswith("$JS.API.")]
-    assert [s for s in api if not s.startswith(("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT."))] == []
+    reads = ("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT.")
+    assert [s for s in permissions.publish if s.startswith("$JS.API.") and not s.startswith(reads)] == []
     assert permissions.subscribe == (f"_INBOX.{service}.>",)
 
 
