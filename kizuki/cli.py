@@ -8,8 +8,8 @@ import sys
 
 from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.launcher import run_system
-from kizuki.permissions import ADMINISTRATOR, AUDITOR
-from kizuki.provision import provision_bus
+from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
+from kizuki.provision import SUBSCRIPTIONS, provision_bus
 from shared.bus import connect
 from shared.settings import Settings, load_settings
 
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
     commands.add_parser("provision", help="declare the streams and consumers on the NATS server")
+    commands.add_parser(
+        "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
+    )
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         run_system(settings)
     elif args.command == "provision":
         asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
+    elif args.command == "permissions":
+        print_permissions(bus_permissions(SUBSCRIPTIONS), sys.stdout)
     else:
         asyncio.run(_replay(settings, args.json, args.complaint))
 

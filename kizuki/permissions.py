@@ -7,8 +7,10 @@ may read the record. Only the administrator, used by provisioning, may manage st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TextIO
 
 from shared.bus import RECORD_STREAM, Subscription, inbox_prefix, record_subjects, schedule_subject
 
@@ -61,3 +63,11 @@ def bus_permissions(subscriptions: Mapping[str, Sequence[Subscription]]) -> dict
         AUDITOR: auditor_permissions(),
         ADMINISTRATOR: None,
     }
+
+
+def print_permissions(users: Mapping[str, Permissions | None], out: TextIO) -> None:
+    """As JSON: each user's allowed publish and subscribe subjects; ``null`` for no limit."""
+    shown = {
+        name: None if permissions is None else asdict(permissions) for name, permissions in users.items()
+    }
+    print(json.dumps(shown, indent=2), file=out)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
 
-from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, service_permissions
+from kizuki.permissions import (
+    ADMINISTRATOR,
+    AUDITOR,
+    bus_permissions,
+    print_permissions,
+    service_permissions,
+)
 from kizuki.provision import SUBSCRIPTIONS
 from kizuki.server_config import server_config
 from shared.bus import RECORD_STREAM, TIMER_STREAM, BusUser, Subscription, due_subject
@@ -67,6 +75,17 @@ def test_the_configuration_names_each_user_by_public_key_with_its_permissions() 
     assert '{nkey: "UADMIN"}' in config
     assert 'publish: {allow: ["events.intake.>", "timers.schedule.intake.>"' in config
     assert 'subscribe: {allow: ["_INBOX.auditor.>"]}' in config
+
+
+def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
+    out = io.StringIO()
+    print_permissions(bus_permissions(SUBSCRIPTIONS), out)
+    printed = json.loads(out.getvalue())
+    assert printed[ADMINISTRATOR] is None
+    assert printed["intake"] == {
+        "publish": ["events.intake.>", "timers.schedule.intake.>", "$JS.API.STREAM.MSG.GET.EVENTS"],
+        "subscribe": ["_INBOX.intake.>"],
+    }
 
 
 def test_credentials_live_with_the_embedded_server_or_where_the_environment_says() -> None:
