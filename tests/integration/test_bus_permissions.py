@@ -20,7 +20,7 @@ import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, StreamConfig
 
 from kizuki.audit import read_record
 from kizuki.permissions import ADMINISTRATOR, AUDITOR
@@ -103,8 +103,8 @@ async def assert_refused(caplog: pytest.LogCaptureFixture, attempts: dict[str, A
 
 
 async def state(js: JetStreamContext) -> dict[str, Any]:
-    """What a refused attempt must leave as it was: both streams' messages and every durable consumer."""
-    streams = {name: (await js.stream_info(name)).state.messages for name in (RECORD_STREAM, TIMER_STREAM)}
+    """What a refused attempt must leave as it was: the streams, their messages, every durable consumer."""
+    streams = {info.config.name: info.state.messages for info in await js.streams_info()}
     consumers = [
         (info.stream_name, info.name, info.config.filter_subjects)
         for name in (RECORD_STREAM, TIMER_STREAM)
@@ -202,6 +202,7 @@ async def test_a_service_may_not_touch_what_is_not_its_own(
                 f"events.{other}.Forged": js.publish(f"events.{other}.Forged", b"{}"),
                 schedule_subject(other, "forged"): js.publish(schedule_subject(other, "forged"), b"{}"),
                 due_subject(service, "forged"): js.publish(due_subject(service, "forged"), b"{}"),
+                "$JS.API.STREAM.CREATE.OWN": js.add_stream(StreamConfig("OWN", subjects=[f"{service}.>"])),
                 f"$JS.API.STREAM.PURGE.{RECORD_STREAM}": js.purge_stream(RECORD_STREAM),
                 f"$JS.API.STREAM.PURGE.{TIMER_STREAM}": js.purge_stream(TIMER_STREAM),
                 f"$JS.API.STREAM.DELETE.{RECORD_STREAM}": js.delete_stream(RECORD_STREAM),
