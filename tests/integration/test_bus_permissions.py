@@ -54,7 +54,7 @@ def _nats_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[Settings]:
-    """The embedded server as `kizuki run` starts it: generated users and permissions, provisioned."""
+    """The embedded server as `kizuki run` starts it: only the generated users, each with its permissions."""
     settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var"), "KIZUKI_NATS_PORT": str(free_port())})
     config = write_server_config(settings)
     process = start_nats(settings.nats_port, settings.nats_dir, tmp_path / "nats-server.log", config)
