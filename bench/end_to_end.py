@@ -16,8 +16,10 @@ from nats.js import JetStreamContext
 
 from bench.stats import percentiles
 from kizuki.audit import RecordEntry, read_record
+from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
-from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus, provision_secrets
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from kizuki.server_config import write_server_config
 from shared.auth import issue_api_key
 from shared.bus import RECORD_STREAM, connect
 from shared.directory import load_directory
@@ -137,18 +139,19 @@ async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[
     env |= {"KIZUKI_DATA_DIR": str(root / "var"), "KIZUKI_NATS_PORT": str(free_port())}
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
     settings = load_settings(env)
-    nats = start_nats(settings.nats_port, root / "nats", root / "nats.log")
+    # As `kizuki run` does: each service with its own credential, permissions enforced.
+    nats = start_nats(settings.nats_port, settings.nats_dir, root / "nats.log", write_server_config(settings))
     processes: list[subprocess.Popen[bytes]] = []
+    administrator = settings.bus_user(ADMINISTRATOR)
     try:
-        provision_secrets(settings)
-        await provision_bus(settings.bus_url)
+        await provision_bus(settings.bus_url, administrator)
         directory = load_directory(settings.directory_path)
         # Posted as a call-centre system would: with its channel's API key, n-001 owning the inbox.
         api_key = issue_api_key(settings.api_keys_path, "bench", ["phone"], "n-001", directory)
         processes = [start_service(s, env, root / f"{s}.log") for s in SERVICES]
         for service, process in zip(SERVICES, processes, strict=True):
             await asyncio.to_thread(wait_healthy, settings.http_url(service), process)
-        nc = await connect(settings.bus_url, "bench")
+        nc = await connect(settings.bus_url, "bench", user=administrator)
         js = nc.jetstream()
         url = settings.http_url("intake") + "/v1/complaints"
         runs = []

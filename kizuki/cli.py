@@ -12,7 +12,8 @@ import httpx
 
 from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.launcher import run_system
-from kizuki.provision import provision_bus, provision_secrets
+from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
+from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
 from shared.directory import load_directory
@@ -20,8 +21,8 @@ from shared.events import Channel
 from shared.settings import Settings, load_settings
 
 
-async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
-    nc = await connect(url, name="kizuki-audit")
+async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
+    nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
     try:
         entries = [entry async for entry in read_record(nc.jetstream())]
     finally:
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "provision", help="create missing keys, declare the streams and consumers on the NATS server"
     )
+    commands.add_parser(
+        "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
+    )
     token = commands.add_parser("token", help="print a bearer token for a member of staff")
     token.add_argument("staff_id", help="their id in the staff directory")
     token.add_argument("--hours", type=float, default=12, help="how long it is valid (default 12)")
@@ -84,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
             run_system(settings)
         elif args.command == "provision":
             provision_secrets(settings)
-            asyncio.run(provision_bus(settings.bus_url))
+            asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
+        elif args.command == "permissions":
+            print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
         elif args.command == "token":
             directory = load_directory(settings.directory_path)
             lifetime = timedelta(hours=args.hours)
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
         else:
-            asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
+            asyncio.run(_replay(settings, args.json, args.complaint))
     except AuthError as error:
         sys.exit(f"kizuki: {error}")
 

@@ -10,8 +10,10 @@ import threading
 from collections.abc import Mapping
 from types import FrameType
 
+from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import start_nats, start_service, stop, wait_healthy
 from kizuki.provision import provision_bus, provision_secrets
+from kizuki.server_config import write_server_config
 from shared.settings import SERVICES, Settings
 
 
@@ -33,13 +35,13 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
     try:
         provision_secrets(settings)
         if settings.embedded_nats:
-            nats = start_nats(settings.nats_port, settings.data_dir / "nats", logs / "nats-server.log")
-            print(
-                f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.data_dir / 'nats'}"
-            )
+            config = write_server_config(settings)
+            nats = start_nats(settings.nats_port, settings.nats_dir, logs / "nats-server.log", config)
+            print(f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.nats_dir}")
+            print(f"kizuki: each service has its own NATS credential, in {settings.nats_credentials}")
         else:
             print(f"kizuki: using the NATS server at {settings.bus_url}")
-        asyncio.run(provision_bus(settings.bus_url))
+        asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
         print("kizuki: streams EVENTS and TIMERS and the services' consumers are provisioned")
         for service in SERVICES:
             services[service] = start_service(service, env, logs / f"{service}.log")

@@ -35,12 +35,16 @@ def nats_server_binary() -> str:
     return found
 
 
-def start_nats(port: int, store_dir: Path, log_file: Path) -> subprocess.Popen[bytes]:
+def start_nats(
+    port: int, store_dir: Path, log_file: Path, config: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """nats-server with JetStream on loopback; with ``config``, only the users it names may connect."""
     store_dir.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [nats_server_binary(), "--jetstream", "--addr", "127.0.0.1", "--port", str(port),
-             "--store_dir", str(store_dir), "--server_name", "kizuki"],
+             "--store_dir", str(store_dir), "--server_name", "kizuki",
+             *(["--config", str(config)] if config is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip
     wait_for_port(port, process)

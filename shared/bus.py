@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -70,6 +71,11 @@ KEY_STREAM_CONFIG = StreamConfig(
 ACK_WAIT_SECONDS = 5.0
 
 
+def record_subjects(service: str) -> str:
+    """Every subject a service writes on the record (``events.<service>.<EventName>``)."""
+    return f"events.{service}.>"
+
+
 def schedule_subject(service: str, key: str) -> str:
     return f"timers.schedule.{service}.{key}"
 
@@ -102,13 +108,41 @@ class Subscription:
         )
 
 
-async def connect(url: str, name: str, on_disconnect: Callable[[], Awaitable[None]] | None = None) -> Client:
+@dataclass(frozen=True)
+class BusUser:
+    """Who a process is on the bus: a user of the server's configuration, and the file of its nkey seed."""
+
+    name: str
+    seed_file: Path
+
+    @classmethod
+    def in_directory(cls, credentials: Path, name: str) -> BusUser:
+        """The user whose seed is kept in a directory of credentials, one file per user."""
+        return cls(name, credentials / f"{name}.nk")
+
+
+def inbox_prefix(user: str) -> str:
+    """A user's own reply subjects, so that no other user may read its replies and deliveries."""
+    return f"_INBOX.{user}"
+
+
+async def connect(
+    url: str,
+    name: str,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    user: BusUser | None = None,
+) -> Client:
+    """Connect as ``user``, or without credentials to a server that asks for none."""
+    if user is not None and not user.seed_file.is_file():
+        raise FileNotFoundError(f"no NATS credential for {user.name}: {user.seed_file} does not exist")
     return await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         disconnected_cb=on_disconnect,
+        nkeys_seed=None if user is None else str(user.seed_file),
+        inbox_prefix=DEFAULT_INBOX_PREFIX if user is None else inbox_prefix(user.name),
     )
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.bus import RECORD_STREAM, due_subject, schedule_subject
+from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_subject
 from shared.events import WireEvent, encode_event, headers_for
 from shared.privacy import KeyVault
 from shared.store import ServiceApplication
@@ -60,7 +60,7 @@ class OutboxRelay:
 
     async def last_relayed(self) -> int:
         try:
-            last = await self.js.get_last_msg(RECORD_STREAM, f"events.{self.app.service}.>")
+            last = await self.js.get_last_msg(RECORD_STREAM, record_subjects(self.app.service))
         except NotFoundError:
             return 0
         return notification_id_of((last.headers or {})["Nats-Msg-Id"], self.app.service)

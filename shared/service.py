@@ -65,7 +65,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.nc = await connect(self.settings.bus_url, name=self.store.service)
+        service = self.store.service
+        self.nc = await connect(self.settings.bus_url, name=service, user=self.settings.bus_user(service))
         js = self.nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from shared.bus import BusUser
+
 SERVICES = ("intake", "escalation", "notifier", "followup")
 DEFAULT_HTTP_PORTS = {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004}
 
@@ -41,6 +43,7 @@ class Settings:
     reporter_key: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
+    nats_credentials: Path | None = None
 
     @property
     def bus_url(self) -> str:
@@ -50,6 +53,17 @@ class Settings:
     @property
     def embedded_nats(self) -> bool:
         return self.nats_url is None
+
+    @property
+    def nats_dir(self) -> Path:
+        """The embedded nats-server's directory: its JetStream store and its generated configuration."""
+        return self.data_dir / "nats"
+
+    def bus_user(self, name: str) -> BusUser | None:
+        """The credential a process uses on the bus; None for a server that asks for none."""
+        if self.nats_credentials is None:
+            return None
+        return BusUser.in_directory(self.nats_credentials, name)
 
     def service_dir(self, service: str) -> Path:
         return self.data_dir / service
@@ -119,12 +133,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             password=env.get("KIZUKI_POSTGRES_PASSWORD", ""),
             dbname=env.get("KIZUKI_POSTGRES_DBNAME", "kizuki"),
         )
+    nats_url = env.get("NATS_URL") or None
+    # The embedded server's credentials are generated in its directory; a server you run asks for
+    # the ones you were given, or for none.
+    credentials = env.get("KIZUKI_NATS_CREDENTIALS")
+    nats_credentials = None
+    if credentials:
+        nats_credentials = Path(credentials).resolve()
+    elif nats_url is None:
+        nats_credentials = data_dir / "nats" / "credentials"
     deploy = Path(__file__).resolve().parent.parent / "deploy"
     secrets = data_dir / "secrets"
     return Settings(
         data_dir=data_dir,
         nats_port=_port(env, "KIZUKI_NATS_PORT", 4222),
-        nats_url=env.get("NATS_URL") or None,
+        nats_url=nats_url,
         http_host=env.get("KIZUKI_HTTP_HOST", "127.0.0.1"),
         http_ports=http_ports,
         policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
@@ -136,4 +159,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reporter_key=Path(env.get("KIZUKI_REPORTER_KEY") or secrets / "reporter-identity.key"),
         store=store,
         postgres=postgres,
+        nats_credentials=nats_credentials,
     )

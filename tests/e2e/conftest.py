@@ -20,8 +20,10 @@ import pytest
 from nats.aio.client import Client
 
 from kizuki.audit import RecordEntry, read_record
+from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import provision_bus, provision_secrets
+from kizuki.server_config import write_server_config
 from shared.auth import issue_token
 from shared.bus import connect
 from shared.directory import load_directory
@@ -97,16 +99,22 @@ class System:
         self.nc: Client | None = None
 
     async def start(self) -> None:
-        self.nats = start_nats(
-            self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
-        )
+        """As `kizuki run` does: every process with its own NATS credential and only its permissions."""
         provision_secrets(self.settings)
-        await provision_bus(self.settings.bus_url)
+        self.nats = self.start_nats_server(write_server_config(self.settings))
+        await provision_bus(self.settings.bus_url, self.settings.bus_user(ADMINISTRATOR))
         for service in SERVICES:
             self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
         for service in SERVICES:
             await asyncio.to_thread(self.wait_healthy, service)
-        self.nc = await connect(self.settings.bus_url, "e2e-test")
+        self.nc = await self.connect_as_administrator()
+
+    def start_nats_server(self, config: Path) -> subprocess.Popen[bytes]:
+        return start_nats(self.settings.nats_port, self.settings.nats_dir, self.logs / "nats.log", config)
+
+    async def connect_as_administrator(self) -> Client:
+        """The test's own connection, which reads the timers and the consumers as well as the record."""
+        return await connect(self.settings.bus_url, "e2e-test", user=self.settings.bus_user(ADMINISTRATOR))
 
     def wait_healthy(self, service: str) -> None:
         wait_healthy(self.settings.http_url(service), self.services[service])
@@ -129,10 +137,8 @@ class System:
 
     async def start_nats_again(self) -> None:
         """The same server, port and store directory, as after a crash or an upgrade."""
-        self.nats = start_nats(
-            self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
-        )
-        self.nc = await connect(self.settings.bus_url, "e2e-test")
+        self.nats = self.start_nats_server(self.settings.nats_dir / "server.conf")
+        self.nc = await self.connect_as_administrator()
 
     async def stop(self) -> None:
         if self.nc is not None:

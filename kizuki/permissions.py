@@ -1,0 +1,103 @@
+"""Who may do what on the bus, derived from the code's declarations, never from a hand-kept list.
+
+A service may publish its own record events and set its own timers, pull and acknowledge its own
+durable consumers, and read the record's last messages (the relay resumes from there). The auditor
+may read the record. Only the administrator, used by provisioning, may manage streams and consumers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal, TextIO
+
+from shared.bus import (
+    KEY_BUCKET,
+    KEY_STREAM,
+    RECORD_STREAM,
+    Subscription,
+    inbox_prefix,
+    record_subjects,
+    schedule_subject,
+)
+
+ADMINISTRATOR = "admin"
+AUDITOR = "auditor"
+
+JS_API = "$JS.API"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """The subjects a bus user may publish to and subscribe to; everything else is refused."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+# What a service does with the patient data keys (shared/privacy.py): intake keeps them (puts and
+# destroys), others read them to open what they need. A service not named here never sees one.
+KeyUse = Literal["keeps", "reads"]
+
+
+def key_permissions(use: KeyUse | None) -> tuple[str, ...]:
+    if use is None:
+        return ()
+    reading = (f"{JS_API}.STREAM.INFO.{KEY_STREAM}", f"{JS_API}.DIRECT.GET.{KEY_STREAM}.>")
+    if use == "reads":
+        return reading
+    return (*reading, f"$KV.{KEY_BUCKET}.>", f"{JS_API}.STREAM.MSG.DELETE.{KEY_STREAM}")
+
+
+def service_permissions(
+    service: str, subscriptions: Sequence[Subscription], key_use: KeyUse | None = None
+) -> Permissions:
+    consumers = [(subscription.stream, subscription.durable) for subscription in subscriptions]
+    return Permissions(
+        publish=(
+            record_subjects(service),
+            schedule_subject(service, ">"),
+            f"{JS_API}.STREAM.MSG.GET.{RECORD_STREAM}",
+            *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
+            *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),
+            *key_permissions(key_use),
+        ),
+        subscribe=(f"{inbox_prefix(service)}.>",),
+    )
+
+
+def auditor_permissions() -> Permissions:
+    """Read the record through an ordered consumer or one message at a time; write nothing."""
+    return Permissions(
+        publish=(
+            f"{JS_API}.STREAM.INFO.{RECORD_STREAM}",
+            f"{JS_API}.STREAM.MSG.GET.{RECORD_STREAM}",
+            f"{JS_API}.CONSUMER.CREATE.{RECORD_STREAM}",
+            f"$JS.FC.{RECORD_STREAM}.>",
+        ),
+        subscribe=(f"{inbox_prefix(AUDITOR)}.>",),
+    )
+
+
+def bus_permissions(
+    subscriptions: Mapping[str, Sequence[Subscription]], key_uses: Mapping[str, KeyUse]
+) -> dict[str, Permissions | None]:
+    """Every bus user and what it may do: one user per service, the auditor, and the administrator
+    (``None``: no limit)."""
+    return {
+        **{
+            service: service_permissions(service, declared, key_uses.get(service))
+            for service, declared in subscriptions.items()
+        },
+        AUDITOR: auditor_permissions(),
+        ADMINISTRATOR: None,
+    }
+
+
+def print_permissions(users: Mapping[str, Permissions | None], out: TextIO) -> None:
+    """As JSON: each user's allowed publish and subscribe subjects; ``null`` for no limit."""
+    shown = {
+        name: None if permissions is None else asdict(permissions) for name, permissions in users.items()
+    }
+    print(json.dumps(shown, indent=2), file=out)

@@ -1,0 +1,106 @@
+"""What each bus user may do follows from the code's declarations."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from kizuki.permissions import (
+    ADMINISTRATOR,
+    AUDITOR,
+    bus_permissions,
+    print_permissions,
+    service_permissions,
+)
+from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+from kizuki.server_config import server_config
+from shared.bus import RECORD_STREAM, TIMER_STREAM, BusUser, Subscription, due_subject
+from shared.settings import SERVICES, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_service_has_a_user_and_only_provisioning_administers() -> None:
+    users = bus_permissions(SUBSCRIPTIONS, KEY_USES)
+    assert set(users) == {*SERVICES, AUDITOR, ADMINISTRATOR}
+    assert [name for name, permissions in users.items() if permissions is None] == [ADMINISTRATOR]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_may_publish_only_its_own_subjects_and_use_only_its_own_consumers(service: str) -> None:
+    permissions = service_permissions(service, SUBSCRIPTIONS[service])
+    assert f"events.{service}.>" in permissions.publish
+    assert f"timers.schedule.{service}.>" in permissions.publish
+    for subscription in SUBSCRIPTIONS[service]:
+        consumer = f"{subscription.stream}.{subscription.durable}"
+        assert f"$JS.API.CONSUMER.MSG.NEXT.{consumer}" in permissions.publish
+        assert f"$JS.ACK.{consumer}.>" in permissions.publish
+    others = [name for name in SERVICES if name != service]
+    assert [s for s in permissions.publish if any(f".{other}" in s for other in others)] == []
+    reads = ("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT.")
+    assert [s for s in permissions.publish if s.startswith("$JS.API.") and not s.startswith(reads)] == []
+    assert permissions.subscribe == (f"_INBOX.{service}.>",)
+
+
+def test_a_new_consumer_or_service_is_granted_from_its_declaration_alone() -> None:
+    declared = {
+        "triage": [
+            Subscription(RECORD_STREAM, "triage", ["events.intake.ComplaintReceived"]),
+            Subscription(TIMER_STREAM, "triage", [due_subject("triage", ">")]),
+        ]
+    }
+    triage = bus_permissions(declared, {})["triage"]
+    assert triage is not None
+    assert {
+        "events.triage.>",
+        "$JS.API.CONSUMER.MSG.NEXT.EVENTS.triage",
+        "$JS.API.CONSUMER.MSG.NEXT.TIMERS.triage",
+        "$JS.ACK.TIMERS.triage.>",
+    } <= set(triage.publish)
+
+
+def test_the_auditor_may_read_the_record_and_nothing_else() -> None:
+    auditor = bus_permissions(SUBSCRIPTIONS, KEY_USES)[AUDITOR]
+    assert auditor is not None
+    assert all(RECORD_STREAM in subject for subject in auditor.publish)
+    assert not any(word in s for s in auditor.publish for word in ("DELETE", "PURGE", "UPDATE", "events."))
+
+
+def test_the_configuration_names_each_user_by_public_key_with_its_permissions() -> None:
+    users = bus_permissions({"intake": []}, {})
+    config = server_config({name: (f"U{name.upper()}", permissions) for name, permissions in users.items()})
+    assert '{nkey: "UADMIN"}' in config
+    assert 'publish: {allow: ["events.intake.>", "timers.schedule.intake.>"' in config
+    assert 'subscribe: {allow: ["_INBOX.auditor.>"]}' in config
+
+
+def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
+    out = io.StringIO()
+    print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), out)
+    printed = json.loads(out.getvalue())
+    assert printed[ADMINISTRATOR] is None
+    assert printed["intake"] == {
+        "publish": [
+            "events.intake.>",
+            "timers.schedule.intake.>",
+            "$JS.API.STREAM.MSG.GET.EVENTS",
+            "$JS.API.STREAM.INFO.KV_PATIENT_KEYS",
+            "$JS.API.DIRECT.GET.KV_PATIENT_KEYS.>",
+            "$KV.PATIENT_KEYS.>",
+            "$JS.API.STREAM.MSG.DELETE.KV_PATIENT_KEYS",
+        ],
+        "subscribe": ["_INBOX.intake.>"],
+    }
+    # Followup never touches a patient's key.
+    assert not [subject for subject in printed["followup"]["publish"] if "PATIENT_KEYS" in subject]
+
+
+def test_credentials_live_with_the_embedded_server_or_where_the_environment_says() -> None:
+    embedded = load_settings({"KIZUKI_DATA_DIR": "/tmp/k"})
+    assert embedded.bus_user("intake") == BusUser("intake", Path("/tmp/k/nats/credentials/intake.nk"))
+    assert load_settings({"NATS_URL": "nats://10.0.0.5:4222"}).bus_user("intake") is None
+    given = load_settings({"NATS_URL": "nats://10.0.0.5:4222", "KIZUKI_NATS_CREDENTIALS": "/run/secrets"})
+    assert given.bus_user("notifier") == BusUser("notifier", Path("/run/secrets/notifier.nk"))
