@@ -5,12 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from kizuki.audit import print_json_lines, print_timelines, read_record
+from kizuki import bundle as bundles
+from kizuki.audit import (
+    RecordMessage,
+    print_json_lines,
+    print_timelines,
+    read_messages,
+    read_record,
+    with_progress,
+)
+from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_signing_keys
+from kizuki.verify import Verifier
 from shared.bus import connect
-from shared.settings import load_settings
+from shared.chain import TrustFile
+from shared.settings import Settings, load_settings
 
 
 async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
@@ -24,11 +37,68 @@ async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
     (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
 
 
-def main(argv: list[str] | None = None) -> None:
+async def _messages(settings: Settings, bundle: Bundle | None) -> AsyncIterator[RecordMessage]:
+    """The record from a bundle, or from the NATS server; counted on the terminal as it is read."""
+    if bundle is not None:
+        for message in bundle.messages():
+            yield message
+        return
+    nc = await connect(settings.bus_url, name="kizuki-audit")
+    try:
+        async for message in read_messages(nc.jetstream()):
+            yield message
+    finally:
+        await nc.close()
+
+
+def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> TrustFile:
+    if pinned is not None:
+        return TrustFile.load(pinned)
+    if bundle is not None:
+        print(
+            "kizuki: checking against the trust file inside the bundle; pin your own with --trust",
+            file=sys.stderr,
+        )
+        return bundle.trust
+    return TrustFile.load(settings.trust_file)
+
+
+async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None) -> bool:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    verifier = Verifier(
+        _trust(settings, pinned, bundle), segments=bundle is not None and bundle.kind == "proof"
+    )
+    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+        verifier.check(message)
+    verifier.finish()
+    for problem in verifier.problems:
+        print(problem)
+    print(verifier.summary())
+    return verifier.holds
+
+
+async def _export(settings: Settings, out_path: Path, pinned: Path | None) -> None:
+    trust = _trust(settings, pinned, None)
+    with out_path.open("w", encoding="utf-8") as out:
+        written = await bundles.export(with_progress(_messages(settings, None), sys.stderr), trust, out)
+    print(f"kizuki: {written} messages and the trust file written to {out_path}")
+
+
+async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Path | None) -> int:
+    trust = _trust(settings, pinned, None)
+    with out_path.open("w", encoding="utf-8") as out:
+        return await bundles.prove(
+            with_progress(_messages(settings, None), sys.stderr), complaint, trust, out
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kizuki", description="Patient complaints that never get buried.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
-    commands.add_parser("provision", help="declare the streams and consumers on the NATS server")
+    commands.add_parser(
+        "provision", help="declare the streams and consumers, make missing signing keys, write the trust file"
+    )
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -37,15 +107,52 @@ def main(argv: list[str] | None = None) -> None:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object a line")
     replay.add_argument("--complaint", help="only this complaint id")
-    args = parser.parse_args(argv)
+    trust_help = "the trust file you pin (default: the data directory's, or the bundle's)"
+    verify = audit.add_parser("verify", help="check every chain link and signature; exit 0 only if all hold")
+    verify.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
+    verify.add_argument("--trust", type=Path, help=trust_help)
+    export = audit.add_parser("export", help="write the record and the trust file to a bundle")
+    export.add_argument("out", type=Path, help="the bundle file to write")
+    export.add_argument("--trust", type=Path, help=trust_help)
+    prove = audit.add_parser("prove", help="the smallest bundle that proves one complaint's timeline")
+    prove.add_argument("complaint", help="the complaint id")
+    prove.add_argument("out", type=Path, help="the bundle file to write")
+    prove.add_argument("--trust", type=Path, help=trust_help)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     settings = load_settings()
     if args.command == "run":
         run_system(settings)
     elif args.command == "provision":
         asyncio.run(provision_bus(settings.bus_url))
-    else:
+        provision_signing_keys(settings)
+    elif args.audit_command == "replay":
         asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
+    else:
+        sys.exit(0 if _audit(settings, args) else 1)
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> bool:
+    """Runs an audit command; a file that cannot be read is a clear error, exit status 2."""
+    try:
+        if args.audit_command == "verify":
+            return asyncio.run(_verify(settings, args.bundle, args.trust))
+        if args.audit_command == "export":
+            asyncio.run(_export(settings, args.out, args.trust))
+            return True
+        found = asyncio.run(_prove(settings, args.complaint, args.out, args.trust))
+    except (OSError, ValueError) as error:
+        print(f"kizuki: {error}", file=sys.stderr)
+        sys.exit(2)
+    if not found:
+        print(f"kizuki: the record holds no event of complaint {args.complaint}", file=sys.stderr)
+        args.out.unlink()
+        return False
+    print(f"kizuki: {found} events of complaint {args.complaint}, with their chains, written to {args.out}")
+    return True
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import FrameType
 
 from kizuki.processes import start_nats, start_service, stop, wait_healthy
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_signing_keys
 from shared.settings import SERVICES, Settings
 
 
@@ -40,6 +40,8 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
             print(f"kizuki: using the NATS server at {settings.bus_url}")
         asyncio.run(provision_bus(settings.bus_url))
         print("kizuki: streams EVENTS and TIMERS and the services' consumers are provisioned")
+        provision_signing_keys(settings)
+        print(f"kizuki: the services' signing keys are ready; auditors pin {settings.trust_file}")
         for service in SERVICES:
             services[service] = start_service(service, env, logs / f"{service}.log")
         for service in SERVICES:

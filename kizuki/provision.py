@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
 from shared.bus import connect, provision
+from shared.chain import SigningKey, TrustFile, new_seed
+from shared.settings import SERVICES, Settings
 
 ALL_SUBSCRIPTIONS = [*ESCALATION, *NOTIFIER, *FOLLOWUP]
 
@@ -16,3 +21,20 @@ async def provision_bus(url: str) -> None:
         await provision(nc.jetstream(), ALL_SUBSCRIPTIONS)
     finally:
         await nc.close()
+
+
+def provision_signing_keys(settings: Settings) -> TrustFile:
+    """Each service's signing key, made (owner-only) where none is supplied, and the trust file of
+    their public keys; keys already in the trust file stay, so older checkpoints keep verifying."""
+    trust = TrustFile.load(settings.trust_file) if settings.trust_file.exists() else TrustFile({})
+    for service in SERVICES:
+        seed_file = settings.signing_key_file(service)
+        if not seed_file.exists():
+            seed_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(new_seed())
+        trust = trust.with_key(service, SigningKey.load(seed_file).public_key)
+    settings.trust_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.trust_file.write_text(json.dumps(trust.to_json(), indent=2) + "\n", encoding="utf-8")
+    return trust

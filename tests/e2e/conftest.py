@@ -20,7 +20,7 @@ from nats.aio.client import Client
 
 from kizuki.audit import RecordEntry, read_record
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
-from kizuki.provision import provision_bus
+from kizuki.provision import provision_bus, provision_signing_keys
 from shared.bus import connect
 from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
@@ -84,6 +84,7 @@ class System:
             self.settings.nats_port, self.settings.data_dir / "nats", self.logs / "nats.log"
         )
         await provision_bus(self.settings.bus_url)
+        provision_signing_keys(self.settings)
         for service in SERVICES:
             self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
         for service in SERVICES:

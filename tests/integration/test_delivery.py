@@ -20,10 +20,11 @@ from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
 from services.intake.application import IntakeApplication
 from shared.bus import RECORD_STREAM, Subscription, connect
+from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory
 from shared.events import EscalationStarted, MessageRejected, decode_event, encode_event
-from shared.outbox import OutboxRelay
+from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.service import open_store
 from shared.settings import Settings
@@ -32,6 +33,8 @@ from tests.factories import complaint_received, registration
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+CHECKPOINTS = Checkpoints(SigningKey(new_seed()))
 
 
 @pytest.fixture
@@ -67,13 +70,13 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     try:
         for n in range(3):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        relay = OutboxRelay(store, js)
+        relay = OutboxRelay(store, js, CHECKPOINTS)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        restarted = OutboxRelay(store, js)  # a new process finds its place on the record
+        restarted = OutboxRelay(store, js, CHECKPOINTS)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3
         await restarted.relay_pending()
@@ -105,7 +108,7 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    relay = OutboxRelay(store, js)
+    relay = OutboxRelay(store, js, CHECKPOINTS)
     consumer, _ = escalation_consumers(store, policy, directory)
     tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
@@ -217,7 +220,7 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
 ) -> None:
     js = nc.jetstream()
     store = open_store(FollowupApplication, settings)
-    relay = OutboxRelay(store, js, poll_interval=0.1)
+    relay = OutboxRelay(store, js, CHECKPOINTS, poll_interval=0.1)
     _, timer_consumer = followup_consumers(store, load_policy(settings.policy_path))
     tasks = await run_loops(ConsumerLoop(store, js, timer_consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
