@@ -133,7 +133,7 @@ class TrustFile:
         return cls({str(service): list(value) for service, value in keys.items()})
 
     def to_json(self) -> dict[str, object]:
-        return {"keys": {service: sorted(keys) for service, keys in sorted(self.keys.items())}}
+        return {"keys": {service: keys for service, keys in sorted(self.keys.items())}}
 
     def trusts(self, service: str, public_key: str) -> bool:
         return public_key in self.keys.get(service, [])
