@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kizuki import bundle as bundles
@@ -20,6 +21,7 @@ from kizuki.audit import (
 from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_signing_keys
+from kizuki.report import Rebuild, print_csv, print_json, print_table
 from kizuki.verify import Verifier
 from shared.bus import connect
 from shared.chain import TrustFile
@@ -92,6 +94,33 @@ async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Pat
         )
 
 
+async def _report(
+    settings: Settings, bundle_path: Path | None, form: str, since: datetime | None, until: datetime | None
+) -> None:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    rebuild = Rebuild()
+    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+        rebuild.add(message)
+    found = rebuild.timelines(since, until)
+    period = {"since": _iso(since), "until": _iso(until)}
+    if form == "json":
+        print_json(found, period, sys.stdout)
+    elif form == "csv":
+        print_csv(found, sys.stdout)
+    else:
+        print_table(found, period, sys.stdout)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _moment(value: str) -> datetime:
+    """A --since or --until: an ISO date or time, UTC unless it says otherwise."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kizuki", description="Patient complaints that never get buried.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     prove.add_argument("complaint", help="the complaint id")
     prove.add_argument("out", type=Path, help="the bundle file to write")
     prove.add_argument("--trust", type=Path, help=trust_help)
+    report = audit.add_parser("report", help="the reporting regime per complaint and per period")
+    report.add_argument("--bundle", type=Path, help="an exported bundle, instead of the server")
+    forms = report.add_mutually_exclusive_group()
+    forms.add_argument("--json", dest="form", action="store_const", const="json", help="one JSON document")
+    forms.add_argument("--csv", dest="form", action="store_const", const="csv", help="one row a complaint")
+    report.add_argument(
+        "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
+    )
+    report.add_argument("--until", type=_moment, help="complaints that occurred before then")
     return parser
 
 
@@ -140,6 +178,9 @@ def _audit(settings: Settings, args: argparse.Namespace) -> bool:
     try:
         if args.audit_command == "verify":
             return asyncio.run(_verify(settings, args.bundle, args.trust))
+        if args.audit_command == "report":
+            asyncio.run(_report(settings, args.bundle, args.form or "table", args.since, args.until))
+            return True
         if args.audit_command == "export":
             asyncio.run(_export(settings, args.out, args.trust))
             return True
