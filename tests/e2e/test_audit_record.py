@@ -23,7 +23,7 @@ async def kizuki(system: System, *args: str) -> subprocess.CompletedProcess[str]
     return await asyncio.to_thread(subprocess.run, command, env=system.env, capture_output=True, text=True)
 
 
-async def test_the_record_verifies_across_a_crash_and_a_proof_of_one_complaint_verifies_offline(
+async def test_the_record_verifies_across_a_crash_exports_reports_and_proves_one_complaint_offline(
     system: System, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     first = (await http.post(system.url("intake", "/v1/complaints"), json=complaint())).json()["complaint_id"]
@@ -41,6 +41,16 @@ async def test_the_record_verifies_across_a_crash_and_a_proof_of_one_complaint_v
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.splitlines()[-1].startswith("verified: ")
     assert "4 chains" in verified.stdout
+
+    exported = tmp_path / "record.jsonl"
+    assert (await kizuki(system, "audit", "export", str(exported))).returncode == 0
+    from_bundle = await kizuki(system, "audit", "verify", "--bundle", str(exported))
+    assert from_bundle.stdout.splitlines()[-1] == verified.stdout.splitlines()[-1]
+    report = await kizuki(system, "audit", "report", "--json")
+    assert [row["complaint_id"] for row in json.loads(report.stdout)["complaints"]] == [first, second]
+    assert (
+        await kizuki(system, "audit", "report", "--json", "--bundle", str(exported))
+    ).stdout == report.stdout
 
     proof = tmp_path / "proof.jsonl"
     proved = await kizuki(system, "audit", "prove", first, str(proof))
