@@ -41,7 +41,7 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         asyncio.run(provision_bus(settings.bus_url))
         print("kizuki: streams EVENTS and TIMERS and the services' consumers are provisioned")
         provision_signing_keys(settings)
-        print(f"kizuki: the services' signing keys are ready; auditors pin {settings.trust_file}")
+        print(f"kizuki: every service has its signing key; auditors pin {settings.trust_file}")
         for service in SERVICES:
             services[service] = start_service(service, env, logs / f"{service}.log")
         for service in SERVICES:

@@ -53,12 +53,9 @@ START = Link(0, GENESIS)
 
 
 def content_hash(subject: str, headers: Mapping[str, str], payload: bytes) -> bytes:
-    digest = hashlib.sha256(subject.encode())
-    for name in CONTENT_HEADERS:
-        digest.update(b"\n" + headers.get(name, "").encode())
-    digest.update(b"\n")
-    digest.update(payload)
-    return digest.digest()
+    """SHA-256 of the subject and content headers, one a line, then the payload."""
+    described = "\n".join([subject, *[headers.get(name, "") for name in CONTENT_HEADERS], ""])
+    return hashlib.sha256(described.encode() + payload).digest()
 
 
 def link_hash(previous: str, content: bytes) -> str:
