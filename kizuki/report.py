@@ -36,6 +36,7 @@ READ = frozenset(
         "FirstResponseRecorded",
         "CallbackScheduled",
         "CallbackDue",
+        "CorrectiveMeasureRecorded",
         "CaseClosed",
     }
 )
@@ -69,6 +70,8 @@ class Timeline:
     feedback_at: datetime | None = None
     callbacks_scheduled: int = 0
     callbacks_due: int = 0
+    corrective_measure: str | None = None
+    responsible: str | None = None
     closed_at: datetime | None = None
     duties: dict[str, Duty] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)  # the roles that missed a reporting duty
@@ -105,6 +108,8 @@ class Timeline:
                 self.callbacks_scheduled += 1
             case "CallbackDue":
                 self.callbacks_due += 1
+            case "CorrectiveMeasureRecorded":
+                self.corrective_measure, self.responsible = event["measure"], event["responsible"]
             case "CaseClosed":
                 self.closed_at = at
 
@@ -133,6 +138,8 @@ class Timeline:
             "feedback_at": _iso(self.feedback_at),
             "callbacks_scheduled": self.callbacks_scheduled,
             "callbacks_due": self.callbacks_due,
+            "corrective_measure": self.corrective_measure,
+            "responsible": self.responsible,
             "closed_at": _iso(self.closed_at),
         }
 
@@ -237,8 +244,8 @@ def print_table(found: list[Timeline], period: dict[str, str | None], out: TextI
     print(f"period: {period['since'] or 'the start'} to {period['until'] or 'the end'}", file=out)
     header = ("complaint", "occurred (UTC)", "registered", "supervisor reached", "acknowledged",
               "executive (hearer)", "executive (supervisor)", "first response", "feedback", "callbacks",
-              "closed")  # fmt: skip
-    print(f"{header[0]:<36}  " + "  ".join(f"{name:<21}" for name in header[1:]).rstrip(), file=out)
+              "closed", "corrective measure (responsible)")  # fmt: skip
+    print(f"{header[0]:<36}  " + "  ".join(f"{name:<24}" for name in header[1:]).rstrip(), file=out)
     for t in found:
         response = when(t.first_response_at)
         if t.first_response_within_window is not None:
@@ -253,8 +260,9 @@ def print_table(found: list[Timeline], period: dict[str, str | None], out: TextI
             when(t.feedback_at),
             f"{t.callbacks_due}/{t.callbacks_scheduled} due",
             when(t.closed_at),
+            f"{t.corrective_measure} ({t.responsible})" if t.corrective_measure is not None else "-",
         )
-        print(f"{t.complaint_id:<36}  " + "  ".join(f"{cell:<21}" for cell in cells).rstrip(), file=out)
+        print(f"{t.complaint_id:<36}  " + "  ".join(f"{cell:<24}" for cell in cells).rstrip(), file=out)
     figures = summary(found)
     print(f"\ncomplaints: {figures['complaints']}", file=out)
     for kind, counted in figures["duties_on_time"].items():

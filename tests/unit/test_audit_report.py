@@ -16,6 +16,7 @@ from shared.events import (
     CallbackDue,
     CallbackScheduled,
     CaseClosed,
+    CorrectiveMeasureRecorded,
     DutyAssigned,
     DutyFulfilled,
     DutyMissed,
@@ -101,6 +102,14 @@ HISTORY: list[WireEvent] = [
     done(A, "patient_feedback", T0 + timedelta(days=1)),
     on(A, CallbackScheduled, T0 + timedelta(minutes=10), callback_id=uuid4(), due_at=T0, attempt=1),
     on(A, CallbackDue, T0 + timedelta(days=1), callback_id=uuid4(), attempt=1),
+    on(
+        A,
+        CorrectiveMeasureRecorded,
+        T0 + timedelta(days=2),
+        by="x",
+        measure="Night round",
+        responsible="hd-3",
+    ),
     on(A, CaseClosed, T0 + timedelta(days=2), by="x"),
     # B: every reporting duty missed; the patient reached on the second call, after the window.
     *received(
@@ -181,12 +190,15 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
         "feedback_at": "2026-11-03T00:00:00+00:00",
         "callbacks_scheduled": 1,
         "callbacks_due": 1,
+        "corrective_measure": "Night round",
+        "responsible": "hd-3",
         "closed_at": "2026-11-04T00:00:00+00:00",
     }
     assert rows[1]["acknowledged_at"] is None
     assert rows[1]["first_response_at"] == "2026-11-02T04:00:00+00:00"  # the call that reached the patient
     assert rows[1]["first_response_within_window"] is False
     assert rows[2]["closed_at"] is None
+    assert rows[2]["corrective_measure"] is None
 
 
 def test_the_period_figures_are_exactly_those_of_the_history() -> None:
@@ -227,6 +239,7 @@ def test_two_runs_give_byte_identical_output_in_every_form() -> None:
     table, _, as_csv = first
     assert "supervisor_report            on time 1/4 (25%)" in table
     assert "missed reporting duties by role: first hearer 1, supervisor 2" in table
+    assert table.splitlines()[3].endswith("Night round (hd-3)")  # A, after the complaint of the day before
     assert "first response after occurrence: median 60.0 min, p90 180.0 min" in table
     assert as_csv.splitlines()[0].startswith("complaint_id,occurred_at,registered_at,")
     assert len(as_csv.splitlines()) == 5
