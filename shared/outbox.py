@@ -75,6 +75,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.position = 0
         self.head = START
+        self.head_sequence = 0  # the head's stream sequence: a publish expects it to be the last
         self.signed = START  # the last checkpoint's own link: everything up to it is signed
         self._signed_at = time.monotonic()
 
@@ -89,7 +90,7 @@ class OutboxRelay:
         except NotFoundError:
             return 0
         headers = last.headers or {}
-        self.head = Link.of(headers)
+        self.head, self.head_sequence = Link.of(headers), last.seq
         self.signed = self.head if headers["Nats-Msg-Id"].endswith(CHECKPOINT_SUFFIX) else START
         return notification_id_of(headers["Nats-Msg-Id"], self.app.service)
 
@@ -143,11 +144,19 @@ class OutboxRelay:
     async def _publish(self, wire: WireEvent, message_id: str) -> None:
         payload = encode_event(wire)
         headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
-        ack = await self.js.publish(wire.subject, payload, stream=RECORD_STREAM, headers=headers)
+        # Another relay of the same service (a replica) cannot fork the chain: the server refuses a
+        # link whose head is no longer the last message of the service, and this relay starts again.
+        expectation = {
+            "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
+            "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
+        }
+        ack = await self.js.publish(
+            wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
+        )
         if ack.duplicate:
             await self.last_relayed()  # it was on the record already: the chain goes on from there
         else:
-            self.head = Link.of(headers)
+            self.head, self.head_sequence = Link.of(headers), ack.seq
         log.debug("relayed %s as %s seq %d (duplicate=%s)", message_id, wire.subject, ack.seq, ack.duplicate)
 
     async def _set_timer(self, timer: Timer, notification_id: int) -> None:

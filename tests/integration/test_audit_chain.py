@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -16,7 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from kizuki import bundle as bundles
-from kizuki.audit import read_messages
+from kizuki.audit import RecordMessage, read_messages
 from kizuki.bundle import Bundle
 from kizuki.cli import main
 from kizuki.provision import provision_bus, provision_signing_keys
@@ -26,10 +27,11 @@ from shared.bus import connect
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
 from shared.outbox import Checkpoints, OutboxRelay
-from shared.service import open_store
+from shared.service import _supervise, open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import registration
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +252,41 @@ def test_provisioning_makes_owner_only_keys_and_a_trust_file_that_keeps_old_keys
     trust = provision_signing_keys(rotated)
     assert trust.keys["escalation"] == [*first.keys["escalation"], SigningKey.load(supplied).public_key]
     assert TrustFile.load(settings.trust_file) == trust
+
+
+async def test_two_relays_of_one_service_keep_one_chain(nc: Client, settings: Settings) -> None:
+    provision_signing_keys(settings)
+    js = nc.jetstream()
+    key = SigningKey.load(settings.signing_key_file("intake"))
+    store = open_store(IntakeApplication, settings)
+    replicas = [
+        OutboxRelay(store, js, Checkpoints(key, every=4, seconds=0.2), poll_interval=0.05) for _ in "ab"
+    ]
+    tasks = [asyncio.create_task(_supervise(f"relay {n}", relay.run)) for n, relay in enumerate(replicas)]
+    try:
+        for n in range(30):
+            store.register(registration(summary=f"complaint {n}"), None, now())
+
+        async def all_relayed_and_signed() -> list[RecordMessage]:
+            messages = [message async for message in read_messages(js)]
+            ids = {
+                m.headers["Nats-Msg-Id"]
+                for m in messages
+                if m.headers["Kizuki-Event-Type"] != "CheckpointSigned"
+            }
+            done = len(ids) == 30 and messages[-1].headers["Kizuki-Event-Type"] == "CheckpointSigned"
+            return messages if done else []
+
+        messages = await eventually(
+            all_relayed_and_signed, within=30, what="every complaint relayed and signed"
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        store.close()
+    verifier = Verifier(TrustFile.load(settings.trust_file))
+    for message in messages:
+        verifier.check(message)
+    verifier.finish()
+    assert verifier.holds, verifier.problems
