@@ -90,7 +90,7 @@ class OutboxRelay:
         except NotFoundError:
             return 0
         headers = last.headers or {}
-        self.head, self.head_sequence = Link.of(headers), last.seq
+        self.head, self.head_sequence = Link.of(headers), last.seq or 0
         self.signed = self.head if headers["Nats-Msg-Id"].endswith(CHECKPOINT_SUFFIX) else START
         return notification_id_of(headers["Nats-Msg-Id"], self.app.service)
 
