@@ -21,7 +21,8 @@ from kizuki.audit import (
 from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_signing_keys
-from kizuki.report import Rebuild, print_csv, print_json, print_table
+from kizuki.report import Rebuild
+from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
 from shared.bus import connect
 from shared.chain import TrustFile

@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from kizuki.audit import RecordMessage
-from kizuki.report import Rebuild, Timeline, print_csv, print_json, print_table
+from kizuki.report import Rebuild, Timeline
+from kizuki.report_forms import print_csv, print_json, print_table
 from shared.events import (
     CallbackDue,
     CallbackScheduled,
