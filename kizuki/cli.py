@@ -21,7 +21,7 @@ from kizuki.audit import (
 from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_signing_keys
-from kizuki.report import Rebuild
+from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
 from shared.bus import connect
@@ -41,7 +41,7 @@ async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
 
 
 async def _messages(settings: Settings, bundle: Bundle | None) -> AsyncIterator[RecordMessage]:
-    """The record from a bundle, or from the NATS server; counted on the terminal as it is read."""
+    """The record from a bundle, or from the NATS server."""
     if bundle is not None:
         for message in bundle.messages():
             yield message
@@ -103,17 +103,13 @@ async def _report(
     async for message in with_progress(_messages(settings, bundle), sys.stderr):
         rebuild.add(message)
     found = rebuild.timelines(since, until)
-    period = {"since": _iso(since), "until": _iso(until)}
+    period = {"since": iso_or_none(since), "until": iso_or_none(until)}
     if form == "json":
         print_json(found, period, sys.stdout)
     elif form == "csv":
         print_csv(found, sys.stdout)
     else:
         print_table(found, period, sys.stdout)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _moment(value: str) -> datetime:

@@ -121,25 +121,25 @@ class Timeline:
     def row(self) -> dict[str, Any]:
         return {
             "complaint_id": self.complaint_id,
-            "occurred_at": _iso(self.occurred_at),
-            "registered_at": _iso(self.registered_at),
+            "occurred_at": iso_or_none(self.occurred_at),
+            "registered_at": iso_or_none(self.registered_at),
             "department": self.department,
             "channel": self.channel,
             "tier": self.tier,
-            "supervisor_reached_at": _iso(self.supervisor_reached_at),
-            "acknowledged_at": _iso(self.acknowledged_at),
+            "supervisor_reached_at": iso_or_none(self.supervisor_reached_at),
+            "acknowledged_at": iso_or_none(self.acknowledged_at),
             **{
-                f"executive_reached_{track}_at": _iso(self.executive_reached_at.get(track))
+                f"executive_reached_{track}_at": iso_or_none(self.executive_reached_at.get(track))
                 for track in TRACKS
             },
-            "first_response_at": _iso(self.first_response_at),
+            "first_response_at": iso_or_none(self.first_response_at),
             "first_response_within_window": self.first_response_within_window,
-            "feedback_at": _iso(self.feedback_at),
+            "feedback_at": iso_or_none(self.feedback_at),
             "callbacks_scheduled": self.callbacks_scheduled,
             "callbacks_due": self.callbacks_due,
             "corrective_measure": self.corrective_measure,
             "responsible": self.responsible,
-            "closed_at": _iso(self.closed_at),
+            "closed_at": iso_or_none(self.closed_at),
         }
 
 
@@ -147,7 +147,7 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
