@@ -52,8 +52,8 @@ def complaint_events() -> Iterator[WireEvent]:
         yield DutyFulfilled(event_id=uuid4(), **ids, duty=duty, by="sv-003", how="done")
 
 
-def synthetic_record(events: int, key: SigningKey) -> Iterator[RecordMessage]:
-    """About ``events`` messages: complaints' events chained per service, checkpoints every 1000 links."""
+def synthetic_record(events: int, key: SigningKey, every: int = CHECKPOINT_EVERY) -> Iterator[RecordMessage]:
+    """About ``events`` messages: complaints' events chained per service, a checkpoint every N links."""
     heads: dict[str, Link] = {}
     signed: dict[str, int] = {}
     sequence = 0
@@ -71,7 +71,7 @@ def synthetic_record(events: int, key: SigningKey) -> Iterator[RecordMessage]:
             service = wire.subject.split(".")[1]
             yield message(wire, service, f"{service}:{sequence}")
             head = heads[service]
-            if head.index - signed.get(service, 0) >= CHECKPOINT_EVERY:
+            if head.index - signed.get(service, 0) >= every:
                 yield message(checkpoint_of(service, head, key), service, f"{service}:{sequence}:checkpoint")
                 signed[service] = heads[service].index
     for service, head in list(heads.items()):
