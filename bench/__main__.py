@@ -16,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench.audit import audit_reading
 from bench.baseline import bus_baseline
 from bench.end_to_end import end_to_end
 from bench.timers import pending_timers
@@ -68,6 +69,13 @@ def table(results: dict[str, Any]) -> str:
         f"timers: {timers['count']} pending, late by p50 {timers['late_p50_ms']:.0f} ms, "
         f"p99 {timers['late_p99_ms']:.0f} ms; nats-server memory +{timers['server_memory_mib']:.1f} MiB"
     )
+    audit = results["audit"]
+    lines.append("")
+    lines.append(
+        f"audit: {audit['events']} events ({audit['bundle_mib']:.0f} MiB bundle): chain and sign "
+        f"{audit['chain_and_sign_per_second']:.0f}/s, verify {audit['verify_per_second']:.0f}/s, "
+        f"report {audit['report_per_second']:.0f}/s; peak memory {audit['peak_memory_mib']:.0f} MiB"
+    )
     return "\n".join(lines)
 
 
@@ -78,6 +86,9 @@ def main() -> None:
         "--rates", default="20,100,300", help="fixed rates per second, then as fast as it goes"
     )
     parser.add_argument("--timers", type=int, default=10_000, help="pending timers to measure")
+    parser.add_argument(
+        "--audit-events", type=int, default=1_000_000, help="events of the synthetic record audited"
+    )
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
 
@@ -90,6 +101,7 @@ def main() -> None:
     system.mkdir(parents=True)
     results["end_to_end"] = asyncio.run(end_to_end(rates, args.seconds, system))
     results["timers"] = asyncio.run(pending_timers(args.timers))
+    results["audit"] = audit_reading(args.audit_events)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
@@ -98,6 +110,8 @@ def main() -> None:
     failures = [run["label"] for run in results["end_to_end"] if run["lost"] or run["duplicated"]]
     if failures:
         raise SystemExit(f"FAILED: complaints lost or events duplicated at {', '.join(failures)}")
+    if not results["audit"]["holds"]:
+        raise SystemExit("FAILED: the synthetic record did not verify")
 
 
 if __name__ == "__main__":

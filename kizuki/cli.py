@@ -5,17 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import get_args
 
 import httpx
 
-from kizuki.audit import print_json_lines, print_timelines, read_record
+from kizuki import bundle as bundles
+from kizuki.audit import (
+    RecordMessage,
+    print_json_lines,
+    print_timelines,
+    read_messages,
+    read_record,
+    with_progress,
+)
+from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
+from kizuki.report import Rebuild, iso_or_none
+from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.verify import Verifier
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
+from shared.chain import TrustFile
 from shared.directory import load_directory
 from shared.events import Channel
 from shared.settings import Settings, load_settings
@@ -48,12 +63,91 @@ def _erase(settings: Settings, complaint_id: str, by: str) -> None:
     print(f"kizuki: the patient data of complaint {complaint_id} is erased; the record keeps its facts")
 
 
-def main(argv: list[str] | None = None) -> None:
+async def _messages(settings: Settings, bundle: Bundle | None) -> AsyncIterator[RecordMessage]:
+    """The record from a bundle, or from the NATS server."""
+    if bundle is not None:
+        for message in bundle.messages():
+            yield message
+        return
+    nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
+    try:
+        async for message in read_messages(nc.jetstream()):
+            yield message
+    finally:
+        await nc.close()
+
+
+def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> TrustFile:
+    if pinned is not None:
+        return TrustFile.load(pinned)
+    if bundle is not None:
+        print(
+            "kizuki: checking against the trust file inside the bundle; pin your own with --trust",
+            file=sys.stderr,
+        )
+        return bundle.trust
+    return TrustFile.load(settings.trust_file)
+
+
+async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None) -> bool:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    verifier = Verifier(
+        _trust(settings, pinned, bundle), segments=bundle is not None and bundle.kind == "proof"
+    )
+    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+        verifier.check(message)
+    verifier.finish()
+    for problem in verifier.problems:
+        print(problem)
+    print(verifier.summary())
+    return verifier.holds
+
+
+async def _export(settings: Settings, out_path: Path, pinned: Path | None) -> None:
+    trust = _trust(settings, pinned, None)
+    with out_path.open("w", encoding="utf-8") as out:
+        written = await bundles.export(with_progress(_messages(settings, None), sys.stderr), trust, out)
+    print(f"kizuki: {written} messages and the trust file written to {out_path}")
+
+
+async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Path | None) -> int:
+    trust = _trust(settings, pinned, None)
+    with out_path.open("w", encoding="utf-8") as out:
+        return await bundles.prove(
+            with_progress(_messages(settings, None), sys.stderr), complaint, trust, out
+        )
+
+
+async def _report(
+    settings: Settings, bundle_path: Path | None, form: str, since: datetime | None, until: datetime | None
+) -> None:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    rebuild = Rebuild()
+    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+        rebuild.add(message)
+    found = rebuild.timelines(since, until)
+    period = {"since": iso_or_none(since), "until": iso_or_none(until)}
+    if form == "json":
+        print_json(found, period, sys.stdout)
+    elif form == "csv":
+        print_csv(found, sys.stdout)
+    else:
+        print_table(found, period, sys.stdout)
+
+
+def _moment(value: str) -> datetime:
+    """A --since or --until: an ISO date or time, UTC unless it says otherwise."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kizuki", description="Patient complaints that never get buried.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
     commands.add_parser(
-        "provision", help="create missing keys, declare the streams and consumers on the NATS server"
+        "provision",
+        help="create missing keys and the trust file, declare the streams and consumers on the NATS server",
     )
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
@@ -80,8 +174,31 @@ def main(argv: list[str] | None = None) -> None:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object a line")
     replay.add_argument("--complaint", help="only this complaint id")
-    args = parser.parse_args(argv)
+    trust_help = "the trust file you pin (default: the data directory's, or the bundle's)"
+    verify = audit.add_parser("verify", help="check every chain link and signature; exit 0 only if all hold")
+    verify.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
+    verify.add_argument("--trust", type=Path, help=trust_help)
+    export = audit.add_parser("export", help="write the record and the trust file to a bundle")
+    export.add_argument("out", type=Path, help="the bundle file to write")
+    export.add_argument("--trust", type=Path, help=trust_help)
+    prove = audit.add_parser("prove", help="the smallest bundle that proves one complaint's timeline")
+    prove.add_argument("complaint", help="the complaint id")
+    prove.add_argument("out", type=Path, help="the bundle file to write")
+    prove.add_argument("--trust", type=Path, help=trust_help)
+    report = audit.add_parser("report", help="the reporting regime per complaint and per period")
+    report.add_argument("--bundle", type=Path, help="an exported bundle, instead of the server")
+    forms = report.add_mutually_exclusive_group()
+    forms.add_argument("--json", dest="form", action="store_const", const="json", help="one JSON document")
+    forms.add_argument("--csv", dest="form", action="store_const", const="csv", help="one row a complaint")
+    report.add_argument(
+        "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
+    )
+    report.add_argument("--until", type=_moment, help="complaints that occurred before then")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     settings = load_settings()
     try:
         if args.command == "run":
@@ -100,10 +217,35 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
-        else:
+        elif args.audit_command == "replay":
             asyncio.run(_replay(settings, args.json, args.complaint))
+        else:
+            sys.exit(0 if _audit(settings, args) else 1)
     except AuthError as error:
         sys.exit(f"kizuki: {error}")
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> bool:
+    """Runs an audit command; a file that cannot be read is a clear error, exit status 2."""
+    try:
+        if args.audit_command == "verify":
+            return asyncio.run(_verify(settings, args.bundle, args.trust))
+        if args.audit_command == "report":
+            asyncio.run(_report(settings, args.bundle, args.form or "table", args.since, args.until))
+            return True
+        if args.audit_command == "export":
+            asyncio.run(_export(settings, args.out, args.trust))
+            return True
+        found = asyncio.run(_prove(settings, args.complaint, args.out, args.trust))
+    except (OSError, ValueError) as error:
+        print(f"kizuki: {error}", file=sys.stderr)
+        sys.exit(2)
+    if not found:
+        print(f"kizuki: the record holds no event of complaint {args.complaint}", file=sys.stderr)
+        args.out.unlink()
+        return False
+    print(f"kizuki: {found} events of complaint {args.complaint}, with their chains, written to {args.out}")
+    return True
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@ and creates the secrets the embedded setup needs when they are not configured.""
 
 from __future__ import annotations
 
+import json
+import os
+
 from kizuki.permissions import KeyUse
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
 from shared.auth import ensure_token_keys
 from shared.bus import BusUser, Subscription, connect, provision
+from shared.chain import SigningKey, TrustFile, new_seed
 from shared.privacy import ensure_key_file
-from shared.settings import Settings
+from shared.settings import SERVICES, Settings
 
 # Each service's durable consumers; what it may consume on the bus is derived from these.
 SUBSCRIPTIONS: dict[str, list[Subscription]] = {
@@ -33,7 +37,25 @@ async def provision_bus(url: str, administrator: BusUser | None = None) -> None:
 
 
 def provision_secrets(settings: Settings) -> None:
-    """Keys are made once, owner-only, in the secrets directory; configured ones are left as they are."""
+    """Keys are made once, owner-only; configured ones are left as they are."""
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
+    provision_signing_keys(settings)
+
+
+def provision_signing_keys(settings: Settings) -> TrustFile:
+    """Each service's signing key, made (owner-only) where none is supplied, and the trust file of
+    their public keys; keys already in the trust file stay, so older checkpoints keep verifying."""
+    trust = TrustFile.load(settings.trust_file) if settings.trust_file.exists() else TrustFile({})
+    for service in SERVICES:
+        seed_file = settings.signing_key_file(service)
+        if not seed_file.exists():
+            seed_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(new_seed())
+        trust = trust.with_key(service, SigningKey.load(seed_file).public_key)
+    settings.trust_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.trust_file.write_text(json.dumps(trust.to_json(), indent=2) + "\n", encoding="utf-8")
+    return trust

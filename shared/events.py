@@ -388,6 +388,27 @@ class MessageRejected(WireEvent):
         return f"events.{self.rejected_by}.{self.type_name()}"
 
 
+class CheckpointSigned(WireEvent):
+    """A service signed the head of its chain on the record (see shared/chain.py)."""
+
+    service: ClassVar[str] = "any"
+    type: Literal["CheckpointSigned"] = "CheckpointSigned"
+    version: Literal[1] = 1
+
+    complaint_id: UUID | None = Field(  # type: ignore[assignment]  # a checkpoint covers every complaint
+        default=None, description="None: a checkpoint belongs to no complaint."
+    )
+    signed_by: str = Field(description="Service whose chain is signed.")
+    head_index: int = Field(ge=1, description="Index of the last link signed, in that chain.")
+    head_hash: str = Field(description="Hash of that link (hex SHA-256).")
+    public_key: str = Field(description="The service's nkey public key the signature verifies with.")
+    signature: str = Field(description="Ed25519 signature (base64) of the checkpoint statement.")
+
+    @property
+    def subject(self) -> str:
+        return f"events.{self.signed_by}.{self.type_name()}"
+
+
 AnyEvent = Annotated[
     ComplaintReceived
     | ComplaintErased
@@ -416,7 +437,8 @@ AnyEvent = Annotated[
     | CallbackAbandoned
     | CallbackOverdue
     | CaseReopenRequested
-    | MessageRejected,
+    | MessageRejected
+    | CheckpointSigned,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

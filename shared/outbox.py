@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from dataclasses import dataclass
 from uuid import UUID
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_subject
-from shared.events import WireEvent, encode_event, headers_for
+from shared.chain import START, Link, SigningKey, chained, checkpoint_statement
+from shared.events import CheckpointSigned, WireEvent, encode_event, headers_for
 from shared.privacy import KeyVault
-from shared.store import ServiceApplication
-from shared.timers import Timer
+from shared.store import ServiceApplication, stable_id
+from shared.timers import Timer, now
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +28,23 @@ def msg_id(service: str, notification_id: int) -> str:
     return f"{service}:{notification_id}"
 
 
+CHECKPOINT_SUFFIX = ":checkpoint"
+
+
 def notification_id_of(message_id: str, service: str) -> int:
-    prefix, _, number = message_id.partition(":")
+    prefix, _, number = message_id.removesuffix(CHECKPOINT_SUFFIX).partition(":")
     if prefix != service or not number.isdigit():
         raise ValueError(f"record message id {message_id!r} was not written by the {service} relay")
     return int(number)
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """The service's signing key, and how often it signs its chain's head."""
+
+    key: SigningKey
+    every: int = 1000
+    seconds: float = 60.0
 
 
 class OutboxRelay:
@@ -38,41 +53,80 @@ class OutboxRelay:
     After a crash it resumes after the last message of its service that it finds on the record.
     A timer asked for by an event is set before the event is published, so an event on the record
     always has its timer pending.
+
+    Every event it publishes is the next link of the service's hash chain, and the relay signs the
+    chain's head in a CheckpointSigned event every N links or T seconds and on clean shutdown.
+    The relay itself publishes the checkpoints, not the store: the head's hash exists only once the
+    event is published, and the chain, like the resume position, is read back from the last message
+    of the service on the record (its chain headers). A checkpoint's Msg-Id is that of the last
+    notification it follows plus ``:checkpoint``: there is at most one per head (a head already signed
+    is not signed again), so deduplication and resuming hold as for events.
     """
 
     def __init__(
         self,
         app: ServiceApplication,
         js: JetStreamContext,
+        checkpoints: Checkpoints,
         vault: KeyVault | None = None,
         poll_interval: float = 1.0,
     ) -> None:
         self.app = app
         self.js = js
+        self.checkpoints = checkpoints
         self.vault = vault
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self.position = 0
+        self.head = START
+        self.head_sequence = 0  # the head's stream sequence: a publish expects it to be the last
+        self.signed = START  # the last checkpoint's own link: everything up to it is signed
+        self._signed_at = time.monotonic()
 
     def wake(self) -> None:
         """Call after a commit so the relay publishes at once instead of at its next poll."""
         self._wake.set()
 
     async def last_relayed(self) -> int:
+        """Finds the relay's place on the record: the last notification relayed, and the chain head."""
         try:
             last = await self.js.get_last_msg(RECORD_STREAM, record_subjects(self.app.service))
         except NotFoundError:
             return 0
-        return notification_id_of((last.headers or {})["Nats-Msg-Id"], self.app.service)
+        headers = last.headers or {}
+        self.head, self.head_sequence = Link.of(headers), last.seq or 0
+        self.signed = self.head if headers["Nats-Msg-Id"].endswith(CHECKPOINT_SUFFIX) else START
+        return notification_id_of(headers["Nats-Msg-Id"], self.app.service)
 
     async def run(self) -> None:
         self.position = await self.last_relayed()
         log.info("%s relay resumes after notification %d", self.app.service, self.position)
         while True:
             self._wake.clear()
+            if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
+                await self.sign_head()
             if not await self.relay_pending():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def sign_head(self) -> None:
+        """Publish a checkpoint signing the chain's head, unless it is signed already."""
+        self._signed_at = time.monotonic()
+        if self.head == self.signed:
+            return
+        service = self.app.service
+        checkpoint = CheckpointSigned(
+            event_id=stable_id(service, "checkpoint", self.head.index),
+            occurred_at=now(),
+            recorded_at=now(),
+            signed_by=service,
+            head_index=self.head.index,
+            head_hash=self.head.hash,
+            public_key=self.checkpoints.key.public_key,
+            signature=self.checkpoints.key.sign(checkpoint_statement(service, self.head)),
+        )
+        await self._publish(checkpoint, msg_id(service, self.position) + CHECKPOINT_SUFFIX)
+        self.signed = self.head
 
     async def relay_pending(self) -> int:
         """Publish what is stored and not yet relayed; returns how many notifications were passed."""
@@ -87,20 +141,29 @@ class OutboxRelay:
                     await self._set_timer(timer, notification.id)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
-                await self._publish(wire, notification.id)
+                await self._publish(wire, msg_id(self.app.service, notification.id))
             self.position = notification.id
+            if self.head.index - self.signed.index >= self.checkpoints.every:
+                await self.sign_head()
         return len(notifications)
 
-    async def _publish(self, wire: WireEvent, notification_id: int) -> None:
+    async def _publish(self, wire: WireEvent, message_id: str) -> None:
+        payload = encode_event(wire)
+        headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
+        # Another relay of the same service (a replica) cannot fork the chain: the server refuses a
+        # link whose head is no longer the last message of the service, and this relay starts again.
+        expectation = {
+            "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
+            "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
+        }
         ack = await self.js.publish(
-            wire.subject,
-            encode_event(wire),
-            stream=RECORD_STREAM,
-            headers=headers_for(wire, msg_id(self.app.service, notification_id)),
+            wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
         )
-        log.debug(
-            "relayed %s as %s seq %d (duplicate=%s)", notification_id, wire.subject, ack.seq, ack.duplicate
-        )
+        if ack.duplicate:
+            await self.last_relayed()  # it was on the record already: the chain goes on from there
+        else:
+            self.head, self.head_sequence = Link.of(headers), ack.seq
+        log.debug("relayed %s as %s seq %d (duplicate=%s)", message_id, wire.subject, ack.seq, ack.duplicate)
 
     async def _keep_key(self, complaint_id: UUID, wrapped: bytes | None) -> None:
         """Put the key where the services that need it find it, or destroy it there."""

@@ -17,8 +17,9 @@ from nats.aio.client import Client
 from psycopg import sql
 
 from shared.bus import connect
+from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
-from shared.outbox import OutboxRelay
+from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
@@ -66,11 +67,16 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         service = self.store.service
+        checkpoints = Checkpoints(
+            key=SigningKey.load(self.settings.signing_key_file(service)),
+            every=self.settings.checkpoint_every,
+            seconds=self.settings.checkpoint_seconds,
+        )
         self.nc = await connect(self.settings.bus_url, name=service, user=self.settings.bus_user(service))
         js = self.nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)
-        relay = self.relay = OutboxRelay(self.store, js, self.vault)
+        relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
         self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
         for consumer in self.consumers:
             loop = ConsumerLoop(self.store, js, consumer, on_commit=relay.wake)
@@ -88,6 +94,7 @@ class ServiceRuntime:
         if self.relay is not None and self.nc is not None and self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await self.relay.relay_pending()  # what is left is relayed on the next start anyway
+                await self.relay.sign_head()
         if self.nc is not None:
             # Not drain(): nothing is left to hand over (every message is acked after its commit, and
             # an unacked one comes back), and draining a pull subscription can wait out its timeout.

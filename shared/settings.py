@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,9 @@ class Settings:
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
     nats_credentials: Path | None = None
+    supplied_signing_keys: dict[str, Path] = field(default_factory=dict)
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
 
     @property
     def bus_url(self) -> str:
@@ -67,6 +70,15 @@ class Settings:
 
     def service_dir(self, service: str) -> Path:
         return self.data_dir / service
+
+    def signing_key_file(self, service: str) -> Path:
+        """The service's nkey seed: supplied by setting, or the one provisioning made in its data dir."""
+        return self.supplied_signing_keys.get(service, self.service_dir(service) / "signing.nk")
+
+    @property
+    def trust_file(self) -> Path:
+        """The services' public keys, written by provisioning, for auditors to pin."""
+        return self.data_dir / "trust.json"
 
     def http_url(self, service: str) -> str:
         return f"http://{self.http_host}:{self.http_ports[service]}"
@@ -107,6 +119,13 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not 0 < port < 65536:
         raise SettingsError(f"{name} must be between 1 and 65535, not {port}")
     return port
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isdigit() or int(raw) == 0:
+        raise SettingsError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -160,4 +179,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         store=store,
         postgres=postgres,
         nats_credentials=nats_credentials,
+        supplied_signing_keys={
+            service: Path(env[f"KIZUKI_{service.upper()}_SIGNING_KEY"])
+            for service in SERVICES
+            if env.get(f"KIZUKI_{service.upper()}_SIGNING_KEY")
+        },
+        checkpoint_every=_positive(env, "KIZUKI_CHECKPOINT_EVERY", 1000),
+        checkpoint_seconds=_positive(env, "KIZUKI_CHECKPOINT_SECONDS", 60),
     )

@@ -155,6 +155,13 @@ class System:
         )
         return {"Authorization": f"Bearer {token}"}
 
+    async def kizuki(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The `kizuki` command, run against this system."""
+        command = [KIZUKI, *args]
+        return await asyncio.to_thread(
+            subprocess.run, command, env=self.env, capture_output=True, text=True, timeout=120
+        )
+
     def url(self, service: str, path: str) -> str:
         return self.settings.http_url(service) + path
 

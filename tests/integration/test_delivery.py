@@ -20,10 +20,11 @@ from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
 from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, connect
+from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, decode_event, encode_event
-from shared.outbox import OutboxRelay
+from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.privacy import KeyVault, MasterKey
 from shared.service import open_store
@@ -33,6 +34,8 @@ from tests.factories import DATA_KEY, complaint_received, registration
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+CHECKPOINTS = Checkpoints(SigningKey(new_seed()))
 
 
 @pytest.fixture
@@ -81,13 +84,13 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     try:
         for n in range(3):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        relay = OutboxRelay(store, js, vault)
+        relay = OutboxRelay(store, js, CHECKPOINTS, vault)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
             store.register(registration(summary=f"complaint {n}"), None, now())
-        restarted = OutboxRelay(store, js, vault)  # a new process finds its place on the record
+        restarted = OutboxRelay(store, js, CHECKPOINTS, vault)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3
         await restarted.relay_pending()
@@ -124,7 +127,7 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    relay = OutboxRelay(store, js)
+    relay = OutboxRelay(store, js, CHECKPOINTS)
     consumer, _ = escalation_consumers(store, policy, directory, vault)
     tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
@@ -234,7 +237,7 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
 ) -> None:
     js = nc.jetstream()
     store = open_store(FollowupApplication, settings)
-    relay = OutboxRelay(store, js, poll_interval=0.1)
+    relay = OutboxRelay(store, js, CHECKPOINTS, poll_interval=0.1)
     shipped = load_policy(settings.policy_path)
     always_open = shipped.escalation.calendar.model_copy(
         update={"quiet_hours_start": time(0), "quiet_hours_end": time(0)}

@@ -1,9 +1,17 @@
 import io
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
-from kizuki.audit import RecordEntry, print_json_lines, print_timelines, timelines
+from kizuki.audit import (
+    RecordEntry,
+    RecordMessage,
+    print_json_lines,
+    print_timelines,
+    timelines,
+    with_progress,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +62,24 @@ def test_json_lines_carry_the_whole_event() -> None:
         "complaint_id": A,
         "event": RECORD[0].body,
     }
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def counted(out: io.StringIO, count: int) -> list[int]:
+    async def messages() -> AsyncIterator[RecordMessage]:
+        for sequence in range(1, count + 1):
+            yield RecordMessage(sequence, "events.intake.ComplaintReceived", {}, b"{}")
+
+    return [message.stream_sequence async for message in with_progress(messages(), out, every=2)]
+
+
+async def test_progress_shows_on_a_terminal_and_stays_quiet_when_piped() -> None:
+    terminal, pipe = Terminal(), io.StringIO()
+    assert await counted(terminal, 5) == [1, 2, 3, 4, 5]
+    assert terminal.getvalue().split("\r")[-1] == "           4 messages read (seq 4)\n"
+    assert await counted(pipe, 5) == [1, 2, 3, 4, 5]
+    assert pipe.getvalue() == ""
