@@ -6,6 +6,7 @@ from __future__ import annotations
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
+from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
 from shared.bus import connect, provision
 from shared.settings import Settings
@@ -24,3 +25,4 @@ async def provision_bus(url: str) -> None:
 def provision_secrets(settings: Settings) -> None:
     """Keys are made once, owner-only, in the secrets directory; configured ones are left as they are."""
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
+    ensure_link_secret(settings.ack_link_secret)

@@ -34,6 +34,7 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
         "EscalationStarted": "escalation",
         "DutyAssigned": "escalation",
         "AlertRequested": "escalation",
+        "NotificationAttempted": "notifier",
         "NotificationSent": "notifier",
         "ComplainantAcknowledged": "notifier",
     }
