@@ -94,9 +94,7 @@ class Notifier:
 
     def events(self, delivery_id: UUID) -> list[Notification.Event]:
         return [
-            event
-            for event in self.store.events.get(delivery_id)
-            if isinstance(event, Notification.Event)
+            event for event in self.store.events.get(delivery_id) if isinstance(event, Notification.Event)
         ]
 
     async def until_done(self, delivery_id: UUID) -> Notification:
