@@ -79,7 +79,8 @@ class Dispatcher:
             if notification.retry_at is not None:
                 await asyncio.sleep(max(0.0, (notification.retry_at - now()).total_seconds()))
             try:
-                await self._attempt(delivery_id)
+                async with self.slots[notification.channel]:
+                    await self._attempt(delivery_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -87,6 +88,7 @@ class Dispatcher:
                 await asyncio.sleep(self.poll_interval)
 
     async def _attempt(self, delivery_id: UUID) -> None:
+        """One attempt, in a slot of its channel: recorded, handed over, its outcome recorded."""
         started = await asyncio.to_thread(self.store.act_on_notification, delivery_id, _start_attempt)
         if started is None:
             return
@@ -100,15 +102,14 @@ class Dispatcher:
             text=started.text,
         )
         failure: DeliveryFailed | None = None
-        async with self.slots[channel]:
-            try:
-                await asyncio.wait_for(self.channels[channel].send(message), self.config.timeout_seconds)
-            except DeliveryFailed as failed:
-                failure = failed
-            except TimeoutError:
-                failure = DeliveryFailed(f"no answer within {self.config.timeout_seconds} s", permanent=False)
-            except Exception as error:  # a fault of ours, not the provider's: tried again, counted
-                failure = DeliveryFailed(f"channel error: {error!r}", permanent=False)
+        try:
+            await asyncio.wait_for(self.channels[channel].send(message), self.config.timeout_seconds)
+        except DeliveryFailed as failed:
+            failure = failed
+        except TimeoutError:
+            failure = DeliveryFailed(f"no answer within {self.config.timeout_seconds} s", permanent=False)
+        except Exception as error:  # a fault of ours, not the provider's: tried again, counted
+            failure = DeliveryFailed(f"channel error: {error!r}", permanent=False)
         rule = self.config.retry_rule
         if failure is None:
             log.info("delivered %s by %s", delivery_id, channel)
