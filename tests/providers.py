@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from kizuki.processes import free_port
 
@@ -28,6 +36,7 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    tls: list[bool] = field(default_factory=list)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -39,6 +48,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
+        self.tls.append(session.ssl is not None)
         self.messages.append(message_from_bytes(content, policy=policy.default))
         return "250 Message accepted for delivery"
 
@@ -50,17 +60,46 @@ class Mailbox:
         return AuthResult(success=data.password == b"right")
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    issued = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(issued - timedelta(minutes=1))
+        .not_valid_after(issued + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, Mailbox]]:
-    """An SMTP server on a free loopback port that offers AUTH without TLS (it is loopback)."""
+def smtp_server(certificate: tuple[Path, Path] | None = None) -> Iterator[tuple[int, Mailbox]]:
+    """An SMTP server on a free loopback port offering AUTH; with a certificate it requires STARTTLS
+    first, without one it offers AUTH in the clear (it is loopback)."""
     mailbox = Mailbox()
     port = free_port()
+    tls: dict[str, Any] = {"auth_require_tls": False}
+    if certificate is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*certificate)
+        tls = {"tls_context": context, "require_starttls": True}
     controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=mailbox.authenticate,
-        auth_require_tls=False,
+        mailbox, hostname="127.0.0.1", port=port, authenticator=mailbox.authenticate, **tls
     )
     controller.start()
     try:

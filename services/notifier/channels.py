@@ -57,6 +57,7 @@ class SmtpConfig(Strict):
     host: str
     port: int = Field(default=587, gt=0, lt=65536)
     starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS before auth.")
+    ca_file: Path | None = Field(default=None, description="CA certificates to trust; default: the system's.")
     username: str | None = None
     password_env: str | None = Field(default=None, description="Environment variable holding the password.")
     sender: str = Field(description="The From address.")

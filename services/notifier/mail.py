@@ -32,7 +32,7 @@ class SmtpChannel:
         try:
             with smtplib.SMTP(self.config.host, self.config.port, timeout=self.timeout) as smtp:
                 if self.config.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.config.ca_file))
                 if self.config.username is not None:
                     smtp.login(self.config.username, self.password or "")
                 smtp.send_message(mail)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -27,7 +28,7 @@ from shared.settings import Settings
 from shared.timers import now
 from tests.factories import complaint_received
 from tests.polling import eventually
-from tests.providers import Endpoint, Mailbox, http_endpoint, smtp_server
+from tests.providers import Endpoint, Mailbox, http_endpoint, self_signed_certificate, smtp_server
 
 pytestmark = pytest.mark.integration
 
@@ -167,6 +168,22 @@ async def test_smtp_authenticates_with_the_password_from_the_environment(
     running(notifier)
     assert (await notifier.until_done(notifier.alert(directory))).outcome == "delivered by email"
     assert mailbox.logins == [("kizuki", "right")]
+
+
+async def test_smtp_upgrades_with_starttls_before_it_logs_in(
+    settings: Settings, directory: Directory, tmp_path: Path, running: Any
+) -> None:
+    certificate = self_signed_certificate(tmp_path)
+    with smtp_server(certificate) as (port, mailbox):
+        channel = smtp_channel(port, username="kizuki", password_env="TEST_SMTP_PASSWORD")
+        trusted = channel.replace("starttls = false", f'starttls = true\nca_file = "{certificate[0]}"')
+        notifier = Notifier(
+            settings, FAST_RETRIES.format(timeout=10) + trusted, {"TEST_SMTP_PASSWORD": "right"}
+        )
+        running(notifier)
+        assert (await notifier.until_done(notifier.alert(directory))).outcome == "delivered by email"
+        assert mailbox.logins == [("kizuki", "right")]
+        assert mailbox.tls == [True]
 
 
 async def test_a_refused_mailbox_is_recorded_and_the_alert_goes_to_the_next_channel(
