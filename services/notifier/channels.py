@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.notifier.domain import RetryRule
 
@@ -82,6 +82,18 @@ class SmsConfig(Strict):
     )
     username: str | None = Field(default=None, description="For HTTP basic authentication.")
     password_env: str | None = Field(default=None, description="Environment variable of the password.")
+
+    @field_validator("body")
+    @classmethod
+    def _fills_known_fields_only(cls, body: dict[str, str]) -> dict[str, str]:
+        for name, template in body.items():
+            try:
+                template.format(to="", text="", delivery_id="")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(
+                    f"body.{name}: only {{to}}, {{text}} and {{delivery_id}} are filled in ({error!r})"
+                ) from None
+        return body
 
 
 ChannelConfig = Annotated[FileConfig | SmtpConfig | WebhookConfig | SmsConfig, Field(discriminator="kind")]

@@ -339,3 +339,6 @@ def test_the_shipped_channels_need_no_account_and_a_missing_secret_is_named(sett
     path.write_text(webhook_channel("http://x") + 'token_env = "TEST_HOOK_TOKEN"\n', encoding="utf-8")
     with pytest.raises(ChannelError, match=r"\$TEST_HOOK_TOKEN, which is not set"):
         open_channels(load_channels(path), settings, {})
+    path.write_text('[channels.sms]\nkind = "sms"\nurl = "http://x"\nbody = { to = "{phone}" }\n')
+    with pytest.raises(ChannelError, match=r"body.to: only \{to\}, \{text\} and \{delivery_id\}"):
+        load_channels(path)
