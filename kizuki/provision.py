@@ -10,6 +10,7 @@ from kizuki.permissions import KeyUse
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
+from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
 from shared.bus import BusUser, Subscription, connect, provision
 from shared.chain import SigningKey, TrustFile, new_seed
@@ -41,6 +42,7 @@ def provision_secrets(settings: Settings) -> None:
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
+    ensure_link_secret(settings.ack_link_secret)
     provision_signing_keys(settings)
 
 

@@ -264,6 +264,51 @@ class NotificationSent(WireEvent):
     alert_number: int
 
 
+class NotificationAttempted(WireEvent):
+    """A delivery is about to be handed to a channel; recorded before it is, so a restart knows."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["NotificationAttempted"] = "NotificationAttempted"
+    version: Literal[1] = 1
+
+    delivery_id: UUID = Field(description="The notification being delivered.")
+    recipient: str = Field(description="Staff id, or 'complainant' (whose contact stays off the record).")
+    channel: str = Field(description="Channel of this attempt, as named in the channel configuration.")
+    attempt: int = Field(ge=1, description="Attempts of this notification so far, this one included.")
+    idempotency_key: UUID = Field(
+        description="Sent to the provider; the same on every attempt on this channel."
+    )
+
+
+class NotificationFailed(WireEvent):
+    """An attempt failed: tried again later on the same channel, on the next channel, or given up."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["NotificationFailed"] = "NotificationFailed"
+    version: Literal[1] = 1
+
+    delivery_id: UUID
+    recipient: str
+    channel: str
+    attempt: int = Field(ge=1)
+    reason: str = Field(description="What the channel said, without the address.")
+    permanent: bool = Field(description="The channel refused it; trying it again would not help.")
+    retry_at: AwareDatetime | None = Field(description="When the same channel is tried again, if it is.")
+    next_channel: str | None = Field(description="The recipient's next channel, tried now, if any.")
+
+
+class NotificationAcknowledged(WireEvent):
+    """A staff member acknowledged an alert through its one-click link."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["NotificationAcknowledged"] = "NotificationAcknowledged"
+    version: Literal[1] = 1
+
+    delivery_id: UUID = Field(description="The alert acknowledged.")
+    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert was about.")
+    by: str = Field(description="Staff id of the person the alert went to.")
+
+
 class ComplainantAcknowledged(WireEvent):
     """A receipt to the complainant was handed to a delivery channel."""
 
@@ -428,6 +473,9 @@ AnyEvent = Annotated[
     | CaseClosed
     | CaseReopened
     | NotificationSent
+    | NotificationAttempted
+    | NotificationFailed
+    | NotificationAcknowledged
     | ComplainantAcknowledged
     | ComplainantNotAcknowledged
     | CallbackScheduled

@@ -212,12 +212,15 @@ class KeyVault:
             return None
         return self.master.unwrap(entry.value) if entry.value else None
 
+    async def open(self, complaint_id: UUID, sealed: str) -> PatientData | None:
+        """The clear data, or None once it is erased."""
+        data_key = await self.data_key(complaint_id)
+        return None if data_key is None else unseal_patient_data(data_key, complaint_id, sealed)
+
     def open_patient_data(self, complaint_id: UUID, sealed: str) -> PatientData | None:
-        """For handlers, which run in worker threads: the clear data, or None once it is erased."""
+        """``open`` for handlers, which run in worker threads."""
         if self._loop is None:
             raise RuntimeError("the key vault is used before it is bound to the bus")
-        future = asyncio.run_coroutine_threadsafe(self.data_key(complaint_id), self._loop)
-        data_key = future.result(timeout=30)
-        if data_key is None:
-            return None
-        return unseal_patient_data(data_key, complaint_id, sealed)
+        return asyncio.run_coroutine_threadsafe(self.open(complaint_id, sealed), self._loop).result(
+            timeout=30
+        )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import uvicorn
@@ -46,8 +46,16 @@ def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
     return cls(env=settings.store_env(cls.service), **collaborators)
 
 
+class Worker(Protocol):
+    """Background work of a service beyond its consumers, woken like the relay after each commit."""
+
+    async def run(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+
 class ServiceRuntime:
-    """Runs a service's background work: the outbox relay and one loop per consumer."""
+    """Runs a service's background work: the outbox relay, one loop per consumer, and its workers."""
 
     def __init__(
         self,
@@ -55,12 +63,14 @@ class ServiceRuntime:
         store: ServiceApplication,
         consumers: Sequence[Consumer[Any]],
         vault: KeyVault | None = None,
+        workers: Sequence[Worker] = (),
     ):
         """``vault``: for a service that publishes or opens patient data keys."""
         self.settings = settings
         self.store = store
         self.consumers = consumers
         self.vault = vault
+        self.workers = workers
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,13 +89,17 @@ class ServiceRuntime:
         relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
         self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
         for consumer in self.consumers:
-            loop = ConsumerLoop(self.store, js, consumer, on_commit=relay.wake)
+            loop = ConsumerLoop(self.store, js, consumer, on_commit=self.committed)
             self._tasks.append(asyncio.create_task(_supervise(consumer.subscription.durable, loop.run)))
+        for worker in self.workers:
+            self._tasks.append(asyncio.create_task(_supervise(type(worker).__name__, worker.run)))
 
     def committed(self) -> None:
-        """Tell the relay that new events are stored."""
+        """Tell the relay and the workers that new events are stored."""
         if self.relay is not None:
             self.relay.wake()
+        for worker in self.workers:
+            worker.wake()
 
     async def stop(self) -> None:
         for task in self._tasks:

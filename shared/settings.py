@@ -41,6 +41,9 @@ class Settings:
     api_keys_path: Path
     master_key: Path
     reporter_key: Path
+    channels_path: Path
+    ack_link_secret: Path
+    notifier_public_url: str | None = None
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
     nats_credentials: Path | None = None
@@ -82,6 +85,12 @@ class Settings:
 
     def http_url(self, service: str) -> str:
         return f"http://{self.http_host}:{self.http_ports[service]}"
+
+    def public_url(self, service: str) -> str:
+        """Where people reach the service from their devices, e.g. to open an acknowledgement link."""
+        if service == "notifier" and self.notifier_public_url:
+            return self.notifier_public_url.rstrip("/")
+        return self.http_url(service)
 
     def store_env(self, service: str) -> dict[str, str]:
         """The eventsourcing environment of one service's store."""
@@ -176,6 +185,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
         master_key=Path(env.get("KIZUKI_MASTER_KEY") or secrets / "master.key"),
         reporter_key=Path(env.get("KIZUKI_REPORTER_KEY") or secrets / "reporter-identity.key"),
+        channels_path=Path(env.get("KIZUKI_CHANNELS") or deploy / "channels.toml"),
+        ack_link_secret=Path(env.get("KIZUKI_ACK_LINK_SECRET") or secrets / "ack-link.key"),
+        notifier_public_url=env.get("KIZUKI_NOTIFIER_PUBLIC_URL") or None,
         store=store,
         postgres=postgres,
         nats_credentials=nats_credentials,

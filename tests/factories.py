@@ -32,8 +32,10 @@ def registration(**changes: Any) -> Registration:
 DATA_KEY = bytes(range(32))
 
 
-def complaint_received(summary: str = "Results were lost.", **changes: Any) -> ComplaintReceived:
-    """The complaint's text sealed with ``DATA_KEY``."""
+def complaint_received(
+    summary: str = "Results were lost.", name: str | None = None, contact: str | None = None, **changes: Any
+) -> ComplaintReceived:
+    """The complainant and the complaint's text sealed with ``DATA_KEY``."""
     moment = now()
     complaint_id = changes.pop("complaint_id", uuid4())
     fields: dict[str, Any] = {
@@ -44,7 +46,9 @@ def complaint_received(summary: str = "Results were lost.", **changes: Any) -> C
         "channel": "web",
         "heard_by": "n-002",
         "department": "Radiology",
-        "patient_data": seal_patient_data(DATA_KEY, complaint_id, PatientData(summary=summary)),
+        "patient_data": seal_patient_data(
+            DATA_KEY, complaint_id, PatientData(name=name, contact=contact, summary=summary)
+        ),
         "language": "en",
     }
     return ComplaintReceived(**(fields | changes))

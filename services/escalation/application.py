@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from services.escalation.domain import Case, ComplaintFacts
+from services.escalation.domain import Case, ComplaintFacts, NotPermitted, NotPossible
 from shared.directory import Directory
 from shared.events import (
     AlertAcknowledged,
@@ -29,6 +30,7 @@ from shared.events import (
     EscalationStarted,
     FirstResponseRecorded,
     HarassmentAssessed,
+    NotificationAcknowledged,
     ReportFiled,
     WireEvent,
 )
@@ -37,6 +39,7 @@ from shared.store import ServiceApplication
 from shared.timers import Timer
 
 Result = TypeVar("Result")
+log = logging.getLogger(__name__)
 
 ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
     Case.DutyReassigned: DutyReassigned,
@@ -86,6 +89,17 @@ class EscalationApplication(ServiceApplication):
         case = self.find(Case, callback.complaint_id)
         if case is not None and callback.purpose == "after_first_response":
             case.callback_completed(callback.by, callback.occurred_at)
+        self.record(*filter(None, [case]), tracking=tracking)
+
+    def acknowledged_through_link(self, acknowledged: NotificationAcknowledged, tracking: Tracking) -> None:
+        """The alert's link is the acknowledgement of its duty by the person alerted; one that no longer
+        applies (no such duty, the person out of its chain) changes nothing."""
+        case = self.find(Case, acknowledged.complaint_id)
+        if case is not None:
+            try:
+                case.acknowledge(acknowledged.duty, acknowledged.by, acknowledged.occurred_at)
+            except (NotPermitted, NotPossible) as refusal:
+                log.warning("acknowledgement %s changes nothing: %s", acknowledged.delivery_id, refusal)
         self.record(*filter(None, [case]), tracking=tracking)
 
     def reopen_case(self, request: CaseReopenRequested, policy: Policy, tracking: Tracking) -> None:

@@ -10,7 +10,13 @@ from services.escalation.application import EscalationApplication
 from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
 from shared.consumer import Consumer
 from shared.directory import Directory
-from shared.events import CallbackCompleted, CaseReopenRequested, ComplaintReceived, decoder
+from shared.events import (
+    CallbackCompleted,
+    CaseReopenRequested,
+    ComplaintReceived,
+    NotificationAcknowledged,
+    decoder,
+)
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import Timer, now
@@ -22,6 +28,7 @@ FROM_THE_RECORD = Subscription(
         "events.intake.ComplaintReceived",
         "events.followup.CallbackCompleted",
         "events.followup.CaseReopenRequested",
+        "events.notifier.NotificationAcknowledged",
     ],
 )
 TIMER_FIRED = Subscription(TIMER_STREAM, "escalation", [due_subject("escalation", ">")])
@@ -41,6 +48,8 @@ def consumers(
             store.open_case(event, summary, policy, directory, now(), tracking)
         elif isinstance(event, CallbackCompleted):
             store.callback_completed(event, tracking)
+        elif isinstance(event, NotificationAcknowledged):
+            store.acknowledged_through_link(event, tracking)
         else:
             store.reopen_case(event, policy, tracking)
 
@@ -50,7 +59,7 @@ def consumers(
     return [
         Consumer(
             FROM_THE_RECORD,
-            decoder(ComplaintReceived, CallbackCompleted, CaseReopenRequested),
+            decoder(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
             when_complaint_received_open_case_when_callback_done_close_the_loop,
         ),
         Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_chase_or_close_the_deadline),

@@ -1,101 +1,170 @@
-"""Notifier's store: what was sent to whom."""
+"""Notifier's store: what is owed to whom, every attempt to deliver it, and acknowledgements."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from services.notifier.domain import Receipt, StaffAlert, receipt_text, reference_of, staff_alert_text
-from services.notifier.sink import FileSink
+from services.escalation.deadlines import due_at
+from services.notifier.domain import (
+    COMPLAINANT,
+    RECEIPT_SUBJECT,
+    Notification,
+    receipt_text,
+    reference_of,
+    staff_alert_text,
+)
 from shared.directory import Directory
 from shared.events import (
     AlertRequested,
     ComplainantAcknowledged,
     ComplainantNotAcknowledged,
     ComplaintReceived,
+    NotificationAcknowledged,
+    NotificationAttempted,
+    NotificationFailed,
     NotificationSent,
     WireEvent,
 )
+from shared.policy import Policy
 from shared.privacy import PatientData
 from shared.store import ServiceApplication, stable_id
+
+Result = TypeVar("Result")
+
+
+def channel_for_contact(contact: str) -> str:
+    """A complainant gives an e-mail address or a phone number."""
+    return "email" if "@" in contact else "sms"
 
 
 class NotifierApplication(ServiceApplication):
     service = "notifier"
 
-    def send_receipt(
+    def request_receipt(
         self,
         complaint: ComplaintReceived,
         patient: PatientData | None,
-        sink: FileSink,
+        policy: Policy,
+        configured: Collection[str],
         now: datetime,
         tracking: Tracking,
     ) -> None:
-        """``patient`` is None when the complaint was erased before its receipt could be sent."""
-        receipt = Receipt(id=complaint.complaint_id, language=complaint.language)
-        contact = patient.contact if patient is not None else None
+        """The receipt, with the first-response deadline of the policy in force. ``patient`` is the
+        complaint's data, opened; None once erased. The contact is kept sealed, as it came: the
+        dispatcher opens it again at each attempt, so an erasure also stops a pending receipt."""
+        calendar = policy.escalation.calendar
+        due = due_at(
+            policy.escalation.duties["first_response"],
+            complaint.occurred_at,
+            complaint.recorded_at,
+            calendar,
+        )
+        contact = (patient.contact if patient is not None else None) or ""
+        channel = channel_for_contact(contact)
+        reference = reference_of(complaint.complaint_id)
+        receipt = Notification(
+            id=stable_id("receipt", complaint.complaint_id),
+            complaint_id=complaint.complaint_id,
+            recipient=COMPLAINANT,
+            contacts={channel: complaint.patient_data} if contact and channel in configured else {},
+            subject=RECEIPT_SUBJECT[complaint.language].format(reference=reference),
+            text=receipt_text(complaint.language, complaint.complaint_id, due, calendar.timezone),
+            duty=None,
+            alert_number=None,
+            language=complaint.language,
+            at=now,
+        )
         if patient is None:
-            receipt.withhold(reason="the complaint's patient data was erased", at=now)
-        elif contact:
-            delivery_id = stable_id("receipt", complaint.complaint_id)
-            sink.deliver(delivery_id, contact, receipt_text(complaint.language, complaint.complaint_id))
-            receipt.hand_over(
-                delivery_id=delivery_id, channel=sink.channel, language=complaint.language, at=now
-            )
-        else:
-            receipt.withhold(reason="the complaint gives no contact for the complainant", at=now)
+            receipt.give_up("the complaint's patient data was erased", now)
+        elif not contact:
+            receipt.give_up("the complaint gives no contact for the complainant", now)
+        elif channel not in configured:
+            receipt.give_up(f"no channel {channel!r} is configured for the complainant's contact", now)
         self.record(receipt, tracking=tracking)
 
-    def alert_staff(
-        self, alert: AlertRequested, directory: Directory, sink: FileSink, now: datetime, tracking: Tracking
+    def request_alert(
+        self,
+        alert: AlertRequested,
+        directory: Directory,
+        configured: Collection[str],
+        acknowledge_link: Callable[[UUID], str],
+        now: datetime,
+        tracking: Tracking,
     ) -> None:
+        """The alert, to the recipient's configured channels in their order of preference."""
         delivery_id = stable_id("alert", alert.complaint_id, alert.duty, alert.alert_number)
         member = directory.staff.get(alert.recipient)
-        address = next(iter(member.contacts.values())) if member and member.contacts else alert.recipient
-        text = staff_alert_text(
-            reference_of(alert.complaint_id), alert.tier, alert.duty, alert.due_at, alert.attempt
-        )
-        sink.deliver(delivery_id, address, text)
-        delivered = StaffAlert(
+        contacts = member.contacts if member else {}
+        reference = reference_of(alert.complaint_id)
+        notification = Notification(
             id=delivery_id,
             complaint_id=alert.complaint_id,
             recipient=alert.recipient,
+            contacts={channel: address for channel, address in contacts.items() if channel in configured},
+            subject=f"[kizuki] Case {reference}: {alert.duty.replace('_', ' ')}",
+            text=staff_alert_text(
+                reference, alert.tier, alert.duty, alert.due_at, alert.attempt, acknowledge_link(delivery_id)
+            ),
             duty=alert.duty,
             alert_number=alert.alert_number,
-            channel=sink.channel,
+            language=member.language if member else "ja",
             at=now,
         )
-        self.record(delivered, tracking=tracking)
+        if not notification.channels:
+            notification.give_up(f"{alert.recipient} has no contact on a configured channel", now)
+        self.record(notification, tracking=tracking)
+
+    def act_on_notification(
+        self, delivery_id: UUID, action: Callable[[Notification], Result]
+    ) -> Result | None:
+        return self.act_on(Notification, delivery_id, action)
+
+    def get_notification(self, delivery_id: UUID) -> Notification | None:
+        return self.find(Notification, delivery_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if isinstance(domain_event, StaffAlert.Delivered):
-            return NotificationSent(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.complaint_id,
-                occurred_at=domain_event.at,
+        if isinstance(domain_event, Notification.AttemptStarted):
+            return self.copied_to_wire(
+                NotificationAttempted,
+                domain_event,
                 delivery_id=domain_event.originator_id,
-                recipient=domain_event.recipient,
-                channel=domain_event.channel,
-                duty=domain_event.duty,
-                alert_number=domain_event.alert_number,
-            )
-        if isinstance(domain_event, Receipt.HandedOver):
-            return ComplainantAcknowledged(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
                 occurred_at=domain_event.at,
-                delivery_id=domain_event.delivery_id,
-                channel=domain_event.channel,
-                language=domain_event.language,
             )
-        if isinstance(domain_event, Receipt.Withheld):
-            return ComplainantNotAcknowledged(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
+        if isinstance(domain_event, Notification.AttemptFailed):
+            return self.copied_to_wire(
+                NotificationFailed,
+                domain_event,
+                delivery_id=domain_event.originator_id,
                 occurred_at=domain_event.at,
-                reason=domain_event.reason,
+            )
+        if isinstance(domain_event, Notification.Delivered) and domain_event.recipient == COMPLAINANT:
+            return self.copied_to_wire(
+                ComplainantAcknowledged,
+                domain_event,
+                delivery_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+            )
+        if isinstance(domain_event, Notification.Delivered):
+            return self.copied_to_wire(
+                NotificationSent,
+                domain_event,
+                delivery_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+            )
+        if isinstance(domain_event, Notification.GaveUp) and domain_event.recipient == COMPLAINANT:
+            return self.copied_to_wire(ComplainantNotAcknowledged, domain_event, occurred_at=domain_event.at)
+        if isinstance(domain_event, Notification.Acknowledged):
+            return self.copied_to_wire(
+                NotificationAcknowledged,
+                domain_event,
+                delivery_id=domain_event.originator_id,
+                by=domain_event.recipient,
+                occurred_at=domain_event.at,
             )
         return super().wire_event(domain_event)

@@ -1,17 +1,19 @@
-"""What the notifier does with the record."""
+"""What the notifier does with the record: it records what is owed; the dispatcher delivers it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
 from services.notifier.application import NotifierApplication
-from services.notifier.sink import FileSink
 from shared.bus import RECORD_STREAM, Subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import AlertRequested, ComplaintReceived, decoder
+from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import now
 
@@ -23,19 +25,24 @@ SUBSCRIPTIONS = [
 
 
 def consumers(
-    store: NotifierApplication, directory: Directory, sink: FileSink, vault: KeyVault
+    store: NotifierApplication,
+    policy: Policy,
+    directory: Directory,
+    configured: Collection[str],
+    acknowledge_link: Callable[[UUID], str],
+    vault: KeyVault,
 ) -> list[Consumer[Any]]:
-    def send_what_the_record_asks_for(event: Any, tracking: Tracking) -> None:
+    def when_the_record_asks_owe_a_receipt_or_an_alert(event: Any, tracking: Tracking) -> None:
         if isinstance(event, ComplaintReceived):
             patient = vault.open_patient_data(event.complaint_id, event.patient_data)
-            store.send_receipt(event, patient, sink, now(), tracking)
+            store.request_receipt(event, patient, policy, configured, now(), tracking)
         else:
-            store.alert_staff(event, directory, sink, now(), tracking)
+            store.request_alert(event, directory, configured, acknowledge_link, now(), tracking)
 
     return [
         Consumer(
             SUBSCRIPTIONS[0],
             decoder(ComplaintReceived, AlertRequested),
-            send_what_the_record_asks_for,
+            when_the_record_asks_owe_a_receipt_or_an_alert,
         )
     ]

@@ -1,31 +1,37 @@
-"""The local delivery channel: each message is a file. Real channels come with the notifier issue."""
+"""The local delivery channel: each message is a file. `make run` needs no external account."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
-from uuid import UUID
+
+from services.notifier.channels import Message
 
 
 class FileSink:
     """Writes one JSON file per delivery, named by its delivery id.
 
-    Writing the same delivery again replaces the file with the same content, so a redelivered
-    bus message never makes a second message.
+    Writing the same delivery again replaces the file with the same content, so a repeated attempt
+    never makes a second message.
     """
-
-    channel = "file"
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def deliver(self, delivery_id: UUID, recipient: str, text: str) -> None:
-        target = self.directory / f"{delivery_id}.json"
+    async def send(self, message: Message) -> None:
+        await asyncio.to_thread(self._write, message)
+
+    def _write(self, message: Message) -> None:
+        target = self.directory / f"{message.delivery_id}.json"
         partial = target.with_suffix(".partial")
-        partial.write_text(
-            json.dumps({"delivery_id": str(delivery_id), "to": recipient, "text": text}, ensure_ascii=False),
-            encoding="utf-8",
-        )
+        content = {
+            "delivery_id": str(message.delivery_id),
+            "to": message.address,
+            "subject": message.subject,
+            "text": message.text,
+        }
+        partial.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
         os.replace(partial, target)

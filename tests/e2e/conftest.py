@@ -200,6 +200,7 @@ FLOW_COUNTS = Counter(
         "EscalationStarted": 1,
         "DutyAssigned": 5,
         "AlertRequested": 5,  # the first alert to the owner of each duty
+        "NotificationAttempted": 6,  # each alert and the receipt, delivered at the first attempt
         "NotificationSent": 5,
         "ComplainantAcknowledged": 1,
     }
