@@ -63,6 +63,11 @@ def table(results: dict[str, Any]) -> str:
                 f"{ratio:>11.1f}{tail}"
             )
             first = False
+    highest = results["highest_sustained_per_second"]
+    lines.append(
+        f"highest rate sustained without a growing backlog: {highest:.0f}/s "
+        f"({highest / base['max_per_second']:.2f} of the bare bus's {base['max_per_second']:.0f}/s)"
+    )
     timers = results["timers"]
     lines.append("")
     lines.append(
@@ -99,7 +104,9 @@ def main() -> None:
     system = out.parent / "system"  # the services' data and logs, kept for a look afterwards
     shutil.rmtree(system, ignore_errors=True)
     system.mkdir(parents=True)
-    results["end_to_end"] = asyncio.run(end_to_end(rates, args.seconds, system))
+    results["end_to_end"], results["highest_sustained_per_second"] = asyncio.run(
+        end_to_end(rates, args.seconds, system)
+    )
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = audit_reading(args.audit_events)
 

@@ -133,7 +133,22 @@ def analyse(
     }
 
 
-async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[str, Any]]:
+def bracket(runs: list[dict[str, Any]]) -> tuple[float, float]:
+    """Where the highest sustained rate lies: above the best rate that was sustained, below the first
+    that was not (or a little above what the system completed as fast as it went)."""
+    sustained = [run["sent_per_second"] for run in runs if run["sustained"]]
+    failed = [run["sent_per_second"] for run in runs if not run["sustained"]]
+    completed = max(run["completed_per_second"] for run in runs)
+    low = max(sustained, default=0.0)
+    high = min([rate for rate in failed if rate > low], default=max(low, completed) * 1.25)
+    return low, high
+
+
+async def end_to_end(
+    rates: list[int], seconds: float, root: Path, search_steps: int = 3
+) -> tuple[list[dict[str, Any]], float]:
+    """The runs at each rate, then as fast as it goes, then a bisection for the highest rate sustained
+    without a growing backlog; returns the runs and that rate."""
     """Runs the system with its data and logs under ``root``, an empty directory."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {"KIZUKI_DATA_DIR": str(root / "var"), "KIZUKI_NATS_PORT": str(free_port())}
@@ -157,16 +172,28 @@ async def end_to_end(rates: list[int], seconds: float, root: Path) -> list[dict[
         runs = []
         limits = httpx.Limits(max_connections=MAX_CONCURRENCY * 2)
         async with httpx.AsyncClient(timeout=30, limits=limits, headers={"X-API-Key": api_key}) as client:
-            for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
+
+            async def run_at(label: str, rate: int | None) -> dict[str, Any]:
                 started = time.perf_counter()
                 sent = await drive(client, url, rate, seconds)
                 posting_ended = time.perf_counter()
                 await settled(js)
                 drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second
                 record = [entry async for entry in read_record(js)]
-                runs.append(analyse(label, sent, posting_ended - started, record, max(0.0, drain)))
+                return analyse(label, sent, posting_ended - started, record, max(0.0, drain))
+
+            for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
+                runs.append(await run_at(label, rate))
+            low, high = bracket(runs)
+            for _ in range(search_steps):
+                probe = int((low + high) / 2)
+                if probe <= low:
+                    break
+                run = await run_at(f"search {probe}/s", probe)
+                runs.append(run)
+                low, high = (float(probe), high) if run["sustained"] else (low, float(probe))
         await nc.close()
-        return runs
+        return runs, low
     finally:
         for process in processes:
             stop(process)
