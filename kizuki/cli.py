@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from datetime import timedelta
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import get_args
 
 import httpx
 
 from kizuki.audit import print_json_lines, print_timelines, read_record
+from kizuki.importer import ImportFailed, import_file, report
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_secrets
+from kizuki.reconcile import print_reconciliation, reconcile
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
 from shared.directory import load_directory
@@ -31,20 +36,53 @@ async def _replay(url: str, as_json: bool, complaint: str | None) -> None:
     (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
 
 
+def _short_token(settings: Settings, staff_id: str) -> str:
+    """A token for one command run on this machine on behalf of a member of staff."""
+    directory = load_directory(settings.directory_path)
+    return issue_token(settings.token_signing_key, staff_id, directory, timedelta(minutes=30))
+
+
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
     """Through intake, as the administrator ``by``, so that the erasure is recorded like any action."""
-    token = issue_token(
-        settings.token_signing_key, by, load_directory(settings.directory_path), timedelta(minutes=5)
-    )
     response = httpx.post(
         f"{settings.http_url('intake')}/v1/complaints/{complaint_id}/erase",
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {_short_token(settings, by)}"},
         timeout=30,
     )
     if response.status_code != 200:
         reason = response.json().get("detail", response.text)
         sys.exit(f"kizuki: erasure refused ({response.status_code}): {reason}")
     print(f"kizuki: the patient data of complaint {complaint_id} is erased; the record keeps its facts")
+
+
+async def _reconcile(url: str, since: datetime, as_json: bool) -> None:
+    nc = await connect(url, name="kizuki-reconcile")
+    try:
+        figures = reconcile([entry async for entry in read_record(nc.jetstream())], since)
+    finally:
+        await nc.close()
+    if as_json:
+        for channel, counts in figures.items():
+            line = {"channel": channel, "received": counts.received} | asdict(counts)
+            print(json.dumps(line, ensure_ascii=False))
+    else:
+        print_reconciliation(figures, since, sys.stdout)
+
+
+def _import(settings: Settings, path: Path, channel: str, by: str) -> None:
+    """Through intake, as ``by`` (the first hearer of the rows), so that each row is recorded like any."""
+    try:
+        results = import_file(settings.http_url("intake"), _short_token(settings, by), path, channel)
+    except ImportFailed as error:
+        sys.exit(f"kizuki: {error}")
+    print(report(results))
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("give a UTC offset, e.g. 2026-11-01T00:00:00+09:00")
+    return moment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,6 +106,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     erase.add_argument("complaint_id")
     erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
+    import_ = commands.add_parser(
+        "import", help="register a call-centre log or survey results (.csv or .xlsx) row by row"
+    )
+    import_.add_argument("file", type=Path)
+    import_.add_argument(
+        "--channel", required=True, choices=[c for c in get_args(Channel) if c != "staff_report"]
+    )
+    import_.add_argument("--by", required=True, help="staff id of who imports it: the rows' first hearer")
+    intake = commands.add_parser("intake", help="intake's channels").add_subparsers(
+        dest="intake_command", required=True
+    )
+    reconciliation = intake.add_parser(
+        "reconcile", help="per channel: messages received, complaints created, rejections with reasons"
+    )
+    reconciliation.add_argument(
+        "--since", required=True, type=_aware, help="ISO 8601 with a UTC offset, e.g. 2026-11-01T00:00+09:00"
+    )
+    reconciliation.add_argument("--json", action="store_true", help="one JSON object a channel")
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -94,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
+        elif args.command == "import":
+            _import(settings, args.file, args.channel, args.by)
+        elif args.command == "intake":
+            asyncio.run(_reconcile(settings.bus_url, args.since, args.json))
         else:
             asyncio.run(_replay(settings.bus_url, args.json, args.complaint))
     except AuthError as error:

@@ -30,11 +30,35 @@ class FollowupPolicy(BaseModel):
     )
 
 
+class Inbox(BaseModel):
+    """A channel account no person answers: whose inbox it is (the first hearer) and its department."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heard_by: str = Field(min_length=1, description="Staff id of the account's owner, the first hearer.")
+    department: str = Field(min_length=1, description="Department its complaints are registered for.")
+
+
 class IntakePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_language: Literal["ja", "zh", "en"] = Field(
         description="Language of receipts when the complaint does not say."
+    )
+    line: Inbox = Field(description="The hospital's LINE official account.")
+    wechat: Inbox = Field(description="The hospital's WeChat official account.")
+    append_window_seconds: int = Field(
+        ge=0,
+        description="A chat message from someone whose complaint on that channel is this recent is "
+        "added to it instead of opening a new one.",
+    )
+    duplicate_window_seconds: int = Field(
+        ge=0, description="A complaint is compared with the complaints this recent from the same contact."
+    )
+    duplicate_similarity: float = Field(
+        gt=0,
+        le=1,
+        description="Likeness of the texts (0 to 1) from which it is flagged a possible duplicate.",
     )
 
 

@@ -39,6 +39,9 @@ class Settings:
     api_keys_path: Path
     master_key: Path
     reporter_key: Path
+    match_key: Path
+    line_channel_secret: Path
+    wechat_token: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -134,6 +137,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
         master_key=Path(env.get("KIZUKI_MASTER_KEY") or secrets / "master.key"),
         reporter_key=Path(env.get("KIZUKI_REPORTER_KEY") or secrets / "reporter-identity.key"),
+        match_key=Path(env.get("KIZUKI_MATCH_KEY") or secrets / "intake-match.key"),
+        line_channel_secret=Path(env.get("KIZUKI_LINE_CHANNEL_SECRET") or secrets / "line-channel-secret"),
+        wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
         store=store,
         postgres=postgres,
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.intake import imports, webhooks
 from services.intake.api import router
 from services.intake.application import IntakeApplication
+from services.intake.matching import MatchIndex
 from shared.auth import Authenticator
 from shared.directory import load_directory
 from shared.policy import load_policy
@@ -15,13 +17,15 @@ from shared.settings import Settings
 
 
 def open_intake_store(settings: Settings) -> IntakeApplication:
-    """The register, with intake's own copies of the complaints' keys beside it."""
+    """The register, with intake's own copies of the complaints' keys and their traces beside it."""
     keys = IntakeKeys(
         settings.service_dir("intake") / "patient-keys",
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
     )
-    return open_store(IntakeApplication, settings, keys=keys)
+    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key))
+    policy = load_policy(settings.policy_path).intake
+    return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -30,13 +34,10 @@ def create_app(settings: Settings) -> FastAPI:
     store = open_intake_store(settings)
     runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master))
     app = http_app("kizuki intake", runtime)
+    auth = Authenticator.from_settings(settings, directory)
+    app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))
     app.include_router(
-        router(
-            store,
-            runtime,
-            policy.intake.default_language,
-            Authenticator.from_settings(settings, directory),
-            directory,
-        )
+        webhooks.router(store, runtime, policy.intake, settings.line_channel_secret, settings.wechat_token)
     )
+    app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))
     return app

@@ -1,0 +1,140 @@
+"""Messages from chat platforms: their signatures and their formats. Pure, no I/O.
+
+LINE signs each webhook body: ``X-Line-Signature`` is the base64 HMAC-SHA256 of the body under the
+channel secret. A WeChat official account in plaintext mode signs each request's query: ``signature``
+is the SHA-1 of the token, ``timestamp`` and ``nonce`` sorted and joined; the XML body itself is not
+covered, so a stale timestamp is refused too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+# How old a WeChat request's signed timestamp may be: an older one may be a replayed capture.
+WECHAT_FRESHNESS = timedelta(minutes=5)
+
+
+class NotAuthentic(ValueError):
+    """The request is not signed by the platform with the hospital's secret; it is not looked at."""
+
+
+class Malformed(ValueError):
+    """Signed, but not in the platform's format."""
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """One message as the channel delivered it; ``text`` is None for what is not text (a sticker)."""
+
+    channel: str
+    ref: str
+    sender: str | None
+    text: str | None
+    kind: str
+    sent_at: datetime
+
+
+def line_signature(channel_secret: bytes, body: bytes) -> str:
+    return base64.b64encode(hmac.new(channel_secret, body, hashlib.sha256).digest()).decode()
+
+
+def check_line_signature(channel_secret: bytes, body: bytes, signature: str | None) -> None:
+    if not signature:
+        raise NotAuthentic("the X-Line-Signature header is missing")
+    if not hmac.compare_digest(line_signature(channel_secret, body), signature):
+        raise NotAuthentic("the X-Line-Signature does not match the body")
+
+
+class _LineModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _LineSource(_LineModel):
+    type: str
+    userId: str | None = None  # LINE's field name
+
+
+class _LineContent(_LineModel):
+    id: str
+    type: str
+    text: str | None = None
+
+
+class _LineEvent(_LineModel):
+    type: str
+    timestamp: int
+    source: _LineSource | None = None
+    message: _LineContent | None = None
+
+
+class _LineWebhook(_LineModel):
+    events: list[_LineEvent]
+
+
+def line_messages(body: bytes) -> list[ChannelMessage]:
+    """The messages of a LINE webhook body (follows, unfollows and the like are not messages)."""
+    try:
+        webhook = _LineWebhook.model_validate_json(body)
+    except ValidationError as error:
+        raise Malformed(f"not a LINE webhook body: {error.errors()[0]['msg']}") from None
+    return [
+        ChannelMessage(
+            channel="line",
+            ref=f"line:{event.message.id}",
+            sender=f"line:{event.source.userId}" if event.source and event.source.userId else None,
+            text=event.message.text if event.message.type == "text" else None,
+            kind=event.message.type,
+            sent_at=datetime.fromtimestamp(event.timestamp / 1000, UTC),
+        )
+        for event in webhook.events
+        if event.type == "message" and event.message is not None
+    ]
+
+
+def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+def check_wechat_signature(
+    token: str, signature: str | None, timestamp: str | None, nonce: str | None, now: datetime
+) -> None:
+    if not (signature and timestamp and nonce):
+        raise NotAuthentic("the signature, timestamp and nonce query parameters are required")
+    if not hmac.compare_digest(wechat_signature(token, timestamp, nonce), signature):
+        raise NotAuthentic("the signature does not match")
+    if not timestamp.isdigit() or abs(now - datetime.fromtimestamp(int(timestamp), UTC)) > WECHAT_FRESHNESS:
+        raise NotAuthentic("the signed timestamp is not current")
+
+
+def wechat_message(body: bytes) -> ChannelMessage | None:
+    """The message of a WeChat push, or None for an event (a follow, a menu click)."""
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise Malformed("XML with a document type or entities is not accepted")
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as error:
+        raise Malformed(f"not XML: {error}") from None
+    fields = {child.tag: (child.text or "") for child in root}
+    kind = fields.get("MsgType", "")
+    if kind == "event":
+        return None
+    missing = [name for name in ("MsgId", "FromUserName", "CreateTime") if not fields.get(name)]
+    if root.tag != "xml" or not kind or missing:
+        raise Malformed(f"not a WeChat message: {', '.join(missing) or 'MsgType'} missing")
+    if not fields["CreateTime"].isdigit():
+        raise Malformed("not a WeChat message: CreateTime is not a number")
+    return ChannelMessage(
+        channel="wechat",
+        ref=f"wechat:{fields['MsgId']}",
+        sender=f"wechat:{fields['FromUserName']}",
+        text=fields.get("Content") if kind == "text" else None,
+        kind=kind,
+        sent_at=datetime.fromtimestamp(int(fields["CreateTime"]), UTC),
+    )

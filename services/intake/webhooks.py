@@ -1,0 +1,129 @@
+"""Intake's chat webhooks: LINE and WeChat official accounts post what patients write to them."""
+
+# Without `from __future__ import annotations`: FastAPI reads these signatures.
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
+
+from services.intake.application import IntakeApplication
+from services.intake.channels import (
+    ChannelMessage,
+    Malformed,
+    NotAuthentic,
+    check_line_signature,
+    check_wechat_signature,
+    line_messages,
+    wechat_message,
+)
+from services.intake.domain import Receipt, Registration
+from shared.auth import Refused
+from shared.policy import Inbox, IntakePolicy
+from shared.service import ServiceRuntime
+from shared.timers import now
+
+
+def channel_secret(path: Path, channel: str) -> bytes:
+    """Read at each request, so that a secret set up after the start is used at once."""
+    try:
+        secret = path.read_bytes().strip()
+    except FileNotFoundError:
+        secret = b""
+    if not secret:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"the {channel} channel is not set up: no secret in {path}",
+        )
+    return secret
+
+
+def receive(store: IntakeApplication, message: ChannelMessage, inbox: Inbox, language: str) -> Receipt:
+    """A chat message, registered for the account's department with its owner as first hearer."""
+    if message.text is None or not message.text.strip():
+        reason = f"a {message.kind} message has no text to register; the patient was not answered by it"
+        return store.refuse_message(message.channel, message.ref, reason, now())
+    registration = Registration(
+        channel=message.channel,
+        occurred_at=message.sent_at,
+        heard_by=inbox.heard_by,
+        department=inbox.department,
+        summary=message.text,
+        complainant_name=None,
+        complainant_contact=message.sender,
+        category=None,
+        tier=None,
+        language=language,
+    )
+    return store.receive(message.ref, registration, now())
+
+
+def router(
+    store: IntakeApplication,
+    runtime: ServiceRuntime,
+    policy: IntakePolicy,
+    line_secret: Path,
+    wechat_token: Path,
+) -> APIRouter:
+    api = APIRouter(prefix="/v1/channels", tags=["channels"])
+
+    async def take(messages: list[ChannelMessage], inbox: Inbox) -> list[Receipt]:
+        receipts = []
+        for message in messages:
+            receipt = await asyncio.to_thread(receive, store, message, inbox, policy.default_language)
+            receipts.append(receipt)
+            if receipt.new:
+                runtime.committed()
+        return receipts
+
+    @api.post("/line")
+    async def line_webhook(
+        request: Request, x_line_signature: Annotated[str | None, Header()] = None
+    ) -> dict[str, int]:
+        """LINE's webhook: each text message becomes a complaint (or joins the sender's recent one)."""
+        body = await request.body()
+        try:
+            check_line_signature(channel_secret(line_secret, "LINE"), body, x_line_signature)
+            messages = line_messages(body)
+        except NotAuthentic as error:
+            raise Refused(request, status.HTTP_401_UNAUTHORIZED, str(error), "LINE webhook") from None
+        except Malformed as error:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from None
+        return {"messages": len(await take(messages, policy.line))}
+
+    def check_wechat(
+        request: Request, signature: str | None, timestamp: str | None, nonce: str | None
+    ) -> None:
+        token = channel_secret(wechat_token, "WeChat").decode()
+        try:
+            check_wechat_signature(token, signature, timestamp, nonce, now())
+        except NotAuthentic as error:
+            raise Refused(request, status.HTTP_401_UNAUTHORIZED, str(error), "WeChat webhook") from None
+
+    @api.get("/wechat", response_class=PlainTextResponse)
+    async def wechat_verification(
+        request: Request,
+        echostr: Annotated[str, Query(max_length=200)],
+        signature: str | None = None,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+    ) -> str:
+        """WeChat's check of the server URL: the echo string back, if the request is signed."""
+        check_wechat(request, signature, timestamp, nonce)
+        return echostr
+
+    @api.post("/wechat", response_class=PlainTextResponse)
+    async def wechat_webhook(
+        request: Request, signature: str | None = None, timestamp: str | None = None, nonce: str | None = None
+    ) -> str:
+        """WeChat's push (plaintext mode): a text message becomes a complaint; 'success' answers it."""
+        check_wechat(request, signature, timestamp, nonce)
+        try:
+            message = wechat_message(await request.body())
+        except Malformed as error:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from None
+        await take([message] if message is not None else [], policy.wechat)
+        return "success"
+
+    return api
