@@ -88,6 +88,7 @@ class Complaint(Aggregate):
         self.reporter_sealed = reporter_sealed
         self.erased_by: str | None = None
         self.further_messages: list[str] = []
+        self.possible_duplicate_of: UUID | None = None
 
     @classmethod
     def register(
@@ -120,6 +121,7 @@ class Complaint(Aggregate):
     @event(PossibleDuplicateFlagged)
     def flag_possible_duplicate(self, duplicate_of: UUID, similarity: float, at: datetime) -> None:
         """Both complaints stay in the register; a person decides whether they are one."""
+        self.possible_duplicate_of = duplicate_of
 
     class MessageAppended(Aggregate.Event):
         channel: str

@@ -42,7 +42,7 @@ def channel_secret(path: Path, channel: str) -> bytes:
 def receive(store: IntakeApplication, message: ChannelMessage, inbox: Inbox, language: str) -> Receipt:
     """A chat message, registered for the account's department with its owner as first hearer."""
     if message.text is None or not message.text.strip():
-        reason = f"a {message.kind} message has no text to register; the patient was not answered by it"
+        reason = f"a {message.kind} message has no text to register"
         return store.refuse_message(message.channel, message.ref, reason, now())
     registration = Registration(
         channel=message.channel,
