@@ -210,7 +210,12 @@ def test_an_import_registers_good_rows_rejects_bad_ones_and_a_second_import_adds
 def test_an_import_as_a_whole_is_checked(client: TestClient, signed_in: Headers) -> None:
     auditor = client.post("/v1/imports", json=import_batch([GOOD_ROW]), headers=signed_in("au-001"))
     assert auditor.status_code == 403
-    for change in ({"channel": "staff_report"}, {"file_digest": "not-a-digest"}, {"rows": []}):
+    changes: list[dict[str, Any]] = [
+        {"channel": "staff_report"},
+        {"file_digest": "not-a-digest"},
+        {"rows": []},
+    ]
+    for change in changes:
         response = client.post("/v1/imports", json=import_batch([GOOD_ROW]) | change)
         assert response.status_code == 422, change
     assert stored(client) == 0
