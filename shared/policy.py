@@ -39,6 +39,12 @@ class Inbox(BaseModel):
     department: str = Field(min_length=1, description="Department its complaints are registered for.")
 
 
+class Mailbox(Inbox):
+    address: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="The address complaints are written to; others are refused."
+    )
+
+
 class IntakePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,6 +53,7 @@ class IntakePolicy(BaseModel):
     )
     line: Inbox = Field(description="The hospital's LINE official account.")
     wechat: Inbox = Field(description="The hospital's WeChat official account.")
+    email: Mailbox = Field(description="The complaints mailbox that intake's SMTP receiver takes mail for.")
     append_window_seconds: int = Field(
         ge=0,
         description="A chat message from someone whose complaint on that channel is this recent is "

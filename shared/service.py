@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -54,12 +55,15 @@ class ServiceRuntime:
         store: ServiceApplication,
         consumers: Sequence[Consumer[Any]],
         vault: KeyVault | None = None,
+        servers: Mapping[str, Callable[[ServiceRuntime], Awaitable[None]]] | None = None,
     ):
-        """``vault``: for a service that publishes or opens patient data keys."""
+        """``vault``: for a service that publishes or opens patient data keys; ``servers``: what else it
+        serves besides HTTP (intake's SMTP receiver), each run until the service stops."""
         self.settings = settings
         self.store = store
         self.consumers = consumers
         self.vault = vault
+        self.servers = servers or {}
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,6 +78,8 @@ class ServiceRuntime:
         for consumer in self.consumers:
             loop = ConsumerLoop(self.store, js, consumer, on_commit=relay.wake)
             self._tasks.append(asyncio.create_task(_supervise(consumer.subscription.durable, loop.run)))
+        for name, serve_forever in self.servers.items():
+            self._tasks.append(asyncio.create_task(_supervise(name, functools.partial(serve_forever, self))))
 
     def committed(self) -> None:
         """Tell the relay that new events are stored."""

@@ -32,6 +32,7 @@ class Settings:
     nats_url: str | None
     http_host: str
     http_ports: dict[str, int]
+    smtp_port: int
     policy_path: Path
     directory_path: Path
     token_signing_key: Path
@@ -130,6 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         nats_url=env.get("NATS_URL") or None,
         http_host=env.get("KIZUKI_HTTP_HOST", "127.0.0.1"),
         http_ports=http_ports,
+        smtp_port=_port(env, "KIZUKI_INTAKE_SMTP_PORT", 8025),
         policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
         directory_path=Path(env.get("KIZUKI_DIRECTORY") or deploy / "directory.toml"),
         token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or secrets / "token-signing.pem"),

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
+from services.intake.channels import ChannelMessage
 from services.intake.domain import Complaint, InboundMessage, Receipt, Registration, RegistrationError
 from services.intake.matching import MatchIndex
 from shared.events import (
@@ -24,7 +25,7 @@ from shared.events import (
     ReporterIdentityOpened,
     WireEvent,
 )
-from shared.policy import IntakePolicy
+from shared.policy import Inbox, IntakePolicy
 from shared.privacy import IntakeKeys, PatientData, seal_patient_data
 from shared.store import ServiceApplication, stable_id
 
@@ -120,6 +121,27 @@ class IntakeApplication(ServiceApplication):
         if trace is not None:
             self.matches.add(trace)
         return complaint_id, True
+
+    def receive_message(self, message: ChannelMessage, inbox: Inbox, language: str, now: datetime) -> Receipt:
+        """A message to one of the hospital's accounts, registered for the account's department with its
+        owner as first hearer; one without text is recorded as rejected."""
+        if message.text is None or not message.text.strip():
+            return self.refuse_message(
+                message.channel, message.ref, f"a {message.kind} message has no text to register", now
+            )
+        registration = Registration(
+            channel=message.channel,
+            occurred_at=message.sent_at,
+            heard_by=inbox.heard_by,
+            department=inbox.department,
+            summary=message.text,
+            complainant_name=None,
+            complainant_contact=message.sender,
+            category=None,
+            tier=None,
+            language=language,
+        )
+        return self.receive(message.ref, registration, now)
 
     def receive(self, message_ref: str, registration: Registration, now: datetime) -> Receipt:
         """A channel's message: a new complaint, a message added to the sender's recent complaint on a

@@ -1,4 +1,4 @@
-"""Messages from chat platforms: their signatures and their formats. Pure, no I/O.
+"""Messages from chat platforms and e-mail: their signatures and their formats. Pure, no I/O.
 
 LINE signs each webhook body: ``X-Line-Signature`` is the base64 HMAC-SHA256 of the body under the
 channel secret. A WeChat official account in plaintext mode signs each request's query: ``signature``
@@ -9,11 +9,14 @@ covered, so a stale timestamp is refused too.
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import hmac
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -137,4 +140,36 @@ def wechat_message(body: bytes) -> ChannelMessage | None:
         text=fields.get("Content") if kind == "text" else None,
         kind=kind,
         sent_at=datetime.fromtimestamp(int(fields["CreateTime"]), UTC),
+    )
+
+
+def email_message(raw: bytes, received_at: datetime) -> ChannelMessage:
+    """Subject and plain text as the summary, the sender as the contact, the Message-ID as the reference.
+
+    The Date header is the sender's clock: a date later than the mail's arrival is taken as the arrival.
+    """
+    message = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)  # what the default policy makes
+    message_id = str(message.get("Message-ID", "")).strip() or hashlib.sha256(raw).hexdigest()
+    try:
+        senders = message["From"].addresses if message["From"] else ()
+    except (AttributeError, IndexError, ValueError):
+        senders = ()
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content().strip() if isinstance(body, EmailMessage) else ""
+    subject = str(message.get("Subject", "")).strip()
+    try:
+        date_header = message["Date"]
+        sent_at = date_header.datetime if date_header else None
+    except (AttributeError, TypeError, ValueError):
+        sent_at = None
+    if sent_at is None or sent_at.tzinfo is None or sent_at > received_at:
+        sent_at = received_at
+    return ChannelMessage(
+        channel="email",
+        ref=f"email:{message_id}",
+        sender=senders[0].addr_spec if senders else None,
+        text="\n\n".join(part for part in (subject, text) if part) if text else None,
+        kind="e-mail without a plain-text part",
+        sent_at=sent_at,
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 
 from services.intake import imports, webhooks
 from services.intake.api import router
 from services.intake.application import IntakeApplication
+from services.intake.mailbox import serve_smtp
 from services.intake.matching import MatchIndex
 from shared.auth import Authenticator
 from shared.directory import load_directory
@@ -32,7 +35,10 @@ def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = load_directory(settings.directory_path)
     store = open_intake_store(settings)
-    runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master))
+    smtp = functools.partial(serve_smtp, store, policy.intake, settings.http_host, settings.smtp_port)
+    runtime = ServiceRuntime(
+        settings, store, consumers=[], vault=KeyVault(store.keys.master), servers={"smtp": smtp}
+    )
     app = http_app("kizuki intake", runtime)
     auth = Authenticator.from_settings(settings, directory)
     app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))

@@ -18,7 +18,7 @@ from services.intake.channels import (
     line_messages,
     wechat_message,
 )
-from services.intake.domain import Receipt, Registration
+from services.intake.domain import Receipt
 from shared.auth import Refused
 from shared.policy import Inbox, IntakePolicy
 from shared.service import ServiceRuntime
@@ -39,26 +39,6 @@ def channel_secret(path: Path, channel: str) -> bytes:
     return secret
 
 
-def receive(store: IntakeApplication, message: ChannelMessage, inbox: Inbox, language: str) -> Receipt:
-    """A chat message, registered for the account's department with its owner as first hearer."""
-    if message.text is None or not message.text.strip():
-        reason = f"a {message.kind} message has no text to register"
-        return store.refuse_message(message.channel, message.ref, reason, now())
-    registration = Registration(
-        channel=message.channel,
-        occurred_at=message.sent_at,
-        heard_by=inbox.heard_by,
-        department=inbox.department,
-        summary=message.text,
-        complainant_name=None,
-        complainant_contact=message.sender,
-        category=None,
-        tier=None,
-        language=language,
-    )
-    return store.receive(message.ref, registration, now())
-
-
 def router(
     store: IntakeApplication,
     runtime: ServiceRuntime,
@@ -71,7 +51,9 @@ def router(
     async def take(messages: list[ChannelMessage], inbox: Inbox) -> list[Receipt]:
         receipts = []
         for message in messages:
-            receipt = await asyncio.to_thread(receive, store, message, inbox, policy.default_language)
+            receipt = await asyncio.to_thread(
+                store.receive_message, message, inbox, policy.default_language, now()
+            )
             receipts.append(receipt)
             if receipt.new:
                 runtime.committed()

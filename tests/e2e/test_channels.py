@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import smtplib
 import subprocess
 from collections import Counter
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,11 @@ def kizuki(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [KIZUKI, *args], env=system.env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def send(system: System, mail: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", system.settings.smtp_port, timeout=30) as smtp:
+        smtp.send_message(mail)
 
 
 def line_body(message_id: str, text: str) -> bytes:
@@ -102,6 +109,17 @@ async def test_every_channel_lands_in_one_register_and_reconciles(
     wechat = await http.post(system.url("intake", "/v1/channels/wechat"), params=wechat_query, content=xml)
     assert (wechat.status_code, wechat.text) == (200, "success")
 
+    # E-mail over SMTP, to the complaints mailbox only; the same message delivered twice counts once.
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "ono@example.org", "complaints@hospital.example", "会計"
+    mail["Message-ID"] = "<m1@example.org>"
+    mail.set_content("会計で一時間待ちました。")
+    await asyncio.to_thread(send, system, mail)
+    await asyncio.to_thread(send, system, mail)
+    mail.replace_header("To", "director@hospital.example")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await asyncio.to_thread(send, system, mail)
+
     # A call-centre log, imported twice; a survey as a spreadsheet.
     log = call_centre_log(tmp_path / "calls.csv")
     first = await asyncio.to_thread(kizuki, system, "import", str(log), "--channel", "phone", "--by", "n-002")
@@ -131,11 +149,18 @@ async def test_every_channel_lands_in_one_register_and_reconciles(
     )
     assert response.status_code == 201
 
-    expected = Counter(ComplaintReceived=6, ChannelMessageRejected=3, PossibleDuplicateFlagged=1)
+    expected = Counter(ComplaintReceived=7, ChannelMessageRejected=3, PossibleDuplicateFlagged=1)
     record = await until_record(
         system, "every channel's messages on the record", lambda r: intake_counts(r) >= expected
     )
     assert intake_counts(record) == expected
+
+    [by_mail] = [e.complaint_id for e in record if e.body.get("channel") == "email"]
+    read = await http.get(
+        system.url("intake", f"/v1/complaints/{by_mail}"), headers=system.signed_in("q-001")
+    )
+    assert (read.json()["summary"], read.json()["heard_by"]) == ("会計\n\n会計で一時間待ちました。", "n-002")
+    assert read.json()["complainant"]["contact"] == "ono@example.org"
 
     reconciled = await asyncio.to_thread(
         kizuki, system, "intake", "reconcile", "--since", since.isoformat(), "--json"
@@ -149,6 +174,7 @@ async def test_every_channel_lands_in_one_register_and_reconciles(
     assert summary == {
         "line": (1, 1, 0, 0, 0),
         "wechat": (1, 1, 0, 0, 0),
+        "email": (1, 1, 0, 0, 0),
         "phone": (5, 3, 0, 2, 1),
         "survey": (2, 1, 0, 1, 0),
     }

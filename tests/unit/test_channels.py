@@ -1,5 +1,6 @@
 import json
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 import pytest
 
@@ -8,6 +9,7 @@ from services.intake.channels import (
     NotAuthentic,
     check_line_signature,
     check_wechat_signature,
+    email_message,
     line_messages,
     line_signature,
     wechat_message,
@@ -114,3 +116,44 @@ def test_wechat_messages_and_events() -> None:
 def test_what_is_not_a_wechat_message_is_malformed(body: bytes) -> None:
     with pytest.raises(Malformed):
         wechat_message(body)
+
+
+def mail(**headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Ono Kei <ono@example.org>"
+    message["To"] = "complaints@hospital.example"
+    message["Subject"] = "会計の待ち時間"
+    message["Message-ID"] = "<abc@example.org>"
+    message["Date"] = "Mon, 23 Nov 2026 10:30:00 +0900"
+    for name, value in headers.items():
+        del message[name.replace("_", "-")]
+        if value:
+            message[name.replace("_", "-")] = value
+    message.set_content("一時間以上待ちました。")
+    return message.as_bytes()
+
+
+def test_an_email_keeps_subject_and_body_as_summary_and_the_sender_as_contact() -> None:
+    message = email_message(mail(), NOW)
+    assert (message.channel, message.ref, message.sender) == (
+        "email",
+        "email:<abc@example.org>",
+        "ono@example.org",
+    )
+    assert message.text == "会計の待ち時間\n\n一時間以上待ちました。"
+    assert message.sent_at == datetime(2026, 11, 23, 1, 30, tzinfo=UTC)
+
+
+def test_an_email_from_a_clock_ahead_or_without_an_id_is_still_known() -> None:
+    ahead = email_message(mail(Date="Mon, 23 Nov 2026 23:00:00 +0900"), NOW)
+    assert ahead.sent_at == NOW  # taken as its arrival
+    assert email_message(mail(Date=""), NOW).sent_at == NOW
+    raw = mail(Message_ID="")
+    assert email_message(raw, NOW).ref == email_message(raw, NOW).ref != email_message(mail(), NOW).ref
+
+
+def test_an_email_without_plain_text_has_no_text() -> None:
+    html_only = EmailMessage()
+    html_only["From"] = "ono@example.org"
+    html_only.set_content("<p>待ちました</p>", subtype="html")
+    assert email_message(html_only.as_bytes(), NOW).text is None
