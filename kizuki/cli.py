@@ -17,11 +17,13 @@ from kizuki.audit import print_json_lines, print_timelines, read_record
 from kizuki.importer import ImportFailed, import_file, report
 from kizuki.launcher import run_system
 from kizuki.provision import provision_bus, provision_secrets
+from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import connect
 from shared.directory import load_directory
 from shared.events import Channel
+from shared.policy import load_policy
 from shared.settings import Settings, load_settings
 
 
@@ -78,6 +80,15 @@ def _import(settings: Settings, path: Path, channel: str, by: str) -> None:
     print(report(results))
 
 
+def _qr(settings: Settings, department: str, out: Path | None, base_url: str | None) -> None:
+    if department not in load_policy(settings.policy_path).intake.web.inboxes:
+        sys.exit(f"kizuki: the form offers no department {department!r}: see [intake.web] in the policy")
+    link = form_link(base_url or settings.http_url("intake"), department)
+    path = out or Path(f"form-{department.replace(' ', '-')}.png")
+    write_qr(link, path)
+    print(f"kizuki: {path} opens {link}")
+
+
 def _aware(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
@@ -124,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         "--since", required=True, type=_aware, help="ISO 8601 with a UTC offset, e.g. 2026-11-01T00:00+09:00"
     )
     reconciliation.add_argument("--json", action="store_true", help="one JSON object a channel")
+    qr = intake.add_parser("qr", help="a PNG QR code that opens the complaint form for a department")
+    qr.add_argument("--department", required=True, help="as the policy's [intake.web] inboxes name it")
+    qr.add_argument("--out", type=Path, help="the PNG file (default: form-<department>.png)")
+    qr.add_argument("--base-url", help="the form's public address (default: intake's own)")
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -152,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             _erase(settings, args.complaint_id, args.by)
         elif args.command == "import":
             _import(settings, args.file, args.channel, args.by)
+        elif args.command == "intake" and args.intake_command == "qr":
+            _qr(settings, args.department, args.out, args.base_url)
         elif args.command == "intake":
             asyncio.run(_reconcile(settings.bus_url, args.since, args.json))
         else:

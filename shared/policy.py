@@ -45,6 +45,20 @@ class Mailbox(Inbox):
     )
 
 
+class WebForm(BaseModel):
+    """The public complaint form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inboxes: dict[str, str] = Field(
+        min_length=1,
+        description="Department (as offered on the form) to the staff id who owns its web inbox, the "
+        "first hearer of what is sent for it.",
+    )
+    submissions_per_client: int = Field(gt=0, description="Complaints one client may send per period ...")
+    period_seconds: int = Field(gt=0, description="... of this many seconds; more are refused, saying so.")
+
+
 class IntakePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,6 +68,7 @@ class IntakePolicy(BaseModel):
     line: Inbox = Field(description="The hospital's LINE official account.")
     wechat: Inbox = Field(description="The hospital's WeChat official account.")
     email: Mailbox = Field(description="The complaints mailbox that intake's SMTP receiver takes mail for.")
+    web: WebForm
     append_window_seconds: int = Field(
         ge=0,
         description="A chat message from someone whose complaint on that channel is this recent is "

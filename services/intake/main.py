@@ -6,7 +6,7 @@ import functools
 
 from fastapi import FastAPI
 
-from services.intake import imports, webhooks
+from services.intake import imports, webform, webhooks
 from services.intake.api import router
 from services.intake.application import IntakeApplication
 from services.intake.mailbox import serve_smtp
@@ -46,4 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
         webhooks.router(store, runtime, policy.intake, settings.line_channel_secret, settings.wechat_token)
     )
     app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))
+    timezone = policy.escalation.calendar.timezone
+    app.include_router(
+        webform.router(store, runtime, policy.intake.web, timezone, policy.intake.default_language)
+    )
     return app
