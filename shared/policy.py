@@ -69,6 +69,11 @@ class IntakePolicy(BaseModel):
     wechat: Inbox = Field(description="The hospital's WeChat official account.")
     email: Mailbox = Field(description="The complaints mailbox that intake's SMTP receiver takes mail for.")
     web: WebForm
+
+    def inbox_owners(self) -> set[str]:
+        """Every staff id the channels name as first hearer."""
+        return {self.line.heard_by, self.wechat.heard_by, self.email.heard_by, *self.web.inboxes.values()}
+
     append_window_seconds: int = Field(
         ge=0,
         description="A chat message from someone whose complaint on that channel is this recent is "

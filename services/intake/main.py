@@ -13,7 +13,7 @@ from services.intake.mailbox import serve_smtp
 from services.intake.matching import MatchIndex
 from shared.auth import Authenticator
 from shared.directory import load_directory
-from shared.policy import load_policy
+from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
@@ -34,6 +34,11 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = load_directory(settings.directory_path)
+    unknown = policy.intake.inbox_owners() - set(directory.staff)
+    if unknown:
+        raise PolicyError(
+            f"[intake] names first hearers not in the staff directory: {', '.join(sorted(unknown))}"
+        )
     store = open_intake_store(settings)
     smtp = functools.partial(serve_smtp, store, policy.intake, settings.http_host, settings.smtp_port)
     runtime = ServiceRuntime(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from services.intake.channels import line_signature, wechat_signature
 from services.intake.main import create_app
 from shared.events import ChannelMessageRejected
+from shared.policy import PolicyError
 from shared.settings import Settings
 from shared.timers import now
 from tests.conftest import Headers, stored
@@ -250,3 +253,14 @@ def test_the_same_contact_with_a_similar_story_is_flagged_until_the_first_is_era
         assert erased.status_code == 200
     fourth = client.post("/v1/complaints", json=similar, headers=nurse).json()["complaint_id"]
     assert client.get(f"/v1/complaints/{fourth}").json()["possible_duplicate_of"] is None
+
+
+def test_intake_does_not_start_with_a_first_hearer_who_is_not_on_the_staff(
+    settings: Settings, tmp_path: Path
+) -> None:
+    policy = settings.policy_path.read_text(encoding="utf-8").replace(
+        'heard_by = "n-002"', 'heard_by = "n-999"'
+    )
+    (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
+    with pytest.raises(PolicyError, match="not in the staff directory: n-999"):
+        create_app(replace(settings, policy_path=tmp_path / "policy.toml"))
