@@ -43,6 +43,7 @@ class Settings:
     match_key: Path
     line_channel_secret: Path
     wechat_token: Path
+    wechat_aes_key: Path
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
 
@@ -142,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         match_key=Path(env.get("KIZUKI_MATCH_KEY") or secrets / "intake-match.key"),
         line_channel_secret=Path(env.get("KIZUKI_LINE_CHANNEL_SECRET") or secrets / "line-channel-secret"),
         wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
+        wechat_aes_key=Path(env.get("KIZUKI_WECHAT_AES_KEY") or secrets / "wechat-aes-key"),
         store=store,
         postgres=postgres,
     )

@@ -1,9 +1,10 @@
 """Messages from chat platforms and e-mail: their signatures and their formats. Pure, no I/O.
 
 LINE signs each webhook body: ``X-Line-Signature`` is the base64 HMAC-SHA256 of the body under the
-channel secret. A WeChat official account in plaintext mode signs each request's query: ``signature``
-is the SHA-1 of the token, ``timestamp`` and ``nonce`` sorted and joined; the XML body itself is not
-covered, so a stale timestamp is refused too.
+channel secret. A WeChat official account signs each request's query: ``signature`` is the SHA-1 of
+the token, ``timestamp`` and ``nonce`` sorted and joined, and a stale timestamp is refused too. In
+plaintext mode that is all: the XML body is not covered. In safe mode (an EncodingAESKey is set up)
+the message is AES-encrypted and ``msg_signature`` covers the ciphertext as well.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 # How old a WeChat request's signed timestamp may be: an older one may be a replayed capture.
 WECHAT_FRESHNESS = timedelta(minutes=5)
+WECHAT_BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 
 
 class NotAuthentic(ValueError):
@@ -116,20 +119,53 @@ def check_wechat_signature(
         raise NotAuthentic("the signed timestamp is not current")
 
 
-def wechat_message(body: bytes) -> ChannelMessage | None:
-    """The message of a WeChat push, or None for an event (a follow, a menu click)."""
+def _xml_fields(body: bytes) -> tuple[str, dict[str, str]]:
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
         raise Malformed("XML with a document type or entities is not accepted")
     try:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError as error:
         raise Malformed(f"not XML: {error}") from None
-    fields = {child.tag: (child.text or "") for child in root}
+    return root.tag, {child.tag: (child.text or "") for child in root}
+
+
+def wechat_decrypted(
+    token: str, aes_key: str, msg_signature: str | None, timestamp: str, nonce: str, body: bytes
+) -> bytes:
+    """The plain XML of a safe-mode push, once ``msg_signature`` is checked over its ciphertext.
+
+    The plaintext is 16 random bytes, the message's length (4 bytes, big-endian), the message and the
+    account's AppID, PKCS#7-padded to 32 bytes; the key is the 43-character EncodingAESKey in base64,
+    its first 16 bytes the IV."""
+    _, fields = _xml_fields(body)
+    encrypted = fields.get("Encrypt", "")
+    if not msg_signature or not encrypted:
+        raise NotAuthentic("safe mode: msg_signature and an Encrypt element are required")
+    expected = hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
+    if not hmac.compare_digest(expected, msg_signature):
+        raise NotAuthentic("the msg_signature does not match the message")
+    key = base64.b64decode(aes_key + "=")
+    try:
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+        padded = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
+    except ValueError as error:
+        raise Malformed(f"safe mode: the message does not decrypt: {error}") from None
+    pad = padded[-1] if padded else 0
+    plain = padded[:-pad] if 1 <= pad <= WECHAT_BLOCK else b""
+    length = int.from_bytes(plain[16:20], "big") if len(plain) >= 20 else -1
+    if length < 0 or 20 + length > len(plain):
+        raise Malformed("safe mode: the decrypted message is not in WeChat's layout")
+    return plain[20 : 20 + length]
+
+
+def wechat_message(body: bytes) -> ChannelMessage | None:
+    """The message of a WeChat push, or None for an event (a follow, a menu click)."""
+    tag, fields = _xml_fields(body)
     kind = fields.get("MsgType", "")
     if kind == "event":
         return None
     missing = [name for name in ("MsgId", "FromUserName", "CreateTime") if not fields.get(name)]
-    if root.tag != "xml" or not kind or missing:
+    if tag != "xml" or not kind or missing:
         raise Malformed(f"not a WeChat message: {', '.join(missing) or 'MsgType'} missing")
     if not fields["CreateTime"].isdigit():
         raise Malformed("not a WeChat message: CreateTime is not a number")

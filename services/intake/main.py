@@ -48,7 +48,14 @@ def create_app(settings: Settings) -> FastAPI:
     auth = Authenticator.from_settings(settings, directory)
     app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))
     app.include_router(
-        webhooks.router(store, runtime, policy.intake, settings.line_channel_secret, settings.wechat_token)
+        webhooks.router(
+            store,
+            runtime,
+            policy.intake,
+            settings.line_channel_secret,
+            settings.wechat_token,
+            settings.wechat_aes_key,
+        )
     )
     app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))
     timezone = policy.escalation.calendar.timezone

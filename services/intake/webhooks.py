@@ -16,6 +16,7 @@ from services.intake.channels import (
     check_line_signature,
     check_wechat_signature,
     line_messages,
+    wechat_decrypted,
     wechat_message,
 )
 from services.intake.domain import Receipt
@@ -25,12 +26,17 @@ from shared.service import ServiceRuntime
 from shared.timers import now
 
 
-def channel_secret(path: Path, channel: str) -> bytes:
-    """Read at each request, so that a secret set up after the start is used at once."""
+def configured(path: Path) -> bytes:
+    """A secret file's content, empty when there is none; read at each request, so that a secret set
+    up after the start is used at once."""
     try:
-        secret = path.read_bytes().strip()
+        return path.read_bytes().strip()
     except FileNotFoundError:
-        secret = b""
+        return b""
+
+
+def channel_secret(path: Path, channel: str) -> bytes:
+    secret = configured(path)
     if not secret:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -45,6 +51,7 @@ def router(
     policy: IntakePolicy,
     line_secret: Path,
     wechat_token: Path,
+    wechat_aes_key: Path,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/channels", tags=["channels"])
 
@@ -76,12 +83,14 @@ def router(
 
     def check_wechat(
         request: Request, signature: str | None, timestamp: str | None, nonce: str | None
-    ) -> None:
+    ) -> str:
+        """The token, once the request is found signed with it."""
         token = channel_secret(wechat_token, "WeChat").decode()
         try:
             check_wechat_signature(token, signature, timestamp, nonce, now())
         except NotAuthentic as error:
             raise Refused(request, status.HTTP_401_UNAUTHORIZED, str(error), "WeChat webhook") from None
+        return token
 
     @api.get("/wechat", response_class=PlainTextResponse)
     async def wechat_verification(
@@ -97,12 +106,28 @@ def router(
 
     @api.post("/wechat", response_class=PlainTextResponse)
     async def wechat_webhook(
-        request: Request, signature: str | None = None, timestamp: str | None = None, nonce: str | None = None
+        request: Request,
+        signature: str | None = None,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+        encrypt_type: str | None = None,
+        msg_signature: str | None = None,
     ) -> str:
-        """WeChat's push (plaintext mode): a text message becomes a complaint; 'success' answers it."""
-        check_wechat(request, signature, timestamp, nonce)
+        """WeChat's push: a text message becomes a complaint; 'success' answers it. With an EncodingAESKey
+        set up, only safe-mode (encrypted, signed) pushes are taken."""
+        token = check_wechat(request, signature, timestamp, nonce)
+        assert timestamp is not None  # checked with the signature
+        assert nonce is not None
+        body = await request.body()
+        aes_key = configured(wechat_aes_key).decode()
         try:
-            message = wechat_message(await request.body())
+            if aes_key:
+                if encrypt_type != "aes":
+                    raise NotAuthentic("safe mode is set up: a plaintext push is refused")
+                body = wechat_decrypted(token, aes_key, msg_signature, timestamp, nonce, body)
+            message = wechat_message(body)
+        except NotAuthentic as error:
+            raise Refused(request, status.HTTP_401_UNAUTHORIZED, str(error), "WeChat webhook") from None
         except Malformed as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from None
         await take([message] if message is not None else [], policy.wechat)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +19,7 @@ from shared.policy import PolicyError
 from shared.settings import Settings
 from shared.timers import now
 from tests.conftest import Headers, stored
+from tests.factories import AES_KEY, wechat_encrypted
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +266,23 @@ def test_intake_does_not_start_with_a_first_hearer_who_is_not_on_the_staff(
     (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
     with pytest.raises(PolicyError, match="not in the staff directory: n-999"):
         create_app(replace(settings, policy_path=tmp_path / "policy.toml"))
+
+
+def test_with_an_encoding_aes_key_only_encrypted_signed_wechat_pushes_are_taken(
+    client: TestClient, settings: Settings
+) -> None:
+    settings.wechat_aes_key.write_text(AES_KEY)
+    plain = wechat_text("7002", "药房窗口态度很差")
+    assert client.post("/v1/channels/wechat", params=wechat_params(), content=plain).status_code == 401
+    encrypted = wechat_encrypted(plain)
+    params = wechat_params() | {"encrypt_type": "aes"}
+    body = f"<xml><ToUserName>gh_hospital</ToUserName><Encrypt>{encrypted}</Encrypt></xml>".encode()
+    signed = sorted([WECHAT_TOKEN, params["timestamp"], params["nonce"], encrypted])
+    forged = params | {"msg_signature": hashlib.sha1("".join(signed[1:]).encode()).hexdigest()}
+    assert client.post("/v1/channels/wechat", params=forged, content=body).status_code == 401
+    assert stored(client) == 0
+    good = params | {"msg_signature": hashlib.sha1("".join(signed).encode()).hexdigest()}
+    accepted = client.post("/v1/channels/wechat", params=good, content=body)
+    assert (accepted.status_code, accepted.text) == (200, "success")
+    [complaint] = complaints_in(client)
+    assert complaint["summary"] == "药房窗口态度很差"

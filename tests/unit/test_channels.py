@@ -1,3 +1,5 @@
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -12,9 +14,11 @@ from services.intake.channels import (
     email_message,
     line_messages,
     line_signature,
+    wechat_decrypted,
     wechat_message,
     wechat_signature,
 )
+from tests.factories import AES_KEY, wechat_encrypted
 
 pytestmark = pytest.mark.unit
 
@@ -157,3 +161,36 @@ def test_an_email_without_plain_text_has_no_text() -> None:
     html_only["From"] = "ono@example.org"
     html_only.set_content("<p>待ちました</p>", subtype="html")
     assert email_message(html_only.as_bytes(), NOW).text is None
+
+
+def safe_mode_body(encrypted: str) -> bytes:
+    return f"<xml><ToUserName>gh_hospital</ToUserName><Encrypt>{encrypted}</Encrypt></xml>".encode()
+
+
+def msg_signature(encrypted: str, token: str = "token") -> str:
+    return hashlib.sha1("".join(sorted([token, "1700000000", "n1", encrypted])).encode()).hexdigest()
+
+
+def test_a_safe_mode_push_is_signed_over_its_ciphertext_and_decrypts_to_the_message() -> None:
+    encrypted = wechat_encrypted(wechat_xml())
+    plain = wechat_decrypted(
+        "token", AES_KEY, msg_signature(encrypted), "1700000000", "n1", safe_mode_body(encrypted)
+    )
+    assert plain == wechat_xml()
+
+
+def test_an_altered_or_foreign_safe_mode_push_is_refused() -> None:
+    encrypted = wechat_encrypted(wechat_xml())
+    altered = wechat_encrypted(wechat_xml(content="别的内容"))
+    with pytest.raises(NotAuthentic, match="msg_signature does not match"):
+        wechat_decrypted(
+            "token", AES_KEY, msg_signature(encrypted), "1700000000", "n1", safe_mode_body(altered)
+        )
+    with pytest.raises(NotAuthentic, match="required"):
+        wechat_decrypted("token", AES_KEY, None, "1700000000", "n1", safe_mode_body(encrypted))
+    other_key = base64.b64encode(bytes(range(1, 33))).decode().rstrip("=")
+    foreign = wechat_encrypted(wechat_xml(), aes_key=other_key)
+    with pytest.raises(Malformed):
+        wechat_decrypted(
+            "token", AES_KEY, msg_signature(foreign), "1700000000", "n1", safe_mode_body(foreign)
+        )
