@@ -18,6 +18,7 @@ from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
+from services.intake.domain import Registration
 from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, connect
 from shared.consumer import Consumer, ConsumerLoop
@@ -73,6 +74,11 @@ async def record_of(js: JetStreamContext, subject: str = "events.>") -> list[tup
     return found
 
 
+def another_patients(n: int) -> Registration:
+    """Alike texts from one contact would be flagged as possible duplicates: each from another patient."""
+    return registration(summary=f"complaint {n}", complainant_contact=f"patient-{n}@example.org")
+
+
 async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     nc: Client, settings: Settings, vault: KeyVault
 ) -> None:
@@ -80,13 +86,13 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     store = open_intake_store(settings)
     try:
         for n in range(3):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
         relay = OutboxRelay(store, js, vault)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
         restarted = OutboxRelay(store, js, vault)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3
