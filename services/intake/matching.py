@@ -3,7 +3,8 @@
 Per complaint, intake keeps a keyed HMAC of the normalised contact and a MinHash sketch of the text's
 character shingles, both under intake's match key: equal contacts give equal digests and alike texts
 alike sketches, yet neither can be read back or tested against a guess without the key. The entry is
-one file per complaint, deleted when the complaint is erased: an erased complaint matches nothing.
+one file per complaint, in a folder per contact digest (so that a lookup reads only that contact's),
+deleted when the complaint is erased: an erased complaint matches nothing.
 """
 
 from __future__ import annotations
@@ -81,10 +82,13 @@ class MatchIndex:
             "complaint_id": str(trace.complaint_id),
             "registered_at": trace.registered_at.isoformat(),
         }
-        self._path(trace.complaint_id).write_text(json.dumps(fields))
+        path = self._path(trace.contact, trace.complaint_id)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(fields))
 
     def remove(self, complaint_id: UUID) -> None:
-        self._path(complaint_id).unlink(missing_ok=True)
+        for path in self.directory.glob(f"*/{complaint_id}.json"):
+            path.unlink(missing_ok=True)
 
     def possible_duplicate(
         self, trace: Trace, within: timedelta, threshold: float
@@ -101,16 +105,16 @@ class MatchIndex:
     def latest(self, channel: str, contact: str, since: datetime) -> UUID | None:
         """The most recent complaint from this contact on this channel, registered since then."""
         recent = [
-            trace for trace in self._traces(self.contact_digest(contact), since) if trace.channel == channel
+            trace
+            for trace in self._traces(contact_digest(self._key, contact), since)
+            if trace.channel == channel
         ]
         return max(recent, key=lambda trace: trace.registered_at).complaint_id if recent else None
 
-    def contact_digest(self, contact: str) -> str:
-        return contact_digest(self._key, contact)
-
     def _traces(self, contact: str, since: datetime) -> list[Trace]:
         traces = []
-        for path in self.directory.iterdir():
+        folder = self.directory / contact
+        for path in folder.iterdir() if folder.is_dir() else ():
             with contextlib.suppress(FileNotFoundError):  # erased meanwhile
                 raw = json.loads(path.read_text())
                 trace = Trace(
@@ -120,9 +124,9 @@ class MatchIndex:
                     sketch=tuple(raw["sketch"]),
                     registered_at=datetime.fromisoformat(raw["registered_at"]),
                 )
-                if trace.contact == contact and trace.registered_at >= since:
+                if trace.registered_at >= since:
                     traces.append(trace)
         return traces
 
-    def _path(self, complaint_id: UUID) -> Path:
-        return self.directory / f"{complaint_id}.json"
+    def _path(self, contact: str, complaint_id: UUID) -> Path:
+        return self.directory / contact / f"{complaint_id}.json"
