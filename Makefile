@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e bench lock clean
+.PHONY: install browser run test lint unit integration e2e bench lock clean
 
 install: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# Debian's Chromium for the browser test (Playwright drives it; its own browser download is not used).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 run: install
 	$(BIN)/kizuki run
 
@@ -23,7 +27,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 unit: install
@@ -32,7 +36,7 @@ unit: install
 integration: install
 	$(BIN)/pytest -q -m integration
 
-e2e: install
+e2e: install browser
 	$(BIN)/pytest -q -m e2e
 
 # Figures, not pass or fail on timing: a table, and every figure in var/bench/results.json.

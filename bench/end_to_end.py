@@ -45,7 +45,8 @@ def complaint(n: int) -> dict[str, Any]:
         "occurred_at": (now() - timedelta(minutes=10)).isoformat(),
         "department": "Ward 3",
         "summary": f"Benchmark complaint {n}: waited for pain medication.",
-        "complainant": {"name": "Bench Patient", "contact": "bench@example.org"},
+        # Each from another patient: one contact's alike texts would be compared and flagged.
+        "complainant": {"name": "Bench Patient", "contact": f"bench-{n}@example.org"},
         "language": "en",
     }
 

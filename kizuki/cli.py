@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
@@ -13,6 +15,7 @@ from typing import get_args
 import httpx
 
 from kizuki import bundle as bundles
+from kizuki import importer
 from kizuki.audit import (
     RecordMessage,
     print_json_lines,
@@ -25,6 +28,8 @@ from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
+from kizuki.qr import form_link, write_qr
+from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
@@ -33,6 +38,7 @@ from shared.bus import connect
 from shared.chain import TrustFile
 from shared.directory import load_directory
 from shared.events import Channel
+from shared.policy import load_policy
 from shared.settings import Settings, load_settings
 
 
@@ -47,20 +53,55 @@ async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> N
     (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
 
 
+def _short_token(settings: Settings, staff_id: str) -> str:
+    """A token for one command run on this machine on behalf of a member of staff."""
+    directory = load_directory(settings.directory_path)
+    return issue_token(settings.token_signing_key, staff_id, directory, timedelta(minutes=30))
+
+
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
     """Through intake, as the administrator ``by``, so that the erasure is recorded like any action."""
-    token = issue_token(
-        settings.token_signing_key, by, load_directory(settings.directory_path), timedelta(minutes=5)
-    )
     response = httpx.post(
         f"{settings.http_url('intake')}/v1/complaints/{complaint_id}/erase",
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {_short_token(settings, by)}"},
         timeout=30,
     )
     if response.status_code != 200:
         reason = response.json().get("detail", response.text)
         sys.exit(f"kizuki: erasure refused ({response.status_code}): {reason}")
     print(f"kizuki: the patient data of complaint {complaint_id} is erased; the record keeps its facts")
+
+
+async def _reconcile(settings: Settings, since: datetime, as_json: bool) -> None:
+    nc = await connect(settings.bus_url, name="kizuki-reconcile", user=settings.bus_user(AUDITOR))
+    try:
+        figures = reconcile([entry async for entry in read_record(nc.jetstream())], since)
+    finally:
+        await nc.close()
+    if as_json:
+        for channel, counts in figures.items():
+            line = {"channel": channel, "received": counts.received} | asdict(counts)
+            print(json.dumps(line, ensure_ascii=False))
+    else:
+        print_reconciliation(figures, since, sys.stdout)
+
+
+def _import(settings: Settings, path: Path, channel: str, by: str) -> None:
+    """Through intake, as ``by`` (the first hearer of the rows), so that each row is recorded like any."""
+    try:
+        results = importer.import_file(settings.http_url("intake"), _short_token(settings, by), path, channel)
+    except importer.ImportFailed as error:
+        sys.exit(f"kizuki: {error}")
+    print(importer.report(results))
+
+
+def _qr(settings: Settings, department: str, out: Path | None, base_url: str | None) -> None:
+    if department not in load_policy(settings.policy_path).intake.web.inboxes:
+        sys.exit(f"kizuki: the form offers no department {department!r}: see [intake.web] in the policy")
+    link = form_link(base_url or settings.http_url("intake"), department)
+    path = out or Path(f"form-{department.replace(' ', '-')}.png")
+    write_qr(link, path)
+    print(f"kizuki: {path} opens {link}")
 
 
 async def _messages(settings: Settings, bundle: Bundle | None) -> AsyncIterator[RecordMessage]:
@@ -166,6 +207,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     erase.add_argument("complaint_id")
     erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
+    import_ = commands.add_parser(
+        "import", help="register a call-centre log or survey results (.csv or .xlsx) row by row"
+    )
+    import_.add_argument("file", type=Path)
+    import_.add_argument(
+        "--channel", required=True, choices=[c for c in get_args(Channel) if c != "staff_report"]
+    )
+    import_.add_argument("--by", required=True, help="staff id of who imports it: the rows' first hearer")
+    intake = commands.add_parser("intake", help="intake's channels").add_subparsers(
+        dest="intake_command", required=True
+    )
+    reconciliation = intake.add_parser(
+        "reconcile", help="per channel: messages received, complaints created, rejections with reasons"
+    )
+    reconciliation.add_argument(
+        "--since", required=True, type=_moment, help="ISO 8601, UTC unless it says otherwise"
+    )
+    reconciliation.add_argument("--json", action="store_true", help="one JSON object a channel")
+    qr = intake.add_parser("qr", help="a PNG QR code that opens the complaint form for a department")
+    qr.add_argument("--department", required=True, help="as the policy's [intake.web] inboxes name it")
+    qr.add_argument("--out", type=Path, help="the PNG file (default: form-<department>.png)")
+    qr.add_argument("--base-url", help="the form's public address (default: intake's own)")
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
@@ -217,6 +280,12 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
+        elif args.command == "import":
+            _import(settings, args.file, args.channel, args.by)
+        elif args.command == "intake" and args.intake_command == "qr":
+            _qr(settings, args.department, args.out, args.base_url)
+        elif args.command == "intake":
+            asyncio.run(_reconcile(settings, args.since, args.json))
         elif args.audit_command == "replay":
             asyncio.run(_replay(settings, args.json, args.complaint))
         else:

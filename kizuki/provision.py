@@ -42,6 +42,7 @@ def provision_secrets(settings: Settings) -> None:
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
+    ensure_key_file(settings.match_key)
     ensure_link_secret(settings.ack_link_secret)
     provision_signing_keys(settings)
 

@@ -94,6 +94,46 @@ class ComplaintErased(WireEvent):
     by: str = Field(description="Staff id of the administrator who erased it.")
 
 
+class ComplaintMessageAppended(WireEvent):
+    """A further message from the complainant, on a chat channel, added to their recent complaint."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["ComplaintMessageAppended"] = "ComplaintMessageAppended"
+    version: Literal[1] = 1
+
+    channel: Channel = Field(description="The channel the message came by.")
+    message_ref: str = Field(description="The channel's own id of the message, e.g. 'line:5123...'.")
+    patient_data: str = Field(
+        description="The message's text, sealed with the complaint's own key like its first text."
+    )
+
+
+class PossibleDuplicateFlagged(WireEvent):
+    """The same contact said something similar in a recent complaint: both stay; a person decides."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["PossibleDuplicateFlagged"] = "PossibleDuplicateFlagged"
+    version: Literal[1] = 1
+
+    duplicate_of: UUID = Field(description="The earlier complaint it may repeat.")
+    similarity: float = Field(ge=0, le=1, description="Estimated likeness of the two texts, 0 to 1.")
+
+
+class ChannelMessageRejected(WireEvent):
+    """A message that came by a channel could not become a complaint; the reason is recorded."""
+
+    service: ClassVar[str] = "intake"
+    type: Literal["ChannelMessageRejected"] = "ChannelMessageRejected"
+    version: Literal[1] = 1
+
+    complaint_id: UUID | None = Field(  # type: ignore[assignment]  # a rejected message made no complaint
+        default=None, description="Always null: no complaint was made."
+    )
+    channel: Channel = Field(description="The channel the message came by.")
+    message_ref: str = Field(description="The channel's id of the message, or the file and line of a row.")
+    reason: str = Field(description="Why it was not registered.")
+
+
 class EscalationStarted(WireEvent):
     """The reporting regime opened a case for the complaint."""
 
@@ -458,6 +498,9 @@ AnyEvent = Annotated[
     ComplaintReceived
     | ComplaintErased
     | ReporterIdentityOpened
+    | ComplaintMessageAppended
+    | PossibleDuplicateFlagged
+    | ChannelMessageRejected
     | EscalationStarted
     | DutyAssigned
     | AlertRequested

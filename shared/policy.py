@@ -30,11 +30,62 @@ class FollowupPolicy(BaseModel):
     )
 
 
+class Inbox(BaseModel):
+    """A channel account no person answers: whose inbox it is (the first hearer) and its department."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heard_by: str = Field(min_length=1, description="Staff id of the account's owner, the first hearer.")
+    department: str = Field(min_length=1, description="Department its complaints are registered for.")
+
+
+class Mailbox(Inbox):
+    address: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="The address complaints are written to; others are refused."
+    )
+
+
+class WebForm(BaseModel):
+    """The public complaint form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inboxes: dict[str, str] = Field(
+        min_length=1,
+        description="Department (as offered on the form) to the staff id who owns its web inbox, the "
+        "first hearer of what is sent for it.",
+    )
+    submissions_per_client: int = Field(gt=0, description="Complaints one client may send per period ...")
+    period_seconds: int = Field(gt=0, description="... of this many seconds; more are refused, saying so.")
+
+
 class IntakePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_language: Literal["ja", "zh", "en"] = Field(
         description="Language of receipts when the complaint does not say."
+    )
+    line: Inbox = Field(description="The hospital's LINE official account.")
+    wechat: Inbox = Field(description="The hospital's WeChat official account.")
+    email: Mailbox = Field(description="The complaints mailbox that intake's SMTP receiver takes mail for.")
+    web: WebForm
+
+    def inbox_owners(self) -> set[str]:
+        """Every staff id the channels name as first hearer."""
+        return {self.line.heard_by, self.wechat.heard_by, self.email.heard_by, *self.web.inboxes.values()}
+
+    append_window_seconds: int = Field(
+        ge=0,
+        description="A chat message from someone whose complaint on that channel is this recent is "
+        "added to it instead of opening a new one.",
+    )
+    duplicate_window_seconds: int = Field(
+        ge=0, description="A complaint is compared with the complaints this recent from the same contact."
+    )
+    duplicate_similarity: float = Field(
+        gt=0,
+        le=1,
+        description="Likeness of the texts (0 to 1) from which it is flagged a possible duplicate.",
     )
 
 

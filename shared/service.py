@@ -47,7 +47,8 @@ def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
 
 
 class Worker(Protocol):
-    """Background work of a service beyond its consumers, woken like the relay after each commit."""
+    """Background work of a service beyond its consumers, run until the service stops and woken like
+    the relay after each commit (which it may ignore)."""
 
     async def run(self) -> None: ...
 
@@ -65,7 +66,8 @@ class ServiceRuntime:
         vault: KeyVault | None = None,
         workers: Sequence[Worker] = (),
     ):
-        """``vault``: for a service that publishes or opens patient data keys."""
+        """``vault``: for a service that publishes or opens patient data keys; ``workers``: its work
+        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver)."""
         self.settings = settings
         self.store = store
         self.consumers = consumers

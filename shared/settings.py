@@ -34,6 +34,7 @@ class Settings:
     nats_url: str | None
     http_host: str
     http_ports: dict[str, int]
+    smtp_port: int
     policy_path: Path
     directory_path: Path
     token_signing_key: Path
@@ -43,6 +44,10 @@ class Settings:
     reporter_key: Path
     channels_path: Path
     ack_link_secret: Path
+    match_key: Path
+    line_channel_secret: Path
+    wechat_token: Path
+    wechat_aes_key: Path
     notifier_public_url: str | None = None
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
@@ -178,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         nats_url=nats_url,
         http_host=env.get("KIZUKI_HTTP_HOST", "127.0.0.1"),
         http_ports=http_ports,
+        smtp_port=_port(env, "KIZUKI_INTAKE_SMTP_PORT", 8025),
         policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
         directory_path=Path(env.get("KIZUKI_DIRECTORY") or deploy / "directory.toml"),
         token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or secrets / "token-signing.pem"),
@@ -188,6 +194,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         channels_path=Path(env.get("KIZUKI_CHANNELS") or deploy / "channels.toml"),
         ack_link_secret=Path(env.get("KIZUKI_ACK_LINK_SECRET") or secrets / "ack-link.key"),
         notifier_public_url=env.get("KIZUKI_NOTIFIER_PUBLIC_URL") or None,
+        match_key=Path(env.get("KIZUKI_MATCH_KEY") or secrets / "intake-match.key"),
+        line_channel_secret=Path(env.get("KIZUKI_LINE_CHANNEL_SECRET") or secrets / "line-channel-secret"),
+        wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
+        wechat_aes_key=Path(env.get("KIZUKI_WECHAT_AES_KEY") or secrets / "wechat-aes-key"),
         store=store,
         postgres=postgres,
         nats_credentials=nats_credentials,

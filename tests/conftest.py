@@ -101,7 +101,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings of a system whose data lives in this test's temporary directory, its keys provisioned."""
-    settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+    settings = load_settings(
+        {"KIZUKI_DATA_DIR": str(tmp_path / "var"), "KIZUKI_INTAKE_SMTP_PORT": str(free_port())}
+    )
     provision_secrets(settings)
     return settings
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from services.intake.domain import Registration
 from shared.events import ComplaintReceived
@@ -26,6 +30,11 @@ def registration(**changes: Any) -> Registration:
         "language": "ja",
     }
     return Registration(**(fields | changes))
+
+
+def another_patients(n: int) -> Registration:
+    """Alike texts from one contact would be flagged as possible duplicates: each from another patient."""
+    return registration(summary=f"complaint {n}", complainant_contact=f"patient-{n}@example.org")
 
 
 # The data key of every complaint these factories make; tests that open one put it in the key bucket.
@@ -52,3 +61,15 @@ def complaint_received(
         "language": "en",
     }
     return ComplaintReceived(**(fields | changes))
+
+
+AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # a 43-character EncodingAESKey
+
+
+def wechat_encrypted(xml: bytes, aes_key: str = AES_KEY, app_id: bytes = b"wx1234") -> str:
+    """What WeChat sends in safe mode, made as its documentation describes."""
+    key = base64.b64decode(aes_key + "=")
+    plain = os.urandom(16) + len(xml).to_bytes(4, "big") + xml + app_id
+    pad = 32 - len(plain) % 32
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()).decode()

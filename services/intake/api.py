@@ -83,14 +83,25 @@ class ComplaintView(BaseModel):
     summary: str | None = Field(description="The facts as registered; null once erased.")
     complainant: Complainant | None = Field(description="Null once erased, or when not given.")
     erased_by: str | None = Field(description="Who erased the patient data, if it was erased.")
+    further_messages: list[str] | None = Field(
+        description="Later chat messages from the complainant, oldest first; null once erased."
+    )
+    possible_duplicate_of: UUID | None = Field(
+        description="An earlier complaint from the same contact with a similar text; a person decides."
+    )
 
 
 def complaint_view(complaint: Complaint, store: IntakeApplication) -> ComplaintView:
     patient: PatientData | None = None
+    further: list[str] | None = None
     if not complaint.erased:
         try:
             data_key = store.keys.data_key(complaint.id)
             patient = unseal_patient_data(data_key, complaint.id, complaint.patient_data)
+            further = [
+                unseal_patient_data(data_key, complaint.id, sealed).summary
+                for sealed in complaint.further_messages
+            ]
         except Unreadable:
             patient = None
     return ComplaintView(
@@ -108,6 +119,8 @@ def complaint_view(complaint: Complaint, store: IntakeApplication) -> ComplaintV
         if patient and (patient.name or patient.contact)
         else None,
         erased_by=complaint.erased_by,
+        further_messages=further,
+        possible_duplicate_of=complaint.possible_duplicate_of,
     )
 
 

@@ -7,14 +7,25 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-from services.intake.domain import Complaint, Registration
-from shared.events import ComplaintErased, ComplaintReceived, ReporterIdentityOpened, WireEvent
+from services.intake.channels import ChannelMessage
+from services.intake.domain import Complaint, InboundMessage, Receipt, Registration, RegistrationError
+from services.intake.matching import MatchIndex
+from shared.events import (
+    ChannelMessageRejected,
+    ComplaintErased,
+    ComplaintMessageAppended,
+    ComplaintReceived,
+    PossibleDuplicateFlagged,
+    ReporterIdentityOpened,
+    WireEvent,
+)
+from shared.policy import Inbox, IntakePolicy
 from shared.privacy import IntakeKeys, PatientData, seal_patient_data
 from shared.store import ServiceApplication, stable_id
 
@@ -37,21 +48,36 @@ def fingerprint(registration: Registration, data_key: bytes) -> str:
     return hmac.new(data_key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
+CHAT_CHANNELS = frozenset({"line", "wechat"})
+
+
+def _scoped(registration: Registration, idempotency_key: str | None) -> str | None:
+    """A key is the caller's own: the same key from another person is another request."""
+    caller = registration.reporter or registration.heard_by
+    return f"{caller}\n{idempotency_key}" if idempotency_key else None
+
+
+def _inbound_id(message_ref: str) -> UUID:
+    return stable_id("inbound message", message_ref)
+
+
 class IntakeApplication(ServiceApplication):
     service = "intake"
 
-    def __init__(self, env: Mapping[str, str], keys: IntakeKeys) -> None:
+    def __init__(
+        self, env: Mapping[str, str], keys: IntakeKeys, matches: MatchIndex, policy: IntakePolicy
+    ) -> None:
         super().__init__(env=env)
         self.keys = keys
+        self.matches = matches
+        self.policy = policy
 
     def register(
         self, registration: Registration, idempotency_key: str | None, now: datetime
     ) -> tuple[UUID, bool]:
         """Register a complaint; returns its id and whether this call created it."""
         registration.check(now)
-        # A key is the caller's own: the same key from another person is another request.
-        caller = registration.reporter or registration.heard_by
-        scoped_key = f"{caller}\n{idempotency_key}" if idempotency_key else None
+        scoped_key = _scoped(registration, idempotency_key)
         complaint_id = stable_id("complaint", scoped_key) if scoped_key else uuid4()
         if scoped_key is not None and (existing := self.find(Complaint, complaint_id)) is not None:
             return self._replay(existing, registration), False
@@ -70,6 +96,20 @@ class IntakeApplication(ServiceApplication):
             fingerprint(registration, data_key),
             self.keys.seal_reporter(complaint_id, reporter) if reporter else None,
         )
+        contact = registration.complainant_contact
+        trace = (
+            self.matches.trace(complaint_id, registration.channel, contact, patient_data.summary, now)
+            if contact
+            else None
+        )
+        window = timedelta(seconds=self.policy.duplicate_window_seconds)
+        duplicate = (
+            self.matches.possible_duplicate(trace, window, self.policy.duplicate_similarity)
+            if trace is not None
+            else None
+        )
+        if duplicate is not None:
+            complaint.flag_possible_duplicate(duplicate_of=duplicate[0], similarity=duplicate[1], at=now)
         try:
             self.save(complaint)
         except IntegrityError:  # the same key, sent twice at once: the other one was first
@@ -78,7 +118,92 @@ class IntakeApplication(ServiceApplication):
             existing = self.find(Complaint, complaint_id)
             assert existing is not None  # the save failed because it exists
             return self._replay(existing, registration), False
+        if trace is not None:
+            self.matches.add(trace)
         return complaint_id, True
+
+    def receive_message(self, message: ChannelMessage, inbox: Inbox, language: str, now: datetime) -> Receipt:
+        """A message to one of the hospital's accounts, registered for the account's department with its
+        owner as first hearer; one without text is recorded as rejected."""
+        if message.text is None or not message.text.strip():
+            return self.refuse_message(
+                message.channel, message.ref, f"a {message.kind} message has no text to register", now
+            )
+        registration = Registration(
+            channel=message.channel,
+            occurred_at=message.sent_at,
+            heard_by=inbox.heard_by,
+            department=inbox.department,
+            summary=message.text,
+            complainant_name=None,
+            complainant_contact=message.sender,
+            category=None,
+            tier=None,
+            language=language,
+        )
+        return self.receive(message.ref, registration, now)
+
+    def receive(self, message_ref: str, registration: Registration, now: datetime) -> Receipt:
+        """A channel's message: a new complaint, a message added to the sender's recent complaint on a
+        chat channel, or a recorded rejection. The same message again changes nothing."""
+        if (known := self.find(InboundMessage, _inbound_id(message_ref))) is not None:
+            return known.receipt
+        complaint_id = stable_id("complaint", _scoped(registration, message_ref))
+        if self.find(Complaint, complaint_id) is not None:
+            return Receipt("registered", complaint_id, new=False)
+        contact = registration.complainant_contact
+        if registration.channel in CHAT_CHANNELS and contact:
+            since = now - timedelta(seconds=self.policy.append_window_seconds)
+            recent_id = self.matches.latest(registration.channel, contact, since)
+            recent = self.find(Complaint, recent_id) if recent_id else None
+            if recent is not None and not recent.erased:
+                return self._append(recent, message_ref, registration, now)
+        try:
+            complaint_id, created = self.register(registration, message_ref, now)
+        except RegistrationError as error:
+            return self.refuse_message(registration.channel, message_ref, str(error), now)
+        return Receipt("registered", complaint_id, new=created)
+
+    def refuse_message(self, channel: str, message_ref: str, reason: str, now: datetime) -> Receipt:
+        """Record why a channel's message was not registered; a second time, the first reason stands."""
+        message_id = _inbound_id(message_ref)
+        try:
+            rejection = InboundMessage(
+                id=message_id,
+                channel=channel,
+                message_ref=message_ref,
+                complaint_id=None,
+                reason=reason,
+                at=now,
+            )
+            self.save(rejection)
+        except IntegrityError:
+            known = self.find(InboundMessage, message_id)
+            assert known is not None  # the save failed because it exists
+            return known.receipt
+        return Receipt("rejected", None, new=True, reason=reason)
+
+    def _append(
+        self, complaint: Complaint, message_ref: str, registration: Registration, now: datetime
+    ) -> Receipt:
+        sealed = seal_patient_data(
+            self.keys.data_key(complaint.id), complaint.id, PatientData(summary=registration.summary.strip())
+        )
+        complaint.append_message(registration.channel, message_ref, sealed, now)
+        message_id = _inbound_id(message_ref)
+        try:
+            appended = InboundMessage(
+                id=message_id,
+                channel=registration.channel,
+                message_ref=message_ref,
+                complaint_id=complaint.id,
+                reason=None,
+                at=now,
+            )
+            self.save(complaint, appended)
+        except IntegrityError:  # delivered twice at once, or the complaint changed meanwhile
+            return self.receive(message_ref, registration, now)
+        return Receipt("appended", complaint.id, new=True)
 
     def _replay(self, existing: Complaint, registration: Registration) -> UUID:
         if existing.erased:
@@ -98,6 +223,7 @@ class IntakeApplication(ServiceApplication):
         complaint = self.find(Complaint, complaint_id)
         if complaint is not None:
             self.keys.destroy(complaint_id)
+            self.matches.remove(complaint_id)
             complaint.erase(by, at)
             self.save(complaint)
         return complaint
@@ -136,6 +262,22 @@ class IntakeApplication(ServiceApplication):
                 tier=domain_event.tier,
                 language=domain_event.language,
             )
+        if isinstance(domain_event, Complaint.MessageAppended):
+            return self.copied_to_wire(
+                ComplaintMessageAppended,
+                domain_event,
+                complaint_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+            )
+        if isinstance(domain_event, Complaint.PossibleDuplicateFlagged):
+            return self.copied_to_wire(
+                PossibleDuplicateFlagged,
+                domain_event,
+                complaint_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+            )
+        if isinstance(domain_event, InboundMessage.Recorded) and domain_event.reason is not None:
+            return self.copied_to_wire(ChannelMessageRejected, domain_event, occurred_at=domain_event.at)
         if isinstance(domain_event, Complaint.ReporterOpened):
             return ReporterIdentityOpened(
                 **self.wire_fields(domain_event),

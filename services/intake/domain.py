@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -86,6 +87,8 @@ class Complaint(Aggregate):
         self.request_fingerprint = request_fingerprint
         self.reporter_sealed = reporter_sealed
         self.erased_by: str | None = None
+        self.further_messages: list[str] = []
+        self.possible_duplicate_of: UUID | None = None
 
     @classmethod
     def register(
@@ -109,6 +112,27 @@ class Complaint(Aggregate):
             request_fingerprint=request_fingerprint,
             reporter_sealed=reporter_sealed,
         )
+
+    class PossibleDuplicateFlagged(Aggregate.Event):
+        duplicate_of: UUID
+        similarity: float
+        at: datetime
+
+    @event(PossibleDuplicateFlagged)
+    def flag_possible_duplicate(self, duplicate_of: UUID, similarity: float, at: datetime) -> None:
+        """Both complaints stay in the register; a person decides whether they are one."""
+        self.possible_duplicate_of = duplicate_of
+
+    class MessageAppended(Aggregate.Event):
+        channel: str
+        message_ref: str
+        patient_data: str
+        at: datetime
+
+    @event(MessageAppended)
+    def append_message(self, channel: str, message_ref: str, patient_data: str, at: datetime) -> None:
+        """A further chat message from the complainant, sealed with the complaint's key."""
+        self.further_messages.append(patient_data)
 
     class ReporterOpened(Aggregate.Event):
         by: str
@@ -135,3 +159,46 @@ class Complaint(Aggregate):
     @event(Erased)
     def _erased(self, by: str, at: datetime) -> None:
         self.erased_by = by
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of a message that came by a channel; ``new`` is False when it came before."""
+
+    outcome: Literal["registered", "appended", "rejected"]
+    complaint_id: UUID | None
+    new: bool
+    reason: str | None = None
+
+
+class InboundMessage(Aggregate):
+    """A channel message that was added to a complaint or rejected, so that it counts once however
+    often it is delivered. (A message that opened a complaint is found by the complaint's own id.)"""
+
+    class Recorded(Aggregate.Created):
+        channel: str
+        message_ref: str
+        complaint_id: UUID | None
+        reason: str | None
+        at: datetime
+
+    @event(Recorded)
+    def __init__(
+        self,
+        id: UUID,  # eventsourcing takes the aggregate id by this name
+        channel: str,
+        message_ref: str,
+        complaint_id: UUID | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.channel = channel
+        self.message_ref = message_ref
+        self.complaint_id = complaint_id
+        self.reason = reason
+
+    @property
+    def receipt(self) -> Receipt:
+        if self.reason is not None:
+            return Receipt("rejected", None, new=False, reason=self.reason)
+        return Receipt("appended", self.complaint_id, new=False)

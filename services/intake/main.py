@@ -4,39 +4,60 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.intake import imports, webform, webhooks
 from services.intake.api import router
 from services.intake.application import IntakeApplication
+from services.intake.mailbox import SmtpReceiver
+from services.intake.matching import MatchIndex
 from shared.auth import Authenticator
 from shared.directory import load_directory
-from shared.policy import load_policy
+from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
 
 
 def open_intake_store(settings: Settings) -> IntakeApplication:
-    """The register, with intake's own copies of the complaints' keys beside it."""
+    """The register, with intake's own copies of the complaints' keys and their traces beside it."""
     keys = IntakeKeys(
         settings.service_dir("intake") / "patient-keys",
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
     )
-    return open_store(IntakeApplication, settings, keys=keys)
+    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key))
+    policy = load_policy(settings.policy_path).intake
+    return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = load_directory(settings.directory_path)
+    unknown = policy.intake.inbox_owners() - set(directory.staff)
+    if unknown:
+        raise PolicyError(
+            f"[intake] names first hearers not in the staff directory: {', '.join(sorted(unknown))}"
+        )
     store = open_intake_store(settings)
-    runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master))
+    smtp = SmtpReceiver(
+        store, policy.intake, settings.http_host, settings.smtp_port, on_commit=lambda: runtime.committed()
+    )
+    runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master), workers=[smtp])
     app = http_app("kizuki intake", runtime)
+    auth = Authenticator.from_settings(settings, directory)
+    app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))
     app.include_router(
-        router(
+        webhooks.router(
             store,
             runtime,
-            policy.intake.default_language,
-            Authenticator.from_settings(settings, directory),
-            directory,
+            policy.intake,
+            settings.line_channel_secret,
+            settings.wechat_token,
+            settings.wechat_aes_key,
         )
+    )
+    app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))
+    timezone = policy.escalation.calendar.timezone
+    app.include_router(
+        webform.router(store, runtime, policy.intake.web, timezone, policy.intake.default_language)
     )
     return app

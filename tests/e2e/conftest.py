@@ -50,6 +50,7 @@ def system_env(data_dir: Path, policy: Path) -> dict[str, str]:
         "KIZUKI_DATA_DIR": str(data_dir),
         "KIZUKI_POLICY": str(policy),
         "KIZUKI_NATS_PORT": str(free_port()),
+        "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
         **{f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES},
     }
     return env

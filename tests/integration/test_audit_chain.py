@@ -31,7 +31,7 @@ from shared.privacy import KeyVault, MasterKey
 from shared.service import _supervise
 from shared.settings import Settings
 from shared.timers import now
-from tests.factories import registration
+from tests.factories import another_patients
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ async def relay_complaints(js: JetStreamContext, settings: Settings, count: int,
     store = open_intake_store(settings)
     try:
         for n in range(count):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
         relay = OutboxRelay(
             store,
             js,
@@ -198,7 +198,7 @@ async def test_the_chain_goes_on_across_restarts_and_duplicate_publishes(
     await relay_complaints(js, settings, 2, every=100)  # ends on a checkpoint
     store = open_intake_store(settings)
     try:
-        store.register(registration(summary="after the restart"), None, now())
+        store.register(another_patients(100), None, now())
         vault = await key_vault(js, settings)
         relay = OutboxRelay(
             store, js, Checkpoints(SigningKey.load(settings.signing_key_file("intake"))), vault
@@ -210,7 +210,7 @@ async def test_the_chain_goes_on_across_restarts_and_duplicate_publishes(
         )
         await again.last_relayed()
         again.position = 1  # as if the ack of 2 and 3 was lost: both are published again, and dropped
-        store.register(registration(summary="later"), None, now())
+        store.register(another_patients(101), None, now())
         await again.relay_pending()
         await again.sign_head()
     finally:
@@ -289,7 +289,7 @@ async def test_two_relays_of_one_service_keep_one_chain(nc: Client, settings: Se
     tasks = [asyncio.create_task(_supervise(f"relay {n}", relay.run)) for n, relay in enumerate(replicas)]
     try:
         for n in range(30):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
 
         async def all_relayed_and_signed() -> list[RecordMessage]:
             messages = [message async for message in read_messages(js)]

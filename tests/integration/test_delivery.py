@@ -30,7 +30,7 @@ from shared.privacy import KeyVault, MasterKey
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import now
-from tests.factories import DATA_KEY, complaint_received, registration
+from tests.factories import DATA_KEY, another_patients, complaint_received
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -83,13 +83,13 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
     store = open_intake_store(settings)
     try:
         for n in range(3):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
         relay = OutboxRelay(store, js, CHECKPOINTS, vault)
         relay.position = await relay.last_relayed()
         assert await relay.relay_pending() == 3
 
         for n in range(3, 5):
-            store.register(registration(summary=f"complaint {n}"), None, now())
+            store.register(another_patients(n), None, now())
         restarted = OutboxRelay(store, js, CHECKPOINTS, vault)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
         assert restarted.position == 3

@@ -13,7 +13,7 @@ from services.followup.application import FollowupApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
 from services.intake.main import open_intake_store
 from shared.directory import Directory
-from shared.events import ComplaintReceived, EscalationStarted, MessageRejected
+from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, PossibleDuplicateFlagged
 from shared.policy import Policy
 from shared.service import open_store
 from shared.settings import Settings
@@ -43,7 +43,12 @@ def test_an_idempotency_key_registers_one_complaint(store_settings: Settings) ->
         other, _ = store.register(retried, None, now())
         assert other != first
         events = all_wire_events(store)
-        assert [type(event) for event in events] == [ComplaintReceived, ComplaintReceived]
+        # The same story from the same contact without the key is another complaint, flagged.
+        assert [type(event) for event in events] == [
+            ComplaintReceived,
+            ComplaintReceived,
+            PossibleDuplicateFlagged,
+        ]
     finally:
         store.close()
 

@@ -1,0 +1,132 @@
+"""Finding a complainant's recent complaints without keeping their contact or words in clear.
+
+Per complaint, intake keeps a keyed HMAC of the normalised contact and a MinHash sketch of the text's
+character shingles, both under intake's match key: equal contacts give equal digests and alike texts
+alike sketches, yet neither can be read back or tested against a guess without the key. The entry is
+one file per complaint, in a folder per contact digest (so that a lookup reads only that contact's),
+deleted when the complaint is erased: an erased complaint matches nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+SKETCH_SIZE = 64
+SHINGLE = 3
+MERSENNE = (1 << 61) - 1
+_NOT_IN_TEXT = re.compile(r"[\W_]+")
+_NOT_IN_CONTACT = re.compile(r"[\s\-()（）]+")
+
+
+def contact_digest(key: bytes, contact: str) -> str:
+    normalised = _NOT_IN_CONTACT.sub("", unicodedata.normalize("NFKC", contact).casefold())
+    return hmac.new(key, b"contact:" + normalised.encode(), hashlib.sha256).hexdigest()
+
+
+def sketch(key: bytes, text: str) -> tuple[int, ...]:
+    """MinHash over character shingles (words are not space-separated in Japanese and Chinese)."""
+    letters = _NOT_IN_TEXT.sub("", unicodedata.normalize("NFKC", text).casefold())
+    shingles = {letters[i : i + SHINGLE] for i in range(max(1, len(letters) - SHINGLE + 1))}
+    hashed = [
+        int.from_bytes(hashlib.blake2b(s.encode(), key=key, digest_size=8).digest(), "big") for s in shingles
+    ]
+    seeds = hashlib.shake_256(b"minhash:" + key).digest(16 * SKETCH_SIZE)
+    permutations = [
+        (
+            int.from_bytes(seeds[16 * i : 16 * i + 8], "big") | 1,
+            int.from_bytes(seeds[16 * i + 8 : 16 * i + 16]),
+        )
+        for i in range(SKETCH_SIZE)
+    ]
+    return tuple(min((a * h + b) % MERSENNE for h in hashed) for a, b in permutations)
+
+
+def similarity(one: tuple[int, ...], other: tuple[int, ...]) -> float:
+    """The estimated Jaccard likeness of the two texts' shingles."""
+    return sum(x == y for x, y in zip(one, other, strict=True)) / SKETCH_SIZE
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What intake keeps to recognise a complainant's complaint; nothing in it can be read back."""
+
+    complaint_id: UUID
+    channel: str
+    contact: str
+    sketch: tuple[int, ...]
+    registered_at: datetime
+
+
+class MatchIndex:
+    """The traces of complaints, one owner-only file each, kept until the complaint is erased."""
+
+    def __init__(self, directory: Path, key: bytes) -> None:
+        self.directory = directory
+        self._key = key
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def trace(self, complaint_id: UUID, channel: str, contact: str, text: str, at: datetime) -> Trace:
+        return Trace(complaint_id, channel, contact_digest(self._key, contact), sketch(self._key, text), at)
+
+    def add(self, trace: Trace) -> None:
+        fields = asdict(trace) | {
+            "complaint_id": str(trace.complaint_id),
+            "registered_at": trace.registered_at.isoformat(),
+        }
+        path = self._path(trace.contact, trace.complaint_id)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        path.write_text(json.dumps(fields))
+
+    def remove(self, complaint_id: UUID) -> None:
+        for path in self.directory.glob(f"*/{complaint_id}.json"):
+            path.unlink(missing_ok=True)
+
+    def possible_duplicate(
+        self, trace: Trace, within: timedelta, threshold: float
+    ) -> tuple[UUID, float] | None:
+        """The most alike earlier complaint from the same contact, if alike enough."""
+        alike = [
+            (similarity(trace.sketch, other.sketch), other.complaint_id)
+            for other in self._traces(trace.contact, trace.registered_at - within)
+            if other.complaint_id != trace.complaint_id
+        ]
+        best = max(alike, default=None)
+        return (best[1], best[0]) if best is not None and best[0] >= threshold else None
+
+    def latest(self, channel: str, contact: str, since: datetime) -> UUID | None:
+        """The most recent complaint from this contact on this channel, registered since then."""
+        recent = [
+            trace
+            for trace in self._traces(contact_digest(self._key, contact), since)
+            if trace.channel == channel
+        ]
+        return max(recent, key=lambda trace: trace.registered_at).complaint_id if recent else None
+
+    def _traces(self, contact: str, since: datetime) -> list[Trace]:
+        traces = []
+        folder = self.directory / contact
+        for path in folder.iterdir() if folder.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):  # erased meanwhile
+                raw = json.loads(path.read_text())
+                trace = Trace(
+                    complaint_id=UUID(raw["complaint_id"]),
+                    channel=raw["channel"],
+                    contact=raw["contact"],
+                    sketch=tuple(raw["sketch"]),
+                    registered_at=datetime.fromisoformat(raw["registered_at"]),
+                )
+                if trace.registered_at >= since:
+                    traces.append(trace)
+        return traces
+
+    def _path(self, contact: str, complaint_id: UUID) -> Path:
+        return self.directory / contact / f"{complaint_id}.json"
