@@ -18,7 +18,7 @@ from bench.stats import percentiles
 from kizuki.audit import RecordEntry, read_record
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
-from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus, provision_secrets
 from kizuki.server_config import write_server_config
 from shared.auth import issue_api_key
 from shared.bus import RECORD_STREAM, connect
@@ -37,28 +37,39 @@ STAGES = {
 ONCE = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged")
 SUSTAINED_DRAIN_SECONDS = 2.0
 MAX_CONCURRENCY = 32
+POST_ATTEMPTS = 3
 
 
-def complaint(n: int) -> dict[str, Any]:
+def complaint(key: str) -> dict[str, Any]:
     return {
         "channel": "phone",
         "occurred_at": (now() - timedelta(minutes=10)).isoformat(),
         "department": "Ward 3",
-        "summary": f"Benchmark complaint {n}: waited for pain medication.",
+        "summary": f"Benchmark complaint {key}: waited for pain medication.",
         # Each from another patient: one contact's alike texts would be compared and flagged.
-        "complainant": {"name": "Bench Patient", "contact": f"bench-{n}@example.org"},
+        "complainant": {"name": "Bench Patient", "contact": f"bench-{key}@example.org"},
         "language": "en",
     }
 
 
-async def _post(client: httpx.AsyncClient, url: str, n: int, sent: dict[str, float]) -> None:
+async def _post(client: httpx.AsyncClient, url: str, key: str, sent: dict[str, float]) -> None:
+    """As a call centre would post: with an idempotency key, so that a connection the server dropped
+    (an idle keep-alive closed as the request went out) is tried again without a second complaint."""
     moment = time.time()
-    response = await client.post(url, json=complaint(n))
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        try:
+            response = await client.post(url, json=complaint(key), headers={"Idempotency-Key": key})
+            break
+        except httpx.TransportError:
+            if attempt == POST_ATTEMPTS:
+                raise
     if response.status_code == 201:
         sent[response.json()["complaint_id"]] = moment
 
 
-async def drive(client: httpx.AsyncClient, url: str, rate: int | None, seconds: float) -> dict[str, float]:
+async def drive(
+    client: httpx.AsyncClient, url: str, label: str, rate: int | None, seconds: float
+) -> dict[str, float]:
     """Open loop at a fixed rate, or closed loop with a few clients as fast as it goes."""
     sent: dict[str, float] = {}
     start = time.perf_counter()
@@ -66,14 +77,14 @@ async def drive(client: httpx.AsyncClient, url: str, rate: int | None, seconds: 
         tasks = []
         for n in range(int(rate * seconds)):
             await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(_post(client, url, n, sent)))
+            tasks.append(asyncio.create_task(_post(client, url, f"{label}-{n}", sent)))
         await asyncio.gather(*tasks)
         return sent
 
     async def worker(first: int) -> None:
         n = first
         while time.perf_counter() - start < seconds:
-            await _post(client, url, n, sent)
+            await _post(client, url, f"{label}-{n}", sent)
             n += MAX_CONCURRENCY
 
     await asyncio.gather(*(worker(k) for k in range(MAX_CONCURRENCY)))
@@ -148,13 +159,18 @@ def bracket(runs: list[dict[str, Any]]) -> tuple[float, float]:
 async def end_to_end(
     rates: list[int], seconds: float, root: Path, search_steps: int = 3
 ) -> tuple[list[dict[str, Any]], float]:
-    """The runs at each rate, then as fast as it goes, then a bisection for the highest rate sustained
-    without a growing backlog; returns the runs and that rate."""
-    """Runs the system with its data and logs under ``root``, an empty directory."""
+    """The system run with its data and logs under ``root``, an empty directory: the runs at each rate,
+    then as fast as it goes, then a bisection for the highest rate sustained without a growing
+    backlog; returns the runs and that rate."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
-    env |= {"KIZUKI_DATA_DIR": str(root / "var"), "KIZUKI_NATS_PORT": str(free_port())}
+    env |= {
+        "KIZUKI_DATA_DIR": str(root / "var"),
+        "KIZUKI_NATS_PORT": str(free_port()),
+        "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
+    }
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
     settings = load_settings(env)
+    provision_secrets(settings)
     # As `kizuki run` does: each service with its own credential, permissions enforced.
     nats = start_nats(settings.nats_port, settings.nats_dir, root / "nats.log", write_server_config(settings))
     processes: list[subprocess.Popen[bytes]] = []
@@ -176,7 +192,7 @@ async def end_to_end(
 
             async def run_at(label: str, rate: int | None) -> dict[str, Any]:
                 started = time.perf_counter()
-                sent = await drive(client, url, rate, seconds)
+                sent = await drive(client, url, label.replace(" ", "-"), rate, seconds)
                 posting_ended = time.perf_counter()
                 await settled(js)
                 drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second

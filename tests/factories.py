@@ -11,7 +11,7 @@ from uuid import uuid4
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from services.intake.domain import Registration
-from shared.events import ComplaintReceived
+from shared.events import AlertRequested, ComplaintReceived
 from shared.privacy import PatientData, seal_patient_data
 from shared.timers import now
 
@@ -73,3 +73,22 @@ def wechat_encrypted(xml: bytes, aes_key: str = AES_KEY, app_id: bytes = b"wx123
     pad = 32 - len(plain) % 32
     encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
     return base64.b64encode(encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()).decode()
+
+
+def alert_requested(**changes: Any) -> AlertRequested:
+    """The first alert of the supervisor's acknowledgement, as escalation asks for it."""
+    moment = now()
+    fields: dict[str, Any] = {
+        "event_id": uuid4(),
+        "complaint_id": uuid4(),
+        "occurred_at": moment,
+        "recorded_at": moment,
+        "duty": "supervisor_acknowledgement",
+        "recipient": "sv-003",
+        "tier": "complex",
+        "alert_number": 1,
+        "attempt": 1,
+        "due_at": moment,
+        "next_alert_at": None,
+    }
+    return AlertRequested(**(fields | changes))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -16,10 +16,11 @@ from services.notifier.domain import Notification
 from services.notifier.links import LinkSigner
 from services.notifier.main import create_app
 from shared.directory import Directory
-from shared.events import AlertRequested, NotificationAcknowledged
+from shared.events import NotificationAcknowledged
 from shared.settings import Settings
 from shared.timers import now
 from tests.conftest import stored
+from tests.factories import alert_requested
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +40,7 @@ def store_of(client: TestClient) -> NotifierApplication:
 
 def alert_to(client: TestClient, directory: Directory, signer: LinkSigner, lifetime: timedelta) -> UUID:
     """An alert to sv-003 as escalation asks for it; its link path comes back with its id."""
-    alert = AlertRequested(
-        event_id=uuid4(),
-        complaint_id=uuid4(),
-        occurred_at=now(),
-        recorded_at=now(),
-        duty="supervisor_acknowledgement",
-        recipient="sv-003",
-        tier="complex",
-        alert_number=1,
-        attempt=1,
-        due_at=now(),
-        next_alert_at=None,
-    )
+    alert = alert_requested()
     store_of(client).request_alert(
         alert,
         directory,

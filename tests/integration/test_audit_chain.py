@@ -7,7 +7,7 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,9 @@ from kizuki import bundle as bundles
 from kizuki.audit import RecordMessage, read_messages
 from kizuki.bundle import Bundle
 from kizuki.cli import main
-from kizuki.provision import provision_bus, provision_signing_keys
+from kizuki.provision import provision_signing_keys
 from kizuki.verify import Verifier
 from services.intake.main import open_intake_store
-from shared.bus import connect
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
 from shared.outbox import Checkpoints, OutboxRelay
@@ -37,14 +36,6 @@ from tests.polling import eventually
 pytestmark = pytest.mark.integration
 
 Line = dict[str, Any]
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    await provision_bus(nats_url)
-    client = await connect(nats_url, "test")
-    yield client
-    await client.close()
 
 
 async def key_vault(js: JetStreamContext, settings: Settings) -> KeyVault:

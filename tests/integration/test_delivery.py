@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import uuid4
@@ -13,13 +12,12 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from kizuki.provision import provision_bus
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
 from services.intake.main import open_intake_store
-from shared.bus import RECORD_STREAM, Subscription, connect
+from shared.bus import RECORD_STREAM, Subscription
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory
@@ -36,14 +34,6 @@ from tests.polling import eventually
 pytestmark = pytest.mark.integration
 
 CHECKPOINTS = Checkpoints(SigningKey(new_seed()))
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    await provision_bus(nats_url)
-    client = await connect(nats_url, "test")
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -23,13 +23,12 @@ from services.notifier.main import open_channels
 from services.notifier.webhooks import HttpChannel, WebhookChannel
 from shared.bus import connect
 from shared.directory import Directory
-from shared.events import AlertRequested
 from shared.policy import Policy
 from shared.privacy import KeyVault, MasterKey
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import now
-from tests.factories import DATA_KEY, complaint_received
+from tests.factories import DATA_KEY, alert_requested, complaint_received
 from tests.polling import eventually
 from tests.providers import Endpoint, Mailbox, http_endpoint, self_signed_certificate, smtp_server
 
@@ -80,19 +79,7 @@ class Notifier:
         return Tracking("EVENTS", self.sequence)
 
     def alert(self, directory: Directory, recipient: str = "sv-003") -> UUID:
-        alert = AlertRequested(
-            event_id=uuid4(),
-            complaint_id=uuid4(),
-            occurred_at=now(),
-            recorded_at=now(),
-            duty="supervisor_acknowledgement",
-            recipient=recipient,
-            tier="major",
-            alert_number=1,
-            attempt=1,
-            due_at=now(),
-            next_alert_at=None,
-        )
+        alert = alert_requested(recipient=recipient, tier="major")
         self.store.request_alert(
             alert, directory, self.channels.keys(), lambda d: f"http://kizuki/ack/{d}", now(), self.tracking()
         )
