@@ -25,7 +25,12 @@ SUBSCRIPTIONS: dict[str, list[Subscription]] = {
     "followup": FOLLOWUP,
 }
 # What each service does with the patient data keys (see kizuki/permissions.py).
-KEY_USES: dict[str, KeyUse] = {"intake": "keeps", "escalation": "reads", "notifier": "reads"}
+KEY_USES: dict[str, KeyUse] = {
+    "intake": "keeps",
+    "escalation": "reads",
+    "notifier": "reads",
+    "followup": "reads",  # to seal and open the patient's words on callbacks
+}
 ALL_SUBSCRIPTIONS = [subscription for declared in SUBSCRIPTIONS.values() for subscription in declared]
 
 

@@ -212,6 +212,19 @@ class KeyVault:
             return None
         return self.master.unwrap(entry.value) if entry.value else None
 
+    async def seal_text(self, complaint_id: UUID, purpose: str, text: str) -> str:
+        """Free text about the patient (a call's notes, what they said on a callback), sealed with the
+        complaint's key; empty when there is nothing to seal or the complaint is erased."""
+        data_key = await self.data_key(complaint_id) if text else None
+        return "" if data_key is None else seal(data_key, f"{complaint_id}:{purpose}", text.encode())
+
+    async def open_text(self, complaint_id: UUID, purpose: str, sealed: str) -> str | None:
+        """What ``seal_text`` sealed; None once the complaint is erased."""
+        if not sealed:
+            return ""
+        data_key = await self.data_key(complaint_id)
+        return None if data_key is None else unseal(data_key, f"{complaint_id}:{purpose}", sealed).decode()
+
     async def open(self, complaint_id: UUID, sealed: str) -> PatientData | None:
         """The clear data, or None once it is erased."""
         data_key = await self.data_key(complaint_id)

@@ -15,6 +15,7 @@ from services.escalation.domain import Case, NotPermitted, NotPossible
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.events import DutyKind
+from shared.privacy import KeyVault
 from shared.service import ServiceRuntime, found
 from shared.timers import now
 
@@ -109,7 +110,11 @@ def case_view(case: Case) -> CaseView:
 
 
 def router(
-    store: EscalationApplication, runtime: ServiceRuntime, directory: Directory, auth: Authenticator
+    store: EscalationApplication,
+    runtime: ServiceRuntime,
+    directory: Directory,
+    auth: Authenticator,
+    vault: KeyVault,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
     reader = Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
@@ -177,11 +182,12 @@ def router(
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, detail="at: the call cannot be in the future"
             )
+        notes = await vault.seal_text(complaint_id, "first-response-notes", body.notes)  # kept sealed
         return await act(
             http,
             person,
             complaint_id,
-            lambda case: case.record_first_response(person.staff_id, at, body.patient_reached, body.notes),
+            lambda case: case.record_first_response(person.staff_id, at, body.patient_reached, notes),
         )
 
     @api.post("/{complaint_id}/patient-feedback", response_model=CaseView)

@@ -16,6 +16,7 @@ from shared.auth import OVERSEERS, WRITERS, ActionBody, Authenticator, Person, r
 from shared.directory import Directory, Role
 from shared.events import CallbackPurpose
 from shared.policy import Policy
+from shared.privacy import KeyVault
 from shared.service import ServiceRuntime, found
 from shared.timers import now
 
@@ -47,11 +48,16 @@ class CallbackView(BaseModel):
     attempt: int
     status: CallbackStatus
     outcome: str | None
-    comments: str
+    comments: str | None = Field(description="What the patient said; null once the complaint is erased.")
     history: list[str]
 
 
-def callback_view(callback: Callback) -> CallbackView:
+COMMENTS = "callback-comments"
+NOTES = "callback-notes"
+
+
+async def callback_view(callback: Callback, vault: KeyVault) -> CallbackView:
+    """The patient's words are kept sealed with the complaint's key and opened for the view."""
     return CallbackView(
         callback_id=callback.id,
         complaint_id=callback.complaint_id,
@@ -62,7 +68,7 @@ def callback_view(callback: Callback) -> CallbackView:
         attempt=callback.attempt,
         status=callback.status,
         outcome=callback.outcome,
-        comments=callback.comments,
+        comments=await vault.open_text(callback.complaint_id, COMMENTS, callback.comments),
         history=callback.history,
     )
 
@@ -73,6 +79,7 @@ def router(
     policy: Policy,
     directory: Directory,
     auth: Authenticator,
+    vault: KeyVault,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
     reader = Annotated[Person, Depends(auth.requires(*CALLBACK_READERS))]
@@ -94,7 +101,7 @@ def router(
         except NotPossible as refusal:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(refusal)) from None
         runtime.committed()
-        return callback_view(found(callback, f"callback {callback_id}"))
+        return await callback_view(found(callback, f"callback {callback_id}"), vault)
 
     @api.get("/callbacks", response_model=list[CallbackView])
     async def work_list(
@@ -113,18 +120,20 @@ def router(
             if (assignee is None or callback.assignee == assignee)
             and (not statuses or callback.status in statuses)
         ]
-        return [callback_view(callback) for callback in sorted(chosen, key=lambda callback: callback.due_at)]
+        ordered = sorted(chosen, key=lambda callback: callback.due_at)
+        return list(await asyncio.gather(*(callback_view(callback, vault) for callback in ordered)))
 
     @api.get("/callbacks/{callback_id}", response_model=CallbackView)
     async def get_callback(callback_id: UUID, _: reader) -> CallbackView:
         callback = await asyncio.to_thread(store.get_callback, callback_id)
-        return callback_view(found(callback, f"callback {callback_id}"))
+        return await callback_view(found(callback, f"callback {callback_id}"), vault)
 
     @api.get("/complaints/{complaint_id}/callbacks", response_model=list[CallbackView])
     async def callbacks_of(complaint_id: UUID, _: reader) -> list[CallbackView]:
         """A complaint's callbacks, in the order they were scheduled."""
         callbacks = await asyncio.to_thread(store.callbacks)
-        return [callback_view(callback) for callback in callbacks if callback.complaint_id == complaint_id]
+        its = [callback for callback in callbacks if callback.complaint_id == complaint_id]
+        return list(await asyncio.gather(*(callback_view(callback, vault) for callback in its)))
 
     @api.post(
         "/complaints/{complaint_id}/discharge-callback",
@@ -141,27 +150,34 @@ def router(
             store.register_discharge, complaint_id, body.discharged_at, policy, directory
         )
         runtime.committed()
-        return callback_view(found(callback, f"case for complaint {complaint_id}"))
+        return await callback_view(found(callback, f"case for complaint {complaint_id}"), vault)
+
+    async def sealed(callback_id: UUID, purpose: str, text: str) -> str:
+        """The patient's words, sealed with their complaint's key before they are stored."""
+        callback = found(await asyncio.to_thread(store.get_callback, callback_id), f"callback {callback_id}")
+        return await vault.seal_text(callback.complaint_id, purpose, text)
 
     @api.post("/callbacks/{callback_id}/not-reached", response_model=CallbackView)
     async def not_reached(http: Request, callback_id: UUID, body: NotReached, person: writer) -> CallbackView:
         """A call that did not reach the patient: the next attempt is scheduled, or the callback abandoned."""
+        notes = await sealed(callback_id, NOTES, body.notes)
         return await act(
             http,
             person,
             callback_id,
-            lambda callback: callback.not_reached(person.staff_id, now(), body.notes, directory),
+            lambda callback: callback.not_reached(person.staff_id, now(), notes, directory),
         )
 
     @api.post("/callbacks/{callback_id}/outcome", response_model=CallbackView)
     async def outcome(http: Request, callback_id: UUID, body: Outcome, person: writer) -> CallbackView:
         """The patient was reached; unresolved or unsatisfied (2 or less) asks for the case to reopen."""
+        comments = await sealed(callback_id, COMMENTS, body.comments)
         return await act(
             http,
             person,
             callback_id,
             lambda callback: callback.reached(
-                person.staff_id, now(), body.satisfaction, body.resolved, body.comments, directory
+                person.staff_id, now(), body.satisfaction, body.resolved, comments, directory
             ),
         )
 

@@ -10,6 +10,7 @@ from services.followup.handlers import consumers
 from shared.auth import Authenticator
 from shared.directory import load_directory
 from shared.policy import load_policy
+from shared.privacy import KeyVault, MasterKey
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
 
@@ -18,9 +19,9 @@ def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = load_directory(settings.directory_path)
     store = open_store(FollowupApplication, settings)
-    runtime = ServiceRuntime(settings, store, consumers(store, policy, directory))
+    vault = KeyVault(MasterKey.load(settings.master_key))  # for the patient's words on callbacks
+    runtime = ServiceRuntime(settings, store, consumers(store, policy, directory), vault=vault)
     app = http_app("kizuki followup", runtime)
-    app.include_router(
-        router(store, runtime, policy, directory, Authenticator.from_settings(settings, directory))
-    )
+    auth = Authenticator.from_settings(settings, directory)
+    app.include_router(router(store, runtime, policy, directory, auth, vault))
     return app

@@ -117,9 +117,16 @@ async def test_callbacks_after_the_response_and_the_closure_close_the_loop_or_re
     # A content patient: the patient-feedback duty is done by the callback, and the case can close.
     outcomes = callbacks.url("followup", f"/v1/callbacks/{callback_id}/outcome")
     done = await post(
-        callbacks, http, outcomes, assignee, {"satisfaction": 4, "resolved": True, "comments": "All good."}
+        callbacks,
+        http,
+        outcomes,
+        assignee,
+        {"satisfaction": 4, "resolved": True, "comments": "All good now."},
     )
-    assert done["status"] == "completed"
+    assert (done["status"], done["comments"]) == ("completed", "All good now.")
+    # The patient's words are kept sealed with the complaint's key, opened only for the view.
+    store = callbacks.settings.service_dir("followup") / "store.sqlite"
+    assert b"All good now." not in store.read_bytes()
     record = await until_record(
         callbacks,
         "the feedback duty fulfilled",

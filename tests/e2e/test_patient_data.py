@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 NAME = "Kitagawa Sumire"
 PHONE = "+81-90-5555-0142"
 PHRASE = "left alone in the corridor for forty minutes"
+NOTE = "frightened of the night shift"
 # On the record in clear, as it should be: proves the search below reads what the services wrote.
 CATEGORY = "corridor-care-7781"
 
@@ -68,9 +69,16 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
     assert (started["tier"], started["tier_reason"]) == ("major", "keyword 'injured'")
     assert of(record, complaint_id, "ComplainantAcknowledged")
 
+    # What the handler types about the patient after the apology call is kept sealed too.
+    response = await http.post(
+        system.url("escalation", f"/v1/cases/{complaint_id}/first-response"),
+        json={"patient_reached": True, "notes": f"She told me she was {NOTE}."},
+        headers=system.signed_in("hd-003"),
+    )
+    assert response.status_code == 200, response.text
     holding_category = {path.relative_to(tmp_path).parts[:2] for path in files_holding(tmp_path, CATEGORY)}
     assert {("var", "nats"), ("var", "intake")} <= holding_category  # the record's and intake's files
-    for secret in (NAME, PHONE, PHRASE):
+    for secret in (NAME, PHONE, PHRASE, NOTE):
         assert files_holding(tmp_path, secret) == [], secret
 
     quality = system.signed_in("q-001")

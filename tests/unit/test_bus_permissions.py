@@ -94,8 +94,9 @@ def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
         ],
         "subscribe": ["_INBOX.intake.>"],
     }
-    # Followup never touches a patient's key.
-    assert not [subject for subject in printed["followup"]["publish"] if "PATIENT_KEYS" in subject]
+    # Only intake may put or destroy a patient's key.
+    for service in ("escalation", "notifier", "followup"):
+        assert "$KV.PATIENT_KEYS.>" not in printed[service]["publish"]
 
 
 def test_credentials_live_with_the_embedded_server_or_where_the_environment_says() -> None:
