@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client
 from psycopg import sql
 
+from shared import refusals
+from shared.auth import Person, refuse
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
@@ -142,6 +144,21 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 MAX_BODY_BYTES = 64 * 1024
 
 Item = TypeVar("Item")
+
+
+async def applied(
+    http: Request, person: Person, runtime: ServiceRuntime, action: Callable[[], Item | None], what: str
+) -> Item:
+    """A person's action, applied in the store in a worker thread: the aggregate's refusals become 403
+    (logged, see ``refuse``) or 409, no such aggregate 404; once stored, the relay is woken."""
+    try:
+        result = await asyncio.to_thread(action)
+    except refusals.NotPermitted as refusal:
+        raise refuse(http, person, str(refusal)) from None
+    except refusals.NotPossible as refusal:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=refusal.detail()) from None
+    runtime.committed()
+    return found(result, what)
 
 
 def found(item: Item | None, what: str) -> Item:

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.escalation.application import EscalationApplication
-from services.escalation.domain import Case, NotPermitted, NotPossible
+from services.escalation.domain import Case
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.events import DutyKind
 from shared.privacy import KeyVault
-from shared.service import ServiceRuntime, found
+from shared.service import ServiceRuntime, applied, found
 from shared.timers import now
 
 Result = TypeVar("Result")
@@ -125,23 +125,14 @@ def router(
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
     ) -> CaseView:
-        """Apply the action, answer with the case as it is now; refusals become 403 or 409."""
+        """Apply the action, answer with the case as it is now."""
 
         def apply(case: Case) -> Case:
             action(case)
             return case
 
-        try:
-            case = await asyncio.to_thread(store.act, complaint_id, apply)
-        except NotPermitted as refusal:
-            raise refuse(http, person, str(refusal)) from None
-        except NotPossible as refusal:
-            detail: dict[str, object] = {"error": str(refusal)}
-            if refusal.open_duties:
-                detail["open_duties"] = refusal.open_duties
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from None
-        runtime.committed()
-        return case_view(found(case, f"case for complaint {complaint_id}"))
+        what = f"case for complaint {complaint_id}"
+        return case_view(await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what))
 
     @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(http: Request, complaint_id: UUID, person: reader) -> CaseView:

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.escalation.classification import classify
 from services.escalation.deadlines import due_at
+from shared import refusals
 from shared.calendar import outside_quiet_hours
 from shared.directory import Directory
 from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, DutyRule, EscalationPolicy
@@ -21,20 +22,22 @@ RESPONSE_DUTIES = ("first_response", "patient_feedback")
 MAJOR_CASE_ALERT = "major_case"
 
 
-class CaseError(ValueError):
-    """An action the case refuses; the message says why."""
-
-
-class NotPermitted(CaseError):
+class NotPermitted(refusals.NotPermitted):
     """The person is neither the owner of the duty nor in its chain."""
 
 
-class NotPossible(CaseError):
-    """The action does not fit the state of the case."""
+class NotPossible(refusals.NotPossible):
+    """The action does not fit the state of the case; closing names the duties still open."""
 
     def __init__(self, message: str, open_duties: list[str] | None = None) -> None:
         super().__init__(message)
         self.open_duties = open_duties or []
+
+    def detail(self) -> str | dict[str, object]:
+        detail: dict[str, object] = {"error": str(self)}
+        if self.open_duties:
+            detail["open_duties"] = self.open_duties
+        return detail
 
 
 @dataclass(frozen=True)

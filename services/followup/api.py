@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.followup.application import FollowupApplication
-from services.followup.domain import Callback, CallbackStatus, NotPermitted, NotPossible
-from shared.auth import OVERSEERS, WRITERS, ActionBody, Authenticator, Person, refuse
+from services.followup.domain import Callback, CallbackStatus
+from shared.auth import OVERSEERS, WRITERS, ActionBody, Authenticator, Person
 from shared.directory import Directory, Role
 from shared.events import CallbackPurpose
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.service import ServiceRuntime, found
+from shared.service import ServiceRuntime, applied, found
 from shared.timers import now
 
 # Who sees callbacks: the callback staff, the people who own responses, and the overseers.
@@ -88,20 +88,15 @@ def router(
     async def act(
         http: Request, person: Person, callback_id: UUID, action: Callable[[Callback], object]
     ) -> CallbackView:
-        """Apply the action, answer with the callback as it is now; refusals become 403 or 409."""
+        """Apply the action, answer with the callback as it is now."""
 
         def apply(callback: Callback) -> Callback:
             action(callback)
             return callback
 
-        try:
-            callback = await asyncio.to_thread(store.act, callback_id, apply)
-        except NotPermitted as refusal:
-            raise refuse(http, person, str(refusal)) from None
-        except NotPossible as refusal:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(refusal)) from None
-        runtime.committed()
-        return await callback_view(found(callback, f"callback {callback_id}"), vault)
+        what = f"callback {callback_id}"
+        callback = await applied(http, person, runtime, lambda: store.act(callback_id, apply), what)
+        return await callback_view(callback, vault)
 
     @api.get("/callbacks", response_model=list[CallbackView])
     async def work_list(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared import refusals
 from shared.calendar import next_working_moment, outside_quiet_hours
 from shared.directory import Directory
 from shared.events import CallbackPurpose
@@ -18,15 +19,11 @@ CallbackStatus = Literal["scheduled", "due", "overdue", "completed", "abandoned"
 UNSATISFIED = 2
 
 
-class CallbackError(ValueError):
-    """An action the callback refuses; the message says why."""
-
-
-class NotPermitted(CallbackError):
+class NotPermitted(refusals.NotPermitted):
     """The person is neither the callback's assignee nor callback staff."""
 
 
-class NotPossible(CallbackError):
+class NotPossible(refusals.NotPossible):
     """The action does not fit the state of the callback."""
 
 
