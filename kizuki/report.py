@@ -29,6 +29,7 @@ READ = frozenset(
         "EscalationStarted",
         "DutyAssigned",
         "NotificationSent",
+        "NotificationNotDelivered",
         "DutyFulfilled",
         "DutyMissed",
         "ReportFiled",
@@ -78,6 +79,7 @@ class Timeline:
     closed_at: datetime | None = None
     duties: dict[str, Duty] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)  # the roles that missed a reporting duty
+    unreached: list[str] = field(default_factory=list)  # staff an alert could not be delivered to
 
     def apply(self, kind: str, event: dict[str, Any]) -> None:
         at = _time(event["occurred_at"])
@@ -93,6 +95,8 @@ class Timeline:
                 self.duties[event["duty"]] = Duty(_time(event["due_at"]))
             case "NotificationSent" if duty == "supervisor_acknowledgement":
                 self.supervisor_reached_at = self.supervisor_reached_at or at
+            case "NotificationNotDelivered":
+                self.unreached.append(event["recipient"])
             case "DutyFulfilled":
                 if duty in self.duties and self.duties[duty].done_at is None:
                     self.duties[duty].done_at = at
@@ -147,6 +151,7 @@ class Timeline:
             "callbacks_completed": self.callbacks_completed,
             "callbacks_overdue": self.callbacks_overdue,
             "reopened": self.reopened,
+            "alerts_not_delivered": len(self.unreached),
             "corrective_measure": self.corrective_measure,
             "responsible": self.responsible,
             "closed_at": iso_or_none(self.closed_at),
@@ -216,6 +221,10 @@ def summary(found: list[Timeline]) -> dict[str, Any]:
             for kind, counted in sorted(duties.items())
         },
         "missed_reporting_duties_by_role": dict(sorted(Counter(r for t in found for r in t.missed).items())),
+        # Whom the alerts did not reach: a contact missing from the directory, or a channel down.
+        "alerts_not_delivered_by_recipient": dict(
+            sorted(Counter(r for t in found for r in t.unreached).items())
+        ),
         "first_response_seconds": {
             "count": len(response_times),
             "median": nearest_rank(response_times, 0.5),

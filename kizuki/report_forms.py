@@ -61,6 +61,10 @@ def print_table(found: list[Timeline], period: dict[str, str | None], out: TextI
         f"{role} {count}" for role, count in figures["missed_reporting_duties_by_role"].items()
     )
     print(f"missed reporting duties by role: {missed or 'none'}", file=out)
+    unreached = ", ".join(
+        f"{person} {count}" for person, count in figures["alerts_not_delivered_by_recipient"].items()
+    )
+    print(f"alerts that reached no one, by recipient: {unreached or 'none'}", file=out)
     times = figures["first_response_seconds"]
     print(
         f"first response after occurrence: median {_minutes(times['median'])}, p90 {_minutes(times['p90'])}"

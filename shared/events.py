@@ -337,6 +337,22 @@ class NotificationFailed(WireEvent):
     next_channel: str | None = Field(description="The recipient's next channel, tried now, if any.")
 
 
+class NotificationNotDelivered(WireEvent):
+    """An alert reached no one: the staff member has no contact on a configured channel, or every
+    channel failed. The chase goes on (and up the chain) as for any alert not acknowledged; this is
+    on the record so that quality staff can fix the directory or the channel."""
+
+    service: ClassVar[str] = "notifier"
+    type: Literal["NotificationNotDelivered"] = "NotificationNotDelivered"
+    version: Literal[1] = 1
+
+    delivery_id: UUID = Field(description="The alert that was given up.")
+    recipient: str = Field(description="Staff id of the person the alert was for.")
+    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert was about.")
+    alert_number: int = Field(description="Which alert of the chase it was.")
+    reason: str = Field(description="Why it was given up, without any address.")
+
+
 class NotificationAcknowledged(WireEvent):
     """A staff member acknowledged an alert through its one-click link."""
 
@@ -518,6 +534,7 @@ AnyEvent = Annotated[
     | NotificationSent
     | NotificationAttempted
     | NotificationFailed
+    | NotificationNotDelivered
     | NotificationAcknowledged
     | ComplainantAcknowledged
     | ComplainantNotAcknowledged

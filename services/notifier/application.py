@@ -28,6 +28,7 @@ from shared.events import (
     NotificationAcknowledged,
     NotificationAttempted,
     NotificationFailed,
+    NotificationNotDelivered,
     NotificationSent,
     WireEvent,
 )
@@ -159,6 +160,13 @@ class NotifierApplication(ServiceApplication):
             )
         if isinstance(domain_event, Notification.GaveUp) and domain_event.recipient == COMPLAINANT:
             return self.copied_to_wire(ComplainantNotAcknowledged, domain_event, occurred_at=domain_event.at)
+        if isinstance(domain_event, Notification.GaveUp):
+            return self.copied_to_wire(
+                NotificationNotDelivered,
+                domain_event,
+                delivery_id=domain_event.originator_id,
+                occurred_at=domain_event.at,
+            )
         if isinstance(domain_event, Notification.Acknowledged):
             return self.copied_to_wire(
                 NotificationAcknowledged,

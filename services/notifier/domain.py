@@ -115,6 +115,8 @@ class Notification(Aggregate):
 
     class GaveUp(Event):
         reason: str
+        duty: str | None
+        alert_number: int | None
         at: datetime
 
     class Acknowledged(Event):
@@ -267,10 +269,18 @@ class Notification(Aggregate):
         self.outcome = f"delivered by {channel}"
 
     def give_up(self, reason: str, at: datetime) -> None:
-        self._give_up(**self._about(), reason=reason, at=at)
+        self._give_up(**self._about(), reason=reason, duty=self.duty, alert_number=self.alert_number, at=at)
 
     @event(GaveUp)
-    def _give_up(self, complaint_id: UUID, recipient: str, reason: str, at: datetime) -> None:
+    def _give_up(
+        self,
+        complaint_id: UUID,
+        recipient: str,
+        reason: str,
+        duty: str | None,
+        alert_number: int | None,
+        at: datetime,
+    ) -> None:
         self.outcome = f"not delivered: {reason}"
 
     def acknowledge(self, at: datetime) -> bool:

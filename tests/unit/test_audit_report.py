@@ -24,6 +24,7 @@ from shared.events import (
     DutyMissed,
     EscalationStarted,
     FirstResponseRecorded,
+    NotificationNotDelivered,
     NotificationSent,
     ReportFiled,
     WireEvent,
@@ -143,6 +144,20 @@ HISTORY: list[WireEvent] = [
         department="Ward 3",
         tier="minor",
     ),
+    # The supervisor has no contact the notifier can use: two alerts of the chase reached no one.
+    *(
+        on(
+            B,
+            NotificationNotDelivered,
+            T0 + timedelta(minutes=65 + 5 * number),
+            delivery_id=uuid4(),
+            recipient="sv-003",
+            duty="supervisor_acknowledgement",
+            alert_number=number,
+            reason="sv-003 has no contact on a configured channel",
+        )
+        for number in (1, 2)
+    ),
     missed(B, "supervisor_acknowledgement", "sv-003", T0 + timedelta(minutes=75)),
     *responded(B, T0 + timedelta(hours=2), reached=False, within=True),
     missed(B, "first_hearer_report", "n-002", T0 + timedelta(minutes=125)),
@@ -215,11 +230,13 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
         "callbacks_completed": 1,
         "callbacks_overdue": 0,
         "reopened": 0,
+        "alerts_not_delivered": 0,
         "corrective_measure": "Night round",
         "responsible": "hd-3",
         "closed_at": "2026-11-04T00:00:00+00:00",
     }
     assert rows[1]["acknowledged_at"] is None
+    assert rows[1]["alerts_not_delivered"] == 2
     assert rows[1]["first_response_at"] == "2026-11-02T04:00:00+00:00"  # the call that reached the patient
     assert rows[1]["first_response_within_window"] is False
     assert rows[2]["closed_at"] is None
@@ -237,6 +254,7 @@ def test_the_period_figures_are_exactly_those_of_the_history() -> None:
             "supervisor_report": {"owed": 3, "on_time": 1, "share": 0.3333},
         },
         "missed_reporting_duties_by_role": {"first hearer": 1, "supervisor": 2},
+        "alerts_not_delivered_by_recipient": {"sv-003": 2},
         "first_response_seconds": {"count": 3, "median": 3600.0, "p90": 10800.0},
         "first_responses_within_window": 2,
         "by_tier": {"complex": 1, "major": 1, "minor": 1},
