@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
@@ -25,7 +24,7 @@ async def _hop(js: JetStreamContext, source: str, target: str | None, arrived: d
     while True:
         try:
             messages = await pull.fetch(100, timeout=1)
-        except NatsTimeoutError:
+        except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
             continue
         for message in messages:
             if target is None:

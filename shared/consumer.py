@@ -11,7 +11,6 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
@@ -68,7 +67,7 @@ class ConsumerLoop(Generic[T]):
         while True:
             try:
                 messages = await pull.fetch(1, timeout=5)
-            except NatsTimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
                 continue
             for message in messages:
                 await self.process(message)
