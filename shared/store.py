@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -150,6 +150,46 @@ class ServiceApplication(Application[UUID]):
                 continue
             return result
         raise AssertionError("unreachable")
+
+    def act_on_all(self, acts: Sequence[tuple[Found, Callable[[Found], object]]]) -> list[Found | Exception]:
+        """Apply each action to its aggregate as the caller last read it, and store them all in one
+        transaction. When that conflicts (another writer changed one of them meanwhile), each is stored
+        by itself, and the one in conflict is read again and acted on anew as in ``act_on``: no action is
+        lost to another's conflict. For each action, in order: its aggregate as stored, or the exception
+        it raised (nothing of that action is stored, and the caller's aggregate is not to be used)."""
+        outcomes: list[Found | Exception] = []
+        pending: list[list[DomainEventProtocol[UUID]]] = []
+        for aggregate, action in acts:
+            try:
+                action(aggregate)
+            except Exception as refused:
+                outcomes.append(refused)
+                pending.append([])
+            else:
+                outcomes.append(aggregate)
+                pending.append(list(aggregate.collect_events()))
+        try:
+            self.events.put([new for events in pending for new in events])
+        except IntegrityError:
+            for index, ((aggregate, action), events) in enumerate(zip(acts, pending, strict=True)):
+                if not events:
+                    continue
+                try:
+                    self.events.put(events)
+                except IntegrityError:
+                    outcomes[index] = self._acted_on_again(aggregate, action)
+        return outcomes
+
+    def _acted_on_again(self, stale: Found, action: Callable[[Found], object]) -> Found | Exception:
+        def acted(aggregate: Found) -> Found:
+            action(aggregate)
+            return aggregate
+
+        try:
+            again = self.act_on(type(stale), stale.id, acted)
+        except Exception as failed:
+            return failed
+        return again if again is not None else AggregateNotFoundError(stale.id)
 
     def copied_to_wire(self, wire_class: type[Wire], domain_event: AggregateEvent, **given: Any) -> Wire:
         """The wire event with every field the domain event has under the same name, plus ``given``."""

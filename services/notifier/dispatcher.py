@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from uuid import UUID
 
 from services.notifier.application import NotifierApplication
@@ -17,6 +18,8 @@ from shared.timers import now
 
 log = logging.getLogger(__name__)
 
+Action = Callable[[Notification], object]
+
 BATCH = 200
 REQUESTED_TOPIC = f"{Notification.Requested.__module__}:{Notification.Requested.__qualname__}"
 
@@ -24,7 +27,11 @@ REQUESTED_TOPIC = f"{Notification.Requested.__module__}:{Notification.Requested.
 class Dispatcher:
     """Follows the store's notification log; every notification requested there gets a task that
     delivers it. After a restart the log is read from the start, so every pending notification is
-    taken up again, an attempt in doubt included (resent with the same idempotency key)."""
+    taken up again, an attempt in doubt included (resent with the same idempotency key).
+
+    The tasks do not write: they queue what is to be recorded (an attempt started, its outcome) and
+    wait for it, and one writer stores whatever is queued in one transaction, so that many deliveries
+    cost one commit rather than one each."""
 
     def __init__(
         self,
@@ -44,11 +51,13 @@ class Dispatcher:
         self.slots = {name: asyncio.Semaphore(config.concurrency_per_channel) for name in channels}
         self._wake = asyncio.Event()
         self._deliveries: dict[UUID, asyncio.Task[None]] = {}
+        self._to_record: asyncio.Queue[ToRecord] = asyncio.Queue()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        writer = asyncio.create_task(self._record_batches())
         position = 0
         try:
             while True:
@@ -67,6 +76,8 @@ class Dispatcher:
             for task in self._deliveries.values():
                 task.cancel()
             await asyncio.gather(*self._deliveries.values(), return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
     def _start(self, delivery_id: UUID) -> None:
         task = asyncio.create_task(self.deliver(delivery_id))
@@ -74,28 +85,26 @@ class Dispatcher:
         task.add_done_callback(lambda _: self._deliveries.pop(delivery_id, None))
 
     async def deliver(self, delivery_id: UUID) -> None:
-        """Attempts until the notification is delivered or given up."""
-        while True:
-            notification = await asyncio.to_thread(self.store.get_notification, delivery_id)
-            if notification is None or not notification.pending:
-                return
+        """Attempts until the notification is delivered or given up. The notification is read once and
+        kept as each record of an attempt returns it; read again only after a failure to record."""
+        notification = await asyncio.to_thread(self.store.get_notification, delivery_id)
+        while notification is not None and notification.pending:
             if notification.retry_at is not None:
                 await asyncio.sleep(max(0.0, (notification.retry_at - now()).total_seconds()))
             try:
                 async with self.slots[notification.channel]:
-                    await self._attempt(delivery_id)
+                    notification = await self._attempt(notification)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery %s could not be recorded; trying again", delivery_id)
                 await asyncio.sleep(self.poll_interval)
+                notification = await asyncio.to_thread(self.store.get_notification, delivery_id)
 
-    async def _attempt(self, delivery_id: UUID) -> None:
+    async def _attempt(self, notification: Notification) -> Notification:
         """One attempt, in a slot of its channel: recorded, handed over, its outcome recorded."""
-        started = await asyncio.to_thread(self.store.act_on_notification, delivery_id, _start_attempt)
-        if started is None:
-            return
-        self.on_commit()
+        started = await self._record(notification, _start_attempt)
+        delivery_id = started.id
         channel = started.channel
         address = await self._address(started)
         message = Message(
@@ -116,21 +125,43 @@ class Dispatcher:
             failure = DeliveryFailed(f"no answer within {self.config.timeout_seconds} s", permanent=False)
         except Exception as error:  # a fault of ours, not the provider's: tried again, counted
             failure = DeliveryFailed(f"channel error: {error!r}", permanent=False)
-        rule = self.config.retry_rule
         if failure is None:
             log.info("delivered %s by %s", delivery_id, channel)
-            await asyncio.to_thread(self.store.act_on_notification, delivery_id, lambda n: n.deliver(now()))
-        else:
-            log.warning("delivery %s by %s failed: %s", delivery_id, channel, failure.reason)
-            # The reason goes on the record: never with the address in it.
-            reason = failure.reason.replace(address, "<address>") if address else failure.reason
-            permanent = failure.permanent
-            await asyncio.to_thread(
-                self.store.act_on_notification,
-                delivery_id,
-                lambda n: n.fail_attempt(reason, permanent, now(), rule),
-            )
-        self.on_commit()
+            return await self._record(started, lambda n: n.deliver(now()))
+        log.warning("delivery %s by %s failed: %s", delivery_id, channel, failure.reason)
+        # The reason goes on the record: never with the address in it.
+        reason = failure.reason.replace(address, "<address>") if address else failure.reason
+        permanent = failure.permanent
+        rule = self.config.retry_rule
+        return await self._record(started, lambda n: n.fail_attempt(reason, permanent, now(), rule))
+
+    async def _record(self, notification: Notification, action: Action) -> Notification:
+        """The notification with the action applied and stored, by the writer, in its next batch."""
+        recorded: asyncio.Future[Notification] = asyncio.get_running_loop().create_future()
+        self._to_record.put_nowait(ToRecord(notification, action, recorded))
+        return await recorded
+
+    async def _record_batches(self) -> None:
+        """The one writer: whatever was queued while the last batch was being stored is the next batch,
+        stored in one transaction; the relay is woken once per batch."""
+        while True:
+            batch = [await self._to_record.get()]
+            while not self._to_record.empty() and len(batch) < BATCH:
+                batch.append(self._to_record.get_nowait())
+            acts = [(queued.notification, queued.action) for queued in batch]
+            try:
+                outcomes = await asyncio.to_thread(self.store.act_on_all, acts)
+            except Exception as error:  # the store failed: each delivery reads its notification again
+                outcomes = [error] * len(batch)
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                if queued.recorded.done():  # its delivery was cancelled
+                    continue
+                if isinstance(outcome, Exception):
+                    queued.recorded.set_exception(outcome)
+                else:
+                    queued.recorded.set_result(outcome)
+            if not all(isinstance(outcome, Exception) for outcome in outcomes):
+                self.on_commit()
 
     async def _address(self, notification: Notification) -> str | None:
         """A member of staff's address as it is; a complainant's contact opened from the sealed
@@ -141,6 +172,14 @@ class Dispatcher:
         return patient.contact if patient is not None else None
 
 
-def _start_attempt(notification: Notification) -> Notification:
+@dataclass(frozen=True)
+class ToRecord:
+    """An action of a delivery on its notification, waiting for the writer."""
+
+    notification: Notification
+    action: Action
+    recorded: asyncio.Future[Notification]
+
+
+def _start_attempt(notification: Notification) -> None:
     notification.start_attempt(now())
-    return notification
