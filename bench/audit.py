@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +21,7 @@ from uuid import uuid4
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from bench.stats import embedded_nats
+from bench.stats import embedded_nats, resident_mib
 from kizuki import bundle as bundles
 from kizuki.audit import RecordMessage, read_messages
 from kizuki.bundle import Bundle
@@ -188,7 +187,7 @@ async def reading(task: str, source: str, url: str, path: Path, trust: TrustFile
             count += 1
         outcome["complaints"] = summary(rebuild.timelines())["complaints"]
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resident_mib("self", "VmHWM")
     return {"events": count, "per_second": count / seconds, "peak_memory_mib": peak, **outcome}
 
 

@@ -22,9 +22,11 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
-def resident_mib(pid: int) -> float:
+def resident_mib(pid: int | str, field: str = "VmRSS") -> float:
+    """A process's memory now (VmRSS) or at its peak (VmHWM), in MiB. Unlike getrusage's ru_maxrss,
+    the peak is that of the process's own program: not the parent's, which a child inherits on Linux."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
