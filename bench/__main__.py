@@ -63,6 +63,21 @@ def table(results: dict[str, Any]) -> str:
                 f"{ratio:>11.1f}{tail}"
             )
             first = False
+    lines.append("")
+    lines.append(
+        "CPU per complaint, ms (all processes of the system; the machine has {} cores):".format(
+            results["machine"]["cores"]
+        )
+    )
+    for run in results["end_to_end"]:
+        cpu = run["cpu_ms_per_complaint"]
+        total = sum(cpu.values())
+        ceiling = 1000 * results["machine"]["cores"] / total if total else 0.0
+        lines.append(
+            f"  {run['label']:<14}"
+            + "  ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+            + f"  = {total:.1f} ms, at most {ceiling:.0f}/s on this machine's cores"
+        )
     highest = results["highest_sustained_per_second"]
     lines.append(
         f"highest rate sustained without a growing backlog: {highest:.0f}/s "

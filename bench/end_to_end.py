@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from nats.js import JetStreamContext
 
-from bench.stats import percentiles
+from bench.stats import cpu_seconds, percentiles
 from kizuki.audit import RecordEntry, read_record
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
@@ -189,15 +189,24 @@ async def end_to_end(
         runs = []
         limits = httpx.Limits(max_connections=MAX_CONCURRENCY * 2)
         async with httpx.AsyncClient(timeout=30, limits=limits, headers={"X-API-Key": api_key}) as client:
+            pids = {service: process.pid for service, process in zip(SERVICES, processes, strict=True)}
+            pids["nats-server"] = nats.pid
 
             async def run_at(label: str, rate: int | None) -> dict[str, Any]:
+                used_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 started = time.perf_counter()
                 sent = await drive(client, url, label.replace(" ", "-"), rate, seconds)
                 posting_ended = time.perf_counter()
                 await settled(js)
                 drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second
+                used = {name: cpu_seconds(pid) - used_before[name] for name, pid in pids.items()}
                 record = [entry async for entry in read_record(js)]
-                return analyse(label, sent, posting_ended - started, record, max(0.0, drain))
+                run = analyse(label, sent, posting_ended - started, record, max(0.0, drain))
+                # Where the machine's time goes: CPU per complaint, by process (the quiet second included).
+                run["cpu_ms_per_complaint"] = {
+                    name: 1000 * seconds_used / max(1, len(sent)) for name, seconds_used in used.items()
+                }
+                return run
 
             for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
                 runs.append(await run_at(label, rate))
