@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import random
 import shutil
 import signal
 import socket
@@ -102,8 +103,23 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         process.wait()
 
 
+# Below Linux's ephemeral range (32768-60999): a port handed out from there could be taken, before its
+# server binds it, as the local end of some outgoing connection (seen: a service failing to start).
+FREE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port that nothing listens on and that this process has not handed out before."""
+    for _ in range(1000):
+        port = random.choice(FREE_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free loopback port between {FREE_PORTS.start} and {FREE_PORTS.stop - 1}")
