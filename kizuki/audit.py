@@ -145,20 +145,22 @@ def print_json_lines(entries: list[RecordEntry], out: TextIO) -> None:
 
 
 async def with_progress(
-    messages: AsyncIterable[RecordMessage], out: TextIO, every: int = PROGRESS_EVERY
+    messages: AsyncIterable[RecordMessage],
+    out: TextIO,
+    every: int = PROGRESS_EVERY,
+    last: int | None = None,
 ) -> AsyncIterator[RecordMessage]:
-    """The same messages, counted on the terminal as they pass; silent when ``out`` is not one."""
+    """The same messages, counted on the terminal as they pass, with the share of the record read when
+    its ``last`` sequence is known; silent when ``out`` is not a terminal."""
     shown = out.isatty()
     count = 0
     async for message in messages:
         yield message
         count += 1
         if shown and count % every == 0:
-            print(
-                f"\r{count:>12,} messages read (seq {message.stream_sequence:,})",
-                end="",
-                file=out,
-                flush=True,
-            )
+            where = f"seq {message.stream_sequence:,}"
+            if last:
+                where += f" of {last:,}, {message.stream_sequence / last:.0%}"
+            print(f"\r{count:>12,} messages read ({where})", end="", file=out, flush=True)
     if shown and count >= every:
         print(file=out)

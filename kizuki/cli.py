@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
 from shared.auth import AuthError, issue_api_key, issue_token
-from shared.bus import connect
+from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.directory import load_directory
 from shared.events import Channel
@@ -105,17 +105,24 @@ def _qr(settings: Settings, department: str, out: Path | None, base_url: str | N
 
 
 async def _messages(settings: Settings, bundle: Bundle | None) -> AsyncIterator[RecordMessage]:
-    """The record from a bundle, or from the NATS server."""
+    """The record from a bundle, or from the NATS server, its progress shown on the terminal."""
     if bundle is not None:
-        for message in bundle.messages():
+        async for message in with_progress(_each(bundle.messages()), sys.stderr):
             yield message
         return
     nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
     try:
-        async for message in read_messages(nc.jetstream()):
+        js = nc.jetstream()
+        last = (await js.stream_info(RECORD_STREAM)).state.last_seq
+        async for message in with_progress(read_messages(js), sys.stderr, last=last):
             yield message
     finally:
         await nc.close()
+
+
+async def _each(messages: Iterable[RecordMessage]) -> AsyncIterator[RecordMessage]:
+    for message in messages:
+        yield message
 
 
 def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> TrustFile:
@@ -135,7 +142,7 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
     verifier = Verifier(
         _trust(settings, pinned, bundle), segments=bundle is not None and bundle.kind == "proof"
     )
-    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+    async for message in _messages(settings, bundle):
         verifier.check(message)
     verifier.finish()
     for problem in verifier.problems:
@@ -147,16 +154,14 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
 async def _export(settings: Settings, out_path: Path, pinned: Path | None) -> None:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        written = await bundles.export(with_progress(_messages(settings, None), sys.stderr), trust, out)
+        written = await bundles.export(_messages(settings, None), trust, out)
     print(f"kizuki: {written} messages and the trust file written to {out_path}")
 
 
 async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Path | None) -> int:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        return await bundles.prove(
-            with_progress(_messages(settings, None), sys.stderr), complaint, trust, out
-        )
+        return await bundles.prove(_messages(settings, None), complaint, trust, out)
 
 
 async def _report(
@@ -164,7 +169,7 @@ async def _report(
 ) -> None:
     bundle = Bundle.open(bundle_path) if bundle_path is not None else None
     rebuild = Rebuild()
-    async for message in with_progress(_messages(settings, bundle), sys.stderr):
+    async for message in _messages(settings, bundle):
         rebuild.add(message)
     found = rebuild.timelines(since, until)
     period = {"since": iso_or_none(since), "until": iso_or_none(until)}

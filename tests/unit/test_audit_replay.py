@@ -69,12 +69,12 @@ class Terminal(io.StringIO):
         return True
 
 
-async def counted(out: io.StringIO, count: int) -> list[int]:
+async def counted(out: io.StringIO, count: int, last: int | None = None) -> list[int]:
     async def messages() -> AsyncIterator[RecordMessage]:
         for sequence in range(1, count + 1):
             yield RecordMessage(sequence, "events.intake.ComplaintReceived", {}, b"{}")
 
-    return [message.stream_sequence async for message in with_progress(messages(), out, every=2)]
+    return [message.stream_sequence async for message in with_progress(messages(), out, every=2, last=last)]
 
 
 async def test_progress_shows_on_a_terminal_and_stays_quiet_when_piped() -> None:
@@ -83,3 +83,9 @@ async def test_progress_shows_on_a_terminal_and_stays_quiet_when_piped() -> None
     assert terminal.getvalue().split("\r")[-1] == "           4 messages read (seq 4)\n"
     assert await counted(pipe, 5) == [1, 2, 3, 4, 5]
     assert pipe.getvalue() == ""
+
+
+async def test_progress_shows_the_share_of_the_record_read_when_its_length_is_known() -> None:
+    terminal = Terminal()
+    await counted(terminal, 5, last=5)
+    assert terminal.getvalue().split("\r")[-1] == "           4 messages read (seq 4 of 5, 80%)\n"
