@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from shared.bus import ACK_WAIT_SECONDS, Subscription
 from shared.store import ServiceApplication
+from shared.timers import FiredEarly
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class ConsumerLoop(Generic[T]):
             if not await asyncio.to_thread(self.app.has_processed, tracking):
                 await self._apply(message, tracking)
             await message.ack_sync()
+        except FiredEarly as early:
+            await _nak_quietly(message, early.wait)
+            return
         except Exception:
             # The store or the bus failed under us: the message stays unacknowledged and comes back.
             log.exception("could not process %s #%d", tracking.application_name, tracking.notification_id)
@@ -95,6 +99,8 @@ class ConsumerLoop(Generic[T]):
             await _while_telling_the_server(
                 message, asyncio.to_thread(self.consumer.handle, decoded, tracking)
             )
+        except FiredEarly:
+            raise
         except Exception as error:
             attempts = message.metadata.num_delivered
             if attempts < self.max_attempts:

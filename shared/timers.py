@@ -8,6 +8,15 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
+class FiredEarly(Exception):
+    """A timer fire that arrived before its due time (schedules have whole-second resolution): the
+    consumer puts the message back for ``wait`` seconds instead of taking it; it is not a failure."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"fired {wait:.3f} s before its due time")
+        self.wait = wait
+
+
 class Timer(BaseModel):
     """A timer one service sets for itself. The fire carries this same body back.
 
