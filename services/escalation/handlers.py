@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -19,7 +20,7 @@ from shared.events import (
 )
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.timers import Timer, now
+from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
 
 FROM_THE_RECORD = Subscription(
     RECORD_STREAM,
@@ -36,7 +37,11 @@ SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 
 def consumers(
-    store: EscalationApplication, policy: Policy, directory: Directory, vault: KeyVault
+    store: EscalationApplication,
+    policy: Policy,
+    directory: Directory,
+    vault: KeyVault,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
     def when_complaint_received_open_case_when_callback_done_close_the_loop(
         event: Any, tracking: Tracking
@@ -62,5 +67,7 @@ def consumers(
             decoder(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
             when_complaint_received_open_case_when_callback_done_close_the_loop,
         ),
-        Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_chase_or_close_the_deadline),
+        Consumer(
+            TIMER_FIRED, Timer.decode, on_time(when_a_timer_fires_chase_or_close_the_deadline, clock_skew)
+        ),
     ]
