@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from services.escalation.application import EscalationApplication
-from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
+from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import (
@@ -32,7 +32,7 @@ FROM_THE_RECORD = Subscription(
         "events.notifier.NotificationAcknowledged",
     ],
 )
-TIMER_FIRED = Subscription(TIMER_STREAM, "escalation", [due_subject("escalation", ">")])
+TIMER_FIRED = timer_subscription("escalation")
 SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 

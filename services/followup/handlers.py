@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from services.followup.application import FollowupApplication
-from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
+from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
@@ -24,7 +24,7 @@ CASE_EVENTS = Subscription(
         "events.escalation.CaseClosed",
     ],
 )
-TIMER_FIRED = Subscription(TIMER_STREAM, "followup", [due_subject("followup", ">")])
+TIMER_FIRED = timer_subscription("followup")
 SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 
 
