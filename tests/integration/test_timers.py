@@ -1,10 +1,11 @@
-"""Timers on a real nats-server: never taken early, gone once handled, and moved on upgrade."""
+"""Timers on a real nats-server: never taken early, gone once handled, moved on upgrade, past quiet hours."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -15,12 +16,19 @@ from nats.js.errors import NotFoundError
 
 from kizuki.provision import provision_bus
 from kizuki.timer_migration import SHARED_TIMER_STREAM
+from services.escalation.application import EscalationApplication
 from services.followup.application import FollowupApplication
-from shared.bus import connect, due_subject, schedule_subject, timer_stream, timer_subscription
+from shared.bus import RECORD_STREAM, connect, due_subject, schedule_subject, timer_stream, timer_subscription
+from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
+from shared.directory import Directory
+from shared.outbox import Checkpoints, OutboxRelay
+from shared.policy import Policy
 from shared.service import open_store
 from shared.settings import Settings
 from shared.timers import Timer, now, on_time
+from tests.factories import complaint_received
+from tests.integration.test_delivery import record_of
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -166,3 +174,53 @@ async def test_an_upgrade_moves_pending_timers_and_unhandled_fires_to_each_servi
         assert (await js.stream_info(stream)).state.messages == 2
     finally:
         await nc.close()
+
+
+async def test_the_chase_waits_out_quiet_hours_in_the_timer_the_relay_sets(
+    nc: Client, settings: Settings, policy: Policy, directory: Directory
+) -> None:
+    """With quiet hours from an hour ago to two hours from now, a case opened now gets its first
+    alerts at once and its next ones at the end of the quiet hours, on the record and in the schedule."""
+    zone = ZoneInfo(policy.escalation.calendar.timezone)
+    local = datetime.now(zone).replace(second=0, microsecond=0)
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    quiet = policy.escalation.calendar.model_copy(
+        update={"quiet_hours_start": start.time(), "quiet_hours_end": end.time()}
+    )
+    chase = policy.escalation.chase.model_copy(update={"repeat_interval_seconds": 5})
+    quiet_now = policy.model_copy(
+        update={"escalation": policy.escalation.model_copy(update={"calendar": quiet, "chase": chase})}
+    )
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    try:
+        complaint = complaint_received()
+        await asyncio.to_thread(
+            store.open_case,
+            complaint,
+            "Results were lost.",
+            quiet_now,
+            directory,
+            now(),
+            Tracking(RECORD_STREAM, 1),
+        )
+        relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
+        await relay.relay_pending()
+
+        alerts = [body for _, body, _ in await record_of(js, "events.escalation.AlertRequested")]
+        chased = [alert for alert in alerts if alert.next_alert_at is not None]
+        assert chased, "no alert of the case asks for a next one"
+        for alert in chased:
+            assert alert.next_alert_at == end.astimezone(UTC)
+            scheduled = await js.get_last_msg(
+                timer_stream("escalation"),
+                schedule_subject(
+                    "escalation", f"alert.{complaint.complaint_id}.{alert.duty}.{alert.alert_number + 1}"
+                ),
+            )
+            assert Timer.decode(scheduled.data or b"").due_at == end
+            assert (scheduled.headers or {})["Nats-Schedule"] == "@at " + end.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+    finally:
+        store.close()
