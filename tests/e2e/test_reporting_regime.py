@@ -157,6 +157,9 @@ async def test_both_report_tracks_are_kept_and_a_missing_first_hearer_report_is_
     )
     missed = [(body["duty"], body["person"]) for body in of(record, complaint_id, "DutyMissed")]
     assert missed == [("first_hearer_report", "n-001")]
+    for body in of(record, complaint_id, "DutyMissed"):  # named only once the time has run out
+        assert datetime.fromisoformat(body["occurred_at"]) >= datetime.fromisoformat(body["due_at"])
+        assert datetime.fromisoformat(body["recorded_at"]) >= datetime.fromisoformat(body["due_at"])
     assert [(b["track"], b["by"], b["to"]) for b in of(record, complaint_id, "ReportFiled")] == [
         ("supervisor_report", "sv-003", "ex-002")
     ]
