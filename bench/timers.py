@@ -10,7 +10,7 @@ from uuid import uuid4
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from bench.stats import embedded_nats, percentiles, resident_mib
-from shared.bus import TIMER_STREAM, TIMER_STREAM_CONFIG, connect, due_subject, schedule_subject
+from shared.bus import connect, due_subject, schedule_subject, timer_stream, timer_stream_config
 from shared.timers import Timer
 
 SPREAD_SECONDS = 5
@@ -20,9 +20,9 @@ async def pending_timers(count: int) -> dict[str, Any]:
     async with embedded_nats() as (url, server, _):
         nc = await connect(url, "bench-timers")
         js = nc.jetstream()
-        await js.add_stream(TIMER_STREAM_CONFIG)
+        await js.add_stream(timer_stream_config("bench"))
         await js.add_consumer(
-            TIMER_STREAM,
+            timer_stream("bench"),
             ConsumerConfig(
                 durable_name="bench", ack_policy=AckPolicy.EXPLICIT, filter_subject=due_subject("bench", ">")
             ),
@@ -48,7 +48,7 @@ async def pending_timers(count: int) -> dict[str, Any]:
         memory_pending = resident_mib(server.pid)
         set_by = datetime.now(UTC)
 
-        pull = await js.pull_subscribe_bind(durable="bench", stream=TIMER_STREAM)
+        pull = await js.pull_subscribe_bind(durable="bench", stream=timer_stream("bench"))
         lateness: list[float] = []
         deadline = time.monotonic() + SPREAD_SECONDS + 60 + count // 2000
         while len(lateness) < count and time.monotonic() < deadline:

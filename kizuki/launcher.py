@@ -42,7 +42,7 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         else:
             print(f"kizuki: using the NATS server at {settings.bus_url}")
         asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
-        print("kizuki: streams EVENTS and TIMERS and the services' consumers are provisioned")
+        print("kizuki: the record EVENTS, each service's TIMERS_<SERVICE> and the consumers are provisioned")
         print(f"kizuki: every service has its signing key; auditors pin {settings.trust_file}")
         for service in SERVICES:
             services[service] = start_service(service, env, logs / f"{service}.log")

@@ -1,8 +1,9 @@
 """Who may do what on the bus, derived from the code's declarations, never from a hand-kept list.
 
-A service may publish its own record events and set its own timers, pull and acknowledge its own
-durable consumers, and read the record's last messages (the relay resumes from there). The auditor
-may read the record. Only the administrator, used by provisioning, may manage streams and consumers.
+A service may publish its own record events and set timers in its own timer stream (if it consumes
+their fires), pull and acknowledge its own durable consumers, and read the record's last messages
+(the relay resumes from there). The auditor may read the record. Only the administrator, used by
+provisioning, may manage streams and consumers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.bus import (
     inbox_prefix,
     record_subjects,
     schedule_subject,
+    services_with_timers,
 )
 
 ADMINISTRATOR = "admin"
@@ -54,10 +56,12 @@ def service_permissions(
     service: str, subscriptions: Sequence[Subscription], key_use: KeyUse | None = None
 ) -> Permissions:
     consumers = [(subscription.stream, subscription.durable) for subscription in subscriptions]
+    # Only its own schedule subjects: a schedule's target must be in the same stream, the service's own.
+    timers = [schedule_subject(service, ">")] if service in services_with_timers(subscriptions) else []
     return Permissions(
         publish=(
             record_subjects(service),
-            schedule_subject(service, ">"),
+            *timers,
             f"{JS_API}.STREAM.MSG.GET.{RECORD_STREAM}",
             *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
             *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),

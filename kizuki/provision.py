@@ -7,12 +7,13 @@ import json
 import os
 
 from kizuki.permissions import KeyUse
+from kizuki.timer_migration import migrate_shared_timers
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
 from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
-from shared.bus import BusUser, Subscription, connect, provision
+from shared.bus import BusUser, Subscription, connect, provision, services_with_timers
 from shared.chain import SigningKey, TrustFile, new_seed
 from shared.privacy import ensure_key_file
 from shared.settings import SERVICES, Settings
@@ -37,7 +38,10 @@ ALL_SUBSCRIPTIONS = [subscription for declared in SUBSCRIPTIONS.values() for sub
 async def provision_bus(url: str, administrator: BusUser | None = None) -> None:
     nc = await connect(url, name="kizuki-provision", user=administrator)
     try:
-        await provision(nc.jetstream(), ALL_SUBSCRIPTIONS)
+        js = nc.jetstream()
+        await provision(js, ALL_SUBSCRIPTIONS)
+        # An installation from before each service had its own timer stream: nothing pending is lost.
+        await migrate_shared_timers(js, services_with_timers(ALL_SUBSCRIPTIONS))
     finally:
         await nc.close()
 

@@ -21,7 +21,6 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 
 RECORD_STREAM = "EVENTS"
-TIMER_STREAM = "TIMERS"
 
 # The record: immutable. Never enable message schedules here: on 2.15 that silently turns deny_purge off.
 RECORD_STREAM_CONFIG = StreamConfig(
@@ -34,19 +33,6 @@ RECORD_STREAM_CONFIG = StreamConfig(
     deny_delete=True,
     deny_purge=True,
     allow_rollup_hdrs=False,
-    duplicate_window=120.0,
-)
-
-# Timers: schedules live on timers.schedule.<service>.<key> and fire to timers.due.<service>.<key>.
-# No age limit, or a pending schedule could be dropped before it fires.
-TIMER_STREAM_CONFIG = StreamConfig(
-    name=TIMER_STREAM,
-    description="Pending timers (NATS message schedules) and their fires.",
-    subjects=["timers.>"],
-    retention=RetentionPolicy.LIMITS,
-    storage=StorageType.FILE,
-    max_age=0,
-    allow_msg_schedules=True,
     duplicate_window=120.0,
 )
 
@@ -76,12 +62,37 @@ def record_subjects(service: str) -> str:
     return f"events.{service}.>"
 
 
+def timer_stream(service: str) -> str:
+    """Each service's own timer stream: a schedule's target must be in the stream that holds it, so
+    a service's timers can only ever fire into that service."""
+    return f"TIMERS_{service.upper()}"
+
+
 def schedule_subject(service: str, key: str) -> str:
-    return f"timers.schedule.{service}.{key}"
+    return f"timer.{service}.schedule.{key}"
 
 
 def due_subject(service: str, key: str) -> str:
-    return f"timers.due.{service}.{key}"
+    return f"timer.{service}.due.{key}"
+
+
+def timer_stream_config(service: str) -> StreamConfig:
+    """Pending schedules on timer.<service>.schedule.<key>, their fires on timer.<service>.due.<key>.
+
+    Work-queue retention: a fire is removed once the service's consumer acknowledges it, while a
+    schedule, which no consumer reads, stays until it fires (the server then removes it). No age or
+    count limit, which could drop a pending schedule before it fires.
+    """
+    return StreamConfig(
+        name=timer_stream(service),
+        description=f"The {service} service's pending timers (NATS message schedules) and their fires.",
+        subjects=[f"timer.{service}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=0,
+        allow_msg_schedules=True,
+        duplicate_window=120.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,16 @@ class Subscription:
             max_ack_pending=1,
             filter_subjects=list(self.subjects),
         )
+
+
+def timer_subscription(service: str) -> Subscription:
+    """A service's consumer of its own timer fires."""
+    return Subscription(timer_stream(service), service, [due_subject(service, ">")])
+
+
+def services_with_timers(subscriptions: Sequence[Subscription]) -> list[str]:
+    """The services that consume their own timer fires: each has a timer stream to declare."""
+    return [s.durable for s in subscriptions if s.stream == timer_stream(s.durable)]
 
 
 @dataclass(frozen=True)
@@ -157,7 +178,8 @@ async def _declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription]) -> None:
     """Declare the streams and every service's durable consumer. Safe to run again."""
     await _declare_stream(js, RECORD_STREAM_CONFIG)
-    await _declare_stream(js, TIMER_STREAM_CONFIG)
+    for service in services_with_timers(subscriptions):
+        await _declare_stream(js, timer_stream_config(service))
     await _declare_stream(js, KEY_STREAM_CONFIG)
     for subscription in subscriptions:
         await js.add_consumer(subscription.stream, subscription.consumer_config())

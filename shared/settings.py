@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from shared.bus import BusUser
+from shared.timers import DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW
 
 SERVICES = ("intake", "escalation", "notifier", "followup")
 DEFAULT_HTTP_PORTS = {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004}
@@ -55,6 +57,7 @@ class Settings:
     supplied_signing_keys: dict[str, Path] = field(default_factory=dict)
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0
+    timer_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
 
     @property
     def bus_url(self) -> str:
@@ -142,6 +145,20 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _clock_skew(env: Mapping[str, str]) -> timedelta:
+    raw = env.get("KIZUKI_TIMER_CLOCK_SKEW") or ""
+    if raw == "":
+        return DEFAULT_CLOCK_SKEW
+    try:
+        skew = timedelta(seconds=float(raw))
+    except (ValueError, OverflowError):
+        raise SettingsError(f"KIZUKI_TIMER_CLOCK_SKEW must be a number of seconds, not {raw!r}") from None
+    if not timedelta(0) <= skew <= MAX_CLOCK_SKEW:
+        limit = MAX_CLOCK_SKEW.total_seconds()
+        raise SettingsError(f"KIZUKI_TIMER_CLOCK_SKEW must be between 0 and {limit:g} seconds, not {raw}")
+    return skew
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KIZUKI_DATA_DIR") or "var").resolve()
@@ -208,4 +225,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         },
         checkpoint_every=_positive(env, "KIZUKI_CHECKPOINT_EVERY", 1000),
         checkpoint_seconds=_positive(env, "KIZUKI_CHECKPOINT_SECONDS", 60),
+        timer_clock_skew=_clock_skew(env),
     )

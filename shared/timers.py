@@ -1,11 +1,18 @@
-"""Timers: set through NATS message schedules, fired as messages on the timer stream."""
+"""Timers: set through NATS message schedules, fired as messages on the service's own timer stream."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# How far the bus's clock may run ahead of the service's and a fire still be taken: 0 by default, so a
+# fire is taken only once the service's own clock has reached the due time (KIZUKI_TIMER_CLOCK_SKEW).
+DEFAULT_CLOCK_SKEW = timedelta(0)
+MAX_CLOCK_SKEW = timedelta(seconds=1)
 
 
 class FiredEarly(Exception):
@@ -32,7 +39,7 @@ class Timer(BaseModel):
         default="", pattern=r"^[a-z_]*$", description="Which part of the aggregate, e.g. a duty."
     )
     attempt: int = Field(ge=1, description="Attempt this timer is for.")
-    due_at: AwareDatetime = Field(description="When the timer fires (second resolution).")
+    due_at: AwareDatetime = Field(description="When the timer falls due; it never fires before.")
 
     @property
     def key(self) -> str:
@@ -40,8 +47,12 @@ class Timer(BaseModel):
 
     @property
     def schedule(self) -> str:
-        """The ``Nats-Schedule`` header value: one shot, RFC 3339 in UTC."""
-        return "@at " + self.due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """The ``Nats-Schedule`` header value: one shot, RFC 3339 in UTC, at the first whole second at
+        or after the due time (schedules have whole-second resolution: truncating would fire early)."""
+        due = self.due_at.astimezone(UTC)
+        whole = due.replace(microsecond=0)
+        at = whole if whole == due else whole + timedelta(seconds=1)
+        return "@at " + at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
@@ -49,6 +60,24 @@ class Timer(BaseModel):
     @classmethod
     def decode(cls, data: bytes) -> Timer:
         return cls.model_validate_json(data)
+
+
+Context = TypeVar("Context")
+
+
+def on_time(
+    handle: Callable[[Timer, Context], None], clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> Callable[[Timer, Context], None]:
+    """A timer consumer's handler that takes a fire only once the clock has reached its due time less
+    ``clock_skew``; an earlier fire raises FiredEarly and is put back for the time it is early."""
+
+    def handle_on_time(timer: Timer, context: Context) -> None:
+        early = (timer.due_at - clock_skew - now()).total_seconds()
+        if early > 0:
+            raise FiredEarly(early)
+        handle(timer, context)
+
+    return handle_on_time
 
 
 def now() -> datetime:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
 from services.escalation.application import EscalationApplication
-from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
+from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import (
@@ -19,7 +20,7 @@ from shared.events import (
 )
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.timers import Timer, now
+from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
 
 FROM_THE_RECORD = Subscription(
     RECORD_STREAM,
@@ -31,12 +32,16 @@ FROM_THE_RECORD = Subscription(
         "events.notifier.NotificationAcknowledged",
     ],
 )
-TIMER_FIRED = Subscription(TIMER_STREAM, "escalation", [due_subject("escalation", ">")])
+TIMER_FIRED = timer_subscription("escalation")
 SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 
 def consumers(
-    store: EscalationApplication, policy: Policy, directory: Directory, vault: KeyVault
+    store: EscalationApplication,
+    policy: Policy,
+    directory: Directory,
+    vault: KeyVault,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
     def when_complaint_received_open_case_when_callback_done_close_the_loop(
         event: Any, tracking: Tracking
@@ -62,5 +67,7 @@ def consumers(
             decoder(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
             when_complaint_received_open_case_when_callback_done_close_the_loop,
         ),
-        Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_chase_or_close_the_deadline),
+        Consumer(
+            TIMER_FIRED, Timer.decode, on_time(when_a_timer_fires_chase_or_close_the_deadline, clock_skew)
+        ),
     ]

@@ -20,7 +20,9 @@ def create_app(settings: Settings) -> FastAPI:
     directory = load_directory(settings.directory_path)
     store = open_store(EscalationApplication, settings)
     vault = KeyVault(MasterKey.load(settings.master_key))
-    runtime = ServiceRuntime(settings, store, consumers(store, policy, directory, vault), vault)
+    runtime = ServiceRuntime(
+        settings, store, consumers(store, policy, directory, vault, settings.timer_clock_skew), vault
+    )
     app = http_app("kizuki escalation", runtime)
     app.include_router(
         router(store, runtime, directory, Authenticator.from_settings(settings, directory), vault)

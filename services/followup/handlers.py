@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
 from services.followup.application import FollowupApplication
-from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
+from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
 from shared.policy import Policy
-from shared.timers import Timer, now
+from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
 
 CASE_EVENTS = Subscription(
     RECORD_STREAM,
@@ -23,11 +24,16 @@ CASE_EVENTS = Subscription(
         "events.escalation.CaseClosed",
     ],
 )
-TIMER_FIRED = Subscription(TIMER_STREAM, "followup", [due_subject("followup", ">")])
+TIMER_FIRED = timer_subscription("followup")
 SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 
 
-def consumers(store: FollowupApplication, policy: Policy, directory: Directory) -> list[Consumer[Any]]:
+def consumers(
+    store: FollowupApplication,
+    policy: Policy,
+    directory: Directory,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> list[Consumer[Any]]:
     def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
         if isinstance(case, EscalationStarted):
             store.follow_case(case, tracking)
@@ -58,5 +64,9 @@ def consumers(store: FollowupApplication, policy: Policy, directory: Directory) 
             decoder(EscalationStarted, FirstResponseRecorded, CaseClosed),
             when_a_case_opens_responds_or_closes_schedule_a_callback,
         ),
-        Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_the_callback_falls_due_or_is_overdue),
+        Consumer(
+            TIMER_FIRED,
+            Timer.decode,
+            on_time(when_a_timer_fires_the_callback_falls_due_or_is_overdue, clock_skew),
+        ),
     ]

@@ -20,7 +20,9 @@ def create_app(settings: Settings) -> FastAPI:
     directory = load_directory(settings.directory_path)
     store = open_store(FollowupApplication, settings)
     vault = KeyVault(MasterKey.load(settings.master_key))  # for the patient's words on callbacks
-    runtime = ServiceRuntime(settings, store, consumers(store, policy, directory), vault=vault)
+    runtime = ServiceRuntime(
+        settings, store, consumers(store, policy, directory, settings.timer_clock_skew), vault=vault
+    )
     app = http_app("kizuki followup", runtime)
     auth = Authenticator.from_settings(settings, directory)
     app.include_router(router(store, runtime, policy, directory, auth, vault))

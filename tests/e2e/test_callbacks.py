@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from kizuki.audit import RecordEntry
-from shared.bus import TIMER_STREAM
+from shared.bus import timer_stream
 from shared.timers import now
 from tests.e2e.conftest import FOLLOWUP_SECONDS, System, of, register, until_record, write_policy
 from tests.polling import eventually
@@ -284,7 +284,7 @@ async def test_pending_callbacks_fire_once_across_restarts_of_followup_and_nats(
         js = system.nc.jetstream()
 
         async def timers_handled() -> bool:
-            info = await js.consumer_info(TIMER_STREAM, "followup")
+            info = await js.consumer_info(timer_stream("followup"), "followup")
             return (info.num_pending, info.num_ack_pending) == (0, 0)
 
         await eventually(timers_handled, what="followup handling every fire")

@@ -14,7 +14,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from kizuki.audit import RecordEntry
-from shared.bus import TIMER_STREAM
+from shared.bus import schedule_subject, timer_stream
 from shared.timers import now
 from tests.e2e.conftest import System, of, register, until_record, write_policy
 from tests.polling import eventually
@@ -47,17 +47,19 @@ def alerts(record: list[RecordEntry], complaint_id: str, duty: str) -> list[dict
 
 
 async def alert_timer_fired(system: System, complaint_id: str, duty: str, alert_number: int) -> None:
-    """Wait until the server has fired the timer of that alert."""
+    """Wait until the server has fired the timer of that alert: its schedule, set before the previous
+    alert reached the record, is gone (a fired one-shot schedule is removed, and so is the fire once
+    handled)."""
     assert system.nc is not None
     js = system.nc.jetstream()
-    subject = f"timers.due.escalation.alert.{complaint_id}.{duty}.{alert_number}"
+    subject = schedule_subject("escalation", f"alert.{complaint_id}.{duty}.{alert_number}")
 
     async def fired() -> bool:
         try:
-            await js.get_last_msg(TIMER_STREAM, subject)
+            await js.get_last_msg(timer_stream("escalation"), subject)
         except NotFoundError:
-            return False
-        return True
+            return True
+        return False
 
     await eventually(fired, within=30, what=f"the fire of alert {alert_number} of {duty}")
 
@@ -69,7 +71,7 @@ async def fire_consumed(system: System, complaint_id: str, duty: str, alert_numb
     js = system.nc.jetstream()
 
     async def handled() -> bool:
-        info = await js.consumer_info(TIMER_STREAM, "escalation")
+        info = await js.consumer_info(timer_stream("escalation"), "escalation")
         return (info.num_pending, info.num_ack_pending) == (0, 0)
 
     await eventually(handled, within=30, what="escalation handling the fire")
@@ -155,6 +157,9 @@ async def test_both_report_tracks_are_kept_and_a_missing_first_hearer_report_is_
     )
     missed = [(body["duty"], body["person"]) for body in of(record, complaint_id, "DutyMissed")]
     assert missed == [("first_hearer_report", "n-001")]
+    for body in of(record, complaint_id, "DutyMissed"):  # named only once the time has run out
+        assert datetime.fromisoformat(body["occurred_at"]) >= datetime.fromisoformat(body["due_at"])
+        assert datetime.fromisoformat(body["recorded_at"]) >= datetime.fromisoformat(body["due_at"])
     assert [(b["track"], b["by"], b["to"]) for b in of(record, complaint_id, "ReportFiled")] == [
         ("supervisor_report", "sv-003", "ex-002")
     ]

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.errors import BadRequestError
 
 from kizuki.audit import read_record
 from kizuki.permissions import ADMINISTRATOR, AUDITOR
@@ -33,13 +34,14 @@ from shared.bus import (
     KEY_STREAM,
     RECORD_STREAM,
     RECORD_STREAM_CONFIG,
-    TIMER_STREAM,
     BusUser,
     Subscription,
     connect,
     due_subject,
     record_subjects,
     schedule_subject,
+    services_with_timers,
+    timer_stream,
 )
 from shared.privacy import KeyVault, MasterKey
 from shared.settings import SERVICES, Settings, load_settings
@@ -111,8 +113,8 @@ async def state(js: JetStreamContext) -> dict[str, Any]:
     streams = {info.config.name: info.state.messages for info in await js.streams_info()}
     consumers = [
         (info.stream_name, info.name, info.config.filter_subjects)
-        for name in (RECORD_STREAM, TIMER_STREAM)
-        for info in await js.consumers_info(name)
+        for name in streams
+        for info in await js.consumers_info(name or "")
         if info.config.durable_name
     ]
     return {"messages": streams, "consumers": sorted(consumers, key=str)}
@@ -167,15 +169,16 @@ async def test_a_service_publishes_its_events_sets_its_timers_and_takes_its_mess
         assert event.stream == RECORD_STREAM
         last = await js.get_last_msg(RECORD_STREAM, record_subjects(service))  # where the relay resumes
         assert (last.headers or {})["Nats-Msg-Id"] == f"{service}:1"
-        timer = await js.publish(
-            schedule_subject(service, "probe"),
-            b"{}",
-            headers={
-                "Nats-Schedule": "@at 2099-01-01T00:00:00Z",
-                "Nats-Schedule-Target": due_subject(service, "probe"),
-            },
-        )
-        assert timer.stream == TIMER_STREAM
+        if service in services_with_timers(ALL_SUBSCRIPTIONS):
+            timer = await js.publish(
+                schedule_subject(service, "probe"),
+                b"{}",
+                headers={
+                    "Nats-Schedule": "@at 2099-01-01T00:00:00Z",
+                    "Nats-Schedule-Target": due_subject(service, "probe"),
+                },
+            )
+            assert timer.stream == timer_stream(service)
         for subscription in SUBSCRIPTIONS[service]:
             pull = await js.pull_subscribe_bind(durable=subscription.durable, stream=subscription.stream)
             [message] = await pull.fetch(1, timeout=10)
@@ -208,7 +211,7 @@ async def test_a_service_may_not_touch_what_is_not_its_own(
                 due_subject(service, "forged"): js.publish(due_subject(service, "forged"), b"{}"),
                 "$JS.API.STREAM.CREATE.OWN": js.add_stream(StreamConfig("OWN", subjects=[f"{service}.>"])),
                 f"$JS.API.STREAM.PURGE.{RECORD_STREAM}": js.purge_stream(RECORD_STREAM),
-                f"$JS.API.STREAM.PURGE.{TIMER_STREAM}": js.purge_stream(TIMER_STREAM),
+                f"$JS.API.STREAM.PURGE.{timer_stream(service)}": js.purge_stream(timer_stream(service)),
                 f"$JS.API.STREAM.DELETE.{RECORD_STREAM}": js.delete_stream(RECORD_STREAM),
                 f"$JS.API.STREAM.UPDATE.{RECORD_STREAM}": js.update_stream(RECORD_STREAM_CONFIG),
                 f"$JS.API.STREAM.MSG.DELETE.{RECORD_STREAM}": js.delete_msg(RECORD_STREAM, 1),
@@ -221,6 +224,36 @@ async def test_a_service_may_not_touch_what_is_not_its_own(
                 f"$JS.API.CONSUMER.MSG.NEXT.{theirs.stream}.{theirs.durable}": pull.fetch(
                     1, timeout=REFUSED_AFTER_SECONDS
                 ),
+            },
+        )
+    finally:
+        await client.close()
+    assert await state(admin) == before
+
+
+@pytest.mark.parametrize(("service", "other"), [("escalation", "followup"), ("followup", "escalation")])
+async def test_a_service_cannot_set_a_timer_that_fires_into_another_service(
+    secured: Settings, administrator: Client, service: str, other: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = administrator.jetstream()
+    before = await state(admin)
+    client = await connected_as(secured, service)
+    js = client.jetstream()
+    aimed_at_other = {
+        "Nats-Schedule": "@at 2000-01-01T00:00:00Z",
+        "Nats-Schedule-Target": due_subject(other, "x"),
+    }
+    try:
+        # In its own stream, the server refuses a target outside that stream...
+        with pytest.raises(BadRequestError, match="target is invalid"):
+            await js.publish(schedule_subject(service, "forged"), b"{}", headers=aimed_at_other)
+        # ...and the other service's schedules, which may target its fires, are not the service's to set.
+        await assert_refused(
+            caplog,
+            {
+                schedule_subject(other, "forged"): js.publish(
+                    schedule_subject(other, "forged"), b"{}", headers=aimed_at_other
+                )
             },
         )
     finally:
@@ -255,7 +288,9 @@ async def test_the_auditor_reads_the_record_and_writes_nothing(
                 f"$JS.API.CONSUMER.DELETE.{theirs.stream}.{theirs.durable}": js.delete_consumer(
                     theirs.stream, theirs.durable
                 ),
-                f"$JS.API.STREAM.INFO.{TIMER_STREAM}": js.stream_info(TIMER_STREAM),
+                f"$JS.API.STREAM.INFO.{timer_stream('escalation')}": js.stream_info(
+                    timer_stream("escalation")
+                ),
             },
         )
     finally:

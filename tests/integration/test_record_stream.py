@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from nats.js.api import StorageType
+from nats.js.api import RetentionPolicy, StorageType
 from nats.js.errors import ServerError
 
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
-from shared.bus import RECORD_STREAM, RECORD_STREAM_CONFIG, TIMER_STREAM, connect
+from shared.bus import RECORD_STREAM, RECORD_STREAM_CONFIG, connect, services_with_timers, timer_stream
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,11 @@ async def test_provisioning_declares_an_immutable_record_and_the_consumers(any_n
         assert not record.allow_msg_schedules
         assert record.max_age in (0, None)
         assert record.storage == StorageType.FILE
-        timers = (await js.stream_info(TIMER_STREAM)).config
-        assert timers.allow_msg_schedules
+        for service in services_with_timers(ALL_SUBSCRIPTIONS):
+            timers = (await js.stream_info(timer_stream(service))).config
+            assert timers.allow_msg_schedules
+            assert timers.retention == RetentionPolicy.WORK_QUEUE
+            assert timers.subjects == [f"timer.{service}.>"]
         for subscription in ALL_SUBSCRIPTIONS:
             consumer = await js.consumer_info(subscription.stream, subscription.durable)
             assert consumer.config.filter_subjects == list(subscription.subjects)

@@ -17,7 +17,7 @@ from kizuki.permissions import (
 )
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS
 from kizuki.server_config import server_config
-from shared.bus import RECORD_STREAM, TIMER_STREAM, BusUser, Subscription, due_subject
+from shared.bus import RECORD_STREAM, BusUser, Subscription, services_with_timers, timer_subscription
 from shared.settings import SERVICES, load_settings
 
 pytestmark = pytest.mark.unit
@@ -33,7 +33,8 @@ def test_every_service_has_a_user_and_only_provisioning_administers() -> None:
 def test_a_service_may_publish_only_its_own_subjects_and_use_only_its_own_consumers(service: str) -> None:
     permissions = service_permissions(service, SUBSCRIPTIONS[service])
     assert f"events.{service}.>" in permissions.publish
-    assert f"timers.schedule.{service}.>" in permissions.publish
+    sets_timers = f"timer.{service}.schedule.>" in permissions.publish
+    assert sets_timers == (service in services_with_timers(SUBSCRIPTIONS[service]))
     for subscription in SUBSCRIPTIONS[service]:
         consumer = f"{subscription.stream}.{subscription.durable}"
         assert f"$JS.API.CONSUMER.MSG.NEXT.{consumer}" in permissions.publish
@@ -49,7 +50,7 @@ def test_a_new_consumer_or_service_is_granted_from_its_declaration_alone() -> No
     declared = {
         "triage": [
             Subscription(RECORD_STREAM, "triage", ["events.intake.ComplaintReceived"]),
-            Subscription(TIMER_STREAM, "triage", [due_subject("triage", ">")]),
+            timer_subscription("triage"),
         ]
     }
     triage = bus_permissions(declared, {})["triage"]
@@ -57,8 +58,9 @@ def test_a_new_consumer_or_service_is_granted_from_its_declaration_alone() -> No
     assert {
         "events.triage.>",
         "$JS.API.CONSUMER.MSG.NEXT.EVENTS.triage",
-        "$JS.API.CONSUMER.MSG.NEXT.TIMERS.triage",
-        "$JS.ACK.TIMERS.triage.>",
+        "timer.triage.schedule.>",
+        "$JS.API.CONSUMER.MSG.NEXT.TIMERS_TRIAGE.triage",
+        "$JS.ACK.TIMERS_TRIAGE.triage.>",
     } <= set(triage.publish)
 
 
@@ -73,7 +75,7 @@ def test_the_configuration_names_each_user_by_public_key_with_its_permissions() 
     users = bus_permissions({"intake": []}, {})
     config = server_config({name: (f"U{name.upper()}", permissions) for name, permissions in users.items()})
     assert '{nkey: "UADMIN"}' in config
-    assert 'publish: {allow: ["events.intake.>", "timers.schedule.intake.>"' in config
+    assert 'publish: {allow: ["events.intake.>", "$JS.API.STREAM.MSG.GET.EVENTS"' in config
     assert 'subscribe: {allow: ["_INBOX.auditor.>"]}' in config
 
 
@@ -85,7 +87,6 @@ def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
     assert printed["intake"] == {
         "publish": [
             "events.intake.>",
-            "timers.schedule.intake.>",
             "$JS.API.STREAM.MSG.GET.EVENTS",
             "$JS.API.STREAM.INFO.KV_PATIENT_KEYS",
             "$JS.API.DIRECT.GET.KV_PATIENT_KEYS.>",

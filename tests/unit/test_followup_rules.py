@@ -126,6 +126,6 @@ def test_a_timer_schedules_in_utc_with_second_resolution() -> None:
     timer = Timer(
         rule="callback", aggregate_id=uuid4(), attempt=2, due_at=datetime(2026, 11, 24, 11, 0, 5, 999, tokyo)
     )
-    assert timer.schedule == "@at 2026-11-24T02:00:05Z"
+    assert timer.schedule == "@at 2026-11-24T02:00:06Z"  # the next whole second: never before it is due
     assert timer.key == f"callback.{timer.aggregate_id}.2"
     assert Timer.decode(timer.encode()) == timer
