@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -25,6 +26,7 @@ from kizuki.audit import (
     with_progress,
 )
 from kizuki.bundle import Bundle
+from kizuki.case import CaseNotFound, complaint_named, print_case, rebuild
 from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
@@ -51,6 +53,21 @@ async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> N
     if complaint is not None:
         entries = [entry for entry in entries if entry.complaint_id == complaint]
     (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
+
+
+async def _case(settings: Settings, text: str) -> None:
+    """One case as people read it, from the record, as the auditor: no patient data is on it."""
+    nc = await connect(settings.bus_url, name="kizuki-case", user=settings.bus_user(AUDITOR))
+    try:
+        entries = [entry async for entry in read_record(nc.jetstream())]
+    finally:
+        await nc.close()
+    try:
+        complaint_id = complaint_named(text, entries)
+    except CaseNotFound as error:
+        sys.exit(f"kizuki: {error}")
+    zone = ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone)
+    print_case(rebuild(complaint_id, entries, zone), zone, datetime.now(UTC), sys.stdout)
 
 
 def _short_token(settings: Settings, staff_id: str) -> str:
@@ -210,8 +227,10 @@ def _parser() -> argparse.ArgumentParser:
     erase = commands.add_parser(
         "erase", help="destroy a complaint's key: its patient data becomes unreadable everywhere"
     )
-    erase.add_argument("complaint_id")
+    erase.add_argument("complaint_id", help="its id or its reference (XXXX-XXXX)")
     erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
+    case = commands.add_parser("case", help="one case as people read it: duties, alerts, callbacks")
+    case.add_argument("complaint", help="its reference (XXXX-XXXX) or its id")
     import_ = commands.add_parser(
         "import", help="register a call-centre log or survey results (.csv or .xlsx) row by row"
     )
@@ -285,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
+        elif args.command == "case":
+            asyncio.run(_case(settings, args.complaint))
         elif args.command == "import":
             _import(settings, args.file, args.channel, args.by)
         elif args.command == "intake" and args.intake_command == "qr":

@@ -6,23 +6,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
+from uuid import UUID
 
 import psycopg
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client
 from psycopg import sql
 
 from shared import refusals
-from shared.auth import Person, refuse
+from shared.auth import ALL_ROLES, Authenticator, Person, refuse
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
+from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 
@@ -166,6 +168,32 @@ def found(item: Item | None, what: str) -> Item:
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what}")
     return item
+
+
+def complaint_id_in_path(store: ServiceApplication, auth: Authenticator) -> Callable[..., Awaitable[UUID]]:
+    """The dependency that reads a path's ``{complaint_id}``: the complaint's id or its reference
+    (``7K3M-Q9PX``), looked up in the store's index. Not an id: 422; no such reference: 404; a
+    reference two complaints share: 409. Only for someone signed in: the route checks their role."""
+
+    # A default, not an annotation: this module's annotations are strings, which FastAPI reads with
+    # the module's names only.
+    signed_in = Depends(auth.requires(*ALL_ROLES))
+
+    async def complaint_id(
+        complaint_id: Annotated[str, Path(description="The complaint's id, or its reference (XXXX-XXXX).")],
+        _: Person = signed_in,
+    ) -> UUID:
+        try:
+            return await asyncio.to_thread(resolve, store, complaint_id)
+        except NotAComplaintId as error:
+            problem = {"type": "value_error", "loc": ("path", "complaint_id"), "msg": str(error)}
+            raise RequestValidationError([problem]) from None
+        except UnknownReference as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+        except AmbiguousReference as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
+
+    return complaint_id
 
 
 def _field_name(location: Sequence[Any]) -> str:

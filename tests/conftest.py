@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
 from kizuki.processes import free_port, nats_server_binary, start_nats, stop
@@ -16,6 +17,7 @@ from kizuki.provision import provision_secrets
 from shared.auth import issue_token
 from shared.directory import Directory, load_directory
 from shared.policy import Policy, load_policy
+from shared.reference import ComplaintReference
 from shared.settings import PostgresSettings, Settings, load_settings
 
 # No image can be pulled here, so testcontainers' reaper (an image of its own) stays off;
@@ -122,9 +124,15 @@ def signed_in(settings: Settings, directory: Directory) -> Headers:
 
 
 def stored(client: TestClient) -> int:
-    """How many events the store of a service's test client holds."""
+    """How many events the store of a service's test client holds, its index of references aside."""
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime.store.process_recorder.max_notification_id() or 0
+    recorder = runtime.store.process_recorder
+    last = recorder.max_notification_id() or 0
+    if last == 0:
+        return 0
+    index = {get_topic(ComplaintReference.Indexed), get_topic(ComplaintReference.AlsoIndexed)}
+    notifications = recorder.select_notifications(1, last)
+    return sum(1 for notification in notifications if notification.topic not in index)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, r
 from shared.directory import Directory, Role
 from shared.events import DutyKind
 from shared.privacy import KeyVault
-from shared.service import ServiceRuntime, applied, found
+from shared.reference import reference_of
+from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
 from shared.timers import now
 
 Result = TypeVar("Result")
@@ -62,6 +63,7 @@ class DutyView(BaseModel):
 
 class CaseView(BaseModel):
     complaint_id: UUID
+    reference: str
     complaint_occurred_at: AwareDatetime
     registered_at: AwareDatetime
     opened_at: AwareDatetime
@@ -81,6 +83,7 @@ def case_view(case: Case) -> CaseView:
     moment = now()
     return CaseView(
         complaint_id=case.id,
+        reference=reference_of(case.id),
         complaint_occurred_at=case.complaint_occurred_at,
         registered_at=case.registered_at,
         opened_at=case.opened_at,
@@ -117,6 +120,7 @@ def router(
     vault: KeyVault,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
+    ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
     reader = Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
     judge = Annotated[Person, Depends(auth.requires(*JUDGES))]
@@ -135,7 +139,7 @@ def router(
         return case_view(await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what))
 
     @api.get("/{complaint_id}", response_model=CaseView)
-    async def get_case(http: Request, complaint_id: UUID, person: reader) -> CaseView:
+    async def get_case(http: Request, complaint_id: ComplaintId, person: reader) -> CaseView:
         """For the people of the case and its chains; overseers see every case."""
         case = found(
             await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
@@ -146,7 +150,7 @@ def router(
 
     @api.post("/{complaint_id}/duties/{duty}/acknowledge", response_model=CaseView)
     async def acknowledge(
-        http: Request, complaint_id: UUID, duty: Annotated[DutyKind, Path()], person: writer
+        http: Request, complaint_id: ComplaintId, duty: Annotated[DutyKind, Path()], person: writer
     ) -> CaseView:
         """Answer an alert: the chase for the duty stops. For the supervisor's alert this is the duty done."""
         return await act(
@@ -154,7 +158,7 @@ def router(
         )
 
     @api.post("/{complaint_id}/reports", response_model=CaseView)
-    async def file_report(http: Request, complaint_id: UUID, body: Report, person: writer) -> CaseView:
+    async def file_report(http: Request, complaint_id: ComplaintId, body: Report, person: writer) -> CaseView:
         """A short report to an executive, on the track of the person who files it."""
         return await act(
             http,
@@ -165,7 +169,7 @@ def router(
 
     @api.post("/{complaint_id}/first-response", response_model=CaseView)
     async def first_response(
-        http: Request, complaint_id: UUID, body: FirstResponse, person: writer
+        http: Request, complaint_id: ComplaintId, body: FirstResponse, person: writer
     ) -> CaseView:
         """The apology call and fact-check, reached or not."""
         at = body.at or now()
@@ -182,13 +186,13 @@ def router(
         )
 
     @api.post("/{complaint_id}/patient-feedback", response_model=CaseView)
-    async def patient_feedback(http: Request, complaint_id: UUID, person: writer) -> CaseView:
+    async def patient_feedback(http: Request, complaint_id: ComplaintId, person: writer) -> CaseView:
         """The result was fed back to the patient."""
         return await act(http, person, complaint_id, lambda case: case.give_feedback(person.staff_id, now()))
 
     @api.post("/{complaint_id}/harassment-assessment", response_model=CaseView)
     async def harassment_assessment(
-        http: Request, complaint_id: UUID, body: HarassmentAssessment, person: judge
+        http: Request, complaint_id: ComplaintId, body: HarassmentAssessment, person: judge
     ) -> CaseView:
         """Judged on three criteria; harassment hands the case to a second-line responder."""
         return await act(
@@ -207,7 +211,7 @@ def router(
 
     @api.post("/{complaint_id}/corrective-measure", response_model=CaseView)
     async def corrective_measure(
-        http: Request, complaint_id: UUID, body: CorrectiveMeasure, person: owner
+        http: Request, complaint_id: ComplaintId, body: CorrectiveMeasure, person: owner
     ) -> CaseView:
         return await act(
             http,
@@ -219,7 +223,7 @@ def router(
         )
 
     @api.post("/{complaint_id}/close", response_model=CaseView)
-    async def close(http: Request, complaint_id: UUID, person: owner) -> CaseView:
+    async def close(http: Request, complaint_id: ComplaintId, person: owner) -> CaseView:
         """Refused with 409 and the open duties while any duty is open."""
         return await act(http, person, complaint_id, lambda case: case.close(person.staff_id, now()))
 

@@ -35,6 +35,7 @@ from shared.events import (
     WireEvent,
 )
 from shared.policy import Policy
+from shared.reference import indexed
 from shared.store import ServiceApplication
 from shared.timers import Timer
 
@@ -82,7 +83,7 @@ class EscalationApplication(ServiceApplication):
             tier=complaint.tier,
         )
         case = Case.open(facts, now, policy.version, policy.escalation, directory)
-        self.record(case, tracking=tracking)
+        self.record(case, indexed(self, case.id), tracking=tracking)
 
     def callback_completed(self, callback: CallbackCompleted, tracking: Tracking) -> None:
         """A callback after the response fulfils the patient-feedback duty; other callbacks change nothing."""

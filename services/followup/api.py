@@ -17,7 +17,7 @@ from shared.directory import Directory, Role
 from shared.events import CallbackPurpose
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.service import ServiceRuntime, applied, found
+from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
 from shared.timers import now
 
 # Who sees callbacks: the callback staff, the people who own responses, and the overseers.
@@ -82,6 +82,7 @@ def router(
     vault: KeyVault,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
+    ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
     reader = Annotated[Person, Depends(auth.requires(*CALLBACK_READERS))]
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
 
@@ -124,7 +125,7 @@ def router(
         return await callback_view(found(callback, f"callback {callback_id}"), vault)
 
     @api.get("/complaints/{complaint_id}/callbacks", response_model=list[CallbackView])
-    async def callbacks_of(complaint_id: UUID, _: reader) -> list[CallbackView]:
+    async def callbacks_of(complaint_id: ComplaintId, _: reader) -> list[CallbackView]:
         """A complaint's callbacks, in the order they were scheduled."""
         callbacks = await asyncio.to_thread(store.callbacks)
         its = [callback for callback in callbacks if callback.complaint_id == complaint_id]
@@ -135,7 +136,7 @@ def router(
         response_model=CallbackView,
         status_code=status.HTTP_201_CREATED,
     )
-    async def register_discharge(complaint_id: UUID, body: Discharge, _: writer) -> CallbackView:
+    async def register_discharge(complaint_id: ComplaintId, body: Discharge, _: writer) -> CallbackView:
         """A follow-up call to a discharged patient; the same discharge again gives the same callback."""
         if body.discharged_at > now():
             raise HTTPException(

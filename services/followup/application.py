@@ -26,6 +26,7 @@ from shared.events import (
     WireEvent,
 )
 from shared.policy import Policy
+from shared.reference import indexed
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer
 
@@ -54,7 +55,8 @@ class FollowupApplication(ServiceApplication):
     service = "followup"
 
     def follow_case(self, case: EscalationStarted, tracking: Tracking) -> None:
-        self.record(FollowedCase(id=case.complaint_id, opened_at=case.occurred_at), tracking=tracking)
+        followed = FollowedCase(id=case.complaint_id, opened_at=case.occurred_at)
+        self.record(followed, indexed(self, case.complaint_id), tracking=tracking)
 
     def schedule(
         self,

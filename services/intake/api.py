@@ -15,7 +15,8 @@ from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, P
 from shared.directory import Directory
 from shared.events import Channel, Language, Tier
 from shared.privacy import PatientData, Unreadable, unseal_patient_data
-from shared.service import ServiceRuntime, found
+from shared.reference import reference_of
+from shared.service import ServiceRuntime, complaint_id_in_path, found
 from shared.timers import now
 
 MAX_SUMMARY = 4000
@@ -68,6 +69,7 @@ class Reporter(BaseModel):
 
 class ComplaintCreated(BaseModel):
     complaint_id: UUID
+    reference: str = Field(description="What the complainant quotes: every API takes it for the id.")
 
 
 class ComplaintView(BaseModel):
@@ -145,6 +147,7 @@ def router(
     directory: Directory,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
+    ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
 
     @api.post("/complaints", status_code=status.HTTP_201_CREATED, response_model=ComplaintCreated)
     async def register_complaint(
@@ -187,11 +190,13 @@ def router(
             runtime.committed()
         else:
             response.headers["Idempotent-Replayed"] = "true"
-        return ComplaintCreated(complaint_id=complaint_id)
+        return ComplaintCreated(complaint_id=complaint_id, reference=reference_of(complaint_id))
 
     @api.get("/complaints/{complaint_id}", response_model=ComplaintView)
     async def get_complaint(
-        http: Request, complaint_id: UUID, person: Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
+        http: Request,
+        complaint_id: ComplaintId,
+        person: Annotated[Person, Depends(auth.requires(*ALL_ROLES))],
     ) -> ComplaintView:
         """For the first hearer, their department and the people above them; overseers see every one."""
         complaint = found(
@@ -209,7 +214,7 @@ def router(
 
     @api.post("/complaints/{complaint_id}/reporter", response_model=Reporter)
     async def open_reporter(
-        complaint_id: UUID,
+        complaint_id: ComplaintId,
         body: ReporterOpening,
         person: Annotated[Person, Depends(auth.requires("patient_safety_officer"))],
     ) -> Reporter:
@@ -229,7 +234,7 @@ def router(
 
     @api.post("/complaints/{complaint_id}/erase", response_model=ComplaintView)
     async def erase(
-        complaint_id: UUID, person: Annotated[Person, Depends(auth.requires("administrator"))]
+        complaint_id: ComplaintId, person: Annotated[Person, Depends(auth.requires("administrator"))]
     ) -> ComplaintView:
         """Destroy the complaint's key: its patient data becomes unreadable everywhere; the record stays
         whole and verifiable."""

@@ -27,6 +27,7 @@ from shared.events import (
 )
 from shared.policy import Inbox, IntakePolicy
 from shared.privacy import IntakeKeys, PatientData, seal_patient_data
+from shared.reference import indexed
 from shared.store import ServiceApplication, stable_id
 
 
@@ -111,7 +112,7 @@ class IntakeApplication(ServiceApplication):
         if duplicate is not None:
             complaint.flag_possible_duplicate(duplicate_of=duplicate[0], similarity=duplicate[1], at=now)
         try:
-            self.save(complaint)
+            self.save(complaint, indexed(self, complaint_id))
         except IntegrityError:  # the same key, sent twice at once: the other one was first
             if scoped_key is None:
                 raise

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 from urllib.parse import urlencode
+from uuid import UUID
+
+from shared.reference import reference_of
 
 LANGUAGES = ("ja", "zh", "en")
 LANGUAGE_NAMES = {"ja": "日本語", "zh": "中文", "en": "English"}
@@ -103,7 +106,7 @@ button{margin-top:1.5rem;font-size:1.2rem;padding:.7rem 2rem;background:#004f9f;
 :focus{outline:3px solid #c60;outline-offset:2px}
 .error{color:#a00000;font-weight:bold}
 .errors{border:3px solid #a00000;padding:.5rem 1rem}
-.reference{font-size:1.4rem;font-family:monospace;background:#eef;padding:.5rem;word-break:break-all}
+.reference{font-size:1.6rem;font-family:monospace;letter-spacing:.1em;background:#eef;padding:.5rem}
 """
 
 
@@ -207,8 +210,10 @@ def form_page(
     return _page(language, text["title"], body)
 
 
-def received_page(language: str, reference: str, department: str) -> str:
+def received_page(language: str, complaint_id: UUID, department: str) -> str:
+    """The thanks, with the complaint's reference: what the receipt and the staff quote too."""
     text = TEXTS[language]
+    reference = reference_of(complaint_id)
     again = urlencode({"lang": language, "department": department})
     body = (
         f"{_switch(language, department)}<h1>{escape(text['thanks'])}</h1>"

@@ -151,6 +151,6 @@ def router(
         if receipt.complaint_id is None:  # a rule of registration the checks above do not know
             html = refused_page(language, receipt.reason or "")
             return page(language, html, status.HTTP_422_UNPROCESSABLE_CONTENT)
-        return page(language, received_page(language, str(receipt.complaint_id), department))
+        return page(language, received_page(language, receipt.complaint_id, department))
 
     return api

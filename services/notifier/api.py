@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import HTMLResponse
 
 from services.notifier.application import NotifierApplication
-from services.notifier.domain import Notification, reference_of
+from services.notifier.domain import Notification
 from services.notifier.links import LinkRefused, LinkSigner
+from shared.reference import reference_of
 from shared.service import ServiceRuntime
 from shared.timers import now
 

@@ -16,7 +16,6 @@ from services.notifier.domain import (
     RECEIPT_SUBJECT,
     Notification,
     receipt_text,
-    reference_of,
     staff_alert_text,
 )
 from shared.directory import Directory
@@ -34,6 +33,7 @@ from shared.events import (
 )
 from shared.policy import Policy
 from shared.privacy import PatientData
+from shared.reference import reference_of
 from shared.store import ServiceApplication, stable_id
 
 Result = TypeVar("Result")

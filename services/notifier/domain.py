@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.reference import reference_of
 from shared.store import stable_id
 
 COMPLAINANT = "complainant"
@@ -25,11 +26,6 @@ RECEIPT_TEXT = {
         "A member of staff will contact you by {due} to apologise and confirm the facts."
     ),
 }
-
-
-def reference_of(complaint_id: UUID) -> str:
-    """The short reference a complainant can quote on the phone."""
-    return complaint_id.hex[:8].upper()
 
 
 RECEIPT_SUBJECT = {

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import httpx
 import pytest
 from nats.js.errors import ServerError
 
 from shared.bus import RECORD_STREAM
+from shared.reference import reference_of
 from tests.e2e.conftest import FLOW_COUNTS, System, complaint
 from tests.polling import eventually
 
@@ -54,9 +57,11 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
     assert datetime.fromisoformat(first_response["due_at"]) == occurred + timedelta(hours=2)
     # The receipt went to the complainant's contact through the local file channel.
     messages = [path.read_text() for path in (system.settings.data_dir / "notifier" / "sink").glob("*.json")]
-    assert len([message for message in messages if "sato@example.org" in message]) == 1
+    [receipt] = [message for message in messages if "sato@example.org" in message]
+    reference = reference_of(UUID(complaint_id))  # the one the patient quotes, and every API takes
+    assert f"受付番号は {reference} です" in json.loads(receipt)["text"]
     # Staff alerts carry the case reference, never the patient's name, contact or story.
-    alerts = [message for message in messages if "[kizuki] Case" in message]
+    alerts = [message for message in messages if f"[kizuki] Case {reference}" in message]
     assert len(alerts) == 5
     for alert in alerts:
         assert "Sato" not in alert

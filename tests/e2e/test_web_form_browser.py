@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import shutil
 from datetime import timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.async_api import async_playwright
 
+from kizuki.audit import RecordEntry
 from kizuki.qr import form_link
+from shared.reference import reference_of
 from shared.timers import now
 from tests.e2e.conftest import System, until_record
 
@@ -55,12 +58,13 @@ async def test_a_japanese_complaint_sent_from_a_phone_browser_lands_on_the_recor
         finally:
             await browser.close()
 
+    def of_reference(entry: RecordEntry) -> bool:  # the page shows the reference, not the id
+        return entry.complaint_id is not None and reference_of(UUID(entry.complaint_id)) == reference
+
     record = await until_record(
-        system, "the form's complaint on the record", lambda r: any(e.complaint_id == reference for e in r)
+        system, "the form's complaint on the record", lambda r: any(of_reference(e) for e in r)
     )
-    [received] = [
-        e.body for e in record if e.complaint_id == reference and e.event_type == "ComplaintReceived"
-    ]
+    [received] = [e.body for e in record if of_reference(e) and e.event_type == "ComplaintReceived"]
     assert (received["channel"], received["heard_by"], received["language"]) == ("web", "n-001", "ja")
     complaint = await http.get(
         system.url("intake", f"/v1/complaints/{reference}"), headers=system.signed_in("n-001")

@@ -81,7 +81,7 @@ def test_a_complaint_sent_by_the_form_is_registered_once_for_the_departments_inb
     page = client.get("/form", params={"department": "Outpatients"}).text
     sent = client.post("/form", data=filled(page))
     assert sent.status_code == 200, sent.text
-    reference = re.search(r'id="reference">([0-9a-f-]{36})<', sent.text)
+    reference = re.search(r'id="reference">([0-9A-Z]{4}-[0-9A-Z]{4})<', sent.text)
     assert reference is not None
     assert "担当の職員がすでに受け取りました" in sent.text  # what happens next
     again = client.post("/form", data=filled(page))  # the same form, sent twice
