@@ -22,7 +22,5 @@ def create_app(settings: Settings) -> FastAPI:
     vault = KeyVault(MasterKey.load(settings.master_key))
     runtime = ServiceRuntime(settings, store, consumers(store, policy, directory, vault), vault)
     app = http_app("kizuki escalation", runtime)
-    app.include_router(
-        router(store, runtime, directory, Authenticator.from_settings(settings, directory), vault)
-    )
+    app.include_router(router(store, runtime, directory, Authenticator.from_settings(settings), vault))
     return app

@@ -22,6 +22,6 @@ def create_app(settings: Settings) -> FastAPI:
     vault = KeyVault(MasterKey.load(settings.master_key))  # for the patient's words on callbacks
     runtime = ServiceRuntime(settings, store, consumers(store, policy, directory), vault=vault)
     app = http_app("kizuki followup", runtime)
-    auth = Authenticator.from_settings(settings, directory)
+    auth = Authenticator.from_settings(settings)
     app.include_router(router(store, runtime, policy, directory, auth, vault))
     return app

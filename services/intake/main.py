@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master), workers=[smtp])
     app = http_app("kizuki intake", runtime)
-    auth = Authenticator.from_settings(settings, directory)
+    auth = Authenticator.from_settings(settings)
     app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))
     app.include_router(
         webhooks.router(

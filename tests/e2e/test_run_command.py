@@ -104,8 +104,10 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
         assert (
             httpx.get(f"{intake}/v1/complaints/{complaint_id}", headers=nurse, timeout=10).status_code == 200
         )
-        secrets = Path(env["KIZUKI_DATA_DIR"]) / "secrets"
-        assert (secrets / "token-signing.pem").stat().st_mode & 0o077 == 0  # owner-only
+        data = Path(env["KIZUKI_DATA_DIR"])
+        assert (data / "token-issuer" / "token-signing.pem").stat().st_mode & 0o077 == 0  # owner-only
+        assert (data / "token-issuer").stat().st_mode & 0o077 == 0
+        assert not (data / "secrets" / "token-signing.pem").exists()  # not where the services read
         assert replay(env, complaint_id) == FLOW_COUNTS
     finally:
         assert second.stop(signal.SIGINT) == 0  # what Ctrl-C sends
