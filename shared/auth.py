@@ -29,7 +29,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.directory import Directory, Role, StaffMember, load_directory
+from shared.directory import Directory, Role, StaffMember
 from shared.events import Channel
 from shared.live_file import LiveFile
 from shared.revocations import Revocations, load_revocations
@@ -242,10 +242,10 @@ class Authenticator:
         self.api_keys_path = api_keys_path
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
+    def from_settings(cls, settings: Settings, directory: LiveFile[Directory]) -> Authenticator:
         return cls(
             settings.token_verify_key,
-            LiveFile(settings.directory_path, load_directory),
+            directory,
             LiveFile(settings.revoked_tokens_path, load_revocations),
             settings.token_max_lifetime,
             settings.api_keys_path,

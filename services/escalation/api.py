@@ -15,6 +15,7 @@ from services.escalation.domain import Case
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.events import DutyKind
+from shared.live_file import LiveFile
 from shared.privacy import KeyVault
 from shared.service import ServiceRuntime, applied, found
 from shared.timers import now
@@ -112,7 +113,7 @@ def case_view(case: Case) -> CaseView:
 def router(
     store: EscalationApplication,
     runtime: ServiceRuntime,
-    directory: Directory,
+    directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
 ) -> APIRouter:
@@ -160,7 +161,7 @@ def router(
             http,
             person,
             complaint_id,
-            lambda case: case.file_report(person.staff_id, body.to, body.text, now(), directory),
+            lambda case: case.file_report(person.staff_id, body.to, body.text, now(), directory.current),
         )
 
     @api.post("/{complaint_id}/first-response", response_model=CaseView)
@@ -201,7 +202,7 @@ def router(
                 body.means_appropriate,
                 body.impact_on_staff,
                 now(),
-                directory,
+                directory.current,
             ),
         )
 

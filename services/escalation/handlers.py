@@ -17,6 +17,7 @@ from shared.events import (
     NotificationAcknowledged,
     decoder,
 )
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import Timer, now
@@ -36,7 +37,7 @@ SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 
 def consumers(
-    store: EscalationApplication, policy: Policy, directory: Directory, vault: KeyVault
+    store: EscalationApplication, policy: Policy, directory: LiveFile[Directory], vault: KeyVault
 ) -> list[Consumer[Any]]:
     def when_complaint_received_open_case_when_callback_done_close_the_loop(
         event: Any, tracking: Tracking
@@ -45,7 +46,7 @@ def consumers(
             # The text is read to classify the complaint, then forgotten: the case never keeps it.
             patient = vault.open_patient_data(event.complaint_id, event.patient_data)
             summary = patient.summary if patient is not None else ""  # erased before the case opened
-            store.open_case(event, summary, policy, directory, now(), tracking)
+            store.open_case(event, summary, policy, directory.current, now(), tracking)
         elif isinstance(event, CallbackCompleted):
             store.callback_completed(event, tracking)
         elif isinstance(event, NotificationAcknowledged):

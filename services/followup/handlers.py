@@ -11,6 +11,7 @@ from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.timers import Timer, now
 
@@ -27,14 +28,16 @@ TIMER_FIRED = Subscription(TIMER_STREAM, "followup", [due_subject("followup", ">
 SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 
 
-def consumers(store: FollowupApplication, policy: Policy, directory: Directory) -> list[Consumer[Any]]:
+def consumers(
+    store: FollowupApplication, policy: Policy, directory: LiveFile[Directory]
+) -> list[Consumer[Any]]:
     def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
         if isinstance(case, EscalationStarted):
             store.follow_case(case, tracking)
         elif isinstance(case, FirstResponseRecorded) and case.patient_reached:
             store.schedule(
-                case.complaint_id, "after_first_response", case.occurred_at, case.event_id, policy, directory,
-                tracking,
+                case.complaint_id, "after_first_response", case.occurred_at, case.event_id, policy,
+                directory.current, tracking,
             )  # fmt: skip
         elif isinstance(case, CaseClosed):
             store.schedule(
@@ -43,7 +46,7 @@ def consumers(store: FollowupApplication, policy: Policy, directory: Directory) 
                 case.occurred_at,
                 case.event_id,
                 policy,
-                directory,
+                directory.current,
                 tracking,
             )
         else:
