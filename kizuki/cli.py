@@ -82,10 +82,10 @@ def _revoke(settings: Settings, token_ids: list[str], staff_ids: list[str]) -> N
     if not token_ids and not staff_ids:
         sys.exit("kizuki: say what to revoke: --id TOKEN_ID or --staff STAFF_ID")
     for revoked in token_ids:
-        revoke_token(settings.revoked_tokens_path, revoked, now())
+        revoke_token(settings.revoked_tokens_path, revoked, now(), settings.token_max_lifetime)
         print(f"kizuki: token {revoked} is revoked")
     for staff_id in staff_ids:
-        revoke_staff_tokens(settings.revoked_tokens_path, staff_id, now())
+        revoke_staff_tokens(settings.revoked_tokens_path, staff_id, now(), settings.token_max_lifetime)
         print(f"kizuki: every token of {staff_id} issued until now is revoked")
     print(f"kizuki: the services refuse them within seconds ({settings.revoked_tokens_path})")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,6 +33,15 @@ class Revocations(BaseModel):
             return f"the tokens of {staff_id} issued before {_when(self.staff[staff_id])} have been revoked"
         return None
 
+    def without_expired(self, now: datetime, max_lifetime: timedelta) -> Revocations:
+        """Less what no longer matters: a token revoked longer ago than the longest lifetime a token may
+        have has expired anyway (a token longer than that maximum is refused whatever this file says)."""
+        oldest = now - max_lifetime
+        return Revocations(
+            tokens={token: at for token, at in self.tokens.items() if at >= oldest},
+            staff={staff: up_to for staff, up_to in self.staff.items() if up_to >= oldest.timestamp()},
+        )
+
 
 def _when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
@@ -56,13 +65,13 @@ def _write(path: Path, revocations: Revocations) -> None:
     os.replace(partial, path)
 
 
-def revoke_token(path: Path, token_id: str, at: datetime) -> None:
-    revocations = load_revocations(path)
+def revoke_token(path: Path, token_id: str, at: datetime, max_lifetime: timedelta) -> None:
+    revocations = load_revocations(path).without_expired(at, max_lifetime)
     _write(path, revocations.model_copy(update={"tokens": revocations.tokens | {token_id: at}}))
 
 
-def revoke_staff_tokens(path: Path, staff_id: str, issued_up_to: datetime) -> None:
+def revoke_staff_tokens(path: Path, staff_id: str, at: datetime, max_lifetime: timedelta) -> None:
     """Every token of ``staff_id`` issued up to that second (tokens carry their issue time in seconds)."""
-    revocations = load_revocations(path)
-    second = max(int(issued_up_to.timestamp()), revocations.staff.get(staff_id, -1))
+    revocations = load_revocations(path).without_expired(at, max_lifetime)
+    second = max(int(at.timestamp()), revocations.staff.get(staff_id, -1))
     _write(path, revocations.model_copy(update={"staff": revocations.staff | {staff_id: second}}))

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 # Any path behind authentication: 404 (no such complaint) means the caller was let in.
 BEHIND_SIGN_IN = "/v1/complaints/00000000-0000-0000-0000-000000000000"
+HOURS_12 = timedelta(hours=12)
 
 
 @pytest.fixture
@@ -87,12 +88,12 @@ def test_a_revoked_token_is_refused_and_the_others_are_not(settings: Settings) -
     supervisor = bearer(settings, "sv-003")
     assert status_of(client, first) == status_of(client, second) == status_of(client, supervisor) == 404
 
-    revoke_token(settings.revoked_tokens_path, token_id(first["Authorization"][7:]), now())
+    revoke_token(settings.revoked_tokens_path, token_id(first["Authorization"][7:]), now(), HOURS_12)
     until(lambda: status_of(client, first) == 401, within=10, what="the revoked token refused")
     assert client.get(BEHIND_SIGN_IN, headers=first).json()["detail"] == "this token has been revoked"
     assert status_of(client, second) == 404
 
-    revoke_staff_tokens(settings.revoked_tokens_path, "n-001", now())
+    revoke_staff_tokens(settings.revoked_tokens_path, "n-001", now(), HOURS_12)
     until(lambda: status_of(client, second) == 401, within=10, what="every token of n-001 refused")
     assert status_of(client, supervisor) == 404
     # A token issued after the revocation's second is good again.
