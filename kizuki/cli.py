@@ -35,13 +35,15 @@ from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
-from shared.auth import AuthError, issue_api_key, issue_token
+from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.directory import load_directory
 from shared.events import Channel
 from shared.policy import load_policy
+from shared.revocations import revoke_staff_tokens, revoke_token
 from shared.settings import Settings, load_settings
+from shared.timers import now
 
 
 async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
@@ -73,7 +75,36 @@ async def _case(settings: Settings, text: str) -> None:
 def _short_token(settings: Settings, staff_id: str) -> str:
     """A token for one command run on this machine on behalf of a member of staff."""
     directory = load_directory(settings.directory_path)
-    return issue_token(settings.token_signing_key, staff_id, directory, timedelta(minutes=30))
+    lifetime = min(timedelta(minutes=30), settings.token_max_lifetime)
+    return issue_token(settings.token_signing_key, staff_id, directory, lifetime, settings.token_max_lifetime)
+
+
+def _token(settings: Settings, staff_id: str, hours: float | None) -> None:
+    """The token on stdout (for `$(kizuki token ...)`); its id, to revoke it by, on stderr."""
+    lifetime = settings.token_max_lifetime if hours is None else timedelta(hours=hours)
+    if lifetime <= timedelta(0):
+        sys.exit("kizuki: --hours must be more than 0")
+    directory = load_directory(settings.directory_path)
+    token = issue_token(
+        settings.token_signing_key, staff_id, directory, lifetime, settings.token_max_lifetime
+    )
+    print(token)
+    print(
+        f"kizuki: token {token_id(token)} for {staff_id}, valid until {now() + lifetime:%Y-%m-%d %H:%M} UTC",
+        file=sys.stderr,
+    )
+
+
+def _revoke(settings: Settings, token_ids: list[str], staff_ids: list[str]) -> None:
+    if not token_ids and not staff_ids:
+        sys.exit("kizuki: say what to revoke: --id TOKEN_ID or --staff STAFF_ID")
+    for revoked in token_ids:
+        revoke_token(settings.revoked_tokens_path, revoked, now(), settings.token_max_lifetime)
+        print(f"kizuki: token {revoked} is revoked")
+    for staff_id in staff_ids:
+        revoke_staff_tokens(settings.revoked_tokens_path, staff_id, now(), settings.token_max_lifetime)
+        print(f"kizuki: every token of {staff_id} issued until now is revoked")
+    print(f"kizuki: the services refuse them within seconds ({settings.revoked_tokens_path})")
 
 
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
@@ -215,9 +246,20 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
-    token = commands.add_parser("token", help="print a bearer token for a member of staff")
-    token.add_argument("staff_id", help="their id in the staff directory")
-    token.add_argument("--hours", type=float, default=12, help="how long it is valid (default 12)")
+    token = commands.add_parser(
+        "token",
+        help="print a bearer token for a member of staff, or revoke tokens",
+        usage="kizuki token STAFF_ID [--hours H]\n"
+        "       kizuki token revoke (--id TOKEN_ID | --staff STAFF_ID)",
+    )
+    token.add_argument("staff_id", help="their id in the staff directory, or `revoke`")
+    token.add_argument(
+        "--hours", type=float, help="how long it is valid (default and most: KIZUKI_TOKEN_MAX_HOURS, 12)"
+    )
+    token.add_argument("--id", action="append", default=[], help="revoke: this token id; repeat for several")
+    token.add_argument(
+        "--staff", action="append", default=[], help="revoke: every token of this person so far"
+    )
     api_key = commands.add_parser("api-key", help="create the API key of a machine channel; shown once")
     api_key.add_argument("--name", required=True, help="what posts with it, e.g. 'call-centre'")
     api_key.add_argument(
@@ -295,10 +337,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
         elif args.command == "permissions":
             print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+        elif args.command == "token" and args.staff_id == "revoke":
+            _revoke(settings, args.id, args.staff)
         elif args.command == "token":
-            directory = load_directory(settings.directory_path)
-            lifetime = timedelta(hours=args.hours)
-            print(issue_token(settings.token_signing_key, args.staff_id, directory, lifetime))
+            _token(settings, args.staff_id, args.hours)
         elif args.command == "api-key":
             directory = load_directory(settings.directory_path)
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))

@@ -1,17 +1,20 @@
-"""`kizuki run`: the whole system on one machine, as separate processes, until Ctrl-C or SIGTERM."""
+"""`kizuki run`: the whole system on one machine, as separate processes, until Ctrl-C or SIGTERM.
+
+Every process is supervised: the embedded nats-server and each service are started again when they die
+(same configuration, same data), and the services reconnect to the bus by themselves."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Mapping
+from functools import partial
 from types import FrameType
 
 from kizuki.permissions import ADMINISTRATOR
-from kizuki.processes import start_nats, start_service, stop, wait_healthy
+from kizuki.processes import Supervised, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import provision_bus, provision_secrets
 from kizuki.server_config import write_server_config
 from shared.settings import SERVICES, Settings
@@ -30,13 +33,16 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    nats: subprocess.Popen[bytes] | None = None
-    services: dict[str, subprocess.Popen[bytes]] = {}
+    nats: Supervised | None = None
+    services: dict[str, Supervised] = {}
     try:
         provision_secrets(settings)
         if settings.embedded_nats:
             config = write_server_config(settings)
-            nats = start_nats(settings.nats_port, settings.nats_dir, logs / "nats-server.log", config)
+            nats = Supervised(
+                "nats-server",
+                partial(start_nats, settings.nats_port, settings.nats_dir, logs / "nats-server.log", config),
+            )
             print(f"kizuki: nats-server (JetStream) on {settings.bus_url}, data in {settings.nats_dir}")
             print(f"kizuki: each service has its own NATS credential, in {settings.nats_credentials}")
         else:
@@ -45,25 +51,24 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         print("kizuki: the record EVENTS, each service's TIMERS_<SERVICE> and the consumers are provisioned")
         print(f"kizuki: every service has its signing key; auditors pin {settings.trust_file}")
         for service in SERVICES:
-            services[service] = start_service(service, env, logs / f"{service}.log")
+            services[service] = Supervised(
+                service, partial(start_service, service, env, logs / f"{service}.log")
+            )
         for service in SERVICES:
-            wait_healthy(settings.http_url(service), services[service])
+            wait_healthy(settings.http_url(service), services[service].process)
             print(f"kizuki: {service:<10} {settings.http_url(service)}  (log: {logs / service}.log)")
         print(f"kizuki: intake SMTP receiver on {settings.http_host}:{settings.smtp_port}")
         print("kizuki: ready. Ctrl-C stops everything.", flush=True)
         while not stopping.wait(0.5):
-            for service, process in services.items():
-                if process.poll() is not None and not stopping.is_set():
-                    print(
-                        f"kizuki: {service} exited with {process.returncode}; starting it again", flush=True
-                    )
-                    services[service] = start_service(service, env, logs / f"{service}.log")
+            for supervised in [nats, *services.values()]:
+                if supervised is not None and not stopping.is_set():
+                    supervised.check()
     finally:
-        for process in services.values():  # all at once, then wait for each
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in services.values():
-            stop(process)
+        for supervised in services.values():  # all at once, then wait for each
+            if supervised.process.poll() is None:
+                supervised.process.send_signal(signal.SIGTERM)
+        for supervised in services.values():
+            stop(supervised.process)
         if nats is not None:
-            stop(nats)
+            stop(nats.process)
         print("kizuki: stopped", flush=True)

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -48,7 +48,11 @@ def start_nats(
              *(["--config", str(config)] if config is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip
-    wait_for_port(port, process)
+    try:
+        wait_for_port(port, process)
+    except (RuntimeError, TimeoutError):
+        stop(process)
+        raise
     return process
 
 
@@ -62,6 +66,50 @@ def start_service(service: str, env: Mapping[str, str], log_file: Path) -> subpr
             preexec_fn=_die_with_parent,
             start_new_session=True,
         )
+
+
+class Supervised:
+    """A process started again whenever it dies, each time with a line on the console. While it keeps
+    dying soon after a start, the wait before the next start doubles (1 s up to 30 s)."""
+
+    FIRST_WAIT = 1.0
+    LONGEST_WAIT = 30.0
+    STEADY_AFTER = 60.0  # up this long, and a death is a new fault: the wait starts from 1 s again
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self.name = name
+        self._start = start
+        self.process = start()
+        self._started = time.monotonic()
+        self._wait = self.FIRST_WAIT
+        self._due: float | None = None
+
+    def check(self) -> None:
+        """Called often: notices a death, and starts the process again once its wait is over."""
+        if self.process.poll() is None:
+            return
+        moment = time.monotonic()
+        if self._due is None:
+            if moment - self._started >= self.STEADY_AFTER:
+                self._wait = self.FIRST_WAIT
+            print(
+                f"kizuki: {self.name} exited with {self.process.returncode}; "
+                f"starting it again in {self._wait:g} s",
+                flush=True,
+            )
+            self._due = moment + self._wait
+            self._wait = min(self._wait * 2, self.LONGEST_WAIT)
+            return
+        if moment < self._due:
+            return
+        self._due = None
+        try:
+            self.process = self._start()
+        except (OSError, RuntimeError, TimeoutError) as error:
+            print(f"kizuki: {self.name} did not start again: {error}", flush=True)
+            return  # the old, dead process stays: the next check waits longer and tries again
+        self._started = time.monotonic()
+        print(f"kizuki: {self.name} started again (pid {self.process.pid})", flush=True)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

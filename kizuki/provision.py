@@ -48,12 +48,25 @@ async def provision_bus(url: str, administrator: BusUser | None = None) -> None:
 
 def provision_secrets(settings: Settings) -> None:
     """Keys are made once, owner-only; configured ones are left as they are."""
+    _move_signing_key_out_of_secrets(settings)
     ensure_token_keys(settings.token_signing_key, settings.token_verify_key)
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
     ensure_key_file(settings.match_key)
     ensure_link_secret(settings.ack_link_secret)
     provision_signing_keys(settings)
+
+
+def _move_signing_key_out_of_secrets(settings: Settings) -> None:
+    """Earlier versions kept the token signing key beside the verify key, among the secrets every
+    service reads; it moves to its own place, so that the tokens it signed stay valid."""
+    left_behind = settings.token_verify_key.parent / "token-signing.pem"
+    if left_behind.exists() and left_behind != settings.token_signing_key:
+        if settings.token_signing_key.exists():
+            left_behind.unlink()
+        else:
+            settings.token_signing_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            left_behind.rename(settings.token_signing_key)
 
 
 def provision_signing_keys(settings: Settings) -> TrustFile:

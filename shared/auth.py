@@ -1,9 +1,11 @@
 """Who is acting: staff with a signed bearer token, or a machine channel with its API key.
 
 Tokens are JWTs signed with Ed25519 (EdDSA). Services hold only the public key, so no service can
-mint a token; `kizuki token` signs with the private key that provisioning wrote to the secrets
-directory. A token names the person; their roles and place in the hospital always come from the
-staff directory, so a change there takes effect on the next request.
+mint a token; `kizuki token` signs with the private key that provisioning wrote to a directory of its
+own, apart from the secrets the services read. A token names the person and has an id (``jti``) and a
+lifetime no longer than the system allows; their roles and place in the hospital always come from the
+staff directory, read again when its file changes, so a change there (or a revocation) takes effect
+on the next request.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.directory import Directory, Role, StaffMember
 from shared.events import Channel
+from shared.live_file import LiveFile
+from shared.revocations import Revocations, load_revocations
 from shared.settings import Settings
 from shared.timers import now
 
@@ -61,6 +65,7 @@ def write_secret(path: Path, content: bytes) -> None:
 
 def ensure_token_keys(private_path: Path, public_path: Path) -> None:
     """Create the token signing key pair unless it exists (a configured key is kept as it is)."""
+    public_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if private_path.exists():
         if not public_path.exists():
             public_path.write_bytes(_public_pem(_load_private(private_path)))
@@ -90,13 +95,35 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
 
 
 def issue_token(
-    private_path: Path, staff_id: str, directory: Directory, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+    private_path: Path,
+    staff_id: str,
+    directory: Directory,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+    max_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
 ) -> str:
     if staff_id not in directory.staff:
         raise AuthError(f"{staff_id} is not in the staff directory")
+    if lifetime > max_lifetime:
+        raise AuthError(f"a token may be valid for {_hours(max_lifetime)} at most, not {_hours(lifetime)}")
     issued = now()
-    claims = {"sub": staff_id, "iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + lifetime}
+    claims = {
+        "sub": staff_id,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": secrets.token_hex(8),
+    }
     return jwt.encode(claims, _load_private(private_path), algorithm=ALGORITHM)
+
+
+def token_id(token: str) -> str:
+    """The id (``jti``) of a token, by which it can be revoked; the token is not checked."""
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def _hours(lifetime: timedelta) -> str:
+    return f"{lifetime.total_seconds() / 3600:g} h"
 
 
 class ActionBody(BaseModel):
@@ -192,9 +219,17 @@ ApiKeyCredentials = Annotated[str | None, Depends(_api_key)]
 
 
 class Authenticator:
-    """Checks credentials against the public key, the staff directory and the API key file."""
+    """Checks credentials against the public key, the staff directory, the revoked tokens and the API
+    key file; the directory and the revoked tokens are read again when their files change."""
 
-    def __init__(self, public_key_path: Path, directory: Directory, api_keys_path: Path | None = None):
+    def __init__(
+        self,
+        public_key_path: Path,
+        directory: LiveFile[Directory],
+        revocations: LiveFile[Revocations],
+        max_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+        api_keys_path: Path | None = None,
+    ):
         try:
             self.public_key = serialization.load_pem_public_key(public_key_path.read_bytes())
         except FileNotFoundError:
@@ -202,11 +237,19 @@ class Authenticator:
                 f"no token verification key at {public_key_path}: run `kizuki provision`"
             ) from None
         self.directory = directory
+        self.revocations = revocations
+        self.max_lifetime = max_lifetime
         self.api_keys_path = api_keys_path
 
     @classmethod
-    def from_settings(cls, settings: Settings, directory: Directory) -> Authenticator:
-        return cls(settings.token_verify_key, directory, settings.api_keys_path)
+    def from_settings(cls, settings: Settings, directory: LiveFile[Directory]) -> Authenticator:
+        return cls(
+            settings.token_verify_key,
+            directory,
+            LiveFile(settings.revoked_tokens_path, load_revocations),
+            settings.token_max_lifetime,
+            settings.api_keys_path,
+        )
 
     def person(self, request: Request, credentials: HTTPAuthorizationCredentials | None) -> Person:
         if credentials is None:
@@ -220,7 +263,7 @@ class Authenticator:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["sub", "exp", "iat"]},
+                options={"require": ["sub", "exp", "iat", "jti"]},
             )
         except jwt.ExpiredSignatureError:
             raise Refused(
@@ -229,7 +272,17 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise Refused(request, status.HTTP_401_UNAUTHORIZED, "the token is not valid") from None
         staff_id = str(claims["sub"])
-        member = self.directory.staff.get(staff_id)
+        if claims["exp"] - claims["iat"] > self.max_lifetime.total_seconds():
+            raise Refused(
+                request,
+                status.HTTP_401_UNAUTHORIZED,
+                f"the token is valid for longer than the {_hours(self.max_lifetime)} this system allows",
+                staff_id,
+            )
+        revoked = self.revocations.current.reason(str(claims["jti"]), staff_id, int(claims["iat"]))
+        if revoked is not None:
+            raise Refused(request, status.HTTP_401_UNAUTHORIZED, revoked, staff_id)
+        member = self.directory.current.staff.get(staff_id)
         if member is None:
             raise Refused(
                 request, status.HTTP_401_UNAUTHORIZED, f"{staff_id} is no longer in the staff directory"

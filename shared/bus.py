@@ -159,7 +159,7 @@ async def connect(
     return await nats.connect(
         url,
         name=name,
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=-1,  # never give up (nats-py's default stops after 60): outages end
         reconnect_time_wait=0.5,
         disconnected_cb=on_disconnect,
         nkeys_seed=None if user is None else str(user.seed_file),

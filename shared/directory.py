@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.events import Language
+from shared.live_file import LiveFile
 
 Role = Literal[
     "front_line", "supervisor", "executive", "handler", "second_line", "callback_staff", "quality", "auditor",
@@ -120,3 +121,9 @@ def load_directory(path: Path) -> Directory:
         raise DirectoryError(f"staff directory not found: {path}") from None
     except (tomllib.TOMLDecodeError, ValidationError) as error:
         raise DirectoryError(f"staff directory {path} is not valid: {error}") from None
+
+
+def watch_directory(path: Path) -> LiveFile[Directory]:
+    """The directory as the services use it: read again when its file changes, so that a change of
+    staff takes effect within seconds (at the next request, the next case) without a restart."""
+    return LiveFile(path, load_directory)

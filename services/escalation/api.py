@@ -15,6 +15,7 @@ from services.escalation.domain import Case
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.events import DutyKind
+from shared.live_file import LiveFile
 from shared.privacy import KeyVault
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
@@ -115,7 +116,7 @@ def case_view(case: Case) -> CaseView:
 def router(
     store: EscalationApplication,
     runtime: ServiceRuntime,
-    directory: Directory,
+    directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
 ) -> APIRouter:
@@ -164,7 +165,7 @@ def router(
             http,
             person,
             complaint_id,
-            lambda case: case.file_report(person.staff_id, body.to, body.text, now(), directory),
+            lambda case: case.file_report(person.staff_id, body.to, body.text, now(), directory.current),
         )
 
     @api.post("/{complaint_id}/first-response", response_model=CaseView)
@@ -205,7 +206,7 @@ def router(
                 body.means_appropriate,
                 body.impact_on_staff,
                 now(),
-                directory,
+                directory.current,
             ),
         )
 

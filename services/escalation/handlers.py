@@ -18,6 +18,7 @@ from shared.events import (
     NotificationAcknowledged,
     decoder,
 )
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
@@ -39,7 +40,7 @@ SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 def consumers(
     store: EscalationApplication,
     policy: Policy,
-    directory: Directory,
+    directory: LiveFile[Directory],
     vault: KeyVault,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
@@ -50,7 +51,7 @@ def consumers(
             # The text is read to classify the complaint, then forgotten: the case never keeps it.
             patient = vault.open_patient_data(event.complaint_id, event.patient_data)
             summary = patient.summary if patient is not None else ""  # erased before the case opened
-            store.open_case(event, summary, policy, directory, now(), tracking)
+            store.open_case(event, summary, policy, directory.current, now(), tracking)
         elif isinstance(event, CallbackCompleted):
             store.callback_completed(event, tracking)
         elif isinstance(event, NotificationAcknowledged):

@@ -8,7 +8,7 @@ from services.escalation.api import router
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers
 from shared.auth import Authenticator
-from shared.directory import load_directory
+from shared.directory import watch_directory
 from shared.policy import load_policy
 from shared.privacy import KeyVault, MasterKey
 from shared.service import ServiceRuntime, http_app, open_store
@@ -17,7 +17,7 @@ from shared.settings import Settings
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
-    directory = load_directory(settings.directory_path)
+    directory = watch_directory(settings.directory_path)
     store = open_store(EscalationApplication, settings)
     vault = KeyVault(MasterKey.load(settings.master_key))
     runtime = ServiceRuntime(

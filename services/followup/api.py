@@ -15,6 +15,7 @@ from services.followup.domain import Callback, CallbackStatus
 from shared.auth import OVERSEERS, WRITERS, ActionBody, Authenticator, Person
 from shared.directory import Directory, Role
 from shared.events import CallbackPurpose
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
@@ -77,7 +78,7 @@ def router(
     store: FollowupApplication,
     runtime: ServiceRuntime,
     policy: Policy,
-    directory: Directory,
+    directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
 ) -> APIRouter:
@@ -143,7 +144,7 @@ def router(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, detail="discharged_at: cannot be in the future"
             )
         callback = await asyncio.to_thread(
-            store.register_discharge, complaint_id, body.discharged_at, policy, directory
+            store.register_discharge, complaint_id, body.discharged_at, policy, directory.current
         )
         runtime.committed()
         return await callback_view(found(callback, f"case for complaint {complaint_id}"), vault)
@@ -161,7 +162,7 @@ def router(
             http,
             person,
             callback_id,
-            lambda callback: callback.not_reached(person.staff_id, now(), notes, directory),
+            lambda callback: callback.not_reached(person.staff_id, now(), notes, directory.current),
         )
 
     @api.post("/callbacks/{callback_id}/outcome", response_model=CallbackView)
@@ -173,7 +174,7 @@ def router(
             person,
             callback_id,
             lambda callback: callback.reached(
-                person.staff_id, now(), body.satisfaction, body.resolved, comments, directory
+                person.staff_id, now(), body.satisfaction, body.resolved, comments, directory.current
             ),
         )
 

@@ -12,6 +12,7 @@ from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
 
@@ -31,7 +32,7 @@ SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 def consumers(
     store: FollowupApplication,
     policy: Policy,
-    directory: Directory,
+    directory: LiveFile[Directory],
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
     def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
@@ -39,8 +40,8 @@ def consumers(
             store.follow_case(case, tracking)
         elif isinstance(case, FirstResponseRecorded) and case.patient_reached:
             store.schedule(
-                case.complaint_id, "after_first_response", case.occurred_at, case.event_id, policy, directory,
-                tracking,
+                case.complaint_id, "after_first_response", case.occurred_at, case.event_id, policy,
+                directory.current, tracking,
             )  # fmt: skip
         elif isinstance(case, CaseClosed):
             store.schedule(
@@ -49,7 +50,7 @@ def consumers(
                 case.occurred_at,
                 case.event_id,
                 policy,
-                directory,
+                directory.current,
                 tracking,
             )
         else:

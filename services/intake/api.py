@@ -14,6 +14,7 @@ from services.intake.domain import Complaint, Registration, RegistrationError
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
 from shared.directory import Directory
 from shared.events import Channel, Language, Tier
+from shared.live_file import LiveFile
 from shared.privacy import PatientData, Unreadable, unseal_patient_data
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, complaint_id_in_path, found
@@ -144,7 +145,7 @@ def router(
     runtime: ServiceRuntime,
     default_language: str,
     auth: Authenticator,
-    directory: Directory,
+    directory: LiveFile[Directory],
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
     ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
@@ -164,7 +165,7 @@ def router(
                 raise HTTPException(
                     status.HTTP_403_FORBIDDEN, detail="only staff, signed in, report anonymously"
                 )
-            heard_by, reporter = directory.patient_safety_officer(), caller.person.staff_id
+            heard_by, reporter = directory.current.patient_safety_officer(), caller.person.staff_id
         registration = Registration(
             channel=request.channel,
             occurred_at=request.occurred_at,
@@ -206,7 +207,7 @@ def router(
             person.oversees
             or person.staff_id == complaint.heard_by
             or person.member.department == complaint.department
-            or person.staff_id in directory.chain_above(complaint.heard_by)
+            or person.staff_id in directory.current.chain_above(complaint.heard_by)
         )
         if not concerned:
             raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")

@@ -10,7 +10,7 @@ from services.intake.application import IntakeApplication
 from services.intake.mailbox import SmtpReceiver
 from services.intake.matching import MatchIndex
 from shared.auth import Authenticator
-from shared.directory import load_directory
+from shared.directory import watch_directory
 from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.service import ServiceRuntime, http_app, open_store
@@ -31,8 +31,8 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
-    directory = load_directory(settings.directory_path)
-    unknown = policy.intake.inbox_owners() - set(directory.staff)
+    directory = watch_directory(settings.directory_path)
+    unknown = policy.intake.inbox_owners() - set(directory.current.staff)
     if unknown:
         raise PolicyError(
             f"[intake] names first hearers not in the staff directory: {', '.join(sorted(unknown))}"

@@ -13,6 +13,7 @@ from shared.bus import RECORD_STREAM, Subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
 from shared.events import AlertRequested, ComplaintReceived, decoder
+from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import now
@@ -27,7 +28,7 @@ SUBSCRIPTIONS = [
 def consumers(
     store: NotifierApplication,
     policy: Policy,
-    directory: Directory,
+    directory: LiveFile[Directory],
     configured: Collection[str],
     acknowledge_link: Callable[[UUID], str],
     vault: KeyVault,
@@ -37,7 +38,7 @@ def consumers(
             patient = vault.open_patient_data(event.complaint_id, event.patient_data)
             store.request_receipt(event, patient, policy, configured, now(), tracking)
         else:
-            store.request_alert(event, directory, configured, acknowledge_link, now(), tracking)
+            store.request_alert(event, directory.current, configured, acknowledge_link, now(), tracking)
 
     return [
         Consumer(

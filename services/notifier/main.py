@@ -18,7 +18,7 @@ from services.notifier.links import LinkSigner
 from services.notifier.mail import SmtpChannel
 from services.notifier.sink import FileSink
 from services.notifier.webhooks import HttpChannel, SmsChannel, WebhookChannel, basic_auth
-from shared.directory import load_directory
+from shared.directory import watch_directory
 from shared.policy import load_policy
 from shared.privacy import KeyVault, MasterKey
 from shared.service import ServiceRuntime, http_app, open_store
@@ -51,7 +51,7 @@ def open_channels(config: ChannelsFile, settings: Settings, env: Mapping[str, st
 
 
 def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastAPI:
-    directory = load_directory(settings.directory_path)
+    directory = watch_directory(settings.directory_path)
     policy = load_policy(settings.policy_path)
     config = load_channels(settings.channels_path)
     signer = LinkSigner.from_file(settings.ack_link_secret)

@@ -89,9 +89,10 @@ def write_policy(
 class System:
     """Starts, kills and restarts the processes of one system, and reads its record."""
 
-    def __init__(self, tmp_path: Path, policy: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, policy: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``env``: settings beyond the test's own ports and directories, e.g. the PostgreSQL stores."""
         policy = policy or write_policy(tmp_path / "policy.toml")
-        self.env = system_env(tmp_path / "var", policy)
+        self.env = system_env(tmp_path / "var", policy) | (env or {})
         self.settings: Settings = load_settings(self.env)
         self.logs = tmp_path / "logs"
         self.logs.mkdir()

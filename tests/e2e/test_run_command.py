@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.settings import SERVICES
 from tests.e2e.conftest import FLOW_COUNTS, KIZUKI, complaint, system_env, write_policy
 from tests.polling import until
 
@@ -104,8 +106,62 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
         assert (
             httpx.get(f"{intake}/v1/complaints/{complaint_id}", headers=nurse, timeout=10).status_code == 200
         )
-        secrets = Path(env["KIZUKI_DATA_DIR"]) / "secrets"
-        assert (secrets / "token-signing.pem").stat().st_mode & 0o077 == 0  # owner-only
+        data = Path(env["KIZUKI_DATA_DIR"])
+        assert (data / "token-issuer" / "token-signing.pem").stat().st_mode & 0o077 == 0  # owner-only
+        assert (data / "token-issuer").stat().st_mode & 0o077 == 0
+        assert not (data / "secrets" / "token-signing.pem").exists()  # not where the services read
         assert replay(env, complaint_id) == FLOW_COUNTS
     finally:
         assert second.stop(signal.SIGINT) == 0  # what Ctrl-C sends
+
+
+def nats_server_of(launcher: Launcher) -> int:
+    (pid,) = [
+        pid for pid in launcher.children() if b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return pid
+
+
+def health(url: str) -> int:
+    try:
+        return httpx.get(f"{url}/health", timeout=5).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def test_run_starts_nats_server_again_and_nothing_posted_meanwhile_is_lost(tmp_path: Path) -> None:
+    env = system_env(tmp_path / "var", write_policy(tmp_path / "policy.toml"))
+    urls = {service: f"http://127.0.0.1:{env[f'KIZUKI_{service.upper()}_PORT']}" for service in SERVICES}
+    launcher = Launcher(env)
+    try:
+        launcher.wait_ready()
+        token = subprocess.run(
+            [KIZUKI, "token", "n-001"], env=env, capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+        nurse = {"Authorization": f"Bearer {token}"}
+        killed = nats_server_of(launcher)
+        os.kill(killed, signal.SIGKILL)
+
+        # Every service says the bus is gone; intake still takes complaints into its own store.
+        until(lambda: all(health(url) == 503 for url in urls.values()), within=10, what="every /health 503")
+        response = httpx.post(f"{urls['intake']}/v1/complaints", json=complaint(), headers=nurse, timeout=10)
+        assert response.status_code == 201, response.text
+        assert health(urls["intake"]) == 503  # so it was taken while the bus was down
+        while_down = response.json()["complaint_id"]
+
+        until(lambda: all(health(url) == 200 for url in urls.values()), within=60, what="every /health 200")
+        output = "".join(launcher.lines)
+        assert "kizuki: nats-server exited with -9; starting it again" in output
+        assert "kizuki: nats-server started again" in output
+        assert nats_server_of(launcher) != killed
+        another = complaint(
+            summary="The call bell was not answered at night.",
+            complainant={"name": "Ito Ken", "contact": "ito@example.org"},
+        )
+        response = httpx.post(f"{urls['intake']}/v1/complaints", json=another, headers=nurse, timeout=10)
+        assert response.status_code == 201, response.text
+        after = response.json()["complaint_id"]
+        assert wait_for_whole_flow(env, after) == FLOW_COUNTS
+        assert wait_for_whole_flow(env, while_down) == FLOW_COUNTS
+    finally:
+        assert launcher.stop(signal.SIGTERM) == 0

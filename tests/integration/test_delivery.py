@@ -20,7 +20,7 @@ from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
-from shared.directory import Directory
+from shared.directory import Directory, watch_directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
@@ -118,7 +118,7 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
     relay = OutboxRelay(store, js, CHECKPOINTS)
-    consumer, _ = escalation_consumers(store, policy, directory, vault)
+    consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
     tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
@@ -155,7 +155,7 @@ async def test_a_redelivered_message_changes_nothing(
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    consumer, _ = escalation_consumers(store, policy, directory, vault)
+    consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
     # A second durable consumer over the same messages delivers each one again, as a redelivery would.
     replay = Subscription(RECORD_STREAM, "escalation-replay", consumer.subscription.subjects)
     await js.add_consumer(RECORD_STREAM, replay.consumer_config())
@@ -188,7 +188,7 @@ async def test_a_failing_handler_is_retried_then_its_message_set_aside(
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    consumer, _ = escalation_consumers(store, policy, directory, vault)
+    consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
     calls: dict[str, int] = {}
 
     def flaky(event: Any, tracking: Tracking) -> None:
@@ -240,7 +240,7 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
             "escalation": shipped.escalation.model_copy(update={"calendar": always_open}),
         }
     )
-    _, timer_consumer = followup_consumers(store, policy, directory)
+    _, timer_consumer = followup_consumers(store, policy, watch_directory(settings.directory_path))
     tasks = await run_loops(ConsumerLoop(store, js, timer_consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
