@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TextIO
 
 from nats.aio.msg import Msg
@@ -45,6 +46,7 @@ class RecordMessage:
     """One message of the record exactly as stored: what the chain's hashes are computed over.
 
     In a proof, another complaint's event is shown by its content hash alone, without its payload.
+    ``stored_at`` is when the server stored it (unknown in bundles written before it was kept).
     """
 
     stream_sequence: int
@@ -52,6 +54,7 @@ class RecordMessage:
     headers: dict[str, str]
     data: bytes | None
     content_hash: str | None = None
+    stored_at: datetime | None = None
 
 
 async def read_messages(js: JetStreamContext) -> AsyncIterator[RecordMessage]:
@@ -68,8 +71,16 @@ async def read_messages(js: JetStreamContext) -> AsyncIterator[RecordMessage]:
     more = asyncio.Event()
 
     async def collect(message: Msg) -> None:
-        sequence = message.metadata.sequence.stream
-        arrived.append(RecordMessage(sequence, message.subject, dict(message.headers or {}), message.data))
+        metadata = message.metadata
+        arrived.append(
+            RecordMessage(
+                metadata.sequence.stream,
+                message.subject,
+                dict(message.headers or {}),
+                message.data,
+                stored_at=metadata.timestamp,
+            )
+        )
         more.set()
 
     subscription = await js.subscribe(

@@ -32,7 +32,7 @@ from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
-from kizuki.verify import Verifier
+from kizuki.verify import Awaited, Verifier
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
@@ -125,8 +125,17 @@ async def _each(messages: Iterable[RecordMessage]) -> AsyncIterator[RecordMessag
         yield message
 
 
+class TrustMissing(FileNotFoundError):
+    """The trust file named does not exist; the message says how to make one."""
+
+
 def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> TrustFile:
     if pinned is not None:
+        if not pinned.is_file():
+            raise TrustMissing(
+                f"the trust file {pinned} does not exist: make one by copying the data directory's "
+                f"(cp {settings.trust_file} {pinned}) and keep it where the system cannot change it"
+            )
         return TrustFile.load(pinned)
     if bundle is not None:
         print(
@@ -134,13 +143,30 @@ def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> Tr
             file=sys.stderr,
         )
         return bundle.trust
+    if not settings.trust_file.is_file():
+        raise TrustMissing(
+            f"there is no trust file at {settings.trust_file}: `kizuki provision` (or `make run`) "
+            "writes it; or name a copy you keep with --trust"
+        )
     return TrustFile.load(settings.trust_file)
 
 
-async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None) -> bool:
+def _awaited(settings: Settings, bundle: Bundle | None) -> Awaited | None:
+    """Links not yet signed are awaited if they reached the record within a checkpoint interval of
+    now, or of when the bundle was written (a bundle that does not say when: none are)."""
+    if bundle is None:
+        return Awaited(datetime.now(UTC), settings.checkpoint_seconds)
+    if bundle.exported_at is None:
+        return None
+    return Awaited(bundle.exported_at, bundle.checkpoint_seconds or settings.checkpoint_seconds)
+
+
+async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None, strict: bool) -> bool:
     bundle = Bundle.open(bundle_path) if bundle_path is not None else None
     verifier = Verifier(
-        _trust(settings, pinned, bundle), segments=bundle is not None and bundle.kind == "proof"
+        _trust(settings, pinned, bundle),
+        proof_of=bundle.complaint_id if bundle is not None and bundle.kind == "proof" else None,
+        awaited=None if strict else _awaited(settings, bundle),
     )
     async for message in _messages(settings, bundle):
         verifier.check(message)
@@ -154,14 +180,15 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
 async def _export(settings: Settings, out_path: Path, pinned: Path | None) -> None:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        written = await bundles.export(_messages(settings, None), trust, out)
+        written = await bundles.export(_messages(settings, None), trust, out, settings.checkpoint_seconds)
     print(f"kizuki: {written} messages and the trust file written to {out_path}")
 
 
 async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Path | None) -> int:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        return await bundles.prove(_messages(settings, None), complaint, trust, out)
+        messages = _messages(settings, None)
+        return await bundles.prove(messages, complaint, trust, out, settings.checkpoint_seconds)
 
 
 async def _report(
@@ -246,6 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit.add_parser("verify", help="check every chain link and signature; exit 0 only if all hold")
     verify.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
     verify.add_argument("--trust", type=Path, help=trust_help)
+    verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="links not yet signed by a checkpoint fail too, however recent (by default the last "
+        "KIZUKI_CHECKPOINT_SECONDS of each chain are reported as awaiting their checkpoint)",
+    )
     export = audit.add_parser("export", help="write the record and the trust file to a bundle")
     export.add_argument("out", type=Path, help="the bundle file to write")
     export.add_argument("--trust", type=Path, help=trust_help)
@@ -303,7 +336,7 @@ def _audit(settings: Settings, args: argparse.Namespace) -> bool:
     """Runs an audit command; a file that cannot be read is a clear error, exit status 2."""
     try:
         if args.audit_command == "verify":
-            return asyncio.run(_verify(settings, args.bundle, args.trust))
+            return asyncio.run(_verify(settings, args.bundle, args.trust, args.strict))
         if args.audit_command == "report":
             asyncio.run(_report(settings, args.bundle, args.form or "table", args.since, args.until))
             return True
