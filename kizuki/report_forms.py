@@ -88,8 +88,8 @@ def print_table(found: list[Timeline], period: dict[str, str | None], out: TextI
     )
     for kind, counted in figures["duties_on_time"].items():
         share = f"{counted['share']:.0%}" if counted["share"] is not None else "- (none due yet)"
-        counts = (counted["owed"], *(counted[status] for status in STATUSES))
-        print(f"  {kind:<28}" + "".join(f"{count:>13}" for count in counts) + f"  {share}", file=out)
+        numbers = (counted["owed"], *(counted[status] for status in STATUSES))
+        print(f"  {kind:<28}" + "".join(f"{number:>13}" for number in numbers) + f"  {share}", file=out)
     missed = ", ".join(
         f"{role} {count}" for role, count in figures["missed_reporting_duties_by_role"].items()
     )

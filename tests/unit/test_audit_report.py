@@ -277,7 +277,7 @@ def test_the_period_figures_are_exactly_those_of_the_history() -> None:
     }
 
 
-def figures(**counts: float) -> dict[str, float]:
+def figures(**counts: float | None) -> dict[str, float | None]:
     return {"on_time": 0, "late": 0, "missed": 0, "overdue": 0, "not_yet_due": 0} | counts
 
 
