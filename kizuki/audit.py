@@ -1,4 +1,4 @@
-"""`kizuki audit`: read the record from its first message; `replay` shows each complaint's timeline."""
+"""`kizuki audit`: read the record from its first message, in order, a batch at a time."""
 
 from __future__ import annotations
 
@@ -119,40 +119,6 @@ async def read_record(js: JetStreamContext) -> AsyncIterator[RecordEntry]:
     """Every message of the record, in order, decoded as JSON."""
     async for message in read_messages(js):
         yield entry_of(message)
-
-
-def timelines(entries: list[RecordEntry]) -> dict[str, list[RecordEntry]]:
-    """Entries grouped by complaint, in record order; entries naming no complaint under 'none'."""
-    grouped: dict[str, list[RecordEntry]] = {}
-    for entry in entries:
-        grouped.setdefault(entry.complaint_id or "none", []).append(entry)
-    return grouped
-
-
-def print_timelines(entries: list[RecordEntry], out: TextIO) -> None:
-    for complaint_id, timeline in timelines(entries).items():
-        print(f"complaint {complaint_id}", file=out)
-        for entry in timeline:
-            when = entry.body.get("occurred_at", "?")
-            recorded = entry.body.get("recorded_at", "?")
-            print(
-                f"  #{entry.stream_sequence:<6} {entry.event_type:<28} occurred {when}  "
-                f"recorded {recorded}  by {entry.service}",
-                file=out,
-            )
-
-
-def print_json_lines(entries: list[RecordEntry], out: TextIO) -> None:
-    for entry in entries:
-        line = {
-            "stream_sequence": entry.stream_sequence,
-            "subject": entry.subject,
-            "service": entry.service,
-            "event_type": entry.event_type,
-            "complaint_id": entry.complaint_id,
-            "event": entry.body,
-        }
-        print(json.dumps(line, ensure_ascii=False, sort_keys=True), file=out)
 
 
 async def with_progress(

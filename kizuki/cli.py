@@ -11,46 +11,31 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from kizuki import bundle as bundles
 from kizuki import importer
-from kizuki.audit import (
-    RecordMessage,
-    print_json_lines,
-    print_timelines,
-    read_messages,
-    read_record,
-    with_progress,
-)
+from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
 from kizuki.bundle import Bundle
 from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
 from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
+from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verifier
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
-from shared.directory import load_directory
+from shared.directory import DirectoryError, load_directory
 from shared.events import Channel
 from shared.policy import load_policy
 from shared.settings import Settings, load_settings
-
-
-async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
-    nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
-    try:
-        entries = [entry async for entry in read_record(nc.jetstream())]
-    finally:
-        await nc.close()
-    if complaint is not None:
-        entries = [entry for entry in entries if entry.complaint_id == complaint]
-    (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
 
 
 def _short_token(settings: Settings, staff_id: str) -> str:
@@ -191,6 +176,12 @@ async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Pat
         return await bundles.prove(messages, complaint, trust, out, settings.checkpoint_seconds)
 
 
+async def _replay(settings: Settings, bundle_path: Path | None, complaint: str | None, as_json: bool) -> None:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    zone = ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone)
+    await replay(_messages(settings, bundle), sys.stdout, zone, complaint, as_json)
+
+
 async def _report(
     settings: Settings, bundle_path: Path | None, form: str, since: datetime | None, until: datetime | None
 ) -> None:
@@ -224,6 +215,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
+    )
+    commands.add_parser(
+        "staff", help="the staff directory: id, name, roles, department, line, language (whom to sign in as)"
     )
     token = commands.add_parser("token", help="print a bearer token for a member of staff")
     token.add_argument("staff_id", help="their id in the staff directory")
@@ -264,11 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
-    replay = audit.add_parser(
-        "replay", help="every complaint's timeline, from the first message of the record"
+    replay_ = audit.add_parser(
+        "replay", help="the record as it happened: when, who and what, one line an event, as it is read"
     )
-    replay.add_argument("--json", action="store_true", help="one JSON object a line")
-    replay.add_argument("--complaint", help="only this complaint id")
+    replay_.add_argument("--json", action="store_true", help="one JSON object a line")
+    replay_.add_argument("--complaint", help="only this complaint id")
+    replay_.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
     trust_help = "the trust file you pin (default: the data directory's, or the bundle's)"
     verify = audit.add_parser("verify", help="check every chain link and signature; exit 0 only if all hold")
     verify.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
@@ -309,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
         elif args.command == "permissions":
             print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+        elif args.command == "staff":
+            try:
+                print_staff(load_directory(settings.directory_path), sys.stdout)
+            except DirectoryError as error:
+                sys.exit(f"kizuki: {error}")
         elif args.command == "token":
             directory = load_directory(settings.directory_path)
             lifetime = timedelta(hours=args.hours)
@@ -324,8 +324,6 @@ def main(argv: list[str] | None = None) -> None:
             _qr(settings, args.department, args.out, args.base_url)
         elif args.command == "intake":
             asyncio.run(_reconcile(settings, args.since, args.json))
-        elif args.audit_command == "replay":
-            asyncio.run(_replay(settings, args.json, args.complaint))
         else:
             sys.exit(0 if _audit(settings, args) else 1)
     except AuthError as error:
@@ -335,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
 def _audit(settings: Settings, args: argparse.Namespace) -> bool:
     """Runs an audit command; a file that cannot be read is a clear error, exit status 2."""
     try:
+        if args.audit_command == "replay":
+            asyncio.run(_replay(settings, args.bundle, args.complaint, args.json))
+            return True
         if args.audit_command == "verify":
             return asyncio.run(_verify(settings, args.bundle, args.trust, args.strict))
         if args.audit_command == "report":

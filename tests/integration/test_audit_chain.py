@@ -441,3 +441,19 @@ def test_a_missing_trust_file_or_bundle_is_one_line_saying_how_to_make_one(
             f"kizuki: the bundle {missing} does not exist: write one with `kizuki audit export {missing}` "
             f"or `kizuki audit prove <complaint_id> {missing}`"
         ]
+
+
+async def test_replay_reads_the_live_record_as_people_say_it(
+    nc: Client, nats_url: str, settings: Settings
+) -> None:
+    provision_signing_keys(settings)
+    await relay_complaints(nc.jetstream(), settings, 2, every=100)
+    replayed = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    lines = replayed.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(" JST  " in line for line in lines)  # the shipped policy's time zone, Asia/Tokyo
+    assert "registered a complaint (" in lines[0]
+    assert lines[2].endswith("signed its chain up to link 2  (seq 3)")
+    as_json = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "replay", "--json")
+    assert [json.loads(line)["stream_sequence"] for line in as_json.stdout.splitlines()] == [1, 2, 3]
