@@ -132,7 +132,7 @@ class Replay:
                 what = "receipt" if b.get("recipient") == "complainant" else "alert"
                 return service, f"{what} to {to} by {b.get('channel')}: attempt {b.get('attempt')}"
             case "NotificationSent":
-                return service, f"alert to {to} by {b.get('channel')}: sent"
+                return service, f"alert to {to} about {duty} by {b.get('channel')}: sent"
             case "NotificationFailed":
                 then = (
                     f"trying {b.get('next_channel')} next"

@@ -48,7 +48,13 @@ RECORD: list[WireEvent] = [
     on(B, DutyAssigned, duty="first_response", owner="hd-003", due_at=AT, late_on_arrival=False),
     on(A, AlertAcknowledged, duty="supervisor_acknowledgement", by="sv-003"),
     on(
-        A, NotificationSent, delivery_id=uuid4(), recipient="n-001", channel="email", duty="x", alert_number=1
+        A,
+        NotificationSent,
+        delivery_id=uuid4(),
+        recipient="n-001",
+        channel="email",
+        duty="first_hearer_report",
+        alert_number=1,
     ),
     on(A, FirstResponseRecorded, by="hd-003", patient_reached=True, within_window=True),
     on(
@@ -89,7 +95,8 @@ async def test_each_event_says_when_in_the_hospitals_time_who_acted_and_what_hap
         f"  (complaint {B}, seq 2)",
         "2026-11-23 09:30:00 JST  sv-003       acknowledged the alert about the supervisor's acknowledgement"
         f"  (complaint {A}, seq 3)",
-        f"2026-11-23 09:30:00 JST  notifier     alert to n-001 by email: sent  (complaint {A}, seq 4)",
+        "2026-11-23 09:30:00 JST  notifier     alert to n-001 about the first hearer's report to an executive"
+        f" by email: sent  (complaint {A}, seq 4)",
         "2026-11-23 09:30:00 JST  hd-003       called the patient: reached, within the window"
         f"  (complaint {A}, seq 5)",
         "2026-11-23 09:30:00 JST  notifier     set aside events.x.Y (seq 3): not JSON  (seq 6)",
