@@ -81,7 +81,8 @@ class Timeline:
     supervisor_reached_at: datetime | None = None
     acknowledged_at: datetime | None = None
     executive_reached_at: dict[str, datetime] = field(default_factory=dict)
-    first_response_at: datetime | None = None
+    first_response_at: datetime | None = None  # as the person who called stated it
+    first_response_recorded_at: datetime | None = None  # when they recorded it: a stated time can be earlier
     first_response_within_window: bool | None = None
     feedback_at: datetime | None = None
     callbacks_scheduled: int = 0
@@ -131,7 +132,7 @@ class Timeline:
             case "ReportFiled":
                 self.executive_reached_at.setdefault(event["track"], at)
             case "FirstResponseRecorded" if event["patient_reached"] and self.first_response_at is None:
-                self.first_response_at = at
+                self.first_response_at, self.first_response_recorded_at = at, _time(event["recorded_at"])
                 self.first_response_within_window = event["within_window"]
             case "CallbackScheduled" if event["attempt"] == 1:  # a retry is the same callback
                 self.callbacks_scheduled += 1
@@ -168,6 +169,7 @@ class Timeline:
                 for track in TRACKS
             },
             "first_response_at": iso_or_none(self.first_response_at),
+            "first_response_recorded_at": iso_or_none(self.first_response_recorded_at),
             "first_response_within_window": self.first_response_within_window,
             "feedback_at": iso_or_none(self.feedback_at),
             "callbacks_scheduled": self.callbacks_scheduled,

@@ -226,6 +226,7 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
         "executive_reached_first_hearer_report_at": "2026-11-02T00:30:00+00:00",
         "executive_reached_supervisor_report_at": "2026-11-02T01:20:00+00:00",
         "first_response_at": "2026-11-02T01:00:00+00:00",
+        "first_response_recorded_at": "2026-11-02T01:00:00+00:00",
         "first_response_within_window": True,
         "feedback_at": "2026-11-03T00:00:00+00:00",
         "callbacks_scheduled": 1,
@@ -391,3 +392,18 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_plain_text() -> 
     )
     assert row["occurred_at"] == "2026-11-02T00:00:00+00:00"  # ordinary cells untouched
     assert row["supervisor_acknowledgement_status"] == "not_yet_due"
+
+
+def test_a_back_dated_apology_call_shows_when_it_was_recorded_beside_the_time_it_states() -> None:
+    stated, recorded = T0 + timedelta(minutes=30), T0 + timedelta(hours=6)
+    call = FirstResponseRecorded(event_id=uuid4(), complaint_id=A, occurred_at=stated, recorded_at=recorded,
+                                 by="hd-003", patient_reached=True, within_window=True)  # fmt: skip
+    rebuild = Rebuild()
+    history = [*received(A, T0, T0, channel="phone", department="Ward 3", tier="minor"), call]
+    for seq, event in enumerate(history, start=1):
+        rebuild.add(RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event)))
+    [row] = report_json(rebuild.timelines())["complaints"]
+    assert (row["first_response_at"], row["first_response_recorded_at"]) == (
+        "2026-11-02T00:30:00+00:00",
+        "2026-11-02T06:00:00+00:00",
+    )
