@@ -1,4 +1,4 @@
-"""`kizuki audit`: read the record from its first message; `replay` shows each complaint's timeline."""
+"""`kizuki audit`: read the record from its first message, in order, a batch at a time."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TextIO
 
 from nats.aio.msg import Msg
@@ -45,6 +46,7 @@ class RecordMessage:
     """One message of the record exactly as stored: what the chain's hashes are computed over.
 
     In a proof, another complaint's event is shown by its content hash alone, without its payload.
+    ``stored_at`` is when the server stored it (unknown in bundles written before it was kept).
     """
 
     stream_sequence: int
@@ -52,6 +54,7 @@ class RecordMessage:
     headers: dict[str, str]
     data: bytes | None
     content_hash: str | None = None
+    stored_at: datetime | None = None
 
 
 async def read_messages(js: JetStreamContext) -> AsyncIterator[RecordMessage]:
@@ -68,8 +71,16 @@ async def read_messages(js: JetStreamContext) -> AsyncIterator[RecordMessage]:
     more = asyncio.Event()
 
     async def collect(message: Msg) -> None:
-        sequence = message.metadata.sequence.stream
-        arrived.append(RecordMessage(sequence, message.subject, dict(message.headers or {}), message.data))
+        metadata = message.metadata
+        arrived.append(
+            RecordMessage(
+                metadata.sequence.stream,
+                message.subject,
+                dict(message.headers or {}),
+                message.data,
+                stored_at=metadata.timestamp,
+            )
+        )
         more.set()
 
     subscription = await js.subscribe(
@@ -108,40 +119,6 @@ async def read_record(js: JetStreamContext) -> AsyncIterator[RecordEntry]:
     """Every message of the record, in order, decoded as JSON."""
     async for message in read_messages(js):
         yield entry_of(message)
-
-
-def timelines(entries: list[RecordEntry]) -> dict[str, list[RecordEntry]]:
-    """Entries grouped by complaint, in record order; entries naming no complaint under 'none'."""
-    grouped: dict[str, list[RecordEntry]] = {}
-    for entry in entries:
-        grouped.setdefault(entry.complaint_id or "none", []).append(entry)
-    return grouped
-
-
-def print_timelines(entries: list[RecordEntry], out: TextIO) -> None:
-    for complaint_id, timeline in timelines(entries).items():
-        print(f"complaint {complaint_id}", file=out)
-        for entry in timeline:
-            when = entry.body.get("occurred_at", "?")
-            recorded = entry.body.get("recorded_at", "?")
-            print(
-                f"  #{entry.stream_sequence:<6} {entry.event_type:<28} occurred {when}  "
-                f"recorded {recorded}  by {entry.service}",
-                file=out,
-            )
-
-
-def print_json_lines(entries: list[RecordEntry], out: TextIO) -> None:
-    for entry in entries:
-        line = {
-            "stream_sequence": entry.stream_sequence,
-            "subject": entry.subject,
-            "service": entry.service,
-            "event_type": entry.event_type,
-            "complaint_id": entry.complaint_id,
-            "event": entry.body,
-        }
-        print(json.dumps(line, ensure_ascii=False, sort_keys=True), file=out)
 
 
 async def with_progress(

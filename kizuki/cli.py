@@ -17,14 +17,7 @@ import httpx
 
 from kizuki import bundle as bundles
 from kizuki import importer
-from kizuki.audit import (
-    RecordMessage,
-    print_json_lines,
-    print_timelines,
-    read_messages,
-    read_record,
-    with_progress,
-)
+from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
 from kizuki.bundle import Bundle
 from kizuki.case import CaseNotFound, complaint_named, print_case, rebuild
 from kizuki.launcher import run_system
@@ -32,29 +25,20 @@ from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_pe
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
 from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
+from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
-from kizuki.verify import Verifier
+from kizuki.staff import print_staff
+from kizuki.verify import Awaited, Verifier
 from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
-from shared.directory import load_directory
+from shared.directory import DirectoryError, load_directory
 from shared.events import Channel
 from shared.policy import load_policy
 from shared.revocations import revoke_staff_tokens, revoke_token
 from shared.settings import Settings, load_settings
 from shared.timers import now
-
-
-async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
-    nc = await connect(settings.bus_url, name="kizuki-audit", user=settings.bus_user(AUDITOR))
-    try:
-        entries = [entry async for entry in read_record(nc.jetstream())]
-    finally:
-        await nc.close()
-    if complaint is not None:
-        entries = [entry for entry in entries if entry.complaint_id == complaint]
-    (print_json_lines if as_json else print_timelines)(entries, sys.stdout)
 
 
 async def _case(settings: Settings, text: str) -> None:
@@ -173,8 +157,17 @@ async def _each(messages: Iterable[RecordMessage]) -> AsyncIterator[RecordMessag
         yield message
 
 
+class TrustMissing(FileNotFoundError):
+    """The trust file named does not exist; the message says how to make one."""
+
+
 def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> TrustFile:
     if pinned is not None:
+        if not pinned.is_file():
+            raise TrustMissing(
+                f"the trust file {pinned} does not exist: make one by copying the data directory's "
+                f"(cp {settings.trust_file} {pinned}) and keep it where the system cannot change it"
+            )
         return TrustFile.load(pinned)
     if bundle is not None:
         print(
@@ -182,13 +175,30 @@ def _trust(settings: Settings, pinned: Path | None, bundle: Bundle | None) -> Tr
             file=sys.stderr,
         )
         return bundle.trust
+    if not settings.trust_file.is_file():
+        raise TrustMissing(
+            f"there is no trust file at {settings.trust_file}: `kizuki provision` (or `make run`) "
+            "writes it; or name a copy you keep with --trust"
+        )
     return TrustFile.load(settings.trust_file)
 
 
-async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None) -> bool:
+def _awaited(settings: Settings, bundle: Bundle | None) -> Awaited | None:
+    """Links not yet signed are awaited if they reached the record within a checkpoint interval of
+    now, or of when the bundle was written (a bundle that does not say when: none are)."""
+    if bundle is None:
+        return Awaited(datetime.now(UTC), settings.checkpoint_seconds)
+    if bundle.exported_at is None:
+        return None
+    return Awaited(bundle.exported_at, bundle.checkpoint_seconds or settings.checkpoint_seconds)
+
+
+async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | None, strict: bool) -> bool:
     bundle = Bundle.open(bundle_path) if bundle_path is not None else None
     verifier = Verifier(
-        _trust(settings, pinned, bundle), segments=bundle is not None and bundle.kind == "proof"
+        _trust(settings, pinned, bundle),
+        proof_of=bundle.complaint_id if bundle is not None and bundle.kind == "proof" else None,
+        awaited=None if strict else _awaited(settings, bundle),
     )
     async for message in _messages(settings, bundle):
         verifier.check(message)
@@ -202,14 +212,21 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
 async def _export(settings: Settings, out_path: Path, pinned: Path | None) -> None:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        written = await bundles.export(_messages(settings, None), trust, out)
+        written = await bundles.export(_messages(settings, None), trust, out, settings.checkpoint_seconds)
     print(f"kizuki: {written} messages and the trust file written to {out_path}")
 
 
 async def _prove(settings: Settings, complaint: str, out_path: Path, pinned: Path | None) -> int:
     trust = _trust(settings, pinned, None)
     with out_path.open("w", encoding="utf-8") as out:
-        return await bundles.prove(_messages(settings, None), complaint, trust, out)
+        messages = _messages(settings, None)
+        return await bundles.prove(messages, complaint, trust, out, settings.checkpoint_seconds)
+
+
+async def _replay(settings: Settings, bundle_path: Path | None, complaint: str | None, as_json: bool) -> None:
+    bundle = Bundle.open(bundle_path) if bundle_path is not None else None
+    zone = ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone)
+    await replay(_messages(settings, bundle), sys.stdout, zone, complaint, as_json)
 
 
 async def _report(
@@ -245,6 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
+    )
+    commands.add_parser(
+        "staff", help="the staff directory: id, name, roles, department, line, language (whom to sign in as)"
     )
     token = commands.add_parser(
         "token",
@@ -298,15 +318,22 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="read the record").add_subparsers(
         dest="audit_command", required=True
     )
-    replay = audit.add_parser(
-        "replay", help="every complaint's timeline, from the first message of the record"
+    replay_ = audit.add_parser(
+        "replay", help="the record as it happened: when, who and what, one line an event, as it is read"
     )
-    replay.add_argument("--json", action="store_true", help="one JSON object a line")
-    replay.add_argument("--complaint", help="only this complaint id")
+    replay_.add_argument("--json", action="store_true", help="one JSON object a line")
+    replay_.add_argument("--complaint", help="only this complaint id")
+    replay_.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
     trust_help = "the trust file you pin (default: the data directory's, or the bundle's)"
     verify = audit.add_parser("verify", help="check every chain link and signature; exit 0 only if all hold")
     verify.add_argument("--bundle", type=Path, help="an exported bundle or a proof, instead of the server")
     verify.add_argument("--trust", type=Path, help=trust_help)
+    verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="links not yet signed by a checkpoint fail too, however recent (by default the last "
+        "KIZUKI_CHECKPOINT_SECONDS of each chain are reported as awaiting their checkpoint)",
+    )
     export = audit.add_parser("export", help="write the record and the trust file to a bundle")
     export.add_argument("out", type=Path, help="the bundle file to write")
     export.add_argument("--trust", type=Path, help=trust_help)
@@ -339,6 +366,11 @@ def main(argv: list[str] | None = None) -> None:
             print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
         elif args.command == "token" and args.staff_id == "revoke":
             _revoke(settings, args.id, args.staff)
+        elif args.command == "staff":
+            try:
+                print_staff(load_directory(settings.directory_path), sys.stdout)
+            except DirectoryError as error:
+                sys.exit(f"kizuki: {error}")
         elif args.command == "token":
             _token(settings, args.staff_id, args.hours)
         elif args.command == "api-key":
@@ -354,8 +386,6 @@ def main(argv: list[str] | None = None) -> None:
             _qr(settings, args.department, args.out, args.base_url)
         elif args.command == "intake":
             asyncio.run(_reconcile(settings, args.since, args.json))
-        elif args.audit_command == "replay":
-            asyncio.run(_replay(settings, args.json, args.complaint))
         else:
             sys.exit(0 if _audit(settings, args) else 1)
     except AuthError as error:
@@ -365,8 +395,11 @@ def main(argv: list[str] | None = None) -> None:
 def _audit(settings: Settings, args: argparse.Namespace) -> bool:
     """Runs an audit command; a file that cannot be read is a clear error, exit status 2."""
     try:
+        if args.audit_command == "replay":
+            asyncio.run(_replay(settings, args.bundle, args.complaint, args.json))
+            return True
         if args.audit_command == "verify":
-            return asyncio.run(_verify(settings, args.bundle, args.trust))
+            return asyncio.run(_verify(settings, args.bundle, args.trust, args.strict))
         if args.audit_command == "report":
             asyncio.run(_report(settings, args.bundle, args.form or "table", args.since, args.until))
             return True

@@ -1,7 +1,8 @@
 """`kizuki audit report`: the reporting regime rebuilt from the record's first event, deterministically.
 
-Only the events that carry the regime's facts are decoded. Memory grows with complaints, not events.
-The same record gives byte-identical output: nothing depends on the clock or on dictionary order.
+Only the events that carry the regime's facts (and checkpoints, for the time) are decoded. Memory
+grows with complaints, not events. The same record gives byte-identical output: nothing depends on
+the clock or on dictionary order. What is not yet due is judged as of the record's last event.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from kizuki.audit import RecordMessage
-from shared.events import DutyKind
+from shared.events import CheckpointSigned, DutyKind
 
 REPORTING_ROLES = {
     "supervisor_acknowledgement": "supervisor",
@@ -23,6 +24,10 @@ REPORTING_ROLES = {
     "first_hearer_report": "first hearer",
 }
 TRACKS = ("first_hearer_report", "supervisor_report")
+DUTY_KINDS: tuple[str, ...] = get_args(DutyKind)
+# What became of a duty, as of the record's last event.
+STATUSES = ("on_time", "late", "missed", "overdue", "not_yet_due")
+CHECKPOINT = CheckpointSigned.type_name()
 READ = frozenset(
     {
         "ComplaintReceived",
@@ -32,6 +37,7 @@ READ = frozenset(
         "NotificationNotDelivered",
         "DutyFulfilled",
         "DutyMissed",
+        "DeadlinePassed",
         "ReportFiled",
         "FirstResponseRecorded",
         "CallbackScheduled",
@@ -46,12 +52,20 @@ READ = frozenset(
 
 @dataclass
 class Duty:
+    kind: str
     due_at: datetime
     done_at: datetime | None = None
+    deadline_passed: bool = False  # the record says so (DutyMissed, DeadlinePassed)
 
-    @property
-    def on_time(self) -> bool:
-        return self.done_at is not None and self.done_at <= self.due_at
+    def status(self, as_of: datetime | None) -> str:
+        """Done on time or late; else missed (a reporting duty, which names the person who owed it)
+        or overdue (the apology call, the feedback: still to be done) once the deadline has passed;
+        else not yet due."""
+        if self.done_at is not None:
+            return "on_time" if self.done_at <= self.due_at else "late"
+        if self.deadline_passed or (as_of is not None and as_of >= self.due_at):
+            return "missed" if self.kind in REPORTING_ROLES else "overdue"
+        return "not_yet_due"
 
 
 @dataclass
@@ -67,7 +81,8 @@ class Timeline:
     supervisor_reached_at: datetime | None = None
     acknowledged_at: datetime | None = None
     executive_reached_at: dict[str, datetime] = field(default_factory=dict)
-    first_response_at: datetime | None = None
+    first_response_at: datetime | None = None  # as the person who called stated it
+    first_response_recorded_at: datetime | None = None  # when they recorded it: a stated time can be earlier
     first_response_within_window: bool | None = None
     feedback_at: datetime | None = None
     callbacks_scheduled: int = 0
@@ -80,6 +95,10 @@ class Timeline:
     duties: dict[str, Duty] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)  # the roles that missed a reporting duty
     unreached: list[str] = field(default_factory=list)  # staff an alert could not be delivered to
+    as_of: datetime | None = None  # the record's last event: what is not yet due is judged then
+
+    def statuses(self) -> dict[str, str]:
+        return {kind: duty.status(self.as_of) for kind, duty in sorted(self.duties.items())}
 
     def apply(self, kind: str, event: dict[str, Any]) -> None:
         at = _time(event["occurred_at"])
@@ -92,7 +111,7 @@ class Timeline:
             case "EscalationStarted":
                 self.tier = event["tier"]
             case "DutyAssigned":
-                self.duties[event["duty"]] = Duty(_time(event["due_at"]))
+                self.duties[event["duty"]] = Duty(event["duty"], _time(event["due_at"]))
             case "NotificationSent" if duty == "supervisor_acknowledgement":
                 self.supervisor_reached_at = self.supervisor_reached_at or at
             case "NotificationNotDelivered":
@@ -106,10 +125,14 @@ class Timeline:
                     self.feedback_at = self.feedback_at or at
             case "DutyMissed":
                 self.missed.append(REPORTING_ROLES.get(event["duty"], event["duty"]))
+                if duty in self.duties:
+                    self.duties[duty].deadline_passed = True
+            case "DeadlinePassed" if duty in self.duties:
+                self.duties[duty].deadline_passed = True
             case "ReportFiled":
                 self.executive_reached_at.setdefault(event["track"], at)
             case "FirstResponseRecorded" if event["patient_reached"] and self.first_response_at is None:
-                self.first_response_at = at
+                self.first_response_at, self.first_response_recorded_at = at, _time(event["recorded_at"])
                 self.first_response_within_window = event["within_window"]
             case "CallbackScheduled" if event["attempt"] == 1:  # a retry is the same callback
                 self.callbacks_scheduled += 1
@@ -131,6 +154,7 @@ class Timeline:
         return (self.first_response_at - self.occurred_at).total_seconds()
 
     def row(self) -> dict[str, Any]:
+        statuses = self.statuses()
         return {
             "complaint_id": self.complaint_id,
             "occurred_at": iso_or_none(self.occurred_at),
@@ -145,6 +169,7 @@ class Timeline:
                 for track in TRACKS
             },
             "first_response_at": iso_or_none(self.first_response_at),
+            "first_response_recorded_at": iso_or_none(self.first_response_recorded_at),
             "first_response_within_window": self.first_response_within_window,
             "feedback_at": iso_or_none(self.feedback_at),
             "callbacks_scheduled": self.callbacks_scheduled,
@@ -155,6 +180,7 @@ class Timeline:
             "corrective_measure": self.corrective_measure,
             "responsible": self.responsible,
             "closed_at": iso_or_none(self.closed_at),
+            **{f"{kind}_status": statuses.get(kind) for kind in DUTY_KINDS},
         }
 
 
@@ -171,17 +197,25 @@ class Rebuild:
 
     def __init__(self) -> None:
         self.found: dict[str, Timeline] = {}
+        self.as_of: datetime | None = None  # the latest time the record has reached
 
     def add(self, message: RecordMessage) -> None:
         kind = message.headers.get("Kizuki-Event-Type")
         complaint_id = message.headers.get("Kizuki-Complaint-Id")
-        if kind not in READ or complaint_id is None or message.data is None:
+        if message.data is None or (kind not in READ and kind != CHECKPOINT):
+            return
+        event = json.loads(message.data)
+        recorded = _time(event["recorded_at"])
+        self.as_of = recorded if self.as_of is None else max(self.as_of, recorded)
+        if kind == CHECKPOINT or complaint_id is None:
             return
         timeline = self.found.get(complaint_id) or self.found.setdefault(complaint_id, Timeline(complaint_id))
-        timeline.apply(kind, json.loads(message.data))
+        timeline.apply(kind, event)
 
     def timelines(self, since: datetime | None = None, until: datetime | None = None) -> list[Timeline]:
-        """Each complaint that occurred in [since, until), in order of occurrence."""
+        """Each complaint that occurred in [since, until), in order of occurrence, as of the record's end."""
+        for timeline in self.found.values():
+            timeline.as_of = self.as_of
         return sorted(
             (
                 timeline
@@ -205,21 +239,13 @@ def nearest_rank(values: list[float], share: float) -> float | None:
 def summary(found: list[Timeline]) -> dict[str, Any]:
     duties: dict[str, Counter[str]] = {}
     for timeline in found:
-        for kind, duty in timeline.duties.items():
-            counted = duties.setdefault(kind, Counter())
-            counted["owed"] += 1
-            counted["on_time"] += duty.on_time
+        for kind, status in timeline.statuses().items():
+            duties.setdefault(kind, Counter())[status] += 1
     response_times = [t.first_response_seconds for t in found if t.first_response_seconds is not None]
     return {
         "complaints": len(found),
-        "duties_on_time": {
-            kind: {
-                "owed": counted["owed"],
-                "on_time": counted["on_time"],
-                "share": round(counted["on_time"] / counted["owed"], 4),
-            }
-            for kind, counted in sorted(duties.items())
-        },
+        "as_of": iso_or_none(found[0].as_of) if found else None,
+        "duties_on_time": {kind: _duty_figures(counted) for kind, counted in sorted(duties.items())},
         "missed_reporting_duties_by_role": dict(sorted(Counter(r for t in found for r in t.missed).items())),
         # Whom the alerts did not reach: a contact missing from the directory, or a channel down.
         "alerts_not_delivered_by_recipient": dict(
@@ -235,6 +261,16 @@ def summary(found: list[Timeline]) -> dict[str, Any]:
         "by_channel": _counts(t.channel for t in found),
         "by_department": _counts(t.department for t in found),
     }
+
+
+def _duty_figures(counted: Counter[str]) -> dict[str, Any]:
+    """Each status's count; the share on time is of the duties done or past their deadline (none
+    when every one is still ahead)."""
+    owed = counted.total()
+    due = owed - counted["not_yet_due"]
+    figures: dict[str, Any] = {"owed": owed, **{status: counted[status] for status in STATUSES}}
+    figures["share"] = round(counted["on_time"] / due, 4) if due else None
+    return figures
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:

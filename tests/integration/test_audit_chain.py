@@ -7,8 +7,12 @@ import asyncio
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +20,13 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from bench.audit import synthetic_record
 from kizuki import bundle as bundles
 from kizuki.audit import RecordMessage, read_messages
 from kizuki.bundle import Bundle
 from kizuki.cli import main
 from kizuki.provision import provision_signing_keys
-from kizuki.verify import Verifier
+from kizuki.verify import AWAITING_GRACE_SECONDS, Verifier
 from services.intake.main import open_intake_store
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
@@ -45,7 +50,9 @@ async def key_vault(js: JetStreamContext, settings: Settings) -> KeyVault:
     return vault
 
 
-async def relay_complaints(js: JetStreamContext, settings: Settings, count: int, every: int = 3) -> None:
+async def relay_complaints(
+    js: JetStreamContext, settings: Settings, count: int, every: int = 3, sign_at_end: bool = True
+) -> None:
     """Registers complaints and relays them, signing every ``every`` links and at the end."""
     store = open_intake_store(settings)
     try:
@@ -59,7 +66,8 @@ async def relay_complaints(js: JetStreamContext, settings: Settings, count: int,
         )
         relay.position = await relay.last_relayed()
         await relay.relay_pending()
-        await relay.sign_head()
+        if sign_at_end:
+            await relay.sign_head()
     finally:
         store.close()
 
@@ -79,7 +87,7 @@ def verify(lines: Iterable[Line], tmp_path: Path) -> Verifier:
     path = tmp_path / "bundle.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     bundle = Bundle.open(path)
-    verifier = Verifier(bundle.trust, segments=bundle.kind == "proof")
+    verifier = Verifier(bundle.trust, proof_of=bundle.complaint_id if bundle.kind == "proof" else None)
     for message in bundle.messages():
         verifier.check(message)
     verifier.finish()
@@ -305,3 +313,147 @@ async def test_two_relays_of_one_service_keep_one_chain(nc: Client, settings: Se
         verifier.check(message)
     verifier.finish()
     assert verifier.holds, verifier.problems
+
+
+def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `kizuki` command, as an auditor runs it against this server and data directory."""
+    env = os.environ | {"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url}
+    command = [sys.executable, "-m", "kizuki.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_the_last_links_awaiting_their_checkpoint_are_said_so_and_fail_only_when_strict(
+    nc: Client, nats_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    provision_signing_keys(settings)
+    await relay_complaints(nc.jetstream(), settings, 5, every=3, sign_at_end=False)  # links 5, 6 unsigned
+
+    live = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "verify")
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert live.stdout.splitlines() == [
+        "verified: 6 messages, 1 chains, 1 trusted checkpoints; every link and signature holds; "
+        "2 link(s) awaiting the next checkpoint (≤ 60 s): intake 2"
+    ]
+    strict = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "verify", "--strict")
+    assert strict.returncode == 1
+    assert strict.stdout.splitlines()[0] == (
+        "seq 6: unsigned: the last 2 link(s) of intake are under no trusted checkpoint"
+    )
+
+    # A bundle says when it was written: its tail was awaiting then, and is judged as of then.
+    exported = tmp_path / "record.jsonl"
+    assert (
+        await asyncio.to_thread(kizuki, settings, nats_url, "audit", "export", str(exported))
+    ).returncode == 0
+    from_bundle = await asyncio.to_thread(
+        kizuki, settings, nats_url, "audit", "verify", "--bundle", str(exported)
+    )
+    assert from_bundle.returncode == 0, from_bundle.stdout
+    assert from_bundle.stdout.splitlines()[-1] == live.stdout.splitlines()[-1]
+
+    # Unsigned links that reached the record longer than a checkpoint interval before: a failure.
+    lines = exported.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    written = datetime.fromisoformat(header["exported_at"])
+    header["exported_at"] = (written + timedelta(seconds=60 + AWAITING_GRACE_SECONDS + 1)).isoformat()
+    exported.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n", encoding="utf-8")
+    stale = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "verify", "--bundle", str(exported))
+    assert stale.returncode == 1
+    assert "seq 6: unsigned: the last 2 link(s) of intake" in stale.stdout
+
+
+KEY = SigningKey(new_seed())
+
+
+def two_services(path: Path, change: Callable[[list[RecordMessage]], object] = lambda record: None) -> Path:
+    """A bundle of a record of intake's and escalation's chains, changed as the test says."""
+    record = list(synthetic_record(60, KEY, every=5))
+    change(record)
+    with path.open("w", encoding="utf-8") as out:
+        bundles.write_header(
+            out, "record", TrustFile({"intake": [KEY.public_key], "escalation": [KEY.public_key]})
+        )
+        for message in record:
+            bundles.write_message(out, message)
+    return path
+
+
+def verified_bundle(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, list[str]]:
+    with pytest.raises(SystemExit) as exit_status:
+        main(["audit", "verify", "--bundle", str(path)])
+    return exit_status.value.code, capsys.readouterr().out.splitlines()
+
+
+def test_two_services_messages_swapped_are_named_out_of_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert verified_bundle(two_services(tmp_path / "clean.jsonl"), capsys)[0] == 0
+
+    def swap(record: list[RecordMessage]) -> None:
+        at = next(
+            i
+            for i in range(len(record) - 1)
+            if record[i].subject.split(".")[1] != record[i + 1].subject.split(".")[1]
+        )
+        record[at], record[at + 1] = record[at + 1], record[at]
+
+    code, out = verified_bundle(two_services(tmp_path / "swapped.jsonl", swap), capsys)
+    assert code == 1
+    assert out[:-1] == ["seq 1: out of order: seq 1 after seq 2"]  # each chain on its own holds
+    assert out[-1].endswith("1 problem(s): out of order 1")
+
+
+def test_a_gap_in_the_sequence_of_a_full_export_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def skip_two(record: list[RecordMessage]) -> None:
+        record[10:] = [
+            replace(message, stream_sequence=message.stream_sequence + 2) for message in record[10:]
+        ]
+
+    code, out = verified_bundle(two_services(tmp_path / "gap.jsonl", skip_two), capsys)
+    assert code == 1
+    assert out[:-1] == ["seq 13: missing: seqs 11-12 missing before this message"]
+
+    def start_late(record: list[RecordMessage]) -> None:
+        record[:] = [replace(message, stream_sequence=message.stream_sequence + 1) for message in record]
+
+    code, out = verified_bundle(two_services(tmp_path / "late.jsonl", start_late), capsys)
+    assert (code, out[:-1]) == (1, ["seq 2: missing: seq 1 missing before this message"])
+
+
+def test_a_missing_trust_file_or_bundle_is_one_line_saying_how_to_make_one(
+    settings: Settings, nats_url: str, tmp_path: Path
+) -> None:
+    pinned = tmp_path / "my-pinned-trust.json"
+    bundle = two_services(tmp_path / "record.jsonl")
+    no_trust = kizuki(settings, nats_url, "audit", "verify", "--bundle", str(bundle), "--trust", str(pinned))
+    assert no_trust.returncode == 2
+    assert no_trust.stderr.splitlines() == [
+        f"kizuki: the trust file {pinned} does not exist: make one by copying the data directory's "
+        f"(cp {settings.trust_file} {pinned}) and keep it where the system cannot change it"
+    ]
+    missing = tmp_path / "nowhere.jsonl"
+    for command in (("verify",), ("report",)):
+        no_bundle = kizuki(settings, nats_url, "audit", *command, "--bundle", str(missing))
+        assert no_bundle.returncode == 2
+        assert no_bundle.stderr.splitlines() == [
+            f"kizuki: the bundle {missing} does not exist: write one with `kizuki audit export {missing}` "
+            f"or `kizuki audit prove <complaint_id> {missing}`"
+        ]
+
+
+async def test_replay_reads_the_live_record_as_people_say_it(
+    nc: Client, nats_url: str, settings: Settings
+) -> None:
+    provision_signing_keys(settings)
+    await relay_complaints(nc.jetstream(), settings, 2, every=100)
+    replayed = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    lines = replayed.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(" JST  " in line for line in lines)  # the shipped policy's time zone, Asia/Tokyo
+    assert "registered a complaint (" in lines[0]
+    assert lines[2].endswith("signed its chain up to link 2  (seq 3)")
+    as_json = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "replay", "--json")
+    assert [json.loads(line)["stream_sequence"] for line in as_json.stdout.splitlines()] == [1, 2, 3]

@@ -1,67 +1,135 @@
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from kizuki.audit import (
-    RecordEntry,
-    RecordMessage,
-    print_json_lines,
-    print_timelines,
-    timelines,
-    with_progress,
+from kizuki.audit import RecordMessage, with_progress
+from kizuki.replay import replay
+from shared.events import (
+    AlertAcknowledged,
+    DutyAssigned,
+    FirstResponseRecorded,
+    MessageRejected,
+    NotificationSent,
+    WireEvent,
+    encode_event,
+    headers_for,
 )
+from tests.factories import complaint_received
 
 pytestmark = pytest.mark.unit
 
-A = "5b1c7f9e-0000-4000-8000-000000000001"
-B = "5b1c7f9e-0000-4000-8000-000000000002"
+A, B = UUID(int=1), UUID(int=2)
+AT = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # 09:30 in Tokyo
+TOKYO = ZoneInfo("Asia/Tokyo")
+SECRET = "Sato Hanako waited three hours"
 
-RECORD = [
-    RecordEntry(
-        1, "events.intake.ComplaintReceived", {"complaint_id": A, "occurred_at": "2026-11-23T00:30:00Z"}
+
+def on(complaint: UUID | None, kind: type[WireEvent], **fields: object) -> WireEvent:
+    return kind(event_id=uuid4(), complaint_id=complaint, occurred_at=AT, recorded_at=AT, **fields)
+
+
+RECORD: list[WireEvent] = [
+    complaint_received(
+        SECRET,
+        "Sato Hanako",
+        "sato@example.org",
+        complaint_id=A,
+        occurred_at=AT,
+        recorded_at=AT,
+        channel="walk_in",
+        heard_by="n-001",
+        department="Ward 3",
     ),
-    RecordEntry(
-        2, "events.intake.ComplaintReceived", {"complaint_id": B, "occurred_at": "2026-11-23T00:40:00Z"}
+    on(B, DutyAssigned, duty="first_response", owner="hd-003", due_at=AT, late_on_arrival=False),
+    on(A, AlertAcknowledged, duty="supervisor_acknowledgement", by="sv-003"),
+    on(
+        A,
+        NotificationSent,
+        delivery_id=uuid4(),
+        recipient="n-001",
+        channel="email",
+        duty="first_hearer_report",
+        alert_number=1,
     ),
-    RecordEntry(
-        3, "events.escalation.EscalationStarted", {"complaint_id": A, "occurred_at": "2026-11-23T00:31:00Z"}
+    on(A, FirstResponseRecorded, by="hd-003", patient_reached=True, within_window=True),
+    on(
+        None,
+        MessageRejected,
+        rejected_by="notifier",
+        stream="EVENTS",
+        stream_sequence=3,
+        message_subject="events.x.Y",
+        reason="not JSON",
     ),
-    RecordEntry(4, "events.notifier.MessageRejected", {"complaint_id": None, "reason": "not JSON"}),
 ]
 
 
-def test_timelines_group_by_complaint_in_record_order() -> None:
-    grouped = timelines(RECORD)
-    assert list(grouped) == [A, B, "none"]
-    assert [entry.stream_sequence for entry in grouped[A]] == [1, 3]
+def messages(record: list[WireEvent]) -> list[RecordMessage]:
+    return [
+        RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event))
+        for seq, event in enumerate(record, start=1)
+    ]
 
 
-def test_the_printed_timeline_names_event_time_and_service() -> None:
+async def replayed(complaint: UUID | None = None, as_json: bool = False) -> list[str]:
+    async def read() -> AsyncIterator[RecordMessage]:
+        for message in messages(RECORD):
+            yield message
+
     out = io.StringIO()
-    print_timelines(RECORD, out)
-    lines = out.getvalue().splitlines()
-    assert lines[0] == f"complaint {A}"
-    assert "ComplaintReceived" in lines[1]
-    assert "occurred 2026-11-23T00:30:00Z" in lines[1]
-    assert lines[1].endswith("by intake")
-    assert lines[2].strip().startswith("#3")
-    assert lines[2].endswith("by escalation")
+    await replay(read(), out, TOKYO, str(complaint) if complaint else None, as_json)
+    return out.getvalue().splitlines()
 
 
-def test_json_lines_carry_the_whole_event() -> None:
-    out = io.StringIO()
-    print_json_lines(RECORD, out)
-    first = json.loads(out.getvalue().splitlines()[0])
+async def test_each_event_says_when_in_the_hospitals_time_who_acted_and_what_happened() -> None:
+    lines = await replayed()
+    assert lines == [
+        "2026-11-23 09:30:00 JST  n-001        registered a complaint (walk_in, Ward 3)"
+        f"  (complaint {A}, seq 1)",
+        "2026-11-23 09:30:00 JST  escalation   the apology call: owed by hd-003, due 2026-11-23 09:30:00 JST"
+        f"  (complaint {B}, seq 2)",
+        "2026-11-23 09:30:00 JST  sv-003       acknowledged the alert about the supervisor's acknowledgement"
+        f"  (complaint {A}, seq 3)",
+        "2026-11-23 09:30:00 JST  notifier     alert to n-001 about the first hearer's report to an executive"
+        f" by email: sent  (complaint {A}, seq 4)",
+        "2026-11-23 09:30:00 JST  hd-003       called the patient: reached, within the window"
+        f"  (complaint {A}, seq 5)",
+        "2026-11-23 09:30:00 JST  notifier     set aside events.x.Y (seq 3): not JSON  (seq 6)",
+    ]
+    assert not any(secret in line for line in lines for secret in (SECRET, "Sato", "sato@", "patient_data"))
+
+
+async def test_one_complaint_only_and_json_lines_that_keep_the_whole_event() -> None:
+    assert [line.split("(complaint ")[1] for line in await replayed(B)] == [f"{B}, seq 2)"]
+    first = json.loads((await replayed(as_json=True))[0])
     assert first == {
         "stream_sequence": 1,
         "subject": "events.intake.ComplaintReceived",
         "service": "intake",
         "event_type": "ComplaintReceived",
-        "complaint_id": A,
-        "event": RECORD[0].body,
+        "complaint_id": str(A),
+        "event": json.loads(encode_event(RECORD[0])),
+        "when": "2026-11-23 09:30:00 JST",
+        "who": "n-001",
+        "what": "registered a complaint (walk_in, Ward 3)",
     }
+
+
+async def test_each_line_is_printed_as_its_message_is_read() -> None:
+    out = io.StringIO()
+
+    async def read() -> AsyncIterator[RecordMessage]:
+        for number, message in enumerate(messages(RECORD)):
+            assert len(out.getvalue().splitlines()) == number  # everything before is out already
+            yield message
+
+    await replay(read(), out, TOKYO)
+    assert len(out.getvalue().splitlines()) == len(RECORD)
 
 
 class Terminal(io.StringIO):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -12,13 +13,14 @@ import pytest
 
 from kizuki.audit import RecordMessage
 from kizuki.report import Rebuild, Timeline
-from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.report_forms import duration, print_csv, print_json, print_table
 from shared.events import (
     CallbackCompleted,
     CallbackDue,
     CallbackScheduled,
     CaseClosed,
     CorrectiveMeasureRecorded,
+    DeadlinePassed,
     DutyAssigned,
     DutyFulfilled,
     DutyMissed,
@@ -224,6 +226,7 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
         "executive_reached_first_hearer_report_at": "2026-11-02T00:30:00+00:00",
         "executive_reached_supervisor_report_at": "2026-11-02T01:20:00+00:00",
         "first_response_at": "2026-11-02T01:00:00+00:00",
+        "first_response_recorded_at": "2026-11-02T01:00:00+00:00",
         "first_response_within_window": True,
         "feedback_at": "2026-11-03T00:00:00+00:00",
         "callbacks_scheduled": 1,
@@ -234,6 +237,11 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
         "corrective_measure": "Night round",
         "responsible": "hd-3",
         "closed_at": "2026-11-04T00:00:00+00:00",
+        "supervisor_acknowledgement_status": "on_time",
+        "supervisor_report_status": "late",
+        "first_hearer_report_status": "on_time",
+        "first_response_status": "on_time",
+        "patient_feedback_status": "on_time",
     }
     assert rows[1]["acknowledged_at"] is None
     assert rows[1]["alerts_not_delivered"] == 2
@@ -241,17 +249,24 @@ def test_each_complaint_timeline_is_rebuilt_from_the_record() -> None:
     assert rows[1]["first_response_within_window"] is False
     assert rows[2]["closed_at"] is None
     assert rows[2]["corrective_measure"] is None
+    # B: every reporting duty missed, the apology call made late; its feedback is due after the
+    # record's last event (A's closure), as is C's.
+    assert [rows[1][f"{duty}_status"] for duty in DUTIES] == [
+        "missed", "missed", "missed", "late", "not_yet_due"
+    ]  # fmt: skip
+    assert rows[2]["patient_feedback_status"] == "not_yet_due"
 
 
 def test_the_period_figures_are_exactly_those_of_the_history() -> None:
     assert report_json(rebuilt())["summary"] == {
         "complaints": 3,
+        "as_of": "2026-11-04T00:00:00+00:00",
         "duties_on_time": {
-            "first_hearer_report": {"owed": 3, "on_time": 2, "share": 0.6667},
-            "first_response": {"owed": 3, "on_time": 2, "share": 0.6667},
-            "patient_feedback": {"owed": 3, "on_time": 1, "share": 0.3333},
-            "supervisor_acknowledgement": {"owed": 3, "on_time": 2, "share": 0.6667},
-            "supervisor_report": {"owed": 3, "on_time": 1, "share": 0.3333},
+            "first_hearer_report": figures(owed=3, on_time=2, missed=1, share=0.6667),
+            "first_response": figures(owed=3, on_time=2, late=1, share=0.6667),
+            "patient_feedback": figures(owed=3, on_time=1, not_yet_due=2, share=1.0),
+            "supervisor_acknowledgement": figures(owed=3, on_time=2, missed=1, share=0.6667),
+            "supervisor_report": figures(owed=3, on_time=1, late=1, missed=1, share=0.3333),
         },
         "missed_reporting_duties_by_role": {"first hearer": 1, "supervisor": 2},
         "alerts_not_delivered_by_recipient": {"sv-003": 2},
@@ -261,6 +276,10 @@ def test_the_period_figures_are_exactly_those_of_the_history() -> None:
         "by_channel": {"email": 1, "phone": 1, "web": 1},
         "by_department": {"Outpatients": 1, "Ward 3": 2},
     }
+
+
+def figures(**counts: float | None) -> dict[str, float | None]:
+    return {"on_time": 0, "late": 0, "missed": 0, "overdue": 0, "not_yet_due": 0} | counts
 
 
 def test_since_and_until_choose_complaints_by_when_they_occurred() -> None:
@@ -280,9 +299,111 @@ def test_two_runs_give_byte_identical_output_in_every_form() -> None:
     first = outputs()
     assert outputs() == first
     table, _, as_csv = first
-    assert "supervisor_report            on time 1/4 (25%)" in table
+    assert f"  {'supervisor_report':<28}" + "".join(f"{n:>13}" for n in (4, 1, 1, 2, 0, 0)) + "  25%" in table
+    assert f"  {'patient_feedback':<28}" + "".join(f"{n:>13}" for n in (4, 1, 0, 0, 1, 2)) + "  50%" in table
     assert "missed reporting duties by role: first hearer 1, supervisor 2" in table
     assert table.splitlines()[3].endswith("Night round (hd-3)")  # A, after the complaint of the day before
-    assert "first response after occurrence: median 60.0 min, p90 180.0 min" in table
+    assert "4 on time, 1 late" in table.splitlines()[3]
+    assert "first response after occurrence: median 1 h, p90 3 h" in table
+    assert "  duties, as of 2026-11-04 00:00:00 UTC (the record's last event):" in table
     assert as_csv.splitlines()[0].startswith("complaint_id,occurred_at,registered_at,")
     assert len(as_csv.splitlines()) == 5
+
+
+def test_a_case_opened_a_minute_ago_has_nothing_late_and_nothing_on_time_yet() -> None:
+    opened = T0 + timedelta(days=10)
+    rebuild = Rebuild()
+    history = received(
+        A, opened - timedelta(minutes=1), opened, channel="phone", department="Ward 3", tier="minor"
+    )
+    for seq, event in enumerate(history, start=1):
+        rebuild.add(RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event)))
+    found = rebuild.timelines()
+    figures_now = report_json(found)["summary"]["duties_on_time"]
+    assert figures_now["supervisor_acknowledgement"] == figures(owed=1, not_yet_due=1, share=None)
+    table = io.StringIO()
+    print_table(found, {"since": None, "until": None}, table)
+    assert (
+        f"  {'first_response':<28}" + "".join(f"{n:>13}" for n in (1, 0, 0, 0, 0, 1)) + "  - (none due yet)"
+        in table.getvalue()
+    )
+    assert "5 not yet due" in table.getvalue()
+
+    # The apology call's deadline passes undone: overdue, against the case; a reporting duty's: missed.
+    later = opened + timedelta(hours=3)
+    for seq, event in enumerate(
+        [
+            on(A, DeadlinePassed, later, duty="first_response", due_at=opened + timedelta(hours=1)),
+            missed(A, "first_hearer_report", "n-001", later),
+        ],
+        start=len(history) + 1,
+    ):
+        rebuild.add(RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event)))
+    statuses = rebuild.timelines()[0].statuses()
+    assert (statuses["first_response"], statuses["first_hearer_report"]) == ("overdue", "missed")
+    assert statuses["supervisor_acknowledgement"] == "missed"  # due 10 min after opening: passed by now
+    assert statuses["patient_feedback"] == "not_yet_due"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "read"),
+    [
+        (None, "-"),
+        (40, "40 s"),
+        (47 * 60 + 10, "47 min"),
+        (3 * 3600 + 10 * 60, "3 h 10 min"),
+        (2 * 3600, "2 h"),
+        (13838.3 * 60, "9.6 days"),
+    ],
+)
+def test_durations_read_as_people_say_them(seconds: float | None, read: str) -> None:
+    assert duration(seconds) == read
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_plain_text() -> None:
+    history = [
+        *received(A, T0, T0, channel="phone", department="=1+1", tier="minor"),
+        on(
+            A,
+            CorrectiveMeasureRecorded,
+            T0,
+            by="x",
+            measure='=HYPERLINK("http://x.example","ok")',
+            responsible="@SUM(A1)",
+        ),
+    ]
+    rebuild = Rebuild()
+    for seq, event in enumerate(history, start=1):
+        rebuild.add(RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event)))
+    timeline = rebuild.timelines()[0]
+    for text in ("+1", "-1", "\tx", "\rx"):
+        timeline.responsible = text
+        out = io.StringIO()
+        print_csv([timeline], out)
+        assert next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))["responsible"] == "'" + text
+    timeline.responsible = "@SUM(A1)"
+    out = io.StringIO()
+    print_csv([timeline], out)
+    row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert (row["department"], row["corrective_measure"], row["responsible"]) == (
+        "'=1+1",
+        '\'=HYPERLINK("http://x.example","ok")',
+        "'@SUM(A1)",
+    )
+    assert row["occurred_at"] == "2026-11-02T00:00:00+00:00"  # ordinary cells untouched
+    assert row["supervisor_acknowledgement_status"] == "not_yet_due"
+
+
+def test_a_back_dated_apology_call_shows_when_it_was_recorded_beside_the_time_it_states() -> None:
+    stated, recorded = T0 + timedelta(minutes=30), T0 + timedelta(hours=6)
+    call = FirstResponseRecorded(event_id=uuid4(), complaint_id=A, occurred_at=stated, recorded_at=recorded,
+                                 by="hd-003", patient_reached=True, within_window=True)  # fmt: skip
+    rebuild = Rebuild()
+    history = [*received(A, T0, T0, channel="phone", department="Ward 3", tier="minor"), call]
+    for seq, event in enumerate(history, start=1):
+        rebuild.add(RecordMessage(seq, event.subject, headers_for(event, f"x:{seq}"), encode_event(event)))
+    [row] = report_json(rebuild.timelines())["complaints"]
+    assert (row["first_response_at"], row["first_response_recorded_at"]) == (
+        "2026-11-02T00:30:00+00:00",
+        "2026-11-02T06:00:00+00:00",
+    )
