@@ -121,7 +121,10 @@ def test_an_apology_call_back_dated_beyond_the_policy_window_is_422_and_records_
     handler = signed_in("hd-003")
 
     def call(at: datetime) -> httpx.Response:
-        return client.post(calls, json={"patient_reached": True, "at": at.isoformat()}, headers=handler)
+        response: httpx.Response = client.post(
+            calls, json={"patient_reached": True, "at": at.isoformat()}, headers=handler
+        )
+        return response
 
     three_days_ago = call(now() - timedelta(days=3))
     assert three_days_ago.status_code == 422
