@@ -10,7 +10,7 @@ from services.followup.application import FollowupApplication
 from shared.bus import RECORD_STREAM, TIMER_STREAM, Subscription, due_subject
 from shared.consumer import Consumer
 from shared.directory import Directory
-from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
+from shared.events import CaseClosed, ComplaintReceived, EscalationStarted, FirstResponseRecorded, decoder
 from shared.policy import Policy
 from shared.timers import Timer, now
 
@@ -18,6 +18,7 @@ CASE_EVENTS = Subscription(
     RECORD_STREAM,
     "followup",
     [
+        "events.intake.ComplaintReceived",  # who the complaint concerns: who may see its callbacks
         "events.escalation.EscalationStarted",
         "events.escalation.FirstResponseRecorded",
         "events.escalation.CaseClosed",
@@ -29,7 +30,9 @@ SUBSCRIPTIONS = [CASE_EVENTS, TIMER_FIRED]
 
 def consumers(store: FollowupApplication, policy: Policy, directory: Directory) -> list[Consumer[Any]]:
     def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
-        if isinstance(case, EscalationStarted):
+        if isinstance(case, ComplaintReceived):
+            store.hear_complaint(case, tracking)
+        elif isinstance(case, EscalationStarted):
             store.follow_case(case, tracking)
         elif isinstance(case, FirstResponseRecorded) and case.patient_reached:
             store.schedule(
@@ -55,7 +58,7 @@ def consumers(store: FollowupApplication, policy: Policy, directory: Directory) 
     return [
         Consumer(
             CASE_EVENTS,
-            decoder(EscalationStarted, FirstResponseRecorded, CaseClosed),
+            decoder(ComplaintReceived, EscalationStarted, FirstResponseRecorded, CaseClosed),
             when_a_case_opens_responds_or_closes_schedule_a_callback,
         ),
         Consumer(TIMER_FIRED, Timer.decode, when_a_timer_fires_the_callback_falls_due_or_is_overdue),
