@@ -217,14 +217,15 @@ class Callback(Aggregate):
         self.history.append(f"{at.isoformat()} overdue (due to be done by {complete_by.isoformat()})")
 
     def _check_may_call(self, by: str, at: datetime, directory: Directory) -> None:
-        """Due means the attempt's due time has come, whether or not its timer has fired yet."""
+        """Due means the attempt's ``CallbackDue`` is recorded or its due time has come, whichever is
+        first: a callback the work list shows as due can be called, and one whose timer is late too."""
         if by not in callback_team(self.assignee, directory):
             raise NotPermitted(
                 f"{by} is neither the assignee of this callback nor callback staff of their team"
             )
         if not self.is_open:
             raise NotPossible(f"the callback is {self.status}")
-        if at < self.due_at:
+        if not self.fell_due and at < self.due_at:
             local = self.due_at.astimezone(ZoneInfo(self.calendar.timezone))
             raise NotYetDue(
                 f"the callback is not due yet: attempt {self.attempt} is due at {local.isoformat()}"

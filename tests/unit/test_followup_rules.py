@@ -135,6 +135,12 @@ def test_a_call_before_the_attempt_is_due_is_refused_saying_when_it_is_due() -> 
     # Due means the due time has come: the timer's fire need not have arrived yet.
     callback.reached("cb-001", callback.due_at, 5, True, "", DIRECTORY)
     assert callback.status == "completed"
+    # Or the timer has fired (to the second, so up to a second before a due time with a fraction):
+    # a callback the work list shows as due can be called.
+    fired = schedule()
+    fired.fall_due()
+    fired.not_reached("cb-001", fired.due_at - timedelta(milliseconds=500), "no answer", DIRECTORY)
+    assert fired.attempt == 2
 
 
 @pytest.mark.parametrize("called_after_due", [timedelta(0), timedelta(hours=11), timedelta(days=3)])
