@@ -192,6 +192,16 @@ class Person:
     def oversees(self) -> bool:
         return self.has_any(OVERSEERS)
 
+    def concerned_with(self, heard_by: str, department: str, directory: Directory) -> bool:
+        """Who may see a complaint and what follows from it (its case, its callbacks): its first hearer,
+        the complaint's department, the people above the first hearer, and the overseers."""
+        return (
+            self.oversees
+            or self.staff_id == heard_by
+            or self.member.department == department
+            or self.staff_id in directory.chain_above(heard_by)
+        )
+
 
 @dataclass(frozen=True)
 class Caller:

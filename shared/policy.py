@@ -30,6 +30,19 @@ class FollowupPolicy(BaseModel):
     )
 
 
+class RecordingPolicy(BaseModel):
+    """How long after the fact a time may still be typed in (see ``shared.entered``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    first_response_within_seconds: int = Field(
+        gt=0, description="The apology call's time: at most this long before it is recorded."
+    )
+    discharge_within_seconds: int = Field(
+        gt=0, description="A patient's discharge time: at most this long before it is recorded."
+    )
+
+
 class Inbox(BaseModel):
     """A channel account no person answers: whose inbox it is (the first hearer) and its department."""
 
@@ -186,6 +199,18 @@ class Policy(BaseModel):
     intake: IntakePolicy
     escalation: EscalationPolicy
     followup: FollowupPolicy
+    recording: RecordingPolicy
+
+    @model_validator(mode="after")
+    def _no_discharge_callback_overdue_on_arrival(self) -> Policy:
+        latest = self.followup.after_discharge_seconds + self.followup.complete_within_seconds
+        if self.recording.discharge_within_seconds >= latest:
+            raise ValueError(
+                "recording.discharge_within_seconds must be less than followup.after_discharge_seconds + "
+                f"followup.complete_within_seconds ({latest}): a discharge recorded that late would make "
+                "its callback overdue the moment it is created"
+            )
+        return self
 
 
 class PolicyError(ValueError):

@@ -4,6 +4,7 @@
 # refer to objects local to router().
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, TypeVar
 from uuid import UUID
 
@@ -14,8 +15,10 @@ from services.escalation.application import EscalationApplication
 from services.escalation.domain import Case
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
+from shared.entered import TimeRefused
 from shared.events import DutyKind
 from shared.live_file import LiveFile
+from shared.policy import RecordingPolicy
 from shared.privacy import KeyVault
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
@@ -35,7 +38,11 @@ class Report(ActionBody):
 
 
 class FirstResponse(ActionBody):
-    at: AwareDatetime | None = Field(default=None, description="When the call was made; now if not given.")
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="When the call was made; now if not given. Not in the future, not before the complaint "
+        "occurred, at most the policy's [recording] first_response_within_seconds ago.",
+    )
     patient_reached: bool
     notes: str = Field(default="", max_length=4000)
 
@@ -119,6 +126,7 @@ def router(
     directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
+    recording: RecordingPolicy,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
     ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
@@ -126,6 +134,7 @@ def router(
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
     judge = Annotated[Person, Depends(auth.requires(*JUDGES))]
     owner = Annotated[Person, Depends(auth.requires(*OWNERS))]
+    call_window = timedelta(seconds=recording.first_response_within_seconds)
 
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
@@ -172,19 +181,19 @@ def router(
     async def first_response(
         http: Request, complaint_id: ComplaintId, body: FirstResponse, person: writer
     ) -> CaseView:
-        """The apology call and fact-check, reached or not."""
-        at = body.at or now()
-        if at > now():
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, detail="at: the call cannot be in the future"
-            )
+        """The apology call and fact-check, reached or not; a time out of bounds is 422, recording nothing."""
+        moment = now()
+        at = body.at or moment
         notes = await vault.seal_text(complaint_id, "first-response-notes", body.notes)  # kept sealed
-        return await act(
-            http,
-            person,
-            complaint_id,
-            lambda case: case.record_first_response(person.staff_id, at, body.patient_reached, notes),
-        )
+
+        def call(case: Case) -> None:
+            case.check_call_time(person.staff_id, at, moment, call_window)
+            case.record_first_response(person.staff_id, at, body.patient_reached, notes)
+
+        try:
+            return await act(http, person, complaint_id, call)
+        except TimeRefused as refused:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(refused)) from None
 
     @api.post("/{complaint_id}/patient-feedback", response_model=CaseView)
     async def patient_feedback(http: Request, complaint_id: ComplaintId, person: writer) -> CaseView:

@@ -13,6 +13,7 @@ from services.escalation.deadlines import due_at
 from shared import refusals
 from shared.calendar import outside_quiet_hours
 from shared.directory import Directory
+from shared.entered import check_entered
 from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, DutyRule, EscalationPolicy
 
 # Only these can ever name a person as having failed, and only the first hearer or the supervisor.
@@ -444,6 +445,15 @@ class Case(Aggregate):
     @event(ReportFiled)
     def _file_report(self, track: str, by: str, to: str, text: str, at: datetime) -> None:
         self.reports.append(f"{at.isoformat()} {track} by {by} to {to}")
+
+    def check_call_time(self, by: str, at: datetime, now: datetime, within: timedelta) -> None:
+        """The apology call's time as typed in: not in the future, not before the complaint occurred, and
+        at most ``within`` before ``now``, when it is recorded (``shared.entered``; the audit report reads
+        the first-response times from it). Checked after who may record the call, so that a refusal tells
+        someone outside the case nothing of it."""
+        self._check_may_act(by, self._duty("first_response"))
+        occurred = ("the complaint occurred", self.complaint_occurred_at)
+        check_entered("at", at, now, within, "first_response_within_seconds", occurred)
 
     def record_first_response(self, by: str, at: datetime, patient_reached: bool, notes: str) -> None:
         """The apology call and fact-check. Not reached: the duty stays open and the chase goes on."""

@@ -25,6 +25,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app = http_app("kizuki escalation", runtime)
     app.include_router(
-        router(store, runtime, directory, Authenticator.from_settings(settings, directory), vault)
+        router(
+            store,
+            runtime,
+            directory,
+            Authenticator.from_settings(settings, directory),
+            vault,
+            policy.recording,
+        )
     )
     return app

@@ -4,25 +4,25 @@
 # refer to objects local to router().
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
+from services.followup.access import ComplaintScope, callback_team
 from services.followup.application import FollowupApplication
 from services.followup.domain import Callback, CallbackStatus
-from shared.auth import OVERSEERS, WRITERS, ActionBody, Authenticator, Person
-from shared.directory import Directory, Role
+from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
+from shared.directory import Directory
+from shared.entered import TimeRefused, check_entered
 from shared.events import CallbackPurpose
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
 from shared.timers import now
-
-# Who sees callbacks: the callback staff, the people who own responses, and the overseers.
-CALLBACK_READERS: tuple[Role, ...] = ("callback_staff", "handler", "supervisor", "second_line", *OVERSEERS)
 
 
 class Discharge(ActionBody):
@@ -57,6 +57,20 @@ COMMENTS = "callback-comments"
 NOTES = "callback-notes"
 
 
+def may_see_complaint(person: Person, scope: ComplaintScope | None, directory: Directory) -> bool:
+    """The rule of the complaint itself. Followup knows who a complaint concerns from its
+    ``ComplaintReceived``; for one received before it kept that, only the overseers."""
+    if scope is None:
+        return person.oversees
+    return person.concerned_with(scope.heard_by, scope.department, directory)
+
+
+def may_see(person: Person, callback: Callback, scope: ComplaintScope | None, directory: Directory) -> bool:
+    """The callback's team (its assignee, their fellow callback staff) and whoever may see its complaint."""
+    in_team = person.staff_id in callback_team(callback.assignee, directory)
+    return in_team or may_see_complaint(person, scope, directory)
+
+
 async def callback_view(callback: Callback, vault: KeyVault) -> CallbackView:
     """The patient's words are kept sealed with the complaint's key and opened for the view."""
     return CallbackView(
@@ -84,8 +98,20 @@ def router(
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
     ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
-    reader = Annotated[Person, Depends(auth.requires(*CALLBACK_READERS))]
+    # Any member of staff; what each may see is decided per callback (``may_see``).
+    reader = Annotated[Person, Depends(auth.requires(*ALL_ROLES))]
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
+    discharge_window = timedelta(seconds=policy.recording.discharge_within_seconds)
+
+    def seen_by(person: Person, callbacks: list[Callback]) -> list[Callback]:
+        scopes = {
+            complaint_id: store.scope_of(complaint_id) for complaint_id in {c.complaint_id for c in callbacks}
+        }
+        return [
+            callback
+            for callback in callbacks
+            if may_see(person, callback, scopes[callback.complaint_id], directory.current)
+        ]
 
     async def act(
         http: Request, person: Person, callback_id: UUID, action: Callable[[Callback], object]
@@ -102,15 +128,16 @@ def router(
 
     @api.get("/callbacks", response_model=list[CallbackView])
     async def work_list(
-        _: reader,
+        person: reader,
         assignee: Annotated[str | None, Query(description="Staff id of the callback staff member.")] = None,
         statuses: Annotated[
             list[CallbackStatus] | None,
             Query(alias="status", description="Any of these; all when not given."),
         ] = None,
     ) -> list[CallbackView]:
-        """Callbacks by due time, earliest first: e.g. ``?assignee=cb-001&status=due&status=overdue``."""
-        callbacks = await asyncio.to_thread(store.callbacks)
+        """The callbacks the person may see, by due time, earliest first: e.g.
+        ``?assignee=cb-001&status=due&status=overdue``."""
+        callbacks = await asyncio.to_thread(lambda: seen_by(person, store.callbacks()))
         chosen = [
             callback
             for callback in callbacks
@@ -121,15 +148,26 @@ def router(
         return list(await asyncio.gather(*(callback_view(callback, vault) for callback in ordered)))
 
     @api.get("/callbacks/{callback_id}", response_model=CallbackView)
-    async def get_callback(callback_id: UUID, _: reader) -> CallbackView:
-        callback = await asyncio.to_thread(store.get_callback, callback_id)
-        return await callback_view(found(callback, f"callback {callback_id}"), vault)
+    async def get_callback(http: Request, callback_id: UUID, person: reader) -> CallbackView:
+        callback = found(await asyncio.to_thread(store.get_callback, callback_id), f"callback {callback_id}")
+        scope = await asyncio.to_thread(store.scope_of, callback.complaint_id)
+        if not may_see(person, callback, scope, directory.current):
+            raise refuse(http, person, f"callback {callback_id} is outside your department, chain and team")
+        return await callback_view(callback, vault)
 
     @api.get("/complaints/{complaint_id}/callbacks", response_model=list[CallbackView])
-    async def callbacks_of(complaint_id: ComplaintId, _: reader) -> list[CallbackView]:
-        """A complaint's callbacks, in the order they were scheduled."""
+    async def callbacks_of(http: Request, complaint_id: ComplaintId, person: reader) -> list[CallbackView]:
+        """A complaint's callbacks, in the order they were scheduled: all of them for whoever may see the
+        complaint, a callback's team its own."""
         callbacks = await asyncio.to_thread(store.callbacks)
-        its = [callback for callback in callbacks if callback.complaint_id == complaint_id]
+        scope = await asyncio.to_thread(store.scope_of, complaint_id)
+        its = [
+            callback
+            for callback in callbacks
+            if callback.complaint_id == complaint_id and may_see(person, callback, scope, directory.current)
+        ]
+        if not its and not may_see_complaint(person, scope, directory.current):
+            raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
         return list(await asyncio.gather(*(callback_view(callback, vault) for callback in its)))
 
     @api.post(
@@ -137,17 +175,28 @@ def router(
         response_model=CallbackView,
         status_code=status.HTTP_201_CREATED,
     )
-    async def register_discharge(complaint_id: ComplaintId, body: Discharge, _: writer) -> CallbackView:
-        """A follow-up call to a discharged patient; the same discharge again gives the same callback."""
-        if body.discharged_at > now():
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, detail="discharged_at: cannot be in the future"
+    async def register_discharge(
+        http: Request, complaint_id: ComplaintId, body: Discharge, person: writer
+    ) -> CallbackView:
+        """A follow-up call to a discharged patient, registered by someone who may see the complaint; the
+        same discharge again gives the same callback."""
+        what = f"case for complaint {complaint_id}"
+        found(await asyncio.to_thread(store.followed_case, complaint_id), what)
+        if not may_see_complaint(
+            person, await asyncio.to_thread(store.scope_of, complaint_id), directory.current
+        ):
+            raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
+        try:
+            check_entered(
+                "discharged_at", body.discharged_at, now(), discharge_window, "discharge_within_seconds"
             )
+        except TimeRefused as refused:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(refused)) from None
         callback = await asyncio.to_thread(
             store.register_discharge, complaint_id, body.discharged_at, policy, directory.current
         )
         runtime.committed()
-        return await callback_view(found(callback, f"case for complaint {complaint_id}"), vault)
+        return await callback_view(found(callback, what), vault)
 
     async def sealed(callback_id: UUID, purpose: str, text: str) -> str:
         """The patient's words, sealed with their complaint's key before they are stored."""

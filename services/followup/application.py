@@ -11,6 +11,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
+from services.followup.access import ComplaintScope
 from services.followup.domain import Callback, FollowedCase
 from shared.directory import Directory
 from shared.events import (
@@ -22,6 +23,7 @@ from shared.events import (
     CallbackPurpose,
     CallbackScheduled,
     CaseReopenRequested,
+    ComplaintReceived,
     EscalationStarted,
     WireEvent,
 )
@@ -51,8 +53,30 @@ def callback_id_for(complaint_id: UUID, purpose: CallbackPurpose, cause: object)
     return stable_id("callback", complaint_id, purpose, cause)
 
 
+def scope_id_for(complaint_id: UUID) -> UUID:
+    return stable_id("scope", complaint_id)
+
+
 class FollowupApplication(ServiceApplication):
     service = "followup"
+
+    def hear_complaint(self, complaint: ComplaintReceived, tracking: Tracking) -> None:
+        """Who the complaint concerns, kept once (a complaint is received once; a replay finds it kept)."""
+        scope_id = scope_id_for(complaint.complaint_id)
+        if self.find(ComplaintScope, scope_id) is not None:
+            self.record(tracking=tracking)
+            return
+        scope = ComplaintScope(
+            id=scope_id,
+            complaint_id=complaint.complaint_id,
+            heard_by=complaint.heard_by,
+            department=complaint.department,
+        )
+        self.record(scope, tracking=tracking)
+
+    def scope_of(self, complaint_id: UUID) -> ComplaintScope | None:
+        """None for a complaint received before followup learnt who complaints concern."""
+        return self.find(ComplaintScope, scope_id_for(complaint_id))
 
     def follow_case(self, case: EscalationStarted, tracking: Tracking) -> None:
         followed = FollowedCase(id=case.complaint_id, opened_at=case.occurred_at)
@@ -90,10 +114,14 @@ class FollowupApplication(ServiceApplication):
         self, complaint_id: UUID, discharged_at: datetime, policy: Policy, directory: Directory
     ) -> Callback | None:
         """The follow-up call to a discharged patient; None when followup knows no such case."""
-        if self.find(FollowedCase, complaint_id) is None:
+        if self.followed_case(complaint_id) is None:
             return None
         discharge = discharged_at.astimezone(UTC).isoformat()
         return self.schedule(complaint_id, "after_discharge", discharged_at, discharge, policy, directory)
+
+    def followed_case(self, complaint_id: UUID) -> FollowedCase | None:
+        """The case escalation opened, once followup has seen it open."""
+        return self.find(FollowedCase, complaint_id)
 
     def timer_fired(self, timer: Timer, now: datetime, tracking: Tracking) -> None:
         """A fire for an attempt already made, or for a callback already done, changes nothing."""

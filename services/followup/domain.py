@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
+from services.followup.access import callback_team
 from shared import refusals
 from shared.calendar import next_working_moment, outside_quiet_hours
 from shared.directory import Directory
@@ -20,11 +22,16 @@ UNSATISFIED = 2
 
 
 class NotPermitted(refusals.NotPermitted):
-    """The person is neither the callback's assignee nor callback staff."""
+    """The person is neither the callback's assignee nor callback staff of the assignee's team."""
 
 
 class NotPossible(refusals.NotPossible):
     """The action does not fit the state of the callback."""
+
+
+class NotYetDue(NotPossible):
+    """A call before the attempt is due: its outcome would close the loop too early, and a retry
+    counted from it would fall earlier than the attempt it replaces."""
 
 
 def callback_due(
@@ -209,16 +216,25 @@ class Callback(Aggregate):
         self.overdue = True
         self.history.append(f"{at.isoformat()} overdue (due to be done by {complete_by.isoformat()})")
 
-    def _check_may_call(self, by: str, directory: Directory) -> None:
-        member = directory.staff.get(by)
-        if by != self.assignee and (member is None or "callback_staff" not in member.roles):
-            raise NotPermitted(f"{by} is neither the assignee of this callback nor callback staff")
+    def _check_may_call(self, by: str, at: datetime, directory: Directory) -> None:
+        """Due means the attempt's ``CallbackDue`` is recorded or its due time has come, whichever is
+        first: a callback the work list shows as due can be called, and one whose timer is late too."""
+        if by not in callback_team(self.assignee, directory):
+            raise NotPermitted(
+                f"{by} is neither the assignee of this callback nor callback staff of their team"
+            )
         if not self.is_open:
             raise NotPossible(f"the callback is {self.status}")
+        if not self.fell_due and at < self.due_at:
+            local = self.due_at.astimezone(ZoneInfo(self.calendar.timezone))
+            raise NotYetDue(
+                f"the callback is not due yet: attempt {self.attempt} is due at {local.isoformat()}"
+            )
 
     def not_reached(self, by: str, at: datetime, notes: str, directory: Directory) -> None:
-        """The next attempt after the retry interval, or abandoned once the attempts are used up."""
-        self._check_may_call(by, directory)
+        """The next attempt after the retry interval, or abandoned once the attempts are used up. The call
+        is made once due, so the next attempt always falls after the one it replaces."""
+        self._check_may_call(by, at, directory)
         self._attempted(complaint_id=self.complaint_id, by=by, attempt=self.attempt, notes=notes, at=at)
         if self.attempt >= self.rules.max_attempts:
             self._abandon(complaint_id=self.complaint_id, attempts=self.attempt, at=at)
@@ -264,7 +280,7 @@ class Callback(Aggregate):
         self, by: str, at: datetime, satisfaction: int, resolved: bool, comments: str, directory: Directory
     ) -> None:
         """The patient's answer; an unresolved problem or an unhappy patient asks for the case to reopen."""
-        self._check_may_call(by, directory)
+        self._check_may_call(by, at, directory)
         self._complete(
             complaint_id=self.complaint_id,
             purpose=self.purpose,

@@ -11,7 +11,7 @@ from services.followup.application import FollowupApplication
 from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
 from shared.directory import Directory
-from shared.events import CaseClosed, EscalationStarted, FirstResponseRecorded, decoder
+from shared.events import CaseClosed, ComplaintReceived, EscalationStarted, FirstResponseRecorded, decoder
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
@@ -20,6 +20,7 @@ CASE_EVENTS = Subscription(
     RECORD_STREAM,
     "followup",
     [
+        "events.intake.ComplaintReceived",  # who the complaint concerns: who may see its callbacks
         "events.escalation.EscalationStarted",
         "events.escalation.FirstResponseRecorded",
         "events.escalation.CaseClosed",
@@ -36,7 +37,9 @@ def consumers(
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
     def when_a_case_opens_responds_or_closes_schedule_a_callback(case: Any, tracking: Tracking) -> None:
-        if isinstance(case, EscalationStarted):
+        if isinstance(case, ComplaintReceived):
+            store.hear_complaint(case, tracking)
+        elif isinstance(case, EscalationStarted):
             store.follow_case(case, tracking)
         elif isinstance(case, FirstResponseRecorded) and case.patient_reached:
             store.schedule(
@@ -62,7 +65,7 @@ def consumers(
     return [
         Consumer(
             CASE_EVENTS,
-            decoder(EscalationStarted, FirstResponseRecorded, CaseClosed),
+            decoder(ComplaintReceived, EscalationStarted, FirstResponseRecorded, CaseClosed),
             when_a_case_opens_responds_or_closes_schedule_a_callback,
         ),
         Consumer(

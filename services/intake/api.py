@@ -203,13 +203,7 @@ def router(
         complaint = found(
             await asyncio.to_thread(store.get_complaint, complaint_id), f"complaint {complaint_id}"
         )
-        concerned = (
-            person.oversees
-            or person.staff_id == complaint.heard_by
-            or person.member.department == complaint.department
-            or person.staff_id in directory.current.chain_above(complaint.heard_by)
-        )
-        if not concerned:
+        if not person.concerned_with(complaint.heard_by, complaint.department, directory.current):
             raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
         return complaint_view(complaint, store)
 

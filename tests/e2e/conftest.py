@@ -41,6 +41,8 @@ FOLLOWUP_SECONDS = {
     "retry_interval_seconds": 2,
     "max_attempts": 2,
     "complete_within_seconds": 600,
+    # [recording]: below after_discharge_seconds + complete_within_seconds, as the policy requires.
+    "discharge_within_seconds": 300,
 }
 
 

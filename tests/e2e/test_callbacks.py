@@ -256,7 +256,9 @@ async def test_discharged_patients_not_reached_are_tried_again_then_abandoned(
 async def test_pending_callbacks_fire_once_across_restarts_of_followup_and_nats(
     tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    async with running(tmp_path, after_first_response_seconds=4, complete_within_seconds=4) as system:
+    async with running(
+        tmp_path, after_first_response_seconds=4, complete_within_seconds=4, discharge_within_seconds=5
+    ) as system:
         complaint_ids = [await open_case(system, http) for _ in range(3)]
         for complaint_id in complaint_ids:
             cases = system.url("escalation", f"/v1/cases/{complaint_id}")

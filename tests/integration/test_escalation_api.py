@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from uuid import UUID
 
+import httpx
 import pytest
 from eventsourcing.persistence import Tracking
 from fastapi.testclient import TestClient
@@ -105,3 +107,40 @@ def test_the_actor_is_the_person_signed_in_and_a_body_naming_another_is_refused(
     assert filed.status_code == 200
     [report] = filed.json()["reports"]
     assert report.endswith("first_hearer_report by n-001 to ex-002")
+
+
+def test_an_apology_call_back_dated_beyond_the_policy_window_is_422_and_records_nothing(
+    client: TestClient, policy: Policy, directory: Directory, signed_in: Headers
+) -> None:
+    four_days_ago = now() - timedelta(days=4)
+    complaint = complaint_received(heard_by="n-001", department="Ward 3", occurred_at=four_days_ago)
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store.open_case(complaint, "Results were lost.", policy, directory, now(), Tracking("EVENTS", 1))
+    calls = f"/v1/cases/{complaint.complaint_id}/first-response"
+    before = stored(client)
+    handler = signed_in("hd-003")
+
+    def call(at: datetime) -> httpx.Response:
+        response: httpx.Response = client.post(
+            calls, json={"patient_reached": True, "at": at.isoformat()}, headers=handler
+        )
+        return response
+
+    three_days_ago = call(now() - timedelta(days=3))
+    assert three_days_ago.status_code == 422
+    assert "at most 6 hours before it is recorded" in three_days_ago.json()["detail"]
+    assert "first_response_within_seconds" in three_days_ago.json()["detail"]
+    before_it_occurred = call(four_days_ago - timedelta(minutes=1))
+    assert before_it_occurred.status_code == 422
+    assert "cannot be before the complaint occurred" in before_it_occurred.json()["detail"]
+    tomorrow = call(now() + timedelta(days=1))
+    assert tomorrow.status_code == 422
+    assert "cannot be in the future" in tomorrow.json()["detail"]
+    outsider = client.post(calls, json={"patient_reached": True}, headers=signed_in("n-002"))
+    assert outsider.status_code == 403
+    assert stored(client) == before
+    an_hour_ago = now() - timedelta(hours=1)
+    taken = call(an_hour_ago)
+    assert taken.status_code == 200
+    first_response = next(duty for duty in taken.json()["duties"] if duty["duty"] == "first_response")
+    assert first_response["history"][-1].startswith(an_hour_ago.isoformat())

@@ -1,12 +1,21 @@
 """Callback visits: when they fall due, attempts and their limit, outcomes that reopen the case."""
 
+import re
 from datetime import UTC, datetime, time, timedelta, timezone
 from uuid import uuid4
 
 import pytest
 
-from services.followup.domain import Callback, NotPermitted, NotPossible, callback_due, reopen_reason
-from shared.directory import load_directory
+from services.followup.access import callback_team
+from services.followup.domain import (
+    Callback,
+    NotPermitted,
+    NotPossible,
+    NotYetDue,
+    callback_due,
+    reopen_reason,
+)
+from shared.directory import StaffMember, load_directory
 from shared.events import CallbackPurpose
 from shared.policy import load_policy
 from shared.settings import load_settings
@@ -57,13 +66,14 @@ def test_a_callback_never_falls_due_in_quiet_hours_or_on_a_day_off() -> None:
 def test_a_patient_not_reached_is_tried_again_then_the_callback_is_abandoned() -> None:
     callback = schedule()
     callback.collect_events()
-    called = callback.due_at
     for attempt in range(1, RULES.max_attempts):
+        called = callback.due_at
         callback.not_reached("cb-001", called, "no answer", DIRECTORY)
         assert callback.attempt == attempt + 1
         assert callback.due_at == callback_due(
             called, timedelta(seconds=RULES.retry_interval_seconds), RULES, CALENDAR
         )
+    called = callback.due_at
     callback.not_reached("cb-002", called, "no answer", DIRECTORY)
     assert callback.status == "abandoned"
     names = [type(e).__name__ for e in callback.collect_events()]
@@ -96,10 +106,53 @@ def test_an_unresolved_problem_or_an_unhappy_patient_asks_for_the_case_to_reopen
     assert callback.comments == "in the patient's words"
 
 
-def test_only_callback_staff_or_the_assignee_make_the_call() -> None:
+def test_only_the_assignee_or_callback_staff_of_their_team_make_the_call() -> None:
+    elsewhere = StaffMember(name="Abe Ren", roles=["callback_staff"], department="Outpatients")
+    directory = DIRECTORY.model_copy(update={"staff": DIRECTORY.staff | {"cb-900": elsewhere}})
     callback = schedule()
-    with pytest.raises(NotPermitted, match="n-001"):
-        callback.reached("n-001", callback.due_at, 5, True, "", DIRECTORY)
+    assert callback_team(callback.assignee, directory) == {"cb-001", "cb-002"}
+    for outsider in ("n-001", "cb-900"):
+        with pytest.raises(NotPermitted, match=outsider):
+            callback.reached(outsider, callback.due_at, 5, True, "", directory)
+    teammate = next(staff for staff in ("cb-001", "cb-002") if staff != callback.assignee)
+    callback.reached(teammate, callback.due_at, 5, True, "", directory)
+    assert callback.status == "completed"
+
+
+def test_a_call_before_the_attempt_is_due_is_refused_saying_when_it_is_due() -> None:
+    callback = schedule()
+    callback.collect_events()
+    early = callback.due_at - timedelta(seconds=1)
+    # Due at 10:00 on Wednesday in Tokyo, said in the hospital's time.
+    due = re.escape("attempt 1 is due at 2026-11-25T10:00:00+09:00")
+    with pytest.raises(NotYetDue, match=due):
+        callback.not_reached("cb-001", early, "no answer", DIRECTORY)
+    with pytest.raises(NotYetDue, match=due):
+        callback.reached("cb-001", early, 5, True, "", DIRECTORY)
+    assert isinstance(NotYetDue("x"), NotPossible)  # a 409, as any action that does not fit the state
+    assert callback.collect_events() == []
+    assert (callback.attempt, callback.status, callback.outcome) == (1, "scheduled", None)
+    # Due means the due time has come: the timer's fire need not have arrived yet.
+    callback.reached("cb-001", callback.due_at, 5, True, "", DIRECTORY)
+    assert callback.status == "completed"
+    # Or the timer has fired (to the second, so up to a second before a due time with a fraction):
+    # a callback the work list shows as due can be called.
+    fired = schedule()
+    fired.fall_due()
+    fired.not_reached("cb-001", fired.due_at - timedelta(milliseconds=500), "no answer", DIRECTORY)
+    assert fired.attempt == 2
+
+
+@pytest.mark.parametrize("called_after_due", [timedelta(0), timedelta(hours=11), timedelta(days=3)])
+def test_the_next_attempt_never_falls_before_the_attempt_it_replaces(called_after_due: timedelta) -> None:
+    """Once "not reached" 12 hours early moved a 10:00 call to 07:00 the same morning."""
+    callback = schedule()
+    first_due = callback.due_at
+    with pytest.raises(NotYetDue):
+        callback.not_reached("cb-001", first_due - timedelta(hours=12), "", DIRECTORY)
+    callback.not_reached("cb-001", first_due + called_after_due, "", DIRECTORY)
+    assert callback.attempt == 2
+    assert callback.due_at >= first_due + called_after_due + timedelta(seconds=RULES.retry_interval_seconds)
 
 
 def test_a_callback_falls_due_once_for_its_attempt_and_is_overdue_once_while_open() -> None:
