@@ -89,7 +89,7 @@ class Notifier:
 
     async def until_done(self, delivery_id: UUID) -> Notification:
         async def done() -> Notification | None:
-            notification = self.store.get_notification(delivery_id)
+            notification = self.store.find(Notification, delivery_id)
             return notification if notification and not notification.pending else None
 
         finished = await eventually(done, what=f"delivery {delivery_id} finished")
