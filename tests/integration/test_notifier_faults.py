@@ -116,7 +116,11 @@ async def test_no_more_than_the_cap_of_attempts_is_in_flight_on_a_channel(
 
 
 async def test_a_restart_reads_the_log_from_the_place_it_kept(
-    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+    settings: Settings,
+    directory: Directory,
+    endpoint: tuple[str, Endpoint],
+    running: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, hook = endpoint
     channels = DELIVERY.format(concurrency=4) + webhook_channel(url + "/hook")
@@ -127,6 +131,7 @@ async def test_a_restart_reads_the_log_from_the_place_it_kept(
     for delivery_id in delivered:
         await notifier.until_done(delivery_id)
     last = notifier.store.process_recorder.max_notification_id()
+    assert last is not None
 
     async def kept() -> bool:
         return notifier.store.process_recorder.max_tracking_id(FINISHED_UP_TO) == last
@@ -146,7 +151,7 @@ async def test_a_restart_reads_the_log_from_the_place_it_kept(
         return select(start, limit, *args, **kwargs)
 
     later = again.alert(directory, "dm-001")
-    again.store.process_recorder.select_notifications = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(again.store.process_recorder, "select_notifications", counted)
     running(again)
     assert (await again.until_done(later)).outcome == "delivered by email"
     assert reads[0] == last + 1
