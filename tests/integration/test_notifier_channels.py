@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from kizuki.processes import free_port
 from services.escalation.deadlines import due_at
 from services.notifier.channels import ChannelError, Message, load_channels
 from services.notifier.domain import Notification, receipt_text, reference_of
@@ -249,3 +250,33 @@ def test_the_shipped_channels_need_no_account_and_a_missing_secret_is_named(sett
     path.write_text('[channels.sms]\nkind = "sms"\nurl = "http://x"\nbody = { to = "{phone}" }\n')
     with pytest.raises(ChannelError, match=r"body.to: only \{to\}, \{text\} and \{delivery_id\}"):
         load_channels(path)
+
+
+async def test_each_failure_is_recorded_as_its_class_with_the_status_code(
+    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+) -> None:
+    """HTTP 429 then 401, then an endpoint where nothing listens."""
+    url, hook = endpoint
+    hook.statuses = [429, 401]
+    nothing_listens = f"http://127.0.0.1:{free_port()}/hook"
+    channels = (
+        FAST_RETRIES.format(timeout=10)
+        + webhook_channel(url + "/hook", name="sms")
+        + webhook_channel(nothing_listens, name="line")
+    )
+    notifier = Notifier(settings, channels, {})
+    both = directory.staff["sv-003"].model_copy(
+        update={"contacts": {"sms": "+81-90-0000-0003", "line": "U0123"}}
+    )
+    widened = directory.model_copy(update={"staff": directory.staff | {"sv-003": both}})
+    running(notifier)
+    delivery_id = notifier.alert(widened)
+
+    alert = await notifier.until_done(delivery_id)
+    failed = [e for e in notifier.events(delivery_id) if isinstance(e, Notification.AttemptFailed)]
+    assert [(e.channel, e.reason, e.permanent) for e in failed] == [
+        ("sms", "rate_limited (HTTP 429)", False),
+        ("sms", "auth_failed (HTTP 401)", True),
+        *[("line", "unreachable", False)] * 3,
+    ]
+    assert alert.outcome == "not delivered: every channel failed, the last one (line) with: unreachable"
