@@ -331,7 +331,10 @@ class NotificationFailed(WireEvent):
     recipient: str
     channel: str
     attempt: int = Field(ge=1)
-    reason: str = Field(description="What the channel said, without the address.")
+    reason: str = Field(
+        description="Why, as classified: e.g. `rejected_recipient (SMTP 550)`, `server_error (HTTP 503)`, "
+        "`timeout (…)`, `unreachable`; never the provider's own text."
+    )
     permanent: bool = Field(description="The channel refused it; trying it again would not help.")
     retry_at: AwareDatetime | None = Field(description="When the same channel is tried again, if it is.")
     next_channel: str | None = Field(description="The recipient's next channel, tried now, if any.")

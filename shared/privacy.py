@@ -113,6 +113,15 @@ class MasterKey:
             raise Unreadable("the data key was not wrapped with this master key") from None
 
 
+def shred(path: Path) -> None:
+    """Overwrite the file with random bytes, then remove it."""
+    with open(path, "r+b") as file:
+        file.write(secrets.token_bytes(len(file.read())))
+        file.flush()
+        os.fsync(file.fileno())
+    path.unlink()
+
+
 class IntakeKeys:
     """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint, and
     the key that seals the identity of anonymous staff reporters.
@@ -159,15 +168,8 @@ class IntakeKeys:
     def destroy(self, complaint_id: UUID) -> None:
         """Overwrite, then remove. (Journaling file systems and SSDs may keep old blocks; the bucket's copy
         is erased by the server, and both are useless without the master key.)"""
-        path = self._path(complaint_id)
-        try:
-            with open(path, "r+b") as file:
-                file.write(secrets.token_bytes(len(file.read())))
-                file.flush()
-                os.fsync(file.fileno())
-        except FileNotFoundError:
-            return
-        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            shred(self._path(complaint_id))
 
 
 class KeyVault:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,10 +118,15 @@ class Request:
 
 @dataclass
 class Endpoint:
-    """Answers each POST with the next status in ``statuses`` (then 200); a path in ``hanging`` holds
-    its requests until ``release`` is set (``held`` lists them)."""
+    """Answers each POST with the next status in ``statuses`` (then 200) and the body ``reply``, after
+    ``delay`` seconds (a slow provider; ``most_in_flight`` is the most requests it held at once); a path
+    in ``hanging`` holds its requests until ``release`` is set (``held`` lists them)."""
 
     statuses: list[int] = field(default_factory=list)
+    reply: bytes = b"{}"
+    delay: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
     hanging: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[Request] = field(default_factory=list)
@@ -128,6 +134,17 @@ class Endpoint:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, request: Request) -> int:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return self._answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: Request) -> int:
+        time.sleep(self.delay)  # in the server's thread: a provider taking its time over each request
         if request.path in self.hanging and not self.release.is_set():
             with self.lock:
                 self.held.append(request.path)
@@ -156,9 +173,9 @@ def http_endpoint() -> Iterator[tuple[str, Endpoint]]:
             status = endpoint.answer(Request(self.path, dict(self.headers.items()), body))
             with contextlib.suppress(ConnectionError):  # a client killed while its request was held
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(endpoint.reply)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(endpoint.reply)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the tests assert on the requests instead."""

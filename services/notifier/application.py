@@ -13,6 +13,7 @@ from eventsourcing.persistence import Tracking
 from services.escalation.deadlines import due_at
 from services.notifier.domain import (
     COMPLAINANT,
+    ERASED,
     RECEIPT_SUBJECT,
     Notification,
     receipt_text,
@@ -82,7 +83,7 @@ class NotifierApplication(ServiceApplication):
             at=now,
         )
         if patient is None:
-            receipt.give_up("the complaint's patient data was erased", now)
+            receipt.give_up(ERASED, now)
         elif not contact:
             receipt.give_up("the complaint gives no contact for the complainant", now)
         elif channel not in configured:
@@ -120,6 +121,13 @@ class NotifierApplication(ServiceApplication):
         if not notification.channels:
             notification.give_up(f"{alert.recipient} has no contact on a configured channel", now)
         self.record(notification, tracking=tracking)
+
+    def complaint_erased(self, complaint_id: UUID, now: datetime, tracking: Tracking) -> None:
+        """A receipt still pending is given up now, rather than at its next attempt."""
+        receipt = self.get_notification(stable_id("receipt", complaint_id))
+        if receipt is not None and receipt.pending:
+            receipt.give_up(ERASED, now)
+        self.record(*([receipt] if receipt is not None else []), tracking=tracking)
 
     def act_on_notification(
         self, delivery_id: UUID, action: Callable[[Notification], Result]

@@ -20,18 +20,38 @@ from services.notifier.domain import RetryRule
 class Message:
     delivery_id: UUID
     idempotency_key: UUID  # the same on every attempt of this delivery on this channel
+    complaint_id: UUID
+    recipient: str  # COMPLAINANT, or the staff id
     address: str
     subject: str
     text: str
 
 
-class DeliveryFailed(Exception):
-    """The channel did not take the message. Permanent: trying again would not help."""
+# Why a delivery failed, as the record and the logs say it. A provider's own text is never kept: it
+# often echoes the address (in any case, quoted, with a display name, URL-encoded), and the record
+# cannot be erased.
+FailureKind = Literal[
+    "refused",  # the provider answered, and did not take the message
+    "rejected_recipient",  # the provider does not take messages for this address
+    "auth_failed",  # our credentials were refused
+    "rate_limited",
+    "server_error",
+    "unreachable",  # no connection, or it was dropped
+    "timeout",
+    "channel_error",  # a fault of ours in the channel
+]
 
-    def __init__(self, reason: str, permanent: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+class DeliveryFailed(Exception):
+    """The channel did not take the message, for a classified reason and, when the provider answered,
+    with its status code. Permanent: trying again would not help."""
+
+    def __init__(self, kind: FailureKind, permanent: bool, status: str | None = None) -> None:
+        self.kind = kind
         self.permanent = permanent
+        self.status = status  # e.g. "SMTP 550", "HTTP 503": a code, never the provider's words
+        self.reason = f"{kind} ({status})" if status else kind
+        super().__init__(self.reason)
 
 
 class Channel(Protocol):

@@ -7,31 +7,36 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
+
+from eventsourcing.persistence import Tracking
 
 from services.notifier.application import NotifierApplication
 from services.notifier.channels import Channel, DeliveryConfig, DeliveryFailed, Message
-from services.notifier.domain import COMPLAINANT, Notification
+from services.notifier.domain import COMPLAINANT, ERASED, Notification
+from services.notifier.writer import BATCH, Writer
 from shared.privacy import KeyVault
 from shared.timers import now
 
 log = logging.getLogger(__name__)
 
-Action = Callable[[Notification], object]
+Read = TypeVar("Read")
 
-BATCH = 200
 REQUESTED_TOPIC = f"{Notification.Requested.__module__}:{Notification.Requested.__qualname__}"
+# The dispatcher's place in the store's log, kept in the store as a tracking record: every
+# notification requested at or before it is finished, so a restart reads the log from there.
+FINISHED_UP_TO = "notifier-dispatcher"
+MAX_VAULT_WAIT = 30.0
 
 
 class Dispatcher:
     """Follows the store's notification log; every notification requested there gets a task that
-    delivers it. After a restart the log is read from the start, so every pending notification is
-    taken up again, an attempt in doubt included (resent with the same idempotency key).
+    delivers it. After a restart the log is read from the place kept in the store, before which every
+    notification is finished, so every pending one is taken up again, an attempt in doubt included
+    (resent with the same idempotency key). What the tasks record is stored by one writer (``Writer``).
 
-    The tasks do not write: they queue what is to be recorded (an attempt started, its outcome) and
-    wait for it, and one writer stores whatever is queued in one transaction, so that many deliveries
-    cost one commit rather than one each."""
+    Every read of the store is retried after a failure; a task never dies of one."""
 
     def __init__(
         self,
@@ -46,28 +51,30 @@ class Dispatcher:
         self.channels = channels
         self.config = config
         self.vault = vault
-        self.on_commit = on_commit
         self.poll_interval = poll_interval
+        self.writer = Writer(store, on_commit)
         self.slots = {name: asyncio.Semaphore(config.concurrency_per_channel) for name in channels}
         self._wake = asyncio.Event()
         self._deliveries: dict[UUID, asyncio.Task[None]] = {}
-        self._to_record: asyncio.Queue[ToRecord] = asyncio.Queue()
+        self._requested_at: dict[UUID, int] = {}  # the log position of each running delivery's request
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._record_batches())
-        position = 0
+        writer = asyncio.create_task(self.writer.run())
         try:
+            position = await self._read(self.store.process_recorder.max_tracking_id, FINISHED_UP_TO) or 0
+            kept = position
             while True:
                 self._wake.clear()
-                notifications = await asyncio.to_thread(
+                kept = await self._keep_place(position, kept)
+                notifications = await self._read(
                     self.store.process_recorder.select_notifications, position + 1, BATCH
                 )
                 for notification in notifications:
                     if notification.topic == REQUESTED_TOPIC:
-                        self._start(UUID(str(notification.originator_id)))
+                        self._start(UUID(str(notification.originator_id)), notification.id)
                     position = notification.id
                 if not notifications:
                     with contextlib.suppress(TimeoutError):
@@ -79,107 +86,123 @@ class Dispatcher:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    def _start(self, delivery_id: UUID) -> None:
+    async def _read(self, read: Callable[..., Read], *args: object) -> Read:
+        """A read of the store, tried again until it succeeds (a locked or unreachable store passes)."""
+        while True:
+            try:
+                return await asyncio.to_thread(read, *args)
+            except Exception as error:
+                log.error("the notifier's store could not be read (%s); trying again", type(error).__name__)
+                await asyncio.sleep(self.poll_interval)
+
+    async def _keep_place(self, position: int, kept: int) -> int:
+        """Moves the kept place up to just before the oldest request still being delivered."""
+        finished_up_to = min(self._requested_at.values(), default=position + 1) - 1
+        if finished_up_to <= kept:
+            return kept
+        try:
+            tracking = Tracking(FINISHED_UP_TO, finished_up_to)
+            await asyncio.to_thread(self.store.process_recorder.insert_tracking, tracking)
+        except Exception as error:  # kept next time; meanwhile a restart reads a little more
+            log.error("the dispatcher's place could not be kept (%s)", type(error).__name__)
+            return kept
+        return finished_up_to
+
+    def _start(self, delivery_id: UUID, requested_at: int) -> None:
         task = asyncio.create_task(self.deliver(delivery_id))
         self._deliveries[delivery_id] = task
-        task.add_done_callback(lambda _: self._deliveries.pop(delivery_id, None))
+        self._requested_at[delivery_id] = requested_at
+
+        def finished(_: object) -> None:
+            self._deliveries.pop(delivery_id, None)
+            self._requested_at.pop(delivery_id, None)
+
+        task.add_done_callback(finished)
 
     async def deliver(self, delivery_id: UUID) -> None:
         """Attempts until the notification is delivered or given up. The notification is read once and
         kept as each record of an attempt returns it; read again only after a failure to record."""
-        notification = await asyncio.to_thread(self.store.get_notification, delivery_id)
+        notification = await self._read(self.store.get_notification, delivery_id)
         while notification is not None and notification.pending:
             if notification.retry_at is not None:
                 await asyncio.sleep(max(0.0, (notification.retry_at - now()).total_seconds()))
             try:
+                address = await self._address(notification)
+                if address is None:
+                    notification = await self.writer.record(notification, _give_up_erased)
+                    continue
                 async with self.slots[notification.channel]:
-                    notification = await self._attempt(notification)
+                    notification = await self._attempt(notification, address)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("delivery %s could not be recorded; trying again", delivery_id)
+            except Exception as error:
+                log.error(
+                    "delivery %s could not be recorded (%s); trying again", delivery_id, type(error).__name__
+                )
                 await asyncio.sleep(self.poll_interval)
-                notification = await asyncio.to_thread(self.store.get_notification, delivery_id)
+                notification = await self._read(self.store.get_notification, delivery_id)
 
-    async def _attempt(self, notification: Notification) -> Notification:
+    async def _attempt(self, notification: Notification, address: str) -> Notification:
         """One attempt, in a slot of its channel: recorded, handed over, its outcome recorded."""
-        started = await self._record(notification, _start_attempt)
+        started = await self.writer.record(notification, _start_attempt)
         delivery_id = started.id
         channel = started.channel
-        address = await self._address(started)
         message = Message(
             delivery_id=delivery_id,
             idempotency_key=started.idempotency_key,
-            address=address or "",
+            complaint_id=started.complaint_id,
+            recipient=started.recipient,
+            address=address,
             subject=started.subject,
             text=started.text,
         )
         failure: DeliveryFailed | None = None
+        timeout = self.config.timeout_seconds
         try:
-            if address is None:
-                raise DeliveryFailed("the complaint's patient data was erased", permanent=True)
-            await asyncio.wait_for(self.channels[channel].send(message), self.config.timeout_seconds)
+            await asyncio.wait_for(self.channels[channel].send(message), timeout)
         except DeliveryFailed as failed:
             failure = failed
         except TimeoutError:
-            failure = DeliveryFailed(f"no answer within {self.config.timeout_seconds} s", permanent=False)
+            failure = DeliveryFailed("timeout", permanent=False, status=f"no answer within {timeout} s")
         except Exception as error:  # a fault of ours, not the provider's: tried again, counted
-            failure = DeliveryFailed(f"channel error: {error!r}", permanent=False)
+            log.error("channel %s failed on delivery %s: %s", channel, delivery_id, type(error).__name__)
+            failure = DeliveryFailed("channel_error", permanent=False)
         if failure is None:
             log.info("delivered %s by %s", delivery_id, channel)
-            return await self._record(started, lambda n: n.deliver(now()))
+            return await self.writer.record(started, lambda n: n.deliver(now()))
+        # Only the classified reason, in the log and on the record: never the provider's text.
         log.warning("delivery %s by %s failed: %s", delivery_id, channel, failure.reason)
-        # The reason goes on the record: never with the address in it.
-        reason = failure.reason.replace(address, "<address>") if address else failure.reason
-        permanent = failure.permanent
-        rule = self.config.retry_rule
-        return await self._record(started, lambda n: n.fail_attempt(reason, permanent, now(), rule))
-
-    async def _record(self, notification: Notification, action: Action) -> Notification:
-        """The notification with the action applied and stored, by the writer, in its next batch."""
-        recorded: asyncio.Future[Notification] = asyncio.get_running_loop().create_future()
-        self._to_record.put_nowait(ToRecord(notification, action, recorded))
-        return await recorded
-
-    async def _record_batches(self) -> None:
-        """The one writer: whatever was queued while the last batch was being stored is the next batch,
-        stored in one transaction; the relay is woken once per batch."""
-        while True:
-            batch = [await self._to_record.get()]
-            while not self._to_record.empty() and len(batch) < BATCH:
-                batch.append(self._to_record.get_nowait())
-            acts = [(queued.notification, queued.action) for queued in batch]
-            try:
-                outcomes = await asyncio.to_thread(self.store.act_on_all, acts)
-            except Exception as error:  # the store failed: each delivery reads its notification again
-                outcomes = [error] * len(batch)
-            for queued, outcome in zip(batch, outcomes, strict=True):
-                if queued.recorded.done():  # its delivery was cancelled
-                    continue
-                if isinstance(outcome, Exception):
-                    queued.recorded.set_exception(outcome)
-                else:
-                    queued.recorded.set_result(outcome)
-            if not all(isinstance(outcome, Exception) for outcome in outcomes):
-                self.on_commit()
+        reason, permanent, rule = failure.reason, failure.permanent, self.config.retry_rule
+        return await self.writer.record(started, lambda n: n.fail_attempt(reason, permanent, now(), rule))
 
     async def _address(self, notification: Notification) -> str | None:
         """A member of staff's address as it is; a complainant's contact opened from the sealed
-        complaint, at each attempt, so that none is kept in clear. None once the complaint is erased."""
+        complaint, at each attempt, so that none is kept in clear. None once the complaint is erased.
+
+        While the key bucket cannot be reached (a passing fault) no attempt is made, so none is
+        recorded: the delivery waits, twice as long each time, up to MAX_VAULT_WAIT."""
         if notification.recipient != COMPLAINANT:
             return notification.address
-        patient = await self.vault.open(notification.complaint_id, notification.address)
-        return patient.contact if patient is not None else None
-
-
-@dataclass(frozen=True)
-class ToRecord:
-    """An action of a delivery on its notification, waiting for the writer."""
-
-    notification: Notification
-    action: Action
-    recorded: asyncio.Future[Notification]
+        wait = self.poll_interval
+        while True:
+            try:
+                patient = await self.vault.open(notification.complaint_id, notification.address)
+            except Exception as error:
+                log.warning(
+                    "delivery %s waits %.1f s for the key bucket (%s)",
+                    notification.id,
+                    wait,
+                    type(error).__name__,
+                )
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, MAX_VAULT_WAIT)
+                continue
+            return patient.contact if patient is not None else None
 
 
 def _start_attempt(notification: Notification) -> None:
     notification.start_attempt(now())
+
+
+def _give_up_erased(notification: Notification) -> None:
+    notification.give_up(ERASED, now())

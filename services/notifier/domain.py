@@ -14,6 +14,7 @@ from shared.reference import reference_of
 from shared.store import stable_id
 
 COMPLAINANT = "complainant"
+ERASED = "the complaint's patient data was erased"
 
 RECEIPT_TEXT = {
     "ja": (
@@ -200,8 +201,7 @@ class Notification(Aggregate):
     def fail_attempt(self, reason: str, permanent: bool, at: datetime, rule: RetryRule) -> None:
         """A transient failure is retried after a growing delay; a permanent one, or too many transient
         ones, moves on to the next channel; after the last channel the notification is given up.
-        The reason goes on the record, so the address is taken out of it."""
-        reason = reason.replace(self.address, "<address>")
+        The reason goes on the record: a classified one (``DeliveryFailed``), never a provider's text."""
         retry_at = None
         next_channel = None
         if not permanent and self.attempts_on_channel < rule.attempts_per_channel:

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from services.notifier.channels import DeliveryFailed, Message, SmtpConfig
+from services.notifier.channels import DeliveryFailed, FailureKind, Message, SmtpConfig
 
 
 class SmtpChannel:
@@ -37,15 +37,19 @@ class SmtpChannel:
                     smtp.login(self.config.username, self.password or "")
                 smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as refused:
-            code, reply = next(iter(refused.recipients.values()))
-            raise _by_code(code, reply) from None
+            code, _ = next(iter(refused.recipients.values()))
+            raise _by_code("rejected_recipient", code) from None
+        except smtplib.SMTPAuthenticationError as error:
+            raise _by_code("auth_failed", error.smtp_code) from None
         except smtplib.SMTPResponseException as error:
-            raise _by_code(error.smtp_code, error.smtp_error) from None
-        except (OSError, smtplib.SMTPException) as error:
-            raise DeliveryFailed(f"SMTP server not reachable: {error!r}", permanent=False) from None
+            raise _by_code("rate_limited" if error.smtp_code == 421 else "refused", error.smtp_code) from None
+        except TimeoutError:
+            raise DeliveryFailed("timeout", permanent=False) from None
+        except (OSError, smtplib.SMTPException):
+            raise DeliveryFailed("unreachable", permanent=False) from None
 
 
-def _by_code(code: int, reply: bytes | str) -> DeliveryFailed:
-    """4xx replies are transient, 5xx permanent (RFC 5321)."""
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
-    return DeliveryFailed(f"SMTP {code} {text}", permanent=500 <= code < 600)
+def _by_code(kind: FailureKind, code: int) -> DeliveryFailed:
+    """4xx replies are transient, 5xx permanent (RFC 5321). The reply's text is dropped: it names
+    the address."""
+    return DeliveryFailed(kind, permanent=500 <= code < 600, status=f"SMTP {code}")

@@ -64,12 +64,13 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
         return f"{settings.public_url('notifier')}/ack/{token}"
 
     vault = KeyVault(MasterKey.load(settings.master_key))
+    sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
     # The dispatcher wakes the relay (and itself) through the runtime after each commit.
     dispatcher = Dispatcher(store, channels, config.delivery, vault, on_commit=lambda: runtime.committed())
     runtime = ServiceRuntime(
         settings,
         store,
-        consumers(store, policy, directory, channels.keys(), acknowledge_link, vault),
+        consumers(store, policy, directory, channels.keys(), acknowledge_link, vault, sinks),
         vault=vault,
         workers=[dispatcher],
     )

@@ -3,35 +3,74 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 from pathlib import Path
+from uuid import UUID
 
 from services.notifier.channels import Message
+from services.notifier.domain import COMPLAINANT
+from shared.privacy import shred
+from shared.timers import now
+
+RECEIPTS = "receipt-*.json"
 
 
 class FileSink:
-    """Writes one JSON file per delivery, named by its delivery id.
+    """Writes one JSON file per delivery, owner-only (the directory too): a receipt holds the
+    complainant's contact, an alert its acknowledgement link. Named so that a person finds a message
+    by kind and time, and never by anything about the patient: ``receipt-<UTC time>-<delivery id>.json``,
+    ``alert-<staff id>-<UTC time>-<delivery id>.json``.
 
-    Writing the same delivery again replaces the file with the same content, so a repeated attempt
-    never makes a second message.
+    Writing the same delivery again replaces its file with the same content, so a repeated attempt
+    never makes a second message. ``erase`` removes a complaint's receipts, their contents overwritten.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)  # made by an earlier version, or by someone else's umask
 
     async def send(self, message: Message) -> None:
         await asyncio.to_thread(self._write, message)
 
     def _write(self, message: Message) -> None:
-        target = self.directory / f"{message.delivery_id}.json"
+        target = self._existing(message.delivery_id) or self.directory / _file_name(message)
         partial = target.with_suffix(".partial")
         content = {
             "delivery_id": str(message.delivery_id),
+            "complaint_id": str(message.complaint_id),
             "to": message.address,
             "subject": message.subject,
             "text": message.text,
         }
-        partial.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        with open(partial, "w", encoding="utf-8", opener=_owner_only) as file:
+            json.dump(content, file, ensure_ascii=False)
         os.replace(partial, target)
+
+    def _existing(self, delivery_id: UUID) -> Path | None:
+        return next(self.directory.glob(f"*-{delivery_id}.json"), None)
+
+    def erase(self, complaint_id: UUID) -> int:
+        """Removes the complaint's receipts, each overwritten first; how many there were."""
+        erased = 0
+        for path in self.directory.glob(RECEIPTS):
+            with contextlib.suppress(FileNotFoundError, ValueError):  # gone meanwhile, or not ours
+                if json.loads(path.read_bytes()).get("complaint_id") == str(complaint_id):
+                    shred(path)
+                    erased += 1
+        return erased
+
+
+def _file_name(message: Message) -> str:
+    written = now().strftime("%Y%m%dT%H%M%SZ")
+    if message.recipient == COMPLAINANT:
+        return f"receipt-{written}-{message.delivery_id}.json"
+    staff_id = re.sub(r"[^A-Za-z0-9_.-]", "_", message.recipient)
+    return f"alert-{staff_id}-{written}-{message.delivery_id}.json"
+
+
+def _owner_only(name: str, flags: int) -> int:
+    return os.open(name, flags, 0o600)

@@ -47,14 +47,23 @@ class HttpChannel:
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.post(self.url, headers=headers, **body)
-        except httpx.HTTPError as error:
-            raise DeliveryFailed(f"no answer from the endpoint: {error!r}", permanent=False) from None
-        if response.is_success:
-            return
-        status = response.status_code
-        raise DeliveryFailed(
-            f"HTTP {status}: {response.text[:200]}", permanent=status < 500 and status != 429
-        )
+        except httpx.TimeoutException:
+            raise DeliveryFailed("timeout", permanent=False) from None
+        except httpx.HTTPError:
+            raise DeliveryFailed("unreachable", permanent=False) from None
+        if not response.is_success:
+            raise refusal(response.status_code)
+
+
+def refusal(status: int) -> DeliveryFailed:
+    """What an HTTP status says, without the body: a provider's error text often echoes the address."""
+    if status in (401, 403):
+        return DeliveryFailed("auth_failed", permanent=True, status=f"HTTP {status}")
+    if status == 429:
+        return DeliveryFailed("rate_limited", permanent=False, status=f"HTTP {status}")
+    if status >= 500:
+        return DeliveryFailed("server_error", permanent=False, status=f"HTTP {status}")
+    return DeliveryFailed("refused", permanent=True, status=f"HTTP {status}")
 
 
 class WebhookChannel:

@@ -41,7 +41,8 @@ async def test_the_link_in_an_alert_acknowledges_its_duty_and_stops_the_chase(
         lambda record: of(record, complaint_id, "NotificationSent", duty),
     )
     delivery_id = of(record, complaint_id, "NotificationSent", duty)[0]["delivery_id"]
-    sent = json.loads((chasing.settings.data_dir / "notifier" / "sink" / f"{delivery_id}.json").read_text())
+    [sent_file] = (chasing.settings.data_dir / "notifier" / "sink").glob(f"alert-sv-003-*-{delivery_id}.json")
+    sent = json.loads(sent_file.read_text())
     link = re.findall(r"\S+/ack/\S+", sent["text"])[0]
     assert link.startswith(chasing.url("notifier", "/ack/"))
 

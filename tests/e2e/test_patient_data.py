@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,12 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from kizuki.processes import stop
+from services.escalation.application import EscalationApplication
 from shared.bus import KEY_BUCKET
 from shared.privacy import KeyVault, MasterKey
+from shared.service import open_store
 from tests.e2e.conftest import System, complaint, of, until_record
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +27,30 @@ NAME = "Kitagawa Sumire"
 PHONE = "+81-90-5555-0142"
 PHRASE = "left alone in the corridor for forty minutes"
 NOTE = "frightened of the night shift"
+COMMENT = "still cannot sleep with the door open"
 # On the record in clear, as it should be: proves the search below reads what the services wrote.
 CATEGORY = "corridor-care-7781"
 
 
-def files_holding(root: Path, needle: str) -> list[Path]:
-    """Every file under root whose bytes contain the needle, except the local delivery channel's files:
-    those are the messages delivered to the complainant (their own receipt), not a store."""
+def files_holding(root: Path, needle: str | bytes, sink_too: bool = False) -> list[Path]:
+    """Every file under root whose bytes contain the needle (a store's write-ahead log and journal
+    too), except the local delivery channel's files unless ``sink_too``: those are the messages
+    delivered to the complainant (their own receipt), not a store."""
     sink = root / "var" / "notifier" / "sink"
+    wanted = needle.encode() if isinstance(needle, str) else needle
     return [
         path
         for path in root.rglob("*")
-        if path.is_file() and sink not in path.parents and needle.encode() in path.read_bytes()
+        if path.is_file() and (sink_too or sink not in path.parents) and wanted in path.read_bytes()
     ]
+
+
+async def first_response_notes(system: System, vault: KeyVault, complaint_id: UUID) -> str | None:
+    """The apology call's notes as escalation keeps them (sealed), opened with the complaint's key."""
+    store = open_store(EscalationApplication, system.settings)
+    [sealed] = [event.notes for event in store.events.get(complaint_id) if hasattr(event, "notes")]
+    store.close()
+    return await vault.open_text(complaint_id, "first-response-notes", sealed)
 
 
 def report_line(report: subprocess.CompletedProcess[str], complaint_id: str) -> dict[str, Any]:
@@ -76,15 +91,44 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
         headers=system.signed_in("hd-003"),
     )
     assert response.status_code == 200, response.text
+    # The callback after the apology call falls due (in seconds, in this policy): the patient's words.
+    record = await until_record(
+        system, "the callback to fall due", lambda record: of(record, complaint_id, "CallbackDue")
+    )
+    [callback] = of(record, complaint_id, "CallbackScheduled")
+    callback_url = system.url("followup", f"/v1/callbacks/{callback['callback_id']}")
+    response = await http.post(
+        f"{callback_url}/outcome",
+        json={"satisfaction": 2, "resolved": False, "comments": f"She says she {COMMENT}."},
+        headers=system.signed_in(callback["assignee"]),
+    )
+    assert response.status_code == 200, response.text
+
     holding_category = {path.relative_to(tmp_path).parts[:2] for path in files_holding(tmp_path, CATEGORY)}
     assert {("var", "nats"), ("var", "intake")} <= holding_category  # the record's and intake's files
-    for secret in (NAME, PHONE, PHRASE, NOTE):
+    for secret in (NAME, PHONE, PHRASE, NOTE, COMMENT):
         assert files_holding(tmp_path, secret) == [], secret
+    # The receipt "sent" by the local channel is the complainant's own, and only its owner reads it.
+    sink = system.settings.service_dir("notifier") / "sink"
+    [receipt] = files_holding(sink, PHONE, sink_too=True)
+    assert receipt.name.startswith("receipt-")
+    assert stat.S_IMODE(receipt.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sink.stat().st_mode) == 0o700
+    # The complaint's wrapped key, in intake's file and in the key bucket's files on the NATS server.
+    wrapped = (system.settings.service_dir("intake") / "patient-keys" / complaint_id).read_bytes()
+    assert files_holding(tmp_path / "var" / "nats", wrapped) != []
 
     quality = system.signed_in("q-001")
     complaint_url = system.url("intake", f"/v1/complaints/{complaint_id}")
     case_url = system.url("escalation", f"/v1/cases/{complaint_id}")
     assert (await http.get(complaint_url, headers=quality)).json()["complainant"]["name"] == NAME
+    assert system.nc is not None
+    js = system.nc.jetstream()
+    vault = KeyVault(MasterKey.load(system.settings.master_key))
+    await vault.bind(js)
+    assert await first_response_notes(system, vault, UUID(complaint_id)) == f"She told me she was {NOTE}."
+    callback_view = (await http.get(callback_url, headers=quality)).json()
+    assert callback_view["comments"] == f"She says she {COMMENT}."
     case_before = case_facts((await http.get(case_url, headers=quality)).json())
 
     report_before = report_line(await system.kizuki("audit", "report", "--json"), complaint_id)
@@ -101,10 +145,6 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
     assert erasure["by"] == "dm-001"
     # The sealed text is still on the record, as it was, and no longer opens: its key is gone.
     [received] = of(record, complaint_id, "ComplaintReceived")
-    assert system.nc is not None
-    js = system.nc.jetstream()
-    vault = KeyVault(MasterKey.load(system.settings.master_key))
-    await vault.bind(js)
     assert await vault.data_key(UUID(complaint_id)) is None
     with pytest.raises(KeyNotFoundError):
         await (await js.key_value(KEY_BUCKET)).get(complaint_id)
@@ -112,6 +152,16 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
 
     after = (await http.get(complaint_url, headers=quality)).json()
     assert (after["summary"], after["complainant"], after["erased_by"]) == (None, None, "dm-001")
+    assert await first_response_notes(system, vault, UUID(complaint_id)) is None
+    assert (await http.get(callback_url, headers=quality)).json()["comments"] is None
+    # Nothing the system wrote holds the wrapped key any more (the server overwrote its message), and
+    # the local channel's copy of the receipt went with the complaint.
+    assert files_holding(tmp_path, wrapped, sink_too=True) == []
+
+    async def receipt_erased() -> bool:
+        return not files_holding(sink, PHONE, sink_too=True)
+
+    await eventually(receipt_erased, what="the sink's receipt erased")
     # The case, and so every compliance figure built from it, is exactly what it was, and the record
     # still proves itself.
     assert case_facts((await http.get(case_url, headers=quality)).json()) == case_before
