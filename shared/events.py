@@ -24,6 +24,31 @@ DutyKind = Literal[
     "patient_feedback",
 ]
 CallbackPurpose = Literal["after_first_response", "after_closure", "after_discharge"]
+# The Healthcare Complaints Analysis Tool (HCAT; Reader, Gillespie & Roberts, BMJ Qual Saf 2014):
+# seven categories in three domains, a severity per category, the harm, and the stage of care.
+HcatCategory = Literal[
+    "quality",
+    "safety",
+    "environment",
+    "institutional_processes",
+    "listening",
+    "communication",
+    "respect_and_patient_rights",
+]
+HCAT_DOMAINS: dict[str, tuple[HcatCategory, ...]] = {
+    "clinical": ("quality", "safety"),
+    "management": ("environment", "institutional_processes"),
+    "relationships": ("listening", "communication", "respect_and_patient_rights"),
+}
+CareStage = Literal[
+    "admission",
+    "examination_and_diagnosis",
+    "care_on_the_ward",
+    "operation_or_procedure",
+    "discharge_and_transfer",
+    "other",
+]
+NoticeAnswer = Literal["action_complete", "not_applicable"]
 
 
 class WireEvent(BaseModel):
@@ -290,6 +315,86 @@ class CaseReopened(CaseEvent):
     reason: str = Field(description="Why the callback asked for it.")
 
 
+class CaseCoded(CaseEvent):
+    """A handler or the quality officer coded the case with HCAT. Recoding is a new event; the old one
+    stays. A blind coding is a second coder's, kept apart to measure agreement (Cohen's kappa)."""
+
+    type: Literal["CaseCoded"] = "CaseCoded"
+    version: Literal[1] = 1
+
+    coded_by: str = Field(description="Staff id of the coder.")
+    blind: bool = Field(description="A second coder's blind coding, for agreement; not the case's coding.")
+    severities: dict[HcatCategory, Annotated[int, Field(ge=0, le=3)]] = Field(
+        description="Severity per HCAT category: 0 not present, 1 low, 2 medium, 3 high."
+    )
+    harm: int = Field(
+        ge=0, le=5, description="HCAT harm: 0 none, 1 minimal, 2 minor, 3 moderate, 4 major, 5 catastrophic."
+    )
+    stage: CareStage = Field(description="The stage of care the complaint concerns.")
+
+
+class LearningNoticeIssued(CaseEvent):
+    """A corrective measure was issued as a learning notice to the departments it concerns; each
+    department's responsible person owes an answer by the deadline."""
+
+    type: Literal["LearningNoticeIssued"] = "LearningNoticeIssued"
+    version: Literal[1] = 1
+
+    notice_id: UUID = Field(description="The notice; the complaint id is the case it comes from.")
+    issued_by: str = Field(description="Staff id of who issued it.")
+    departments: list[str] = Field(min_length=1, description="Departments that must answer.")
+    responsible: dict[str, str] = Field(description="Per department, the staff id who answers for it.")
+    categories: list[HcatCategory] = Field(description="What the notice is about, to follow the trend.")
+    due_at: AwareDatetime = Field(description="When every answer is due.")
+
+
+class LearningNoticeRead(CaseEvent):
+    """A department's responsible person opened the notice."""
+
+    type: Literal["LearningNoticeRead"] = "LearningNoticeRead"
+    version: Literal[1] = 1
+
+    notice_id: UUID
+    department: str
+    read_by: str
+
+
+class LearningNoticeAnswered(CaseEvent):
+    """A department answered a learning notice: the action is complete, or it does not apply (why)."""
+
+    type: Literal["LearningNoticeAnswered"] = "LearningNoticeAnswered"
+    version: Literal[1] = 1
+
+    notice_id: UUID
+    department: str
+    answered_by: str
+    answer: NoticeAnswer
+    reason: str | None = Field(default=None, description="Required when the notice does not apply.")
+
+
+class LearningNoticeOverdue(CaseEvent):
+    """A department had not answered a learning notice by its deadline; recorded against the notice and
+    the department, never against a person (only a missed report names a person)."""
+
+    type: Literal["LearningNoticeOverdue"] = "LearningNoticeOverdue"
+    version: Literal[1] = 1
+
+    notice_id: UUID
+    department: str
+    due_at: AwareDatetime
+
+
+class SafetyEventLinked(CaseEvent):
+    """The complaint revealed a safety event: it is linked to an adverse-event report (a staff report
+    registered through intake, possibly anonymous), so the two registers meet."""
+
+    type: Literal["SafetyEventLinked"] = "SafetyEventLinked"
+    version: Literal[1] = 1
+
+    adverse_event_id: UUID = Field(description="Complaint id of the adverse-event (staff) report.")
+    linked_by: str
+
+
 class NotificationSent(WireEvent):
     """An alert to a staff member was handed to a delivery channel."""
 
@@ -534,6 +639,12 @@ AnyEvent = Annotated[
     | CorrectiveMeasureRecorded
     | CaseClosed
     | CaseReopened
+    | CaseCoded
+    | LearningNoticeIssued
+    | LearningNoticeRead
+    | LearningNoticeAnswered
+    | LearningNoticeOverdue
+    | SafetyEventLinked
     | NotificationSent
     | NotificationAttempted
     | NotificationFailed
