@@ -10,32 +10,21 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from kizuki.audit import RecordEntry
-from shared.reference import parse_reference, reference_of
-
-
-class CaseNotFound(LookupError):
-    """The record names no complaint, or several, for what was asked."""
+from shared.reference import named, reference_of
 
 
 def complaint_named(text: str, entries: Iterable[RecordEntry]) -> UUID:
     """The complaint that ``text`` (its id or its reference) names on the record."""
-    try:
-        return UUID(text)
-    except ValueError:
-        pass
-    reference = parse_reference(text)
-    if reference is None:
-        raise CaseNotFound(f"{text!r} is neither a complaint id nor a reference (e.g. 7K3M-Q9PX)")
-    ids = {entry.complaint_id for entry in entries if entry.event_type == "ComplaintReceived"}
-    named = sorted(UUID(found) for found in ids if found and reference_of(UUID(found)) == reference)
-    if not named:
-        raise CaseNotFound(f"the record holds no complaint with reference {reference}")
-    if len(named) > 1:
-        listed = ", ".join(map(str, named))
-        raise CaseNotFound(
-            f"reference {reference} belongs to {len(named)} complaints ({listed}): give the id"
-        )
-    return named[0]
+    received = {
+        UUID(entry.complaint_id)
+        for entry in entries
+        if entry.event_type == "ComplaintReceived" and entry.complaint_id
+    }
+
+    def on_the_record(reference: str) -> list[UUID]:
+        return [complaint_id for complaint_id in received if reference_of(complaint_id) == reference]
+
+    return named(text, on_the_record, " on the record")
 
 
 @dataclass

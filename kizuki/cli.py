@@ -19,7 +19,7 @@ from kizuki import bundle as bundles
 from kizuki import importer
 from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
 from kizuki.bundle import Bundle
-from kizuki.case import CaseNotFound, complaint_named, print_case, rebuild
+from kizuki.case import complaint_named, print_case, rebuild
 from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
@@ -36,6 +36,7 @@ from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
 from shared.events import Channel
 from shared.policy import load_policy
+from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference
 from shared.revocations import revoke_staff_tokens, revoke_token
 from shared.settings import Settings, load_settings
 from shared.timers import now
@@ -50,7 +51,9 @@ async def _case(settings: Settings, text: str) -> None:
         await nc.close()
     try:
         complaint_id = complaint_named(text, entries)
-    except CaseNotFound as error:
+    except AmbiguousReference as error:
+        sys.exit(f"kizuki: {error}: " + ", ".join(map(str, error.complaint_ids)))
+    except (NotAComplaintId, UnknownReference) as error:
         sys.exit(f"kizuki: {error}")
     zone = ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone)
     print_case(rebuild(complaint_id, entries, zone), zone, datetime.now(UTC), sys.stdout)

@@ -10,6 +10,7 @@ keeps an index of the complaints it knows under each, and a reference shared by 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -48,6 +49,12 @@ class UnknownReference(LookupError):
 
 class AmbiguousReference(LookupError):
     """Several complaints known here share the reference: only the full id says which."""
+
+    def __init__(self, reference: str, complaint_ids: Sequence[UUID]) -> None:
+        super().__init__(
+            f"reference {reference} belongs to {len(complaint_ids)} complaints: give the full id"
+        )
+        self.complaint_ids = complaint_ids
 
 
 class ComplaintReference(Aggregate):
@@ -89,9 +96,9 @@ def indexed(store: ServiceApplication, complaint_id: UUID) -> ComplaintReference
     return entry
 
 
-def resolve(store: ServiceApplication, text: str) -> UUID:
-    """The complaint id that ``text`` names: a complaint id as it is, or a reference looked up in the
-    store's index."""
+def named(text: str, known: Callable[[str], Sequence[UUID]], where: str = "") -> UUID:
+    """The complaint that ``text`` names: a complaint id as it is, or the one complaint ``known`` lists
+    under the reference (``where`` says where it was looked up, for the messages)."""
     try:
         return UUID(text)
     except ValueError:
@@ -101,10 +108,19 @@ def resolve(store: ServiceApplication, text: str) -> UUID:
         raise NotAComplaintId(
             f"{text!r} is neither a complaint id nor a reference (8 letters and digits, e.g. 7K3M-Q9PX)"
         )
-    entry = store.find(ComplaintReference, ComplaintReference.create_id(reference))
-    if entry is None:
-        raise UnknownReference(f"no complaint with reference {reference}")
-    if len(entry.complaint_ids) > 1:
-        count = len(entry.complaint_ids)
-        raise AmbiguousReference(f"reference {reference} belongs to {count} complaints: give the full id")
-    return entry.complaint_ids[0]
+    complaint_ids = sorted(known(reference))
+    if not complaint_ids:
+        raise UnknownReference(f"no complaint with reference {reference}{where}")
+    if len(complaint_ids) > 1:
+        raise AmbiguousReference(reference, complaint_ids)
+    return complaint_ids[0]
+
+
+def resolve(store: ServiceApplication, text: str) -> UUID:
+    """The complaint id that ``text`` names, a reference looked up in the store's index."""
+
+    def indexed_under(reference: str) -> list[UUID]:
+        entry = store.find(ComplaintReference, ComplaintReference.create_id(reference))
+        return [] if entry is None else entry.complaint_ids
+
+    return named(text, indexed_under)

@@ -97,7 +97,7 @@ async def test_every_api_and_command_that_takes_a_complaint_id_takes_its_referen
     unknown = await system.kizuki("case", "ZZZZ-ZZZZ")
     assert (unknown.returncode, unknown.stderr.strip()) == (
         1,
-        "kizuki: the record holds no complaint with reference ZZZZ-ZZZZ",
+        "kizuki: no complaint with reference ZZZZ-ZZZZ on the record",
     )
     erased = await system.kizuki("erase", ref, "--by", "dm-001")
     assert erased.returncode == 0, erased.stderr

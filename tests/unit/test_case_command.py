@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kizuki.audit import RecordEntry
-from kizuki.case import CaseNotFound, complaint_named, print_case, rebuild
-from shared.reference import reference_of
+from kizuki.case import complaint_named, print_case, rebuild
+from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, reference_of
 
 pytestmark = pytest.mark.unit
 
@@ -37,11 +37,11 @@ def test_a_reference_names_its_complaint_and_one_two_share_asks_for_the_id() -> 
     record = [received(1, TWINS[0]), received(2, TWINS[1]), received(3, alone)]
     assert complaint_named(reference_of(alone).lower(), record) == alone
     assert complaint_named(str(TWINS[1]), record) == TWINS[1]
-    with pytest.raises(CaseNotFound, match="belongs to 2 complaints"):
+    with pytest.raises(AmbiguousReference, match="belongs to 2 complaints"):
         complaint_named(reference_of(TWINS[0]), record)
-    with pytest.raises(CaseNotFound, match="no complaint with reference ZZZZ-ZZZZ"):
+    with pytest.raises(UnknownReference, match="no complaint with reference ZZZZ-ZZZZ on the record"):
         complaint_named("zzzz-zzzz", record)
-    with pytest.raises(CaseNotFound, match="neither a complaint id nor a reference"):
+    with pytest.raises(NotAComplaintId, match="neither a complaint id nor a reference"):
         complaint_named("case 12", record)
 
 
