@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client
@@ -18,6 +18,7 @@ from psycopg import sql
 
 from shared import refusals
 from shared.auth import Person, refuse
+from shared.body_limit import BodySizeLimit, BodyTooLarge, answer_too_large
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
@@ -207,17 +208,8 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _explain_invalid_request)  # type: ignore[arg-type]  # Starlette types handlers loosely
 
-    @app.middleware("http")
-    async def limit_body_size(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"error": f"request body is larger than {MAX_BODY_BYTES} bytes"},
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_exception_handler(BodyTooLarge, answer_too_large)
 
     @app.get("/health", summary="200 once the service is connected to the bus and its store")
     async def health() -> JSONResponse:

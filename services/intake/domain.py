@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -11,6 +12,38 @@ from eventsourcing.domain import Aggregate, event
 
 # Clocks of phones, desks and servers disagree a little; a complaint cannot have occurred later than this.
 CLOCK_SKEW = timedelta(minutes=2)
+
+# What one registration may hold, whichever door it came through (API, form, chat, e-mail, import): a
+# sealed complaint must stay far below the bus's largest message (1 MiB), and a person reads it.
+MAX_SUMMARY = 4000
+MAX_FIELD = 200
+MAX_CATEGORY = 100
+# One mailbox: no list, no display name, no comment; a receipt goes to exactly one address.
+_ONE_MAILBOX = re.compile(r'^[^\s@,;:<>()\[\]\\"]+@[^\s@,;:<>()\[\]\\"]+$')
+_LIST_SEPARATORS = re.compile(r"[,;\n\r]")
+
+
+def summary_problem(summary: str) -> str | None:
+    """Why a complaint's text cannot be registered as it is, or None; never shortened in silence."""
+    length = len(summary.strip())
+    if not length:
+        return "must not be blank"
+    if length > MAX_SUMMARY:
+        return f"is {length:,} characters long; at most {MAX_SUMMARY:,} are taken"
+    return None
+
+
+def contact_problem(contact: str) -> str | None:
+    """Why a complainant's contact cannot be used for the receipt, or None: it is exactly one e-mail
+    address or one phone number (or a chat account), never a list."""
+    if len(contact) > MAX_FIELD:
+        return f"is longer than {MAX_FIELD} characters"
+    if "@" in contact:
+        if not _ONE_MAILBOX.match(contact.strip()):
+            return "must be exactly one e-mail address (name@domain), not a list or a name with an address"
+    elif _LIST_SEPARATORS.search(contact):
+        return "must be exactly one phone number or address, not a list"
+    return None
 
 
 class RegistrationError(ValueError):
@@ -41,9 +74,17 @@ class Registration:
             raise RegistrationError("occurred_at", "must carry a UTC offset, e.g. 2026-11-23T09:30:00+09:00")
         if self.occurred_at > now + CLOCK_SKEW:
             raise RegistrationError("occurred_at", "is in the future; give the time the complaint occurred")
-        for field in ("heard_by", "department", "summary"):
+        for field in ("heard_by", "department"):
             if not getattr(self, field).strip():
                 raise RegistrationError(field, "must not be blank")
+        if (problem := summary_problem(self.summary)) is not None:
+            raise RegistrationError("summary", problem)
+        if self.complainant_contact and (problem := contact_problem(self.complainant_contact)):
+            raise RegistrationError("complainant_contact", problem)
+        limits = {"department": MAX_FIELD, "complainant_name": MAX_FIELD, "category": MAX_CATEGORY}
+        for field, limit in limits.items():
+            if len(getattr(self, field) or "") > limit:
+                raise RegistrationError(field, f"is longer than {limit} characters")
 
 
 class Complaint(Aggregate):
