@@ -166,7 +166,8 @@ def test_a_channel_without_its_secret_is_not_open(client: TestClient, settings: 
     settings.line_channel_secret.unlink()
     response = post_line(client, line_event("1", "x"))
     assert response.status_code == 503
-    assert response.json()["detail"] == "the LINE channel is not set up here: its channel secret is not configured"
+    detail = response.json()["detail"]
+    assert detail == "the LINE channel is not set up here: its channel secret is not configured"
     assert str(settings.data_dir) not in response.text  # what is missing, never where the server keeps it
 
 

@@ -129,7 +129,8 @@ def test_an_over_long_message_id_or_kind_is_kept_short_on_the_record() -> None:
         "message": {"id": "7" * 60_000, "type": "s" * 60_000},
     }
     [message] = line_messages(json.dumps({"events": [event]}).encode())
-    assert message.ref.startswith("line:sha256:") and len(message.ref) == len("line:sha256:") + 64
+    assert message.ref.startswith("line:sha256:")
+    assert len(message.ref) == len("line:sha256:") + 64
     assert len(message.kind) <= 40
     mail = EmailMessage()
     mail["From"], mail["Message-ID"] = "ono@example.org", "<" + "x" * 5000 + "@example.org>"
