@@ -2,9 +2,10 @@
 
 A pure ASGI middleware: a declared ``Content-Length`` over the limit is answered at once, before the
 app runs; a body without one (chunked) is counted as it is received, and the moment it passes the
-limit the app's reading fails with ``BodyTooLarge``, answered 413, and the connection is closed, so
-the rest is never read. No route, FastAPI's own body parsing included, can take more than the limit
-into memory, and none runs its authentication on a body it has not yet been able to read.
+limit the app's reading fails with ``BodyTooLarge`` and it is answered 413. No route, FastAPI's own
+body parsing included, can take more than the limit into memory. What the client still sends is read
+and dropped by the server (uvicorn drops a body once its answer is sent) rather than the connection
+cut: a connection closed with unread data is reset, and the reset can reach the client before the 413.
 """
 
 from __future__ import annotations
@@ -28,12 +29,7 @@ def too_large_message(limit: int) -> str:
 
 
 def too_large_response(limit: int) -> JSONResponse:
-    # Connection: close, so that the server stops reading what is left of the body.
-    return JSONResponse(
-        {"error": too_large_message(limit)},
-        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-        headers={"Connection": "close"},
-    )
+    return JSONResponse({"error": too_large_message(limit)}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)
 
 
 async def answer_too_large(_: Request, error: Exception) -> JSONResponse:
