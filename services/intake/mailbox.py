@@ -70,7 +70,7 @@ class ComplaintsMailbox:
             return self._too_many(self.policy.email.messages_per_sender)
         for sender in senders:
             self.per_sender.use(sender, now())
-        if message.text is not None and summary_problem(message.text) is not None:
+        if message.text is not None and len(message.text.strip()) > MAX_SUMMARY:
             return (
                 f"552 5.3.4 the complaint's text (subject and message) {summary_problem(message.text)}:"
                 f" please shorten it to {MAX_SUMMARY:,} characters and send it again"
