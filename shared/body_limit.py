@@ -54,7 +54,6 @@ class BodySizeLimit:
             await too_large_response(self.limit)(scope, receive, send)
             return
         received = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal received
@@ -62,17 +61,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                    raise BodyTooLarge(self.limit)  # answered by the app's handler, ``answer_too_large``
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:  # raised where no exception handler of the app answered it
-            if started:
-                raise
-            await too_large_response(self.limit)(scope, receive, send)
+        await self.app(scope, counted, send)
