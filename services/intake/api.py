@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.intake.application import Erased, IdempotencyConflict, IntakeApplication, NotAnonymous
-from services.intake.domain import MAX_SUMMARY, Complaint, Registration, RegistrationError
+from services.intake.domain import Complaint, Registration, RegistrationError
+from services.intake.limits import MAX_SUMMARY
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
 from shared.directory import Directory
 from shared.events import Channel, Language, Tier

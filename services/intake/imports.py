@@ -10,7 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from services.intake.api import first_hearer
 from services.intake.application import IntakeApplication
-from services.intake.domain import MAX_CATEGORY, MAX_FIELD, MAX_SUMMARY, Registration
+from services.intake.domain import Registration
+from services.intake.limits import MAX_CATEGORY, MAX_FIELD, MAX_SUMMARY
 from shared.auth import WRITERS, ActionBody, Authenticator, Caller
 from shared.events import Channel, Language, Tier
 from shared.service import ServiceRuntime

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from services.intake.application import IntakeApplication
 from services.intake.channels import email_message
-from services.intake.domain import MAX_SUMMARY, summary_problem
+from services.intake.limits import MAX_SUMMARY, summary_problem
 from services.intake.ratelimit import RateLimiter
 from shared.policy import IntakePolicy
 from shared.timers import now

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import HTMLResponse
 
 from services.intake.application import IntakeApplication
-from services.intake.domain import CLOCK_SKEW, MAX_FIELD, MAX_SUMMARY, Registration, contact_problem
+from services.intake.domain import CLOCK_SKEW, Registration
+from services.intake.limits import MAX_FIELD, MAX_SUMMARY, contact_problem
 from services.intake.pages import (
     STYLE,
     TEXTS,

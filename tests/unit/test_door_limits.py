@@ -20,7 +20,8 @@ from services.intake.channels import (
     wechat_message,
     wechat_signature,
 )
-from services.intake.domain import MAX_SUMMARY, RegistrationError
+from services.intake.domain import RegistrationError
+from services.intake.limits import MAX_SUMMARY
 from services.intake.matching import SKETCH_LETTERS, MatchIndex, sketch
 from services.intake.ratelimit import RateLimiter
 from services.notifier.links import LinkRefused, LinkSigner
