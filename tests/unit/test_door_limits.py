@@ -23,7 +23,7 @@ from services.intake.channels import (
 from services.intake.domain import RegistrationError
 from services.intake.limits import MAX_SUMMARY
 from services.intake.matching import SKETCH_LETTERS, MatchIndex, sketch
-from services.intake.ratelimit import RateLimiter
+from services.intake.ratelimit import SWEEP_ABOVE, RateLimiter
 from services.notifier.links import LinkRefused, LinkSigner
 from tests.unit.test_registration import NOW, registration
 
@@ -95,6 +95,16 @@ def test_a_key_over_its_rate_waits_for_the_window_and_others_are_not_held_up() -
     assert limiter.allow("198.51.100.7", NOW)
     assert not limiter.allows("203.0.113.9", NOW + timedelta(minutes=9))
     assert limiter.allow("203.0.113.9", NOW + timedelta(minutes=10))
+
+
+def test_the_rate_limiter_forgets_keys_gone_idle() -> None:
+    limiter = RateLimiter(1, timedelta(minutes=10))
+    for number in range(SWEEP_ABOVE):
+        limiter.use(f"sender-{number}@example.org", NOW)
+    limiter.use("late@example.org", NOW + timedelta(minutes=11))
+    assert len(limiter._used) == 1  # only the key still inside its window is kept
+    assert limiter.allows("sender-1@example.org", NOW + timedelta(minutes=11))
+    assert len(limiter._used) == 1  # asking remembers nothing
 
 
 @pytest.mark.parametrize("signature", ["é", "签名", "\u00ff" * 44])
