@@ -56,6 +56,16 @@ class Mailbox(Inbox):
     address: str = Field(
         pattern=r"^[^@\s]+@[^@\s]+$", description="The address complaints are written to; others are refused."
     )
+    max_message_bytes: int = Field(
+        gt=0, description="Largest message taken (announced as SIZE); a larger one is refused with 552."
+    )
+    messages_per_sender: int = Field(
+        gt=0, description="Messages one sender address may send per period (more: 451, try later) ..."
+    )
+    messages_per_client: int = Field(
+        gt=0, description="... and one client (IP address: a relaying mail server is one client) ..."
+    )
+    period_seconds: int = Field(gt=0, description="... in this many seconds.")
 
 
 class WebForm(BaseModel):

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import psycopg
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client
@@ -19,6 +19,7 @@ from psycopg import sql
 
 from shared import refusals
 from shared.auth import ALL_ROLES, Authenticator, Person, refuse
+from shared.body_limit import BodySizeLimit, BodyTooLarge, answer_too_large
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
@@ -235,17 +236,8 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _explain_invalid_request)  # type: ignore[arg-type]  # Starlette types handlers loosely
 
-    @app.middleware("http")
-    async def limit_body_size(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"error": f"request body is larger than {MAX_BODY_BYTES} bytes"},
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_exception_handler(BodyTooLarge, answer_too_large)
 
     @app.get("/health", summary="200 once the service is connected to the bus and its store")
     async def health() -> JSONResponse:

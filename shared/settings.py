@@ -51,6 +51,8 @@ class Settings:
     line_channel_secret: Path
     wechat_token: Path
     wechat_aes_key: Path
+    # WeChat's plaintext mode signs the query but not the body: taken only when asked for.
+    wechat_plaintext: bool = False
     notifier_public_url: str | None = None
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres: PostgresSettings | None = None
@@ -172,6 +174,13 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> timedelta:
     return timedelta(hours=hours)
 
 
+def _yes(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name) or "no"
+    if raw not in ("yes", "no"):
+        raise SettingsError(f"{name} must be 'yes' or 'no', not {raw!r}")
+    return raw == "yes"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KIZUKI_DATA_DIR") or "var").resolve()
@@ -232,6 +241,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         line_channel_secret=Path(env.get("KIZUKI_LINE_CHANNEL_SECRET") or secrets / "line-channel-secret"),
         wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
         wechat_aes_key=Path(env.get("KIZUKI_WECHAT_AES_KEY") or secrets / "wechat-aes-key"),
+        wechat_plaintext=_yes(env, "KIZUKI_WECHAT_PLAINTEXT"),
         store=store,
         postgres=postgres,
         nats_credentials=nats_credentials,

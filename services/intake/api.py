@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from services.intake.application import Erased, IdempotencyConflict, IntakeApplication, NotAnonymous
 from services.intake.domain import Complaint, Registration, RegistrationError
+from services.intake.limits import MAX_SUMMARY
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Caller, Person, Refused, refuse
 from shared.directory import Directory
 from shared.events import Channel, Language, Tier
@@ -19,8 +20,6 @@ from shared.privacy import PatientData, Unreadable, unseal_patient_data
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, complaint_id_in_path, found
 from shared.timers import now
-
-MAX_SUMMARY = 4000
 
 
 class Complainant(BaseModel):

@@ -121,6 +121,7 @@ class IntakeApplication(ServiceApplication):
             return self._replay(existing, registration), False
         if trace is not None:
             self.matches.add(trace)
+        self.matches.prune(now)
         return complaint_id, True
 
     def receive_message(self, message: ChannelMessage, inbox: Inbox, language: str, now: datetime) -> Receipt:
@@ -152,6 +153,10 @@ class IntakeApplication(ServiceApplication):
         complaint_id = stable_id("complaint", _scoped(registration, message_ref))
         if self.find(Complaint, complaint_id) is not None:
             return Receipt("registered", complaint_id, new=False)
+        try:
+            registration.check(now)  # an added message holds to the same limits as a new complaint
+        except RegistrationError as error:
+            return self.refuse_message(registration.channel, message_ref, str(error), now)
         contact = registration.complainant_contact
         if registration.channel in CHAT_CHANNELS and contact:
             since = now - timedelta(seconds=self.policy.append_window_seconds)

@@ -20,11 +20,16 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # How old a WeChat request's signed timestamp may be: an older one may be a replayed capture.
 WECHAT_FRESHNESS = timedelta(minutes=5)
 WECHAT_BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
+# A platform's message id longer than this is kept as its digest: it goes on the record as the reference.
+MAX_REF = 128
+MAX_KIND = 40  # a message kind ("sticker") is named in a rejection's reason
+# Seconds since 1970, up to the year 5138: a larger time is no time a message was sent.
+MAX_EPOCH_DIGITS = 11
 
 
 class NotAuthentic(ValueError):
@@ -47,6 +52,17 @@ class ChannelMessage:
     sent_at: datetime
 
 
+def _ref(channel: str, platform_id: str) -> str:
+    if len(platform_id) <= MAX_REF and platform_id.isprintable():
+        return f"{channel}:{platform_id}"
+    return f"{channel}:sha256:{hashlib.sha256(platform_id.encode(errors='replace')).hexdigest()}"
+
+
+def _same(expected: str, given: str) -> bool:
+    """A constant-time comparison that is simply False for text no signature can be (non-ASCII)."""
+    return given.isascii() and hmac.compare_digest(expected, given)
+
+
 def line_signature(channel_secret: bytes, body: bytes) -> str:
     return base64.b64encode(hmac.new(channel_secret, body, hashlib.sha256).digest()).decode()
 
@@ -54,7 +70,7 @@ def line_signature(channel_secret: bytes, body: bytes) -> str:
 def check_line_signature(channel_secret: bytes, body: bytes, signature: str | None) -> None:
     if not signature:
         raise NotAuthentic("the X-Line-Signature header is missing")
-    if not hmac.compare_digest(line_signature(channel_secret, body), signature):
+    if not _same(line_signature(channel_secret, body), signature):
         raise NotAuthentic("the X-Line-Signature does not match the body")
 
 
@@ -75,7 +91,7 @@ class _LineContent(_LineModel):
 
 class _LineEvent(_LineModel):
     type: str
-    timestamp: int
+    timestamp: int = Field(ge=0, lt=10 ** (MAX_EPOCH_DIGITS + 3))  # milliseconds
     source: _LineSource | None = None
     message: _LineContent | None = None
 
@@ -93,10 +109,10 @@ def line_messages(body: bytes) -> list[ChannelMessage]:
     return [
         ChannelMessage(
             channel="line",
-            ref=f"line:{event.message.id}",
+            ref=_ref("line", event.message.id),
             sender=f"line:{event.source.userId}" if event.source and event.source.userId else None,
             text=event.message.text if event.message.type == "text" else None,
-            kind=event.message.type,
+            kind=event.message.type[:MAX_KIND],
             sent_at=datetime.fromtimestamp(event.timestamp / 1000, UTC),
         )
         for event in webhook.events
@@ -113,10 +129,14 @@ def check_wechat_signature(
 ) -> None:
     if not (signature and timestamp and nonce):
         raise NotAuthentic("the signature, timestamp and nonce query parameters are required")
-    if not hmac.compare_digest(wechat_signature(token, timestamp, nonce), signature):
+    if not _same(wechat_signature(token, timestamp, nonce), signature):
         raise NotAuthentic("the signature does not match")
-    if not timestamp.isdigit() or abs(now - datetime.fromtimestamp(int(timestamp), UTC)) > WECHAT_FRESHNESS:
+    if not _epoch(timestamp) or abs(now - datetime.fromtimestamp(int(timestamp), UTC)) > WECHAT_FRESHNESS:
         raise NotAuthentic("the signed timestamp is not current")
+
+
+def _epoch(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= MAX_EPOCH_DIGITS
 
 
 def _xml_fields(body: bytes) -> tuple[str, dict[str, str]]:
@@ -142,7 +162,7 @@ def wechat_decrypted(
     if not msg_signature or not encrypted:
         raise NotAuthentic("safe mode: msg_signature and an Encrypt element are required")
     expected = hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
-    if not hmac.compare_digest(expected, msg_signature):
+    if not _same(expected, msg_signature):
         raise NotAuthentic("the msg_signature does not match the message")
     key = base64.b64decode(aes_key + "=")
     try:
@@ -167,14 +187,14 @@ def wechat_message(body: bytes) -> ChannelMessage | None:
     missing = [name for name in ("MsgId", "FromUserName", "CreateTime") if not fields.get(name)]
     if tag != "xml" or not kind or missing:
         raise Malformed(f"not a WeChat message: {', '.join(missing) or 'MsgType'} missing")
-    if not fields["CreateTime"].isdigit():
+    if not _epoch(fields["CreateTime"]):
         raise Malformed("not a WeChat message: CreateTime is not a number")
     return ChannelMessage(
         channel="wechat",
-        ref=f"wechat:{fields['MsgId']}",
+        ref=_ref("wechat", fields["MsgId"]),
         sender=f"wechat:{fields['FromUserName']}",
         text=fields.get("Content") if kind == "text" else None,
-        kind=kind,
+        kind=kind[:MAX_KIND],
         sent_at=datetime.fromtimestamp(int(fields["CreateTime"]), UTC),
     )
 
@@ -203,7 +223,7 @@ def email_message(raw: bytes, received_at: datetime) -> ChannelMessage:
         sent_at = received_at
     return ChannelMessage(
         channel="email",
-        ref=f"email:{message_id}",
+        ref=_ref("email", message_id),
         sender=senders[0].addr_spec if senders else None,
         text="\n\n".join(part for part in (subject, text) if part) if text else None,
         kind="e-mail without a plain-text part",

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from services.intake.limits import MAX_CATEGORY, MAX_FIELD, contact_problem, summary_problem
+
 # Clocks of phones, desks and servers disagree a little; a complaint cannot have occurred later than this.
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -41,9 +43,17 @@ class Registration:
             raise RegistrationError("occurred_at", "must carry a UTC offset, e.g. 2026-11-23T09:30:00+09:00")
         if self.occurred_at > now + CLOCK_SKEW:
             raise RegistrationError("occurred_at", "is in the future; give the time the complaint occurred")
-        for field in ("heard_by", "department", "summary"):
+        for field in ("heard_by", "department"):
             if not getattr(self, field).strip():
                 raise RegistrationError(field, "must not be blank")
+        if (problem := summary_problem(self.summary)) is not None:
+            raise RegistrationError("summary", problem)
+        if self.complainant_contact and (problem := contact_problem(self.complainant_contact)):
+            raise RegistrationError("complainant_contact", problem)
+        limits = {"department": MAX_FIELD, "complainant_name": MAX_FIELD, "category": MAX_CATEGORY}
+        for field, limit in limits.items():
+            if len(getattr(self, field) or "") > limit:
+                raise RegistrationError(field, f"is longer than {limit} characters")
 
 
 class Complaint(Aggregate):

@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.intake.api import MAX_SUMMARY, first_hearer
+from services.intake.api import first_hearer
 from services.intake.application import IntakeApplication
 from services.intake.domain import Registration
+from services.intake.limits import MAX_CATEGORY, MAX_FIELD, MAX_SUMMARY
 from shared.auth import WRITERS, ActionBody, Authenticator, Caller
 from shared.events import Channel, Language, Tier
 from shared.service import ServiceRuntime
@@ -25,11 +26,11 @@ class ImportRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     occurred_at: AwareDatetime
-    department: str = Field(min_length=1, max_length=200)
+    department: str = Field(min_length=1, max_length=MAX_FIELD)
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY)
-    complainant_name: str | None = Field(default=None, max_length=200)
-    complainant_contact: str | None = Field(default=None, max_length=200)
-    category: str | None = Field(default=None, max_length=100)
+    complainant_name: str | None = Field(default=None, max_length=MAX_FIELD)
+    complainant_contact: str | None = Field(default=None, max_length=MAX_FIELD)
+    category: str | None = Field(default=None, max_length=MAX_CATEGORY)
     tier: Tier | None = None
     language: Language | None = None
 

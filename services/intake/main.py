@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from services.intake import imports, webform, webhooks
@@ -24,8 +26,10 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
     )
-    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key))
     policy = load_policy(settings.policy_path).intake
+    # No lookup reaches further back than the longer of the two windows: older traces are deleted.
+    kept = timedelta(seconds=max(policy.duplicate_window_seconds, policy.append_window_seconds))
+    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept)
     return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 
@@ -53,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.line_channel_secret,
             settings.wechat_token,
             settings.wechat_aes_key,
+            settings.wechat_plaintext,
         )
     )
     app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))

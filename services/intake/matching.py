@@ -22,6 +22,12 @@ from uuid import UUID
 
 SKETCH_SIZE = 64
 SHINGLE = 3
+# The work of a sketch grows with the text: its first letters are enough to recognise the same story,
+# and no text, however long, costs more than these.
+SKETCH_LETTERS = 2000
+_SKETCH_SOURCE = 4 * SKETCH_LETTERS
+# A sweep for traces past their window, at most this often.
+PRUNE_EVERY = timedelta(hours=1)
 MERSENNE = (1 << 61) - 1
 _NOT_IN_TEXT = re.compile(r"[\W_]+")
 _NOT_IN_CONTACT = re.compile(r"[\s\-()（）]+")
@@ -33,8 +39,10 @@ def contact_digest(key: bytes, contact: str) -> str:
 
 
 def sketch(key: bytes, text: str) -> tuple[int, ...]:
-    """MinHash over character shingles (words are not space-separated in Japanese and Chinese)."""
-    letters = _NOT_IN_TEXT.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """MinHash over character shingles (words are not space-separated in Japanese and Chinese) of the
+    text's first ``SKETCH_LETTERS`` letters."""
+    normalised = unicodedata.normalize("NFKC", text[:_SKETCH_SOURCE]).casefold()
+    letters = _NOT_IN_TEXT.sub("", normalised)[:SKETCH_LETTERS]
     shingles = {letters[i : i + SHINGLE] for i in range(max(1, len(letters) - SHINGLE + 1))}
     hashed = [
         int.from_bytes(hashlib.blake2b(s.encode(), key=key, digest_size=8).digest(), "big") for s in shingles
@@ -67,11 +75,14 @@ class Trace:
 
 
 class MatchIndex:
-    """The traces of complaints, one owner-only file each, kept until the complaint is erased."""
+    """The traces of complaints, one owner-only file each, kept until the complaint is erased or
+    ``keep`` has passed since it was registered (no lookup reaches further back)."""
 
-    def __init__(self, directory: Path, key: bytes) -> None:
+    def __init__(self, directory: Path, key: bytes, keep: timedelta) -> None:
         self.directory = directory
         self._key = key
+        self.keep = keep
+        self._swept_at: datetime | None = None
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def trace(self, complaint_id: UUID, channel: str, contact: str, text: str, at: datetime) -> Trace:
@@ -85,6 +96,19 @@ class MatchIndex:
         path = self._path(trace.contact, trace.complaint_id)
         path.parent.mkdir(exist_ok=True, mode=0o700)
         path.write_text(json.dumps(fields))
+
+    def prune(self, now: datetime) -> None:
+        """Delete every trace older than ``keep``; a full sweep runs at most once per ``PRUNE_EVERY``."""
+        if self._swept_at is not None and now - self._swept_at < PRUNE_EVERY:
+            return
+        self._swept_at = now
+        for folder in [folder for folder in self.directory.iterdir() if folder.is_dir()]:
+            for path in list(folder.iterdir()):
+                trace = _read(path)
+                if trace is not None and trace.registered_at < now - self.keep:
+                    path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty, or removed meanwhile
+                folder.rmdir()
 
     def remove(self, complaint_id: UUID) -> None:
         for path in self.directory.glob(f"*/{complaint_id}.json"):
@@ -112,21 +136,23 @@ class MatchIndex:
         return max(recent, key=lambda trace: trace.registered_at).complaint_id if recent else None
 
     def _traces(self, contact: str, since: datetime) -> list[Trace]:
-        traces = []
         folder = self.directory / contact
-        for path in folder.iterdir() if folder.is_dir() else ():
-            with contextlib.suppress(FileNotFoundError):  # erased meanwhile
-                raw = json.loads(path.read_text())
-                trace = Trace(
-                    complaint_id=UUID(raw["complaint_id"]),
-                    channel=raw["channel"],
-                    contact=raw["contact"],
-                    sketch=tuple(raw["sketch"]),
-                    registered_at=datetime.fromisoformat(raw["registered_at"]),
-                )
-                if trace.registered_at >= since:
-                    traces.append(trace)
-        return traces
+        traces = [_read(path) for path in (folder.iterdir() if folder.is_dir() else ())]
+        return [trace for trace in traces if trace is not None and trace.registered_at >= since]
 
     def _path(self, contact: str, complaint_id: UUID) -> Path:
         return self.directory / contact / f"{complaint_id}.json"
+
+
+def _read(path: Path) -> Trace | None:
+    try:
+        raw = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):  # erased, or being written, meanwhile
+        return None
+    return Trace(
+        complaint_id=UUID(raw["complaint_id"]),
+        channel=raw["channel"],
+        contact=raw["contact"],
+        sketch=tuple(raw["sketch"]),
+        registered_at=datetime.fromisoformat(raw["registered_at"]),
+    )

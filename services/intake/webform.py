@@ -2,9 +2,10 @@
 
 # Without `from __future__ import annotations`: FastAPI reads these signatures.
 import asyncio
+import base64
+import hashlib
 import re
 import secrets
-from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -13,34 +14,30 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import HTMLResponse
 
-from services.intake.api import MAX_SUMMARY
 from services.intake.application import IntakeApplication
 from services.intake.domain import CLOCK_SKEW, Registration
-from services.intake.pages import TEXTS, choose_language, form_page, received_page, refused_page
+from services.intake.limits import MAX_FIELD, MAX_SUMMARY, contact_problem
+from services.intake.pages import (
+    STYLE,
+    TEXTS,
+    choose_language,
+    form_page,
+    received_page,
+    refused_page,
+)
+from services.intake.ratelimit import RateLimiter
 from shared.policy import WebForm
 from shared.service import ServiceRuntime
 from shared.timers import now
 
 FORM_ID = re.compile(r"^[0-9a-f]{32}$")
-MAX_FIELD = 200
-
-
-class RateLimiter:
-    """At most ``limit`` submissions per client in any ``period`` (in this process's memory)."""
-
-    def __init__(self, limit: int, period: timedelta) -> None:
-        self.limit = limit
-        self.period = period
-        self._sent: defaultdict[str, deque[datetime]] = defaultdict(deque)
-
-    def allow(self, client: str, at: datetime) -> bool:
-        sent = self._sent[client]
-        while sent and sent[0] <= at - self.period:
-            sent.popleft()
-        if len(sent) >= self.limit:
-            return False
-        sent.append(at)
-        return True
+# The pages run no script and load nothing: the browser is told so, and allows only the page's own
+# style sheet (by its hash) and posting the form back here.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def problems(
@@ -59,11 +56,14 @@ def problems(
         found["occurred_at"] = text["bad_time"]
     if not values.get("summary", "").strip():
         found["summary"] = text["required"]
-    elif len(values["summary"]) > MAX_SUMMARY:
+    elif len(values["summary"].strip()) > MAX_SUMMARY:
         found["summary"] = text["too_long"]
     for name in ("name", "contact"):
         if len(values.get(name, "")) > MAX_FIELD:
             found[name] = text["too_long"]
+    contact = values.get("contact", "").strip()
+    if "contact" not in found and contact and contact_problem(contact) is not None:
+        found["contact"] = text["one_contact"]
     return found
 
 
@@ -82,7 +82,8 @@ def router(
     departments = list(web.inboxes)
 
     def page(language: str, html: str, status_code: int = status.HTTP_200_OK) -> HTMLResponse:
-        return HTMLResponse(html, status_code, headers={"Content-Language": language})
+        headers = {"Content-Language": language, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+        return HTMLResponse(html, status_code, headers=headers)
 
     @api.get("/form", response_class=HTMLResponse)
     async def form(

@@ -35,13 +35,17 @@ def configured(path: Path) -> bytes:
         return b""
 
 
-def channel_secret(path: Path, channel: str) -> bytes:
+def not_set_up(channel: str, missing: str) -> HTTPException:
+    """503 saying what is missing; where the server keeps it is for its operator, not for the caller."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the {channel} channel is not set up here: {missing}"
+    )
+
+
+def channel_secret(path: Path, channel: str, what: str) -> bytes:
     secret = configured(path)
     if not secret:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"the {channel} channel is not set up: no secret in {path}",
-        )
+        raise not_set_up(channel, f"its {what} is not configured")
     return secret
 
 
@@ -52,7 +56,10 @@ def router(
     line_secret: Path,
     wechat_token: Path,
     wechat_aes_key: Path,
+    wechat_plaintext: bool,
 ) -> APIRouter:
+    """``wechat_plaintext``: take WeChat's plaintext mode (the body not signed) when no EncodingAESKey is
+    set up; otherwise only safe mode is taken."""
     api = APIRouter(prefix="/v1/channels", tags=["channels"])
 
     async def take(messages: list[ChannelMessage], inbox: Inbox) -> list[Receipt]:
@@ -71,9 +78,10 @@ def router(
         request: Request, x_line_signature: Annotated[str | None, Header()] = None
     ) -> dict[str, int]:
         """LINE's webhook: each text message becomes a complaint (or joins the sender's recent one)."""
+        secret = channel_secret(line_secret, "LINE", "channel secret")
         body = await request.body()
         try:
-            check_line_signature(channel_secret(line_secret, "LINE"), body, x_line_signature)
+            check_line_signature(secret, body, x_line_signature)
             messages = line_messages(body)
         except NotAuthentic as error:
             raise Refused(request, status.HTTP_401_UNAUTHORIZED, str(error), "LINE webhook") from None
@@ -85,7 +93,7 @@ def router(
         request: Request, signature: str | None, timestamp: str | None, nonce: str | None
     ) -> str:
         """The token, once the request is found signed with it."""
-        token = channel_secret(wechat_token, "WeChat").decode()
+        token = channel_secret(wechat_token, "WeChat", "token").decode()
         try:
             check_wechat_signature(token, signature, timestamp, nonce, now())
         except NotAuthentic as error:
@@ -113,13 +121,16 @@ def router(
         encrypt_type: str | None = None,
         msg_signature: str | None = None,
     ) -> str:
-        """WeChat's push: a text message becomes a complaint; 'success' answers it. With an EncodingAESKey
-        set up, only safe-mode (encrypted, signed) pushes are taken."""
+        """WeChat's push: a text message becomes a complaint; 'success' answers it. Only safe-mode
+        (encrypted, signed) pushes are taken, unless plaintext mode was asked for and no EncodingAESKey
+        is set up."""
         token = check_wechat(request, signature, timestamp, nonce)
         assert timestamp is not None  # checked with the signature
         assert nonce is not None
-        body = await request.body()
         aes_key = configured(wechat_aes_key).decode()
+        if not aes_key and not wechat_plaintext:
+            raise not_set_up("WeChat", "safe mode needs its EncodingAESKey, and plaintext mode is off")
+        body = await request.body()
         try:
             if aes_key:
                 if encrypt_type != "aes":

@@ -52,7 +52,8 @@ class LinkSigner:
         """The delivery id the token was signed for; LinkRefused if it is forged, altered or expired."""
         delivery, _, rest = token.partition(".")
         expires, _, mac = rest.partition(".")
-        if not hmac.compare_digest(self._mac(f"{delivery}.{expires}"), mac):
+        # Only ASCII can be a token this notifier made (compare_digest refuses to compare other text).
+        if not token.isascii() or not hmac.compare_digest(self._mac(f"{delivery}.{expires}"), mac):
             raise LinkRefused("this link is not valid: it was not issued by kizuki or it was altered")
         if datetime.fromtimestamp(int(expires), UTC) <= now:
             raise LinkRefused("this link has expired: acknowledge in the staff console instead", expired=True)

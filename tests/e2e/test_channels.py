@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import smtplib
 from collections import Counter
@@ -19,6 +20,7 @@ from kizuki.audit import RecordEntry
 from services.intake.channels import line_signature, wechat_signature
 from shared.timers import now
 from tests.e2e.conftest import System, complaint, until_record
+from tests.factories import AES_KEY, wechat_encrypted
 
 pytestmark = pytest.mark.e2e
 
@@ -88,18 +90,25 @@ async def test_every_channel_lands_in_one_register_and_reconciles(
     for _ in range(2):
         assert (await http.post(line, content=body, headers=signed)).status_code == 200
 
-    # WeChat: a signed text message.
+    # WeChat: a signed text message, in safe mode (encrypted, its ciphertext signed).
+    system.settings.wechat_aes_key.write_text(AES_KEY)
     stamp, nonce = str(int(now().timestamp())), "77"
-    wechat_query = {
-        "signature": wechat_signature(WECHAT_TOKEN, stamp, nonce),
-        "timestamp": stamp,
-        "nonce": nonce,
-    }
     xml = (
         "<xml><ToUserName>gh_h</ToUserName><FromUserName>oP1</FromUserName>"
         f"<CreateTime>{stamp}</CreateTime><MsgType>text</MsgType><Content>药发错了</Content><MsgId>88</MsgId></xml>"
     )
-    wechat = await http.post(system.url("intake", "/v1/channels/wechat"), params=wechat_query, content=xml)
+    encrypted = wechat_encrypted(xml.encode())
+    wechat_query = {
+        "signature": wechat_signature(WECHAT_TOKEN, stamp, nonce),
+        "timestamp": stamp,
+        "nonce": nonce,
+        "encrypt_type": "aes",
+        "msg_signature": hashlib.sha1(
+            "".join(sorted([WECHAT_TOKEN, stamp, nonce, encrypted])).encode()
+        ).hexdigest(),
+    }
+    push = f"<xml><ToUserName>gh_h</ToUserName><Encrypt>{encrypted}</Encrypt></xml>"
+    wechat = await http.post(system.url("intake", "/v1/channels/wechat"), params=wechat_query, content=push)
     assert (wechat.status_code, wechat.text) == (200, "success")
 
     # E-mail over SMTP, to the complaints mailbox only; the same message delivered twice counts once.

@@ -40,6 +40,9 @@ async def test_a_japanese_complaint_sent_from_a_phone_browser_lands_on_the_recor
             await page.goto(form_link(system.settings.http_url("intake"), "Ward 3"))
             assert await page.locator("html").get_attribute("lang") == "ja"
             assert await page.get_by_label("部署・病棟").input_value() == "Ward 3"
+            # The page's own style sheet is the one thing its Content-Security-Policy lets in.
+            button = "getComputedStyle(document.querySelector('button')).backgroundColor"
+            assert await page.evaluate(button) == "rgb(0, 79, 159)"
             # The hospital's local time (the policy's time zone), as a patient in the ward reads it.
             when = (now() - timedelta(hours=2)).astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M")
             await page.get_by_label("いつのことですか").fill(when)

@@ -125,7 +125,15 @@ def wechat_text(msg_id: str, content: str) -> bytes:
     ).encode()
 
 
-def test_wechat_verifies_the_server_and_registers_signed_messages_only(client: TestClient) -> None:
+@pytest.fixture
+def plaintext_client(settings: Settings, signed_in: Headers) -> TestClient:
+    """Intake whose WeChat account was set up in plaintext mode, asked for explicitly."""
+    settings.wechat_token.write_text(WECHAT_TOKEN)
+    return TestClient(create_app(replace(settings, wechat_plaintext=True)), headers=signed_in("q-001"))
+
+
+def test_wechat_verifies_the_server_and_registers_signed_messages_only(plaintext_client: TestClient) -> None:
+    client = plaintext_client
     check = client.get("/v1/channels/wechat", params=wechat_params(echostr="echo-42"))
     assert (check.status_code, check.text) == (200, "echo-42")
     assert client.get("/v1/channels/wechat", params=wechat_params("forged", echostr="x")).status_code == 401
@@ -158,7 +166,19 @@ def test_a_channel_without_its_secret_is_not_open(client: TestClient, settings: 
     settings.line_channel_secret.unlink()
     response = post_line(client, line_event("1", "x"))
     assert response.status_code == 503
-    assert "not set up" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail == "the LINE channel is not set up here: its channel secret is not configured"
+    assert str(settings.data_dir) not in response.text  # what is missing, never where the server keeps it
+
+
+def test_wechat_takes_no_plaintext_push_unless_plaintext_mode_was_asked_for(client: TestClient) -> None:
+    body = wechat_text("7003", "挂号排队两个小时")
+    response = client.post("/v1/channels/wechat", params=wechat_params(), content=body)
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "the WeChat channel is not set up here: safe mode needs its EncodingAESKey, and plaintext mode is off"
+    )
+    assert stored(client) == 0
 
 
 GOOD_ROW = {

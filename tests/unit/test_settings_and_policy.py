@@ -34,6 +34,13 @@ def test_a_bad_port_is_named(name: str, value: str) -> None:
         load_settings({name: value})
 
 
+def test_wechat_plaintext_mode_is_off_unless_asked_for() -> None:
+    assert not load_settings({}).wechat_plaintext
+    assert load_settings({"KIZUKI_WECHAT_PLAINTEXT": "yes"}).wechat_plaintext
+    with pytest.raises(SettingsError, match="KIZUKI_WECHAT_PLAINTEXT must be 'yes' or 'no', not 'true'"):
+        load_settings({"KIZUKI_WECHAT_PLAINTEXT": "true"})
+
+
 def test_postgres_stores_get_a_schema_per_service() -> None:
     env = load_settings({"KIZUKI_STORE": "postgres"}).store_env("followup")
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
