@@ -77,7 +77,7 @@ def figures(
     coded = [case for case in cases if not case.categories(suggested)[1]]
     by_category = per_period(lambda c: c.categories(suggested)[0] or (NOT_CODED,), coded)
     by_domain = per_period(lambda c: _domains(c.categories(suggested)[0]) or (NOT_CODED,), coded)
-    pairs = per_period(lambda c: (f"{c.timeline.department}\t{cat}" for cat in c.categories(suggested)[0]))
+    pairs = per_period(lambda c: (f"{c.timeline.department}\t{cat}" for cat in c.categories(suggested)[0]), coded)
     return {
         "periods": names,
         "period_kind": periods.kind,

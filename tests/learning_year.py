@@ -45,7 +45,7 @@ CHANNELS = ("phone", "walk_in", "web", "email", "letter")
 BACKGROUND_CATEGORIES = ("quality", "environment", "institutional_processes", "listening",
                          "communication", "respect_and_patient_rights", "safety")  # fmt: skip
 BACKGROUND_PER_MONTH = 30
-NOTICE_ID = UUID(int=0xA0)
+NOTICE_ID = UUID("7d3e2a51-4c1b-4f0e-9a55-1f2e3d4c5b6a")
 REASON_NOT_APPLICABLE = "=no night shift on Ward 5"  # a spreadsheet would run it, unless made inert
 
 
