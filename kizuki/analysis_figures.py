@@ -48,7 +48,8 @@ class Periods:
         names: list[str] = []
         local = first.astimezone(self.zone).replace(day=1, hour=12)
         while not names or names[-1] != self.of(last):
-            names.append(self.of(local))
+            if not names or names[-1] != self.of(local):  # a quarter spans three months
+                names.append(self.of(local))
             local = (local + timedelta(days=32)).replace(day=1)
         return names
 
