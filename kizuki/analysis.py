@@ -136,9 +136,15 @@ class AnalysisRebuild:
         notice_id = event["notice_id"]
         if kind == "LearningNoticeIssued":
             self.notices[notice_id] = Notice(
-                notice_id, event["complaint_id"], _time(event["occurred_at"]), event["issued_by"],
-                event["departments"], event["responsible"], event["categories"], _time(event["due_at"]),
-            )  # fmt: skip
+                notice_id,
+                event["complaint_id"],
+                _time(event["occurred_at"]),
+                event["issued_by"],
+                event["departments"],
+                event["responsible"],
+                event["categories"],
+                _time(event["due_at"]),
+            )
             return
         notice = self.notices.get(notice_id)
         if notice is None:  # an answer to a notice the record does not hold: nothing to attach it to
@@ -148,8 +154,11 @@ class AnalysisRebuild:
             notice.reads.setdefault(department, []).append({"by": event["read_by"], "at": at})
         elif kind == "LearningNoticeAnswered":
             notice.answers[department] = {
-                "by": event["answered_by"], "answer": event["answer"], "reason": event.get("reason"), "at": at
-            }  # fmt: skip
+                "by": event["answered_by"],
+                "answer": event["answer"],
+                "reason": event.get("reason"),
+                "at": at,
+            }
         elif department not in notice.overdue:
             notice.overdue.append(department)
 

@@ -63,11 +63,15 @@ def figures(
 ) -> dict[str, Any]:
     since, until = window
     first = since or (cases[0].timeline.occurred_at if cases else None)
-    last = (until - timedelta(microseconds=1)) if until else (cases[-1].timeline.occurred_at if cases else None)
+    last = (
+        (until - timedelta(microseconds=1)) if until else (cases[-1].timeline.occurred_at if cases else None)
+    )
     names = periods.between(first, last) if first is not None and last is not None else []
     place = {name: index for index, name in enumerate(names)}
 
-    def per_period(key: Callable[[Case], Iterable[str]], which: Iterable[Case] = cases) -> dict[str, list[int]]:
+    def per_period(
+        key: Callable[[Case], Iterable[str]], which: Iterable[Case] = cases
+    ) -> dict[str, list[int]]:
         counted: dict[str, list[int]] = {}
         for case in which:
             index = place[periods.of(_when(case))]
@@ -78,7 +82,9 @@ def figures(
     coded = [case for case in cases if not case.categories(suggested)[1]]
     by_category = per_period(lambda c: c.categories(suggested)[0] or (NOT_CODED,), coded)
     by_domain = per_period(lambda c: _domains(c.categories(suggested)[0]) or (NOT_CODED,), coded)
-    pairs = per_period(lambda c: (f"{c.timeline.department}\t{cat}" for cat in c.categories(suggested)[0]), coded)
+    pairs = per_period(
+        lambda c: (f"{c.timeline.department}\t{cat}" for cat in c.categories(suggested)[0]), coded
+    )
     return {
         "periods": names,
         "period_kind": periods.kind,
@@ -134,7 +140,9 @@ def _recurring(pairs: dict[str, list[int]]) -> list[dict[str, Any]]:
         present = sum(1 for count in counts[-RECUR_OF:] if count)
         if present >= RECUR_IN:
             row = {"department": department, "category": category, "counts": counts}
-            found.append(row | {"in_last_periods": f"{present} of {min(RECUR_OF, len(counts))}"} | trend(counts))
+            found.append(
+                row | {"in_last_periods": f"{present} of {min(RECUR_OF, len(counts))}"} | trend(counts)
+            )
     return sorted(found, key=lambda r: (r["earlier"] - r["later"], r["department"], r["category"]))
 
 

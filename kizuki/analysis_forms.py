@@ -65,8 +65,11 @@ def print_csv(figures: dict[str, Any], out: TextIO) -> None:
 def print_table(figures: dict[str, Any], out: TextIO) -> None:
     periods: list[str] = figures["periods"]
     window = figures["window"]
-    print(f"analysis: {window['since'] or 'the start'} to {window['until'] or 'the end'}, per "
-          f"{figures['period_kind']} ({figures['time_zone']})", file=out)  # fmt: skip
+    print(
+        f"analysis: {window['since'] or 'the start'} to {window['until'] or 'the end'}, per "
+        f"{figures['period_kind']} ({figures['time_zone']})",
+        file=out,
+    )
 
     def grid(title: str, counted: dict[str, Any]) -> None:
         print(f"\n{title:<32}" + "".join(f"{p:>9}" for p in periods) + "    trend", file=out)
@@ -81,40 +84,63 @@ def print_table(figures: dict[str, Any], out: TextIO) -> None:
             grid(section.replace("_", " "), figures[section])
     print("\nrecurring in one department (largest rise first):", file=out)
     for row in figures["recurring"]:
-        print(f"  {row['category']} in {row['department']}: {row['in_last_periods']} recent periods, "
-              f"{trend_words(row)}; counts {' '.join(map(str, row['counts']))}", file=out)  # fmt: skip
+        print(
+            f"  {row['category']} in {row['department']}: {row['in_last_periods']} recent periods, "
+            f"{trend_words(row)}; counts {' '.join(map(str, row['counts']))}",
+            file=out,
+        )
     if not figures["recurring"]:
         print("  none", file=out)
     for name, times in figures["times"].items():
         every = times["all"]
-        print(f"{name.replace('_', ' ')} after occurrence: median {duration(every['median'])}, "
-              f"p90 {duration(every['p90'])} ({every['count']})", file=out)  # fmt: skip
+        print(
+            f"{name.replace('_', ' ')} after occurrence: median {duration(every['median'])}, "
+            f"p90 {duration(every['p90'])} ({every['count']})",
+            file=out,
+        )
     harassment, callbacks = figures["harassment"], figures["callbacks"]
     share = f"{harassment['share']:.0%}" if harassment["share"] is not None else "-"
-    print(f"harassment assessments: {harassment['assessed']}, judged harassment {harassment['harassment']} "
-          f"({share})", file=out)  # fmt: skip
-    print(f"callbacks completed: {callbacks['completed']}, mean satisfaction "
-          f"{callbacks['mean_satisfaction'] or '-'} of 5, resolved {callbacks['resolved']}", file=out)  # fmt: skip
+    print(
+        f"harassment assessments: {harassment['assessed']}, judged harassment {harassment['harassment']} "
+        f"({share})",
+        file=out,
+    )
+    print(
+        f"callbacks completed: {callbacks['completed']}, mean satisfaction "
+        f"{callbacks['mean_satisfaction'] or '-'} of 5, resolved {callbacks['resolved']}",
+        file=out,
+    )
     print("\nagreement of blind codings (Cohen's kappa)   pairs  present  severity (linear)", file=out)
     for category, agreement in figures["agreement"].items():
-        print(f"  {category:<42}{agreement['pairs']:>6}  {_number(agreement['kappa_present']):>7}  "
-              f"{_number(agreement['kappa_severity_linear']):>8}", file=out)  # fmt: skip
+        print(
+            f"  {category:<42}{agreement['pairs']:>6}  {_number(agreement['kappa_present']):>7}  "
+            f"{_number(agreement['kappa_severity_linear']):>8}",
+            file=out,
+        )
     safety = figures["safety_events"]
-    print(f"\nsafety events: {sum(safety['staff_reports'])} staff reports, {sum(safety['linked'])} complaints "
-          "linked to one", file=out)  # fmt: skip
+    print(
+        f"\nsafety events: {sum(safety['staff_reports'])} staff reports, {sum(safety['linked'])} complaints "
+        "linked to one",
+        file=out,
+    )
     for notice in figures["notices"]:
         print_notice(notice, figures["period_kind"], out)
     print("\n" + RULES, file=out)
 
 
 def print_notice(notice: dict[str, Any], period_kind: str, out: TextIO) -> None:
-    print(f"\nlearning notice {notice['notice_id']} ({', '.join(notice['categories'])}), issued "
-          f"{notice['issued_at']} by {notice['issued_by']}, due {notice['due_at']}", file=out)  # fmt: skip
+    print(
+        f"\nlearning notice {notice['notice_id']} ({', '.join(notice['categories'])}), issued "
+        f"{notice['issued_at']} by {notice['issued_by']}, due {notice['due_at']}",
+        file=out,
+    )
     span = notice["periods_compared"]
     for department, state in notice["departments"].items():
         read = ", ".join(f"{r['by']} {r['at']}" for r in state["read"]) or "not read"
         answer = state["answer"]
-        answered = "no answer" if answer is None else f"{answer['answer'].replace('_', ' ')} by {answer['by']}"
+        answered = (
+            "no answer" if answer is None else f"{answer['answer'].replace('_', ' ')} by {answer['by']}"
+        )
         if answer is not None and answer["reason"]:
             answered += f" ({answer['reason']})"
         overdue = ", overdue" if state["overdue"] else ""
@@ -124,8 +150,11 @@ def print_notice(notice: dict[str, Any], period_kind: str, out: TextIO) -> None:
             if span
             else "too early to compare"
         )
-        print(f"  {department} ({state['responsible']}): read: {read}; {answered}{overdue}; "
-              f"complaints of these categories: {change}", file=out)  # fmt: skip
+        print(
+            f"  {department} ({state['responsible']}): read: {read}; {answered}{overdue}; "
+            f"complaints of these categories: {change}",
+            file=out,
+        )
 
 
 def trend_words(row: dict[str, Any]) -> str:

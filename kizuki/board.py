@@ -28,8 +28,13 @@ FONTS = {
     "zh": ["Noto Sans CJK SC", "DejaVu Sans"],
     "en": ["DejaVu Sans", "Noto Sans CJK JP"],  # departments may be named in Japanese or Chinese
 }
-STATUS_COLOURS = {"action_complete": "#2e7d32", "not_applicable": "#7cb342", "read": "#f9a825",
-                  "unread": "#bdbdbd", "overdue": "#c62828"}  # fmt: skip
+STATUS_COLOURS = {
+    "action_complete": "#2e7d32",
+    "not_applicable": "#7cb342",
+    "read": "#f9a825",
+    "unread": "#bdbdbd",
+    "overdue": "#c62828",
+}
 NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
 A4_LANDSCAPE = (11.69, 8.27)
 
@@ -40,16 +45,22 @@ class FontMissing(RuntimeError):
 
 @contextmanager
 def _style(language: str) -> Iterator[None]:
-    for family in FONTS[language][:1] + ["Noto Sans CJK JP"]:
+    for family in (FONTS[language][0], "Noto Sans CJK JP"):
         try:
             font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
         except ValueError:
             raise FontMissing(
                 f"the font {family!r} is not installed: `make fonts` (Debian's fonts-noto-cjk) installs it"
             ) from None
-    settings = {"font.family": FONTS[language], "svg.hashsalt": "kizuki", "pdf.fonttype": 3,
-                "axes.spines.top": False, "axes.spines.right": False}  # fmt: skip
-    with matplotlib.rc_context(settings):
+    with matplotlib.rc_context(
+        {
+            "font.family": FONTS[language],
+            "svg.hashsalt": "kizuki",
+            "pdf.fonttype": 3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
         yield
 
 
@@ -123,9 +134,12 @@ def status_of(state: dict[str, Any]) -> str:
 
 def _notices(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     figure, axes = _chart(w["notices"])
-    rows = [(f"{w['notice']} {n['notice_id'][:8]} · {department}", status_of(state))
-            for n in figures["notices"] for department, state in n["departments"].items()]  # fmt: skip
-    for place, (label, status) in enumerate(reversed(rows)):
+    rows = [
+        (f"{w['notice']} {n['notice_id'][:8]} · {department}", status_of(state))
+        for n in figures["notices"]
+        for department, state in n["departments"].items()
+    ]
+    for place, (_, status) in enumerate(reversed(rows)):
         axes.barh(place, 1, color=STATUS_COLOURS[status])
         axes.text(0.02, place, w[status], va="center", color="white", fontsize=11, fontweight="bold")
     axes.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
@@ -155,23 +169,35 @@ def _table(page: Figure, top: float, height: float, header: list[str], cells: li
 def _summary_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     window = figures["window"]
     page = _page(w["title"])
-    page.text(0.05, 0.88, f"{w['window']}: {window['since'] or w['start']} – {window['until'] or w['end']}, "
-              f"{w[figures['period_kind']]} ({figures['time_zone']})", fontsize=11)  # fmt: skip
+    page.text(
+        0.05,
+        0.88,
+        f"{w['window']}: {window['since'] or w['start']} - {window['until'] or w['end']}, "
+        f"{w[figures['period_kind']]} ({figures['time_zone']})",
+        fontsize=11,
+    )
     times, harassment = figures["times"], figures["harassment"]
     safety, callbacks = figures["safety_events"], figures["callbacks"]
     key_figures = [
         [w["complaints"], str(sum(figures["complaints"]))],
-        *([w[name + "_median"], f"{duration(times[name]['all']['median'])} / {duration(times[name]['all']['p90'])}"]
-          for name in ("first_response", "feedback")),
+        *(
+            [
+                w[name + "_median"],
+                f"{duration(times[name]['all']['median'])} / {duration(times[name]['all']['p90'])}",
+            ]
+            for name in ("first_response", "feedback")
+        ),
         [w["harassment"], f"{harassment['assessed']} / {harassment['harassment']}"],
         [w["satisfaction"], str(callbacks["mean_satisfaction"] or "-")],
         [w["safety_events"], f"{sum(safety['staff_reports'])} / {sum(safety['linked'])}"],
-    ]  # fmt: skip
+    ]
     page.text(0.05, 0.82, w["key_figures"], fontsize=14)
     _table(page, 0.8, 0.25, ["", ""], key_figures)
     page.text(0.05, 0.5, w["recurring"], fontsize=14)
-    recurring = [[row["department"], w[row["category"]], w[row["trend"]], f"{row['earlier']} → {row['later']}"]
-                 for row in figures["recurring"][:8]]  # fmt: skip
+    recurring = [
+        [row["department"], w[row["category"]], w[row["trend"]], f"{row['earlier']} → {row['later']}"]
+        for row in figures["recurring"][:8]
+    ]
     _table(page, 0.48, 0.4, [w["department"], w["category"], w["trend"], w["counts"]], recurring)
     return page
 
@@ -184,11 +210,15 @@ def _notice_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
         for department, state in notice["departments"].items():
             before, after = state["complaints_before"], state["complaints_after"]
             change = f"{before} → {after}" if before is not None else "-"
-            cells.append([f"{notice['notice_id'][:8]} ({categories})", department, w[status_of(state)], change])
+            cells.append(
+                [f"{notice['notice_id'][:8]} ({categories})", department, w[status_of(state)], change]
+            )
     _table(page, 0.88, 0.35, [w["notice"], w["department"], w["status"], w["before_after"]], cells)
     page.text(0.05, 0.48, w["caution"], fontsize=10)
     page.text(0.05, 0.4, w["kappa"], fontsize=14)
-    kappas = [[w[c], str(a["pairs"]), "-" if a["kappa_present"] is None else f"{a['kappa_present']:.2f}"]
-              for c, a in figures["agreement"].items()]  # fmt: skip
+    kappas = [
+        [w[c], str(a["pairs"]), "-" if a["kappa_present"] is None else f"{a['kappa_present']:.2f}"]
+        for c, a in figures["agreement"].items()
+    ]
     _table(page, 0.38, 0.3, [w["category"], w["pairs"], "κ"], kappas)
     return page

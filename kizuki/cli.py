@@ -251,19 +251,29 @@ async def _report(
         print_table(found, period, sys.stdout)
 
 
+async def _rebuilt(settings: Settings, bundle_path: Path | None) -> AnalysisRebuild:
+    rebuild = AnalysisRebuild()
+    async for message in _messages(settings, Bundle.open(bundle_path) if bundle_path else None):
+        rebuild.add(message)
+    return rebuild
+
+
 async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
     """The analysis from the record (or a bundle): a table, CSV or JSON, or the board report."""
     policy = load_policy(settings.policy_path)
-    rebuild = AnalysisRebuild()
-    async for message in _messages(settings, Bundle.open(args.bundle) if args.bundle else None):
-        rebuild.add(message)
+    rebuild = await _rebuilt(settings, args.bundle)
     periods = Periods(args.period, ZoneInfo(policy.escalation.calendar.timezone))
-    found = figures(rebuild.found(args.since, args.until), rebuild.notices.values(), periods,
-                    (args.since, args.until), suggested_categories(policy))  # fmt: skip
+    window = (args.since, args.until)
+    cases = rebuild.found(*window)
+    found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy))
     if args.board is not None:
-        from kizuki.board import write_board  # matplotlib loads in a second: only for the board report
+        from kizuki.board import FontMissing, write_board  # matplotlib loads slowly: only for the board
 
-        for path in write_board(found, args.board, args.language):
+        try:
+            written = write_board(found, args.board, args.language)
+        except FontMissing as error:
+            sys.exit(f"kizuki: {error}")
+        for path in written:
             print(f"kizuki: {path}")
     else:
         {"json": analysis_json, "csv": analysis_csv}.get(args.form, analysis_table)(found, sys.stdout)
@@ -272,9 +282,7 @@ async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
 async def _fhir(settings: Settings, args: argparse.Namespace) -> None:
     from kizuki.fhir import fhir_export  # the FHIR models load slowly: only for this command
 
-    rebuild = AnalysisRebuild()
-    async for message in _messages(settings, Bundle.open(args.bundle) if args.bundle else None):
-        rebuild.add(message)
+    rebuild = await _rebuilt(settings, args.bundle)
     periods = Periods(args.period, ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone))
     document = fhir_export(rebuild.found(args.since, args.until), periods)
     args.out.write_text(json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True) + "\n", "utf-8")
@@ -388,16 +396,22 @@ def _parser() -> argparse.ArgumentParser:
     analysis = commands.add_parser(
         "analysis", help="what patients complain about, per month or quarter, rebuilt from the record"
     )
-    fhir = commands.add_parser("fhir", help="FHIR R5 resources of the complaints' handling, a Bundle a period")
+    fhir = commands.add_parser(
+        "fhir", help="FHIR R5 resources of the complaints' handling, a Bundle a period"
+    )
     for command in (analysis, fhir):
         command.add_argument("--bundle", type=Path, help="an exported bundle, instead of the server")
         command.add_argument("--period", choices=("month", "quarter"), default="month")
-        command.add_argument("--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)")
+        command.add_argument(
+            "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
+        )
         command.add_argument("--until", type=_moment, help="complaints that occurred before then")
     shapes = analysis.add_mutually_exclusive_group()
     shapes.add_argument("--json", dest="form", action="store_const", const="json", help="one JSON document")
     shapes.add_argument("--csv", dest="form", action="store_const", const="csv", help="one figure a row")
-    shapes.add_argument("--board", type=Path, metavar="DIR", help="write the board report's charts and PDF here")
+    shapes.add_argument(
+        "--board", type=Path, metavar="DIR", help="write the board report's charts and PDF here"
+    )
     analysis.add_argument("--language", choices=get_args(Language), default="en", help="of the board report")
     fhir.add_argument("out", type=Path, help="the JSON file to write")
     return parser

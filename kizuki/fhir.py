@@ -87,9 +87,12 @@ def _task(case: Case) -> dict[str, Any]:
         "status": "completed" if t.closed_at else "in-progress",
         "intent": "order",
         "code": hcat_concept(coded),
-        "businessStatus": {"text": f"tier {t.tier or 'none'}; department {t.department}; channel {t.channel}"},
+        "businessStatus": {
+            "text": f"tier {t.tier or 'none'}; department {t.department}; channel {t.channel}"
+        },
         "authoredOn": _iso(t.registered_at),
-        "executionPeriod": {"start": _iso(t.occurred_at)} | ({"end": _iso(t.closed_at)} if t.closed_at else {}),
+        "executionPeriod": {"start": _iso(t.occurred_at)}
+        | ({"end": _iso(t.closed_at)} if t.closed_at else {}),
     }
     if case.coding is not None:
         inputs = [(f"severity-{c}", case.coding.severity(c)) for c in CATEGORIES]

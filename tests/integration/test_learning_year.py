@@ -20,6 +20,7 @@ from fhir.resources.bundle import Bundle
 from fhir.resources.communication import Communication
 from fhir.resources.task import Task
 from nats.aio.client import Client
+from pydantic import BaseModel
 
 from kizuki.provision import provision_signing_keys
 from shared.chain import SigningKey
@@ -36,14 +37,24 @@ from tests.learning_year import (
 
 pytestmark = pytest.mark.integration
 
-RESOURCES = {"Task": Task, "Communication": Communication, "AdverseEvent": AdverseEvent}
+RESOURCES: dict[str, type[BaseModel]] = {
+    "Task": Task,
+    "Communication": Communication,
+    "AdverseEvent": AdverseEvent,
+}
 
 
 def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The `kizuki` command as the quality officer runs it against this server and data directory."""
     env = os.environ | {"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url}
-    done = subprocess.run([sys.executable, "-m", "kizuki.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "kizuki.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -52,7 +63,10 @@ def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.Complete
 async def year(nc: Client, settings: Settings) -> Year:
     """The year published onto the EVENTS stream as the relays publish: chained and signed."""
     provision_signing_keys(settings)
-    keys = {service: SigningKey.load(settings.signing_key_file(service)) for service in ("intake", "escalation", "followup")}
+    keys = {
+        service: SigningKey.load(settings.signing_key_file(service))
+        for service in ("intake", "escalation", "followup")
+    }
     synthetic = Year()
     js = nc.jetstream()
     for message in chained_record(synthetic.events, keys):
@@ -69,26 +83,39 @@ async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign
     assert complaints > 400
 
     figures = json.loads(kizuki(settings, nats_url, "analysis", "--json").stdout)
-    assert len(figures["periods"]) == 12 and sum(figures["complaints"]) == complaints
+    assert len(figures["periods"]) == 12
+    assert sum(figures["complaints"]) == complaints
     first = figures["recurring"][0]
-    assert (first["department"], first["category"], first["trend"]) == (PLANTED_DEPARTMENT, PLANTED_CATEGORY, "rising")
-    assert first["in_last_periods"] == "4 of 4" and first["later"] > 2 * first["earlier"]
+    assert (first["department"], first["category"], first["trend"]) == (
+        PLANTED_DEPARTMENT,
+        PLANTED_CATEGORY,
+        "rising",
+    )
+    assert first["in_last_periods"] == "4 of 4"
+    assert first["later"] > 2 * first["earlier"]
     assert figures["by_category"]["safety"]["trend"] == "rising"
     assert all(figures["agreement"][c]["pairs"] > 20 for c in figures["agreement"])
-    assert figures["harassment"]["assessed"] > 0 and figures["callbacks"]["completed"] > 0
+    assert figures["harassment"]["assessed"] > 0
+    assert figures["callbacks"]["completed"] > 0
 
     (notice,) = figures["notices"]
-    assert notice["notice_id"] == str(NOTICE_ID) and notice["categories"] == ["safety"]
+    assert notice["notice_id"] == str(NOTICE_ID)
+    assert notice["categories"] == ["safety"]
     departments = notice["departments"]
     assert departments["Ward 3"]["answer"]["answer"] == "action_complete"
     assert departments["Ward 5"]["answer"] | {"at": None} == {
-        "answer": "not_applicable", "by": "sv-005", "reason": REASON_NOT_APPLICABLE, "at": None
-    }  # fmt: skip
+        "answer": "not_applicable",
+        "by": "sv-005",
+        "reason": REASON_NOT_APPLICABLE,
+        "at": None,
+    }
     assert [r["by"] for r in departments["Ward 5"]["read"]] == ["sv-005"]
-    assert departments["Cardiology"]["overdue"] and departments["Cardiology"]["answer"] is None
+    assert departments["Cardiology"]["overdue"]
+    assert departments["Cardiology"]["answer"] is None
     assert departments["Cardiology"]["read"] == []
     ward_3 = departments["Ward 3"]
-    assert notice["periods_compared"] == 3 and ward_3["complaints_after"] > ward_3["complaints_before"]
+    assert notice["periods_compared"] == 3
+    assert ward_3["complaints_after"] > ward_3["complaints_before"]
 
     table = kizuki(settings, nats_url, "analysis").stdout
     assert "safety in Ward 3: 4 of 4 recent periods, rising" in table
@@ -103,7 +130,8 @@ async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign
 
     for form in ((), ("--csv",), ("--json",), ("--json", "--since", "2025-04-01", "--until", "2025-10-01")):
         once, twice = (kizuki(settings, nats_url, "analysis", *form).stdout for _ in range(2))
-        assert once == twice and once
+        assert once == twice
+        assert once
 
 
 async def test_the_board_report_renders_in_japanese_chinese_and_english(
@@ -120,7 +148,8 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
             assert (out / f"{chart}.{language}.png").read_bytes().startswith(b"\x89PNG")
             assert "<svg" in (out / f"{chart}.{language}.svg").read_text(encoding="utf-8")
         pdf = (out / f"board-report.{language}.pdf").read_bytes()
-        assert pdf.startswith(b"%PDF") and font in pdf
+        assert pdf.startswith(b"%PDF")
+        assert font in pdf
         assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 2 + len(charts)
 
 
@@ -145,7 +174,10 @@ async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(
     assert len(kinds["AdverseEvent"]) == len(staff_reports)
     assert sum(len(a.get("supportingInfo", [])) for a in kinds["AdverseEvent"]) > 0
     planted = [t for t in kinds["Task"] if any(c["code"] == "safety" for c in t["code"].get("coding", []))]
-    assert planted and all(c["system"] in ("urn:kizuki:hcat", "urn:kizuki:hcat-domain") for c in planted[0]["code"]["coding"])
+    assert planted
+    assert all(
+        c["system"] in ("urn:kizuki:hcat", "urn:kizuki:hcat-domain") for c in planted[0]["code"]["coding"]
+    )
     text = out.read_text(encoding="utf-8")
     assert all(event.patient_data not in text for event in complaints)
     assert all(set(a["subject"]) == {"type", "display"} for a in kinds["AdverseEvent"])
