@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kizuki.agreement import agreement
 from kizuki.analysis import CATEGORIES, DOMAIN_OF, NOT_CODED, Case, Notice
 from kizuki.report import iso_or_none, nearest_rank
 from shared.events import HCAT_DOMAINS
 
 RECUR_IN, RECUR_OF = 3, 4
 NOTICE_SPAN = 3
-SEVERITY_LEVELS = 4  # HCAT severity 0-3
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def figures(
         "times": {name: _times(cases, place, periods, key) for name, key in TIMES.items()},
         "harassment": _harassment(cases),
         "callbacks": _callbacks(cases),
-        "agreement": {category: _agreement(cases, category) for category in CATEGORIES},
+        "agreement": {category: agreement(cases, category) for category in CATEGORIES},
         "safety_events": {
             "staff_reports": per_period(lambda c: ("all",) if c.staff_report else ()).get("all", []),
             "linked": per_period(lambda c: ("all",) * len(c.adverse_events)).get("all", []),
@@ -192,38 +192,6 @@ def _callbacks(cases: Sequence[Case]) -> dict[str, Any]:
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def kappa(pairs: Sequence[tuple[int, int]], levels: int, weighted: bool) -> float | None:
-    """Cohen's kappa of two coders over ``levels`` ordered values; with linear weights (a near miss
-    counts partly: 1 - |a - b| / (levels - 1)) when ``weighted``. None when chance explains all."""
-    if not pairs:
-        return None
-
-    def agree(a: int, b: int) -> float:
-        return 1 - abs(a - b) / (levels - 1) if weighted else float(a == b)
-
-    n = len(pairs)
-    first, second = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    observed = sum(agree(a, b) for a, b in pairs) / n
-    expected = sum(first[a] * second[b] * agree(a, b) for a in range(levels) for b in range(levels)) / n / n
-    return None if expected == 1 else round((observed - expected) / (1 - expected), 4)
-
-
-def _agreement(cases: Sequence[Case], category: str) -> dict[str, Any]:
-    """Each blind coding against the case's own coding, for one category."""
-    pairs = [
-        (case.coding.severity(category), blind.severity(category))
-        for case in cases
-        if case.coding is not None
-        for blind in case.blind
-    ]
-    present = [(int(a > 0), int(b > 0)) for a, b in pairs]
-    return {
-        "pairs": len(pairs),
-        "kappa_present": kappa(present, 2, weighted=False),
-        "kappa_severity_linear": kappa(pairs, SEVERITY_LEVELS, weighted=True),
-    }
 
 
 def _notice_order(notice: Notice) -> tuple[datetime, str]:

@@ -75,7 +75,7 @@ async def year(nc: Client, settings: Settings) -> Year:
 
 
 async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign_off(
-    year: Year, settings: Settings, nats_url: str
+    year: Year, settings: Settings, nats_url: str, tmp_path: Path
 ) -> None:
     verified = kizuki(settings, nats_url, "audit", "verify")
     assert "every link and signature holds" in verified.stdout
@@ -128,6 +128,11 @@ async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign
     assert quarters["periods"] == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
     assert sum(quarters["by_category"]["safety"]["counts"]) == sum(figures["by_category"]["safety"]["counts"])
 
+    bundle = tmp_path / "record.jsonl"
+    kizuki(settings, nats_url, "audit", "export", str(bundle))
+    from_bundle = kizuki(settings, nats_url, "analysis", "--json", "--bundle", str(bundle)).stdout
+    assert json.loads(from_bundle) == figures
+
     for form in ((), ("--csv",), ("--json",), ("--json", "--since", "2025-04-01", "--until", "2025-10-01")):
         once, twice = (kizuki(settings, nats_url, "analysis", *form).stdout for _ in range(2))
         assert once == twice
@@ -138,7 +143,8 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
     year: Year, settings: Settings, nats_url: str, tmp_path: Path
 ) -> None:
     """The PNGs and PDF pages of all three were looked at (pdftoppm); here: every file is there, the
-    PDF embeds the CJK font its language needs and holds a page per chart and table."""
+    PDF embeds the CJK font its language needs and holds a page per chart and table; rendered again,
+    every file is the same."""
     fonts = {"ja": b"NotoSansCJKjp", "zh": b"NotoSansCJKsc", "en": b"DejaVuSans"}
     for language, font in fonts.items():
         out = tmp_path / language
@@ -151,6 +157,10 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
         assert pdf.startswith(b"%PDF")
         assert font in pdf
         assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 2 + len(charts)
+    again = tmp_path / "again"
+    kizuki(settings, nats_url, "analysis", "--board", str(again), "--language", "zh")
+    for written in again.iterdir():  # no creation date in any file: the same record, the same bytes
+        assert written.read_bytes() == (tmp_path / "zh" / written.name).read_bytes()
 
 
 async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kizuki.agreement import kappa
 from kizuki.analysis import AnalysisRebuild
-from kizuki.analysis_figures import Periods, figures, kappa, trend
+from kizuki.analysis_figures import Periods, figures, trend
 from kizuki.analysis_forms import print_csv, print_table
 from kizuki.audit import RecordMessage
 from shared.events import (
