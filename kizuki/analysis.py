@@ -74,7 +74,7 @@ class Case:
         (the hospital's category mapped onto HCAT, for a case nobody has coded yet)."""
         if self.coding is not None:
             return self.coding.present(), False
-        mapped = suggested.get(self.hospital_category or "")
+        mapped = suggested.get((self.hospital_category or "").casefold())
         return ((mapped,), True) if mapped in DOMAIN_OF else ((), False)
 
 
@@ -169,11 +169,11 @@ class AnalysisRebuild:
 
 
 def suggested_categories(policy: object) -> dict[str, str]:
-    """The policy's `[hcat] map` (hospital category -> HCAT category), when the policy has one: a
-    label "suggested" for cases not yet coded, never counted as a coding."""
+    """The policy's `[hcat.map]` (hospital category, compared without case -> HCAT category), when the
+    policy has one: a label "suggested" for cases not yet coded, never counted as a coding."""
     hcat = getattr(policy, "hcat", None)
     mapping = getattr(hcat, "map", None) or {}
-    return {str(key): str(value) for key, value in sorted(dict(mapping).items())}
+    return {str(key).casefold(): str(value) for key, value in sorted(dict(mapping).items())}
 
 
 def _time(value: str) -> datetime:

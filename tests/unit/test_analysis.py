@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kizuki.agreement import kappa
-from kizuki.analysis import AnalysisRebuild
+from kizuki.analysis import AnalysisRebuild, suggested_categories
 from kizuki.analysis_figures import Periods, figures, trend
 from kizuki.analysis_forms import print_csv, print_table
 from kizuki.audit import RecordMessage
@@ -66,12 +67,14 @@ def test_the_case_counts_under_its_latest_coding_not_a_blind_one() -> None:
         [
             complaint_received(complaint_id=a, occurred_at=T0, department="Ward 3"),
             complaint_received(complaint_id=b, occurred_at=T0, category="=wait"),
-            complaint_received(complaint_id=c, occurred_at=T0, category="waiting"),
+            complaint_received(complaint_id=c, occurred_at=T0, category="Waiting"),
             coded(a, T0, safety=2),
             coded(a, T0 + timedelta(hours=1), communication=1),  # recoded: the first coding stays on record
             coded(a, T0 + timedelta(hours=2), blind=True, safety=3),
         ],
-        suggested={"waiting": "institutional_processes"},
+        suggested=suggested_categories(
+            SimpleNamespace(hcat=SimpleNamespace(map={"WAITING": "institutional_processes"}))
+        ),
     )
     assert found["by_category"] == {
         "communication": {"counts": [1], "earlier": 0, "later": 0, "trend": "steady"},
@@ -82,6 +85,10 @@ def test_the_case_counts_under_its_latest_coding_not_a_blind_one() -> None:
     agreement = found["agreement"]
     assert agreement["safety"]["pairs"] == 1
     assert agreement["communication"]["pairs"] == 1
+
+
+def test_a_policy_without_an_hcat_map_suggests_nothing() -> None:
+    assert suggested_categories(SimpleNamespace(version="1")) == {}
 
 
 def test_periods_are_the_hospitals_months_and_quarters_empty_ones_included() -> None:
