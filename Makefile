@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run test lint unit integration e2e bench lock clean
+.PHONY: install fonts browser run test lint unit integration e2e bench lock clean
 
-install: $(STAMP)
+install: $(STAMP) fonts
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# A font that shows Japanese and Chinese in the board report (`kizuki analysis --board`): Debian's Noto CJK.
+fonts:
+	fc-list 2>/dev/null | grep -q "Noto Sans CJK" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 
 # Debian's Chromium for the browser test (Playwright drives it; its own browser download is not used).
 browser:

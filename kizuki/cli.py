@@ -17,6 +17,11 @@ import httpx
 
 from kizuki import bundle as bundles
 from kizuki import importer
+from kizuki.analysis import AnalysisRebuild, suggested_categories
+from kizuki.analysis_figures import Periods, figures
+from kizuki.analysis_forms import print_csv as analysis_csv
+from kizuki.analysis_forms import print_json as analysis_json
+from kizuki.analysis_forms import print_table as analysis_table
 from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
 from kizuki.bundle import Bundle
 from kizuki.case import complaint_named, print_case, rebuild
@@ -34,7 +39,7 @@ from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
-from shared.events import Channel
+from shared.events import Channel, Language
 from shared.policy import load_policy
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference
 from shared.revocations import revoke_staff_tokens, revoke_token
@@ -249,6 +254,44 @@ async def _report(
         print_table(found, period, sys.stdout)
 
 
+async def _rebuilt(settings: Settings, bundle_path: Path | None) -> AnalysisRebuild:
+    rebuild = AnalysisRebuild()
+    async for message in _messages(settings, Bundle.open(bundle_path) if bundle_path else None):
+        rebuild.add(message)
+    return rebuild
+
+
+async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
+    """The analysis from the record (or a bundle): a table, CSV or JSON, or the board report."""
+    policy = load_policy(settings.policy_path)
+    rebuild = await _rebuilt(settings, args.bundle)
+    periods = Periods(args.period, ZoneInfo(policy.escalation.calendar.timezone))
+    window = (args.since, args.until)
+    cases = rebuild.found(*window)
+    found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy))
+    if args.board is not None:
+        from kizuki.board import FontMissing, write_board  # matplotlib loads slowly: only for the board
+
+        try:
+            written = write_board(found, args.board, args.language)
+        except FontMissing as error:
+            sys.exit(f"kizuki: {error}")
+        for path in written:
+            print(f"kizuki: {path}")
+    else:
+        {"json": analysis_json, "csv": analysis_csv}.get(args.form, analysis_table)(found, sys.stdout)
+
+
+async def _fhir(settings: Settings, args: argparse.Namespace) -> None:
+    from kizuki.fhir import fhir_export  # the FHIR models load slowly: only for this command
+
+    rebuild = await _rebuilt(settings, args.bundle)
+    periods = Periods(args.period, ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone))
+    document = fhir_export(rebuild.found(args.since, args.until), periods)
+    args.out.write_text(json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True) + "\n", "utf-8")
+    print(f"kizuki: {len(document['entry'])} period bundles written to {args.out}")
+
+
 def _moment(value: str) -> datetime:
     """A --since or --until: an ISO date or time, UTC unless it says otherwise."""
     moment = datetime.fromisoformat(value)
@@ -353,6 +396,27 @@ def _parser() -> argparse.ArgumentParser:
         "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
     )
     report.add_argument("--until", type=_moment, help="complaints that occurred before then")
+    analysis = commands.add_parser(
+        "analysis", help="what patients complain about, per month or quarter, rebuilt from the record"
+    )
+    fhir = commands.add_parser(
+        "fhir", help="FHIR R5 resources of the complaints' handling, a Bundle a period"
+    )
+    for command in (analysis, fhir):
+        command.add_argument("--bundle", type=Path, help="an exported bundle, instead of the server")
+        command.add_argument("--period", choices=("month", "quarter"), default="month")
+        command.add_argument(
+            "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
+        )
+        command.add_argument("--until", type=_moment, help="complaints that occurred before then")
+    shapes = analysis.add_mutually_exclusive_group()
+    shapes.add_argument("--json", dest="form", action="store_const", const="json", help="one JSON document")
+    shapes.add_argument("--csv", dest="form", action="store_const", const="csv", help="one figure a row")
+    shapes.add_argument(
+        "--board", type=Path, metavar="DIR", help="write the board report's charts and PDF here"
+    )
+    analysis.add_argument("--language", choices=get_args(Language), default="en", help="of the board report")
+    fhir.add_argument("out", type=Path, help="the JSON file to write")
     return parser
 
 
@@ -389,6 +453,10 @@ def main(argv: list[str] | None = None) -> None:
             _qr(settings, args.department, args.out, args.base_url)
         elif args.command == "intake":
             asyncio.run(_reconcile(settings, args.since, args.json))
+        elif args.command == "analysis":
+            asyncio.run(_analysis(settings, args))
+        elif args.command == "fhir":
+            asyncio.run(_fhir(settings, args))
         else:
             sys.exit(0 if _audit(settings, args) else 1)
     except AuthError as error:

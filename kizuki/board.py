@@ -1,0 +1,224 @@
+"""The board report: the analysis's charts (PNG and SVG) and one PDF in the hospital's language.
+
+Rendered on the server with matplotlib, without a display. Japanese and Chinese need a CJK font:
+Noto Sans CJK (Debian's fonts-noto-cjk, installed by `make fonts`); without it this stops with a clear
+error rather than print empty boxes. The files carry no creation date, so the same analysis gives the
+same charts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from kizuki.board_text import words
+from kizuki.report_forms import duration
+
+LANGUAGES = ("ja", "zh", "en")
+FONTS = {
+    "ja": ["Noto Sans CJK JP", "DejaVu Sans"],
+    "zh": ["Noto Sans CJK SC", "DejaVu Sans"],
+    "en": ["DejaVu Sans", "Noto Sans CJK JP"],  # departments may be named in Japanese or Chinese
+}
+STATUS_COLOURS = {
+    "action_complete": "#2e7d32",
+    "not_applicable": "#7cb342",
+    "read": "#f9a825",
+    "unread": "#bdbdbd",
+    "overdue": "#c62828",
+}
+NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
+A4_LANDSCAPE = (11.69, 8.27)
+
+
+class FontMissing(RuntimeError):
+    """No font that shows the report's language is installed."""
+
+
+@contextmanager
+def _style(language: str) -> Iterator[None]:
+    for family in (FONTS[language][0], "Noto Sans CJK JP"):
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:
+            raise FontMissing(
+                f"the font {family!r} is not installed: `make fonts` (Debian's fonts-noto-cjk) installs it"
+            ) from None
+    with matplotlib.rc_context(
+        {
+            "font.family": FONTS[language],
+            "svg.hashsalt": "kizuki",
+            "pdf.fonttype": 3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
+        yield
+
+
+def write_board(figures: dict[str, Any], directory: Path, language: str) -> list[Path]:
+    """The four charts as PNG and SVG, and the PDF; returns the files written."""
+    w = words(language)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with _style(language):
+        charts = {
+            "by-domain": _stacked(figures, "by_domain", w),
+            "by-department": _stacked(figures, "by_department", w),
+            "first-response": _response_times(figures, w),
+            "notices": _notices(figures, w),
+        }
+        for name, chart in charts.items():
+            for form in ("png", "svg"):
+                path = directory / f"{name}.{language}.{form}"
+                chart.savefig(path, format=form, dpi=150, metadata=NO_DATES[form])
+                written.append(path)
+        pdf_path = directory / f"board-report.{language}.pdf"
+        with PdfPages(pdf_path, metadata=NO_DATES["pdf"]) as pdf:
+            pdf.savefig(_summary_page(figures, w))
+            for chart in charts.values():
+                chart.set_size_inches(*A4_LANDSCAPE)
+                pdf.savefig(chart)
+            pdf.savefig(_notice_page(figures, w))
+        written.append(pdf_path)
+    return written
+
+
+def _chart(title: str) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(10, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=14)
+    return figure, axes
+
+
+def _stacked(figures: dict[str, Any], section: str, w: dict[str, str]) -> Figure:
+    figure, axes = _chart(w[section])
+    periods = figures["periods"]
+    bottom = [0] * len(periods)
+    for key, value in figures[section].items():
+        counts = value["counts"] if isinstance(value, dict) else value
+        axes.bar(periods, counts, bottom=bottom, label=w.get(key, key))
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    axes.set_ylabel(w["complaints"])
+    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    axes.tick_params(axis="x", labelrotation=45)
+    return figure
+
+
+def _response_times(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    figure, axes = _chart(w["first_response"])
+    each = figures["times"]["first_response"]["per_period"]
+    for statistic in ("median", "p90"):
+        hours = [s[statistic] / 3600 if s[statistic] is not None else float("nan") for s in each]
+        axes.plot(figures["periods"], hours, marker="o", label=w[statistic])
+    axes.set_ylim(bottom=0)
+    axes.legend(frameon=False)
+    axes.tick_params(axis="x", labelrotation=45)
+    return figure
+
+
+def status_of(state: dict[str, Any]) -> str:
+    """A department's state of a notice: its answer, else overdue, read or not read."""
+    if state["answer"] is not None:
+        return str(state["answer"]["answer"])
+    return "overdue" if state["overdue"] else "read" if state["read"] else "unread"
+
+
+def _notices(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    figure, axes = _chart(w["notices"])
+    rows = [
+        (f"{w['notice']} {n['notice_id'][:8]} · {department}", status_of(state))
+        for n in figures["notices"]
+        for department, state in n["departments"].items()
+    ]
+    for place, (_, status) in enumerate(reversed(rows)):
+        axes.barh(place, 1, color=STATUS_COLOURS[status])
+        axes.text(0.02, place, w[status], va="center", color="white", fontsize=11, fontweight="bold")
+    axes.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
+    axes.set_xticks([])
+    if not rows:
+        axes.text(0.5, 0.5, w["none"], ha="center", transform=axes.transAxes)
+    return figure
+
+
+def _page(title: str) -> Figure:
+    page = Figure(figsize=A4_LANDSCAPE)
+    page.text(0.05, 0.93, title, fontsize=20)
+    return page
+
+
+def _table(page: Figure, top: float, height: float, header: list[str], cells: list[list[str]]) -> None:
+    axes = page.add_axes((0.05, top - height, 0.9, height))
+    axes.axis("off")
+    if cells:
+        table = axes.table(cellText=cells, colLabels=header, loc="upper left", cellLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(10)
+    else:
+        axes.text(0, 1, "-", va="top")
+
+
+def _summary_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    window = figures["window"]
+    page = _page(w["title"])
+    page.text(
+        0.05,
+        0.88,
+        f"{w['window']}: {window['since'] or w['start']} - {window['until'] or w['end']}, "
+        f"{w[figures['period_kind']]} ({figures['time_zone']})",
+        fontsize=11,
+    )
+    times, harassment = figures["times"], figures["harassment"]
+    safety, callbacks = figures["safety_events"], figures["callbacks"]
+    key_figures = [
+        [w["complaints"], str(sum(figures["complaints"]))],
+        *(
+            [
+                w[name + "_median"],
+                f"{duration(times[name]['all']['median'])} / {duration(times[name]['all']['p90'])}",
+            ]
+            for name in ("first_response", "feedback")
+        ),
+        [w["harassment"], f"{harassment['assessed']} / {harassment['harassment']}"],
+        [w["satisfaction"], str(callbacks["mean_satisfaction"] or "-")],
+        [w["safety_events"], f"{sum(safety['staff_reports'])} / {sum(safety['linked'])}"],
+    ]
+    page.text(0.05, 0.82, w["key_figures"], fontsize=14)
+    _table(page, 0.8, 0.25, ["", ""], key_figures)
+    page.text(0.05, 0.5, w["recurring"], fontsize=14)
+    recurring = [
+        [row["department"], w[row["category"]], w[row["trend"]], f"{row['earlier']} → {row['later']}"]
+        for row in figures["recurring"][:8]
+    ]
+    _table(page, 0.48, 0.4, [w["department"], w["category"], w["trend"], w["counts"]], recurring)
+    return page
+
+
+def _notice_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    page = _page(w["notices"])
+    cells = []
+    for notice in figures["notices"]:
+        categories = "、".join(w[c] for c in notice["categories"])
+        for department, state in notice["departments"].items():
+            before, after = state["complaints_before"], state["complaints_after"]
+            change = f"{before} → {after}" if before is not None else "-"
+            cells.append(
+                [f"{notice['notice_id'][:8]} ({categories})", department, w[status_of(state)], change]
+            )
+    _table(page, 0.88, 0.35, [w["notice"], w["department"], w["status"], w["before_after"]], cells)
+    page.text(0.05, 0.48, w["caution"], fontsize=10)
+    page.text(0.05, 0.4, w["kappa"], fontsize=14)
+    kappas = [
+        [w[c], str(a["pairs"]), "-" if a["kappa_present"] is None else f"{a['kappa_present']:.2f}"]
+        for c, a in figures["agreement"].items()
+    ]
+    _table(page, 0.38, 0.3, [w["category"], w["pairs"], "κ"], kappas)
+    return page

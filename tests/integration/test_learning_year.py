@@ -1,0 +1,195 @@
+"""Done when: a year of synthetic complaints on a real record; `kizuki analysis` names the planted
+recurring cause, its department and its trend, and the learning notice's sign-off; the same record
+gives the same bytes; the board report renders in Japanese, Chinese and English; the FHIR export
+validates with the fhir.resources models and carries nothing of the patient."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.adverseevent import AdverseEvent
+from fhir.resources.bundle import Bundle
+from fhir.resources.communication import Communication
+from fhir.resources.task import Task
+from nats.aio.client import Client
+from pydantic import BaseModel
+
+from kizuki.provision import provision_signing_keys
+from shared.chain import SigningKey
+from shared.events import ComplaintReceived
+from shared.settings import Settings
+from tests.learning_year import (
+    NOTICE_ID,
+    PLANTED_CATEGORY,
+    PLANTED_DEPARTMENT,
+    REASON_NOT_APPLICABLE,
+    Year,
+    chained_record,
+)
+
+pytestmark = pytest.mark.integration
+
+RESOURCES: dict[str, type[BaseModel]] = {
+    "Task": Task,
+    "Communication": Communication,
+    "AdverseEvent": AdverseEvent,
+}
+
+
+def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `kizuki` command as the quality officer runs it against this server and data directory."""
+    env = os.environ | {"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "kizuki.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+async def year(nc: Client, settings: Settings) -> Year:
+    """The year published onto the EVENTS stream as the relays publish: chained and signed."""
+    provision_signing_keys(settings)
+    keys = {
+        service: SigningKey.load(settings.signing_key_file(service))
+        for service in ("intake", "escalation", "followup")
+    }
+    synthetic = Year()
+    js = nc.jetstream()
+    for message in chained_record(synthetic.events, keys):
+        await js.publish(message.subject, message.data or b"", headers=message.headers)
+    return synthetic
+
+
+async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign_off(
+    year: Year, settings: Settings, nats_url: str, tmp_path: Path
+) -> None:
+    verified = kizuki(settings, nats_url, "audit", "verify")
+    assert "every link and signature holds" in verified.stdout
+    complaints = sum(isinstance(event, ComplaintReceived) for event in year.events)
+    assert complaints > 400
+
+    figures = json.loads(kizuki(settings, nats_url, "analysis", "--json").stdout)
+    assert len(figures["periods"]) == 12
+    assert sum(figures["complaints"]) == complaints
+    first = figures["recurring"][0]
+    assert (first["department"], first["category"], first["trend"]) == (
+        PLANTED_DEPARTMENT,
+        PLANTED_CATEGORY,
+        "rising",
+    )
+    assert first["in_last_periods"] == "4 of 4"
+    assert first["later"] > 2 * first["earlier"]
+    assert figures["by_category"]["safety"]["trend"] == "rising"
+    assert all(figures["agreement"][c]["pairs"] > 20 for c in figures["agreement"])
+    assert figures["harassment"]["assessed"] > 0
+    assert figures["callbacks"]["completed"] > 0
+
+    (notice,) = figures["notices"]
+    assert notice["notice_id"] == str(NOTICE_ID)
+    assert notice["categories"] == ["safety"]
+    departments = notice["departments"]
+    assert departments["Ward 3"]["answer"]["answer"] == "action_complete"
+    assert departments["Ward 5"]["answer"] | {"at": None} == {
+        "answer": "not_applicable",
+        "by": "sv-005",
+        "reason": REASON_NOT_APPLICABLE,
+        "at": None,
+    }
+    assert [r["by"] for r in departments["Ward 5"]["read"]] == ["sv-005"]
+    assert departments["Cardiology"]["overdue"]
+    assert departments["Cardiology"]["answer"] is None
+    assert departments["Cardiology"]["read"] == []
+    ward_3 = departments["Ward 3"]
+    assert notice["periods_compared"] == 3
+    assert ward_3["complaints_after"] > ward_3["complaints_before"]
+
+    table = kizuki(settings, nats_url, "analysis").stdout
+    assert "safety in Ward 3: 4 of 4 recent periods, rising" in table
+    assert "Cardiology (sv-007): read: not read; no answer, overdue" in table
+    rows = list(csv.reader(io.StringIO(kizuki(settings, nats_url, "analysis", "--csv").stdout)))
+    reasons = [row[3] for row in rows if row[1].endswith("Ward 5/answer/reason")]
+    assert reasons == ["'" + REASON_NOT_APPLICABLE]  # inert: a spreadsheet shows it, never runs it
+
+    quarters = json.loads(kizuki(settings, nats_url, "analysis", "--json", "--period", "quarter").stdout)
+    assert quarters["periods"] == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
+    assert sum(quarters["by_category"]["safety"]["counts"]) == sum(figures["by_category"]["safety"]["counts"])
+
+    bundle = tmp_path / "record.jsonl"
+    kizuki(settings, nats_url, "audit", "export", str(bundle))
+    from_bundle = kizuki(settings, nats_url, "analysis", "--json", "--bundle", str(bundle)).stdout
+    assert json.loads(from_bundle) == figures
+
+    for form in ((), ("--csv",), ("--json",), ("--json", "--since", "2025-04-01", "--until", "2025-10-01")):
+        once, twice = (kizuki(settings, nats_url, "analysis", *form).stdout for _ in range(2))
+        assert once == twice
+        assert once
+
+
+async def test_the_board_report_renders_in_japanese_chinese_and_english(
+    year: Year, settings: Settings, nats_url: str, tmp_path: Path
+) -> None:
+    """The PNGs and PDF pages of all three were looked at (pdftoppm); here: every file is there, the
+    PDF embeds the CJK font its language needs and holds a page per chart and table; rendered again,
+    every file is the same."""
+    fonts = {"ja": b"NotoSansCJKjp", "zh": b"NotoSansCJKsc", "en": b"DejaVuSans"}
+    for language, font in fonts.items():
+        out = tmp_path / language
+        kizuki(settings, nats_url, "analysis", "--board", str(out), "--language", language)
+        charts = ("by-domain", "by-department", "first-response", "notices")
+        for chart in charts:
+            assert (out / f"{chart}.{language}.png").read_bytes().startswith(b"\x89PNG")
+            assert "<svg" in (out / f"{chart}.{language}.svg").read_text(encoding="utf-8")
+        pdf = (out / f"board-report.{language}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF")
+        assert font in pdf
+        assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 2 + len(charts)
+    again = tmp_path / "again"
+    kizuki(settings, nats_url, "analysis", "--board", str(again), "--language", "zh")
+    for written in again.iterdir():  # no creation date in any file: the same record, the same bytes
+        assert written.read_bytes() == (tmp_path / "zh" / written.name).read_bytes()
+
+
+async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(
+    year: Year, settings: Settings, nats_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "fhir.json"
+    kizuki(settings, nats_url, "fhir", str(out))
+    document = json.loads(out.read_text(encoding="utf-8"))
+    Bundle.model_validate(document)
+    periods = [entry["resource"] for entry in document["entry"]]
+    assert [bundle["identifier"]["value"] for bundle in periods] == [f"2025-{m:02d}" for m in range(1, 13)]
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for bundle in periods:
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            RESOURCES[resource["resourceType"]].model_validate(resource)
+            kinds.setdefault(resource["resourceType"], []).append(resource)
+    complaints = [e for e in year.events if isinstance(e, ComplaintReceived)]
+    staff_reports = [e for e in complaints if e.channel == "staff_report"]
+    assert len(kinds["Task"]) == len(complaints) - len(staff_reports)
+    assert len(kinds["AdverseEvent"]) == len(staff_reports)
+    assert sum(len(a.get("supportingInfo", [])) for a in kinds["AdverseEvent"]) > 0
+    planted = [t for t in kinds["Task"] if any(c["code"] == "safety" for c in t["code"].get("coding", []))]
+    assert planted
+    assert all(
+        c["system"] in ("urn:kizuki:hcat", "urn:kizuki:hcat-domain") for c in planted[0]["code"]["coding"]
+    )
+    text = out.read_text(encoding="utf-8")
+    assert all(event.patient_data not in text for event in complaints)
+    assert all(set(a["subject"]) == {"type", "display"} for a in kinds["AdverseEvent"])
+    kizuki(settings, nats_url, "fhir", str(tmp_path / "again.json"))
+    assert (tmp_path / "again.json").read_bytes() == out.read_bytes()
