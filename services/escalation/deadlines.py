@@ -1,4 +1,4 @@
-"""When a duty or a notice falls due: anchored where the domain says, in clock time or in working days. Pure."""
+"""When a duty or a notice falls due: from its anchor, in clock time or in working days. Pure."""
 
 from __future__ import annotations
 
