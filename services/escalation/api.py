@@ -18,7 +18,7 @@ from shared.directory import Directory, Role
 from shared.entered import TimeRefused
 from shared.events import DutyKind
 from shared.live_file import LiveFile
-from shared.policy import RecordingPolicy
+from shared.policy import HcatPolicy, Policy
 from shared.privacy import KeyVault
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
@@ -69,6 +69,39 @@ class DutyView(BaseModel):
     history: list[str]
 
 
+class CodingView(BaseModel):
+    coded_by: str
+    severities: dict[str, int]
+    harm: int
+    stage: str
+    at: AwareDatetime
+
+
+class DepartmentAnswerView(BaseModel):
+    department: str
+    responsible: str
+    status: str = Field(description="open, read, overdue, action_complete or not_applicable.")
+    read_by: str | None
+    answered_by: str | None
+    reason: str | None
+    alerts_sent: int
+    history: list[str]
+
+
+class NoticeView(BaseModel):
+    notice_id: UUID
+    issued_by: str
+    issued_at: AwareDatetime
+    due_at: AwareDatetime
+    categories: list[str]
+    departments: list[DepartmentAnswerView]
+
+
+class SafetyEventView(BaseModel):
+    adverse_event_id: UUID
+    reference: str
+
+
 class CaseView(BaseModel):
     complaint_id: UUID
     reference: str
@@ -85,9 +118,18 @@ class CaseView(BaseModel):
     corrective_measure: str | None
     closed_at: AwareDatetime | None
     reopened: list[str]
+    category: str | None = Field(description="The hospital's own category, as given at intake.")
+    suggested_hcat_category: str | None = Field(
+        description="The HCAT category the policy's [hcat.map] suggests for it; the coder decides."
+    )
+    coding: CodingView | None = Field(
+        description="The latest HCAT coding that is not blind; blind codings are never shown here."
+    )
+    learning_notices: list[NoticeView]
+    safety_events: list[SafetyEventView] = Field(description="Adverse-event reports it is linked to.")
 
 
-def case_view(case: Case) -> CaseView:
+def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
     moment = now()
     return CaseView(
         complaint_id=case.id,
@@ -117,6 +159,36 @@ def case_view(case: Case) -> CaseView:
         corrective_measure=case.corrective_measure,
         closed_at=case.closed_at,
         reopened=case.reopened,
+        category=case.category,
+        suggested_hcat_category=hcat.suggestion(case.category),
+        coding=CodingView(**vars(case.coding)) if case.coding is not None else None,
+        learning_notices=[
+            NoticeView(
+                notice_id=notice.notice_id,
+                issued_by=notice.issued_by,
+                issued_at=notice.issued_at,
+                due_at=notice.due_at,
+                categories=list(notice.categories),
+                departments=[
+                    DepartmentAnswerView(
+                        department=part.department,
+                        responsible=part.responsible,
+                        status=part.status(moment),
+                        read_by=part.acknowledged_by,
+                        answered_by=part.answered_by,
+                        reason=part.reason,
+                        alerts_sent=part.alerts_sent,
+                        history=part.history,
+                    )
+                    for part in notice.departments.values()
+                ],
+            )
+            for notice in case.notices.values()
+        ],
+        safety_events=[
+            SafetyEventView(adverse_event_id=report, reference=reference_of(report))
+            for report in case.safety_events
+        ],
     )
 
 
@@ -126,7 +198,7 @@ def router(
     directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
-    recording: RecordingPolicy,
+    policy: Policy,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
     ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
@@ -134,7 +206,7 @@ def router(
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
     judge = Annotated[Person, Depends(auth.requires(*JUDGES))]
     owner = Annotated[Person, Depends(auth.requires(*OWNERS))]
-    call_window = timedelta(seconds=recording.first_response_within_seconds)
+    call_window = timedelta(seconds=policy.recording.first_response_within_seconds)
 
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
@@ -146,17 +218,19 @@ def router(
             return case
 
         what = f"case for complaint {complaint_id}"
-        return case_view(await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what))
+        case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
+        return case_view(case, policy.hcat)
 
     @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(http: Request, complaint_id: ComplaintId, person: reader) -> CaseView:
-        """For the people of the case and its chains; overseers see every case."""
+        """For the people of the case and its chains, and whoever answers for a department one of its
+        learning notices went to; overseers see every case."""
         case = found(
             await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
         )
-        if not (person.oversees or person.staff_id in case.people()):
+        if not (person.oversees or person.staff_id in case.people() | case.notice_people()):
             raise refuse(http, person, f"{person.staff_id} is not among the people of this case")
-        return case_view(case)
+        return case_view(case, policy.hcat)
 
     @api.post("/{complaint_id}/duties/{duty}/acknowledge", response_model=CaseView)
     async def acknowledge(

@@ -236,6 +236,15 @@ class NoticesOfCase(Aggregate):
                     return self._alert_department(part, notice.notice_id, now)
         return False
 
+    def notice_people(self) -> set[str]:
+        """Whoever is alerted about a notice of the case: they may read the case."""
+        return {
+            person
+            for notice in self.notices.values()
+            for part in notice.departments.values()
+            for person in part.recipients
+        }
+
     def _part(self, notice_id: UUID, department: str, by: str) -> DepartmentAnswer:
         notice = self.notices.get(notice_id)
         if notice is None:
