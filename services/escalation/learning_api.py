@@ -3,7 +3,6 @@ links to adverse-event reports. Each action by the person signed in, answered wi
 
 # Without `from __future__ import annotations`: FastAPI reads these signatures' dependencies, which
 # refer to objects local to router().
-import asyncio
 from collections.abc import Callable
 from typing import Annotated, Self
 from uuid import UUID, uuid4
@@ -178,22 +177,21 @@ def router(
     async def link_safety_event(
         http: Request, complaint_id: ComplaintId, body: SafetyEventLink, person: linker
     ) -> CaseView:
-        """Link the complaint to an adverse-event report (a staff report registered through intake)."""
+        """Link the complaint to an adverse-event report (a staff report registered through intake). Who
+        may link is checked first, so that someone outside the case learns nothing of any report."""
+        anywhere = person.has_any(ANYWHERE)
+
+        def link(case: Case) -> None:
+            case.check_may_link(person.staff_id, anywhere)
+            report_id = resolve(store, body.adverse_event)
+            report = store.get_case(report_id)
+            if report is None:
+                raise UnknownReference(f"no report {body.adverse_event} is known to escalation")
+            case.link_safety_event(person.staff_id, anywhere, report_id, report.channel, now())
+
         try:
-            report_id = await asyncio.to_thread(resolve, store, body.adverse_event)
-        except NotAComplaintId as error:
+            return await act(http, person, complaint_id, link)
+        except (NotAComplaintId, UnknownReference, AmbiguousReference) as error:
             raise unprocessable(f"adverse_event: {error}") from None
-        except (UnknownReference, AmbiguousReference) as error:
-            raise unprocessable(f"adverse_event: {error}") from None
-        report = await asyncio.to_thread(store.get_case, report_id)
-        if report is None:
-            raise unprocessable(f"adverse_event: no report {body.adverse_event} is known to escalation")
-        anywhere, channel = person.has_any(ANYWHERE), report.channel
-        return await act(
-            http,
-            person,
-            complaint_id,
-            lambda case: case.link_safety_event(person.staff_id, anywhere, report_id, channel, now()),
-        )
 
     return api

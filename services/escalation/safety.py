@@ -27,14 +27,17 @@ class SafetyLinksOfCase(Aggregate):
     def people(self) -> set[str]:
         raise NotImplementedError  # the case's people, see Case
 
+    def check_may_link(self, by: str, anywhere: bool) -> None:
+        if not anywhere and by not in self.people():
+            raise refusals.NotPermitted(f"{by} is not among the people of this case")
+
     def link_safety_event(
         self, by: str, anywhere: bool, report: UUID, report_channel: str | None, at: datetime
     ) -> None:
         """``anywhere``: the person may link any case (quality, patient safety), otherwise only a case
         they are among the people of. ``report_channel``: the channel the report came by, as its case
         knows it (None: not known). Linking the same report again changes nothing."""
-        if not anywhere and by not in self.people():
-            raise refusals.NotPermitted(f"{by} is not among the people of this case")
+        self.check_may_link(by, anywhere)
         if report == self.id:
             raise refusals.NotPossible("a complaint cannot be linked to itself")
         if report_channel != ADVERSE_EVENT_CHANNEL:

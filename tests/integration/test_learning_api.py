@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.escalation.main import create_app
 from shared.directory import Directory
+from shared.events import NotificationAcknowledged
 from shared.policy import Policy
 from shared.reference import reference_of
 from shared.settings import Settings
@@ -159,9 +160,43 @@ def test_a_complaint_links_to_an_adverse_event_report_by_its_reference_and_to_no
     assert client.post(link, json={"adverse_event": other}, headers=safety).status_code == 409
     assert client.post(link, json={"adverse_event": "ZZZZ-ZZZZ"}, headers=safety).status_code == 422
     assert client.post(link, json={"adverse_event": report_id}, headers=signed_in("n-001")).status_code == 403
+    # The right role but outside the case: refused before the report is looked up, so that the answer
+    # says nothing of which reports exist.
+    outsider = client.post(link, json={"adverse_event": "ZZZZ-ZZZZ"}, headers=signed_in("sv-010"))
+    assert outsider.status_code == 403
     assert stored(client) == before
     linked = client.post(link, json={"adverse_event": reference_of(UUID(report_id))}, headers=safety)
     assert linked.status_code == 200, linked.text
     assert linked.json()["safety_events"] == [
         {"adverse_event_id": report_id, "reference": reference_of(UUID(report_id))}
     ]
+
+
+def test_the_alert_link_of_a_notice_is_reading_it_for_the_departments_that_alerted_that_person(
+    client: TestClient, case: str, signed_in: Headers
+) -> None:
+    measure = {"measure": "Pain rounds every hour.", "responsible": "sv-003"}
+    client.post(f"{case}/corrective-measure", json=measure, headers=signed_in("hd-003"))
+    issued = client.post(
+        f"{case}/learning-notices",
+        json={"departments": ["Ward 3", "Outpatients"]},
+        headers=signed_in("q-001"),
+    )
+    complaint_id = UUID(issued.json()["complaint_id"])
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    moment = now()
+    link = NotificationAcknowledged(
+        event_id=uuid4(),
+        complaint_id=complaint_id,
+        occurred_at=moment,
+        recorded_at=moment,
+        delivery_id=uuid4(),
+        duty="learning_notice",
+        by="sv-010",
+    )
+    store.acknowledged_through_link(link, Tracking("EVENTS", next(SEQUENCES)))
+    view = client.get(case, headers=signed_in("q-001")).json()
+    statuses = {
+        d["department"]: (d["status"], d["read_by"]) for d in view["learning_notices"][0]["departments"]
+    }
+    assert statuses == {"Ward 3": ("open", None), "Outpatients": ("read", "sv-010")}

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from services.escalation.application import NOTICE_DEADLINE_RULE, EscalationApplication
 from services.escalation.domain import Case, ComplaintFacts
 from services.escalation.notices import NoticesOfCase, UnknownDepartment, answerers
 from shared.directory import Directory, load_directory
 from shared.events import AlertRequested, LearningNoticeIssued
-from shared.policy import EscalationPolicy, load_policy
+from shared.policy import EscalationPolicy, HcatPolicy, load_policy
 from shared.refusals import NotPermitted, NotPossible
 from shared.settings import load_settings
 
@@ -29,8 +31,8 @@ DUE = OPENED + timedelta(days=14)
 TWO_WARDS = answerers(["Ward 3", "Outpatients"], DIRECTORY)
 
 
-def open_case(channel: str = "phone", category: str | None = None) -> Case:
-    facts = ComplaintFacts(
+def facts(channel: str = "phone", category: str | None = None) -> ComplaintFacts:
+    return ComplaintFacts(
         complaint_id=uuid4(),
         occurred_at=OPENED - timedelta(minutes=20),
         registered_at=OPENED,
@@ -41,7 +43,10 @@ def open_case(channel: str = "phone", category: str | None = None) -> Case:
         tier=None,
         channel=channel,
     )
-    case = Case.open(facts, OPENED, "v-test", RULES, DIRECTORY)
+
+
+def open_case() -> Case:
+    case = Case.open(facts(), OPENED, "v-test", RULES, DIRECTORY)
     case.collect_events()
     return case
 
@@ -194,3 +199,27 @@ def test_notice_events_go_on_the_record_with_their_timers() -> None:
     assert alert.duty == "learning_notice"
     [chase] = store.timers_for(alert)
     assert (chase.part, chase.attempt) == ("learning_notice", 2)
+
+
+def test_a_case_opened_before_cases_kept_the_channel_and_category_is_read_as_not_known() -> None:
+    store = EscalationApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    case = Case.open(facts(category="parking"), OPENED, "v-test", RULES, DIRECTORY)
+    [started, *_] = case.collect_events()
+    stored = store.mapper.to_stored_event(started)
+    state = store.mapper.transcoder.decode(stored.state)
+    for added_in_v2 in ("class_version", "channel", "category"):
+        del state[added_in_v2]
+    as_v1 = replace(stored, state=store.mapper.transcoder.encode(state))
+    event = store.mapper.to_domain_event(as_v1)
+    assert isinstance(event, Case.Started)
+    reopened = event.mutate(None)
+    assert isinstance(reopened, Case)
+    assert (reopened.channel, reopened.category, reopened.heard_by) == (None, None, "n-001")
+
+
+def test_the_policy_suggests_an_hcat_category_for_the_hospitals_own_and_refuses_an_unknown_one() -> None:
+    assert POLICY.hcat.suggestion("Parking") == "environment"
+    assert POLICY.hcat.suggestion("something else") is None
+    assert POLICY.hcat.suggestion(None) is None
+    with pytest.raises(ValidationError, match=r"map\.parking"):
+        HcatPolicy.model_validate({"map": {"parking": "cars"}})
