@@ -1,6 +1,7 @@
 """Learning notices on the real services and NATS, with a policy of seconds: issued to two
 departments, chased, signed off by one and answered "not applicable, because ..." by the other; and a
-department that lets the deadline pass is overdue, with no person named."""
+department that lets the deadline pass is overdue, with no person named. A complaint linked to an
+anonymous adverse-event report."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import httpx
 import pytest
 
 from kizuki.audit import RecordEntry
-from tests.e2e.conftest import System, of, register, until_record, write_policy
+from tests.e2e.conftest import System, complaint, of, register, until_record, write_policy
+from tests.e2e.test_reporting_regime import fire_consumed
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +115,11 @@ async def test_a_notice_is_chased_then_signed_off_by_one_department_and_not_appl
             "Outpatients": ("not_applicable", "sv-010", because),
         }
         assert not of(record, complaint_id, "LearningNoticeOverdue")
+        # Answered: the chase has stopped. The follow-up of the latest alert fires and sends nothing.
+        last = max(number for _, number in notice_alerts(record, complaint_id))
+        await fire_consumed(system, complaint_id, "learning_notice", last + 1)
+        assert max(number for _, number in notice_alerts(await system.record(), complaint_id)) == last
+        await link_to_an_anonymous_report(system, http, complaint_id)
     finally:
         await system.stop()
 
@@ -142,3 +149,28 @@ async def test_a_department_that_lets_the_deadline_pass_is_overdue_and_no_person
         assert statuses == {"Ward 3": "action_complete", "Outpatients": "overdue"}
     finally:
         await system.stop()
+
+
+async def link_to_an_anonymous_report(system: System, http: httpx.AsyncClient, complaint_id: str) -> None:
+    """Nurse n-002 reports the adverse event anonymously; the patient-safety officer links the complaint
+    to it by its reference. Nothing of the link names her."""
+    reported = await http.post(
+        system.url("intake", "/v1/complaints"),
+        json=complaint(channel="staff_report", anonymous=True, complainant=None),
+        headers=system.signed_in("n-002"),
+    )
+    assert reported.status_code == 201, reported.text
+    report_id, reference = reported.json()["complaint_id"], reported.json()["reference"]
+    await until_record(system, "the report's case", lambda r: of(r, report_id, "EscalationStarted"))
+    linked = await http.post(
+        system.url("escalation", f"/v1/cases/{complaint_id}/safety-event"),
+        json={"adverse_event": reference},
+        headers=system.signed_in("ps-001"),
+    )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["safety_events"] == [{"adverse_event_id": report_id, "reference": reference}]
+    assert "n-002" not in linked.text
+    record = await until_record(system, "the link", having(complaint_id, "SafetyEventLinked", 1))
+    [link] = of(record, complaint_id, "SafetyEventLinked")
+    assert (link["adverse_event_id"], link["linked_by"]) == (report_id, "ps-001")
+    assert "n-002" not in str(link)
