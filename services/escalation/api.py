@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.escalation.application import EscalationApplication
 from services.escalation.domain import Case
+from services.escalation.learning_views import LearningView, learning_fields
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.entered import TimeRefused
@@ -69,40 +70,7 @@ class DutyView(BaseModel):
     history: list[str]
 
 
-class CodingView(BaseModel):
-    coded_by: str
-    severities: dict[str, int]
-    harm: int
-    stage: str
-    at: AwareDatetime
-
-
-class DepartmentAnswerView(BaseModel):
-    department: str
-    responsible: str
-    status: str = Field(description="open, read, overdue, action_complete or not_applicable.")
-    read_by: str | None
-    answered_by: str | None
-    reason: str | None
-    alerts_sent: int
-    history: list[str]
-
-
-class NoticeView(BaseModel):
-    notice_id: UUID
-    issued_by: str
-    issued_at: AwareDatetime
-    due_at: AwareDatetime
-    categories: list[str]
-    departments: list[DepartmentAnswerView]
-
-
-class SafetyEventView(BaseModel):
-    adverse_event_id: UUID
-    reference: str
-
-
-class CaseView(BaseModel):
+class CaseView(LearningView):
     complaint_id: UUID
     reference: str
     complaint_occurred_at: AwareDatetime
@@ -118,15 +86,6 @@ class CaseView(BaseModel):
     corrective_measure: str | None
     closed_at: AwareDatetime | None
     reopened: list[str]
-    category: str | None = Field(description="The hospital's own category, as given at intake.")
-    suggested_hcat_category: str | None = Field(
-        description="The HCAT category the policy's [hcat.map] suggests for it; the coder decides."
-    )
-    coding: CodingView | None = Field(
-        description="The latest HCAT coding that is not blind; blind codings are never shown here."
-    )
-    learning_notices: list[NoticeView]
-    safety_events: list[SafetyEventView] = Field(description="Adverse-event reports it is linked to.")
 
 
 def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
@@ -159,36 +118,7 @@ def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
         corrective_measure=case.corrective_measure,
         closed_at=case.closed_at,
         reopened=case.reopened,
-        category=case.category,
-        suggested_hcat_category=hcat.suggestion(case.category),
-        coding=CodingView(**vars(case.coding)) if case.coding is not None else None,
-        learning_notices=[
-            NoticeView(
-                notice_id=notice.notice_id,
-                issued_by=notice.issued_by,
-                issued_at=notice.issued_at,
-                due_at=notice.due_at,
-                categories=list(notice.categories),
-                departments=[
-                    DepartmentAnswerView(
-                        department=part.department,
-                        responsible=part.responsible,
-                        status=part.status(moment),
-                        read_by=part.acknowledged_by,
-                        answered_by=part.answered_by,
-                        reason=part.reason,
-                        alerts_sent=part.alerts_sent,
-                        history=part.history,
-                    )
-                    for part in notice.departments.values()
-                ],
-            )
-            for notice in case.notices.values()
-        ],
-        safety_events=[
-            SafetyEventView(adverse_event_id=report, reference=reference_of(report))
-            for report in case.safety_events
-        ],
+        **learning_fields(case, hcat, moment),
     )
 
 

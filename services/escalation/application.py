@@ -11,9 +11,10 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from services.escalation.case_notices import NoticesOfCase
 from services.escalation.coding import CodingOfCase
 from services.escalation.domain import Case, ComplaintFacts, NotPermitted, NotPossible
-from services.escalation.notices import LEARNING_NOTICE, NoticeIndex, NoticesOfCase
+from services.escalation.notices import LEARNING_NOTICE, NoticeIndex
 from services.escalation.safety import SafetyLinksOfCase
 from shared.directory import Directory
 from shared.events import (

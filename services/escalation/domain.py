@@ -8,11 +8,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from services.escalation.case_notices import NoticesOfCase
 from services.escalation.chase import Chased
 from services.escalation.classification import classify
 from services.escalation.coding import CodingOfCase
 from services.escalation.deadlines import due_at
-from services.escalation.notices import NoticesOfCase
 from services.escalation.safety import SafetyLinksOfCase
 from shared import refusals
 from shared.directory import Directory

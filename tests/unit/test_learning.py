@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.escalation.application import NOTICE_DEADLINE_RULE, EscalationApplication
+from services.escalation.case_notices import NoticesOfCase
 from services.escalation.domain import Case, ComplaintFacts
-from services.escalation.notices import NoticesOfCase, UnknownDepartment, answerers
+from services.escalation.notices import UnknownDepartment, answerers
 from shared.directory import Directory, load_directory
 from shared.events import AlertRequested, LearningNoticeIssued
 from shared.policy import EscalationPolicy, HcatPolicy, load_policy
