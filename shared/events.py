@@ -23,6 +23,9 @@ DutyKind = Literal[
     "first_response",
     "patient_feedback",
 ]
+# What an alert is about: a duty, a major case (straight to leadership), or a department's answer to a
+# learning notice (chased like a duty; never a duty that can be missed).
+AlertSubject = DutyKind | Literal["major_case", "learning_notice"]
 CallbackPurpose = Literal["after_first_response", "after_closure", "after_discharge"]
 # The Healthcare Complaints Analysis Tool (HCAT; Reader, Gillespie & Roberts, BMJ Qual Saf 2014):
 # seven categories in three domains, a severity per category, the harm, and the stage of care.
@@ -196,7 +199,7 @@ class AlertRequested(CaseEvent):
     type: Literal["AlertRequested"] = "AlertRequested"
     version: Literal[1] = 1
 
-    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert is about.")
+    duty: AlertSubject = Field(description="The duty the alert is about.")
     recipient: str = Field(description="Staff id of the person alerted.")
     tier: Tier = Field(description="Tier of the case.")
     alert_number: int = Field(ge=1, description="Alerts about this duty so far, this one included.")
@@ -456,7 +459,7 @@ class NotificationNotDelivered(WireEvent):
 
     delivery_id: UUID = Field(description="The alert that was given up.")
     recipient: str = Field(description="Staff id of the person the alert was for.")
-    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert was about.")
+    duty: AlertSubject = Field(description="The duty the alert was about.")
     alert_number: int = Field(description="Which alert of the chase it was.")
     reason: str = Field(description="Why it was given up, without any address.")
 
@@ -469,7 +472,7 @@ class NotificationAcknowledged(WireEvent):
     version: Literal[1] = 1
 
     delivery_id: UUID = Field(description="The alert acknowledged.")
-    duty: DutyKind | Literal["major_case"] = Field(description="The duty the alert was about.")
+    duty: AlertSubject = Field(description="The duty the alert was about.")
     by: str = Field(description="Staff id of the person the alert went to.")
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.events import DutyKind, Tier
+from shared.events import DutyKind, HcatCategory, Tier
 
 
 class FollowupPolicy(BaseModel):
@@ -121,24 +121,29 @@ DUTY_KINDS: tuple[DutyKind, ...] = (
 )
 
 
-class DutyRule(BaseModel):
-    """How long a duty may take, and from which moment: a clock duration or working days."""
+class Window(BaseModel):
+    """How long something may take: a clock duration or working days of the calendar."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    anchor: Literal["occurred_at", "registered_at"] = Field(
-        description="The moment the deadline is measured from: when the complaint occurred or was registered."
-    )
     within_seconds: int | None = Field(default=None, gt=0, description="A clock duration.")
     within_working_days: int | None = Field(
         default=None, gt=0, description="Working days of the calendar, at the same time of day."
     )
 
     @model_validator(mode="after")
-    def _one_measure(self) -> DutyRule:
+    def _one_measure(self) -> Window:
         if (self.within_seconds is None) == (self.within_working_days is None):
             raise ValueError("give exactly one of within_seconds and within_working_days")
         return self
+
+
+class DutyRule(Window):
+    """How long a duty may take, and from which moment."""
+
+    anchor: Literal["occurred_at", "registered_at"] = Field(
+        description="The moment the deadline is measured from: when the complaint occurred or was registered."
+    )
 
 
 class ClassificationRule(BaseModel):
@@ -193,6 +198,9 @@ class EscalationPolicy(BaseModel):
     chase: ChasePolicy
     classification: Classification
     duties: dict[DutyKind, DutyRule]
+    learning_notices: Window = Field(
+        description="How long each department has to answer a learning notice, from when it is issued."
+    )
 
     @model_validator(mode="after")
     def _every_duty(self) -> EscalationPolicy:
@@ -202,12 +210,32 @@ class EscalationPolicy(BaseModel):
         return self
 
 
+class HcatPolicy(BaseModel):
+    """How the hospital's own categories map onto the HCAT taxonomy: a suggestion, the coder decides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    map: dict[str, HcatCategory] = Field(
+        default_factory=dict,
+        description="The hospital's category (as given at intake, compared without case) to the HCAT "
+        "category suggested for it.",
+    )
+
+    def suggestion(self, category: str | None) -> HcatCategory | None:
+        """The HCAT category the policy suggests for a hospital category, if it maps it."""
+        if category is None:
+            return None
+        folded = category.casefold()
+        return next((hcat for own, hcat in self.map.items() if own.casefold() == folded), None)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str = Field(min_length=1, description="Recorded on every case that starts under it.")
     intake: IntakePolicy
     escalation: EscalationPolicy
+    hcat: HcatPolicy = Field(default_factory=HcatPolicy)
     followup: FollowupPolicy
     recording: RecordingPolicy
 

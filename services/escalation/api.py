@@ -13,12 +13,13 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.escalation.application import EscalationApplication
 from services.escalation.domain import Case
+from services.escalation.learning_views import LearningView, learning_fields
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory, Role
 from shared.entered import TimeRefused
 from shared.events import DutyKind
 from shared.live_file import LiveFile
-from shared.policy import RecordingPolicy
+from shared.policy import HcatPolicy, Policy
 from shared.privacy import KeyVault
 from shared.reference import reference_of
 from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
@@ -69,7 +70,7 @@ class DutyView(BaseModel):
     history: list[str]
 
 
-class CaseView(BaseModel):
+class CaseView(LearningView):
     complaint_id: UUID
     reference: str
     complaint_occurred_at: AwareDatetime
@@ -87,7 +88,7 @@ class CaseView(BaseModel):
     reopened: list[str]
 
 
-def case_view(case: Case) -> CaseView:
+def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
     moment = now()
     return CaseView(
         complaint_id=case.id,
@@ -117,6 +118,7 @@ def case_view(case: Case) -> CaseView:
         corrective_measure=case.corrective_measure,
         closed_at=case.closed_at,
         reopened=case.reopened,
+        **learning_fields(case, hcat, moment),
     )
 
 
@@ -126,7 +128,7 @@ def router(
     directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
-    recording: RecordingPolicy,
+    policy: Policy,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1/cases")
     ComplaintId = Annotated[UUID, Depends(complaint_id_in_path(store, auth))]
@@ -134,7 +136,7 @@ def router(
     writer = Annotated[Person, Depends(auth.requires(*WRITERS))]
     judge = Annotated[Person, Depends(auth.requires(*JUDGES))]
     owner = Annotated[Person, Depends(auth.requires(*OWNERS))]
-    call_window = timedelta(seconds=recording.first_response_within_seconds)
+    call_window = timedelta(seconds=policy.recording.first_response_within_seconds)
 
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
@@ -146,17 +148,19 @@ def router(
             return case
 
         what = f"case for complaint {complaint_id}"
-        return case_view(await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what))
+        case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
+        return case_view(case, policy.hcat)
 
     @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(http: Request, complaint_id: ComplaintId, person: reader) -> CaseView:
-        """For the people of the case and its chains; overseers see every case."""
+        """For the people of the case and its chains, and whoever answers for a department one of its
+        learning notices went to; overseers see every case."""
         case = found(
             await asyncio.to_thread(store.get_case, complaint_id), f"case for complaint {complaint_id}"
         )
-        if not (person.oversees or person.staff_id in case.people()):
+        if not (person.oversees or person.staff_id in case.people() | case.notice_people()):
             raise refuse(http, person, f"{person.staff_id} is not among the people of this case")
-        return case_view(case)
+        return case_view(case, policy.hcat)
 
     @api.post("/{complaint_id}/duties/{duty}/acknowledge", response_model=CaseView)
     async def acknowledge(

@@ -8,16 +8,21 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Tracking
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Tracking
 
+from services.escalation.case_notices import NoticesOfCase
+from services.escalation.coding import CodingOfCase
 from services.escalation.domain import Case, ComplaintFacts, NotPermitted, NotPossible
+from services.escalation.notices import LEARNING_NOTICE, NoticeIndex
+from services.escalation.safety import SafetyLinksOfCase
 from shared.directory import Directory
 from shared.events import (
     AlertAcknowledged,
     AlertRequested,
     CallbackCompleted,
     CaseClosed,
+    CaseCoded,
     CaseReopened,
     CaseReopenRequested,
     ComplaintReceived,
@@ -30,19 +35,24 @@ from shared.events import (
     EscalationStarted,
     FirstResponseRecorded,
     HarassmentAssessed,
+    LearningNoticeAnswered,
+    LearningNoticeIssued,
+    LearningNoticeOverdue,
+    LearningNoticeRead,
     NotificationAcknowledged,
     ReportFiled,
+    SafetyEventLinked,
     WireEvent,
 )
 from shared.policy import Policy
 from shared.reference import indexed
-from shared.store import ServiceApplication
+from shared.store import ATTEMPTS_ON_CONFLICT, ServiceApplication
 from shared.timers import Timer
 
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 
-ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
+ACTIONS_ON_THE_RECORD: dict[type[Aggregate.Event], type[WireEvent]] = {
     Case.DutyReassigned: DutyReassigned,
     Case.AlertAcknowledged: AlertAcknowledged,
     Case.DutyFulfilled: DutyFulfilled,
@@ -54,10 +64,19 @@ ACTIONS_ON_THE_RECORD: dict[type[Case.Event], type[WireEvent]] = {
     Case.CorrectiveMeasureRecorded: CorrectiveMeasureRecorded,
     Case.Closed: CaseClosed,
     Case.Reopened: CaseReopened,
+    # The parts of a case declared in their own modules keep their own event classes.
+    CodingOfCase.Coded: CaseCoded,
+    NoticesOfCase.LearningNoticeIssued: LearningNoticeIssued,
+    NoticesOfCase.LearningNoticeRead: LearningNoticeRead,
+    NoticesOfCase.LearningNoticeAnswered: LearningNoticeAnswered,
+    NoticesOfCase.LearningNoticeOverdue: LearningNoticeOverdue,
+    SafetyLinksOfCase.SafetyEventLinked: SafetyEventLinked,
 }
+CASE_EVENTS = (Case.Event, CodingOfCase.Event, NoticesOfCase.Event, SafetyLinksOfCase.Event)
 
 ALERT_RULE = "alert"
 DEADLINE_RULE = "deadline"
+NOTICE_DEADLINE_RULE = "notice_deadline"
 
 
 class EscalationApplication(ServiceApplication):
@@ -81,6 +100,7 @@ class EscalationApplication(ServiceApplication):
             summary=summary,
             category=complaint.category,
             tier=complaint.tier,
+            channel=complaint.channel,
         )
         case = Case.open(facts, now, policy.version, policy.escalation, directory)
         self.record(case, indexed(self, case.id), tracking=tracking)
@@ -96,7 +116,9 @@ class EscalationApplication(ServiceApplication):
         """The alert's link is the acknowledgement of its duty by the person alerted; one that no longer
         applies (no such duty, the person out of its chain) changes nothing."""
         case = self.find(Case, acknowledged.complaint_id)
-        if case is not None:
+        if case is not None and acknowledged.duty == LEARNING_NOTICE:
+            case.read_through_link(acknowledged.by, acknowledged.occurred_at)
+        elif case is not None:
             try:
                 case.acknowledge(acknowledged.duty, acknowledged.by, acknowledged.occurred_at)
             except (NotPermitted, NotPossible) as refusal:
@@ -112,8 +134,16 @@ class EscalationApplication(ServiceApplication):
 
     def timer_fired(self, timer: Timer, now: datetime, tracking: Tracking) -> None:
         """A fire for a duty already done, or a fire seen before, changes nothing."""
-        case = self.find(Case, timer.aggregate_id)
-        if case is not None and timer.rule == ALERT_RULE:
+        if timer.rule == NOTICE_DEADLINE_RULE:  # a notice's timer names the notice
+            index = self.find(NoticeIndex, timer.aggregate_id)
+            case = self.find(Case, index.complaint_id) if index is not None else None
+            if case is not None:
+                case.notice_deadline_reached(timer.aggregate_id, now)
+        else:
+            case = self.find(Case, timer.aggregate_id)
+        if case is not None and timer.rule == ALERT_RULE and timer.part == LEARNING_NOTICE:
+            case.chase_notice(timer.attempt - 1, now)
+        elif case is not None and timer.rule == ALERT_RULE:
             case.alert(timer.part, timer.attempt, now)
         elif case is not None and timer.rule == DEADLINE_RULE:
             case.deadline_reached(timer.part, timer.due_at, now)
@@ -126,11 +156,26 @@ class EscalationApplication(ServiceApplication):
         """Apply a person's action to a case and store it; None when there is no such case."""
         return self.act_on(Case, complaint_id, action)
 
+    def issue_notice(self, complaint_id: UUID, notice_id: UUID, issue: Callable[[Case], None]) -> Case | None:
+        """Issue a notice from the case, with the index entry its deadline timer needs, in one
+        transaction; None when there is no such case."""
+        for _ in range(ATTEMPTS_ON_CONFLICT):
+            case = self.find(Case, complaint_id)
+            if case is None:
+                return None
+            issue(case)
+            try:
+                self.record(case, NoticeIndex(notice_id=notice_id, complaint_id=complaint_id))
+            except IntegrityError:
+                continue
+            return case
+        raise IntegrityError(f"case {complaint_id} kept changing while a notice was issued")
+
     def get_case(self, complaint_id: UUID) -> Case | None:
         return self.find(Case, complaint_id)
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if not isinstance(domain_event, Case.Event):
+        if not isinstance(domain_event, CASE_EVENTS):
             return super().wire_event(domain_event)
         base: dict[str, Any] = {**self.wire_fields(domain_event), "complaint_id": domain_event.originator_id}
         if type(domain_event) in ACTIONS_ON_THE_RECORD:
@@ -160,6 +205,18 @@ class EscalationApplication(ServiceApplication):
                     due_at=domain_event.due_at,
                     late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
                 )
+            case NoticesOfCase.NoticeAlertRequested():
+                return AlertRequested(
+                    **base,
+                    occurred_at=domain_event.requested_at,
+                    duty=LEARNING_NOTICE,
+                    recipient=domain_event.recipient,
+                    tier=domain_event.tier,
+                    alert_number=domain_event.alert_number,
+                    attempt=domain_event.attempt,
+                    due_at=domain_event.due_at,
+                    next_alert_at=domain_event.next_alert_at,
+                )
             case Case.AlertRequested():
                 return AlertRequested(
                     **base,
@@ -175,7 +232,17 @@ class EscalationApplication(ServiceApplication):
         return None
 
     def timers_for(self, wire_event: WireEvent) -> list[Timer]:
-        """Each duty's deadline, and the next alert of a chase that nobody has answered yet."""
+        """Each duty's and each notice's deadline, and the next alert of a chase that nobody has
+        answered yet (a notice's alerts are numbered across the case: see NoticesOfCase)."""
+        if isinstance(wire_event, LearningNoticeIssued):
+            return [
+                Timer(
+                    rule=NOTICE_DEADLINE_RULE,
+                    aggregate_id=wire_event.notice_id,
+                    attempt=1,
+                    due_at=wire_event.due_at,
+                )
+            ]
         if isinstance(wire_event, DutyAssigned):
             return [
                 Timer(

@@ -8,10 +8,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from services.escalation.case_notices import NoticesOfCase
+from services.escalation.chase import Chased
 from services.escalation.classification import classify
+from services.escalation.coding import CodingOfCase
 from services.escalation.deadlines import due_at
+from services.escalation.safety import SafetyLinksOfCase
 from shared import refusals
-from shared.calendar import outside_quiet_hours
 from shared.directory import Directory
 from shared.entered import check_entered
 from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, DutyRule, EscalationPolicy
@@ -53,6 +56,7 @@ class ComplaintFacts:
     summary: str
     category: str | None
     tier: str | None
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,21 +86,11 @@ def plan_duties(facts: ComplaintFacts, policy: EscalationPolicy, directory: Dire
     return planned
 
 
-def next_alert_time(after: datetime, chase: ChasePolicy, calendar: CalendarPolicy) -> datetime:
-    """A reminder waits the interval, and then for the end of quiet hours if it falls inside them."""
-    return outside_quiet_hours(after + timedelta(seconds=chase.repeat_interval_seconds), calendar)
-
-
-@dataclass
-class Duty:
+@dataclass(kw_only=True)
+class Duty(Chased):
     kind: str
     owner: str
     due_at: datetime
-    recipients: list[str]  # the owner, then the chain above, as it stood when the duty was (re)assigned
-    alerts_sent: int = 0
-    alerts_before_owner: int = 0  # alerts sent to earlier owners, before a reassignment
-    alerted: list[str] = field(default_factory=list)
-    acknowledged_by: str | None = None
     fulfilled_by: str | None = None
     fulfilled_at: datetime | None = None
     deadline_passed: bool = False
@@ -110,11 +104,6 @@ class Duty:
     def is_chased(self) -> bool:
         return self.is_open and self.acknowledged_by is None
 
-    def recipient_of(self, alert_number: int, attempts: int) -> tuple[str, int] | None:
-        """Who the alert goes to, and which attempt it is for them; None once the chain is exhausted."""
-        stage, attempt = divmod(alert_number - self.alerts_before_owner - 1, attempts)
-        return (self.recipients[stage], attempt + 1) if stage < len(self.recipients) else None
-
     def status(self, now: datetime) -> str:
         if not self.is_open:
             late = self.fulfilled_at is not None and self.fulfilled_at > self.due_at
@@ -124,7 +113,7 @@ class Duty:
         return "overdue" if now >= self.due_at else "open"
 
 
-class Case(Aggregate):
+class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
     class Started(Aggregate.Created):
         complaint_occurred_at: datetime
         registered_at: datetime
@@ -136,6 +125,15 @@ class Case(Aggregate):
         department: str
         chase: dict[str, int]
         calendar: dict[str, str]
+        channel: str | None
+        category: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Cases opened before escalation kept the complaint's channel and category."""
+            state["channel"] = state["category"] = None
 
     class DutyAssigned(Aggregate.Event):
         kind: str
@@ -236,6 +234,8 @@ class Case(Aggregate):
         department: str,
         chase: dict[str, int],
         calendar: dict[str, str],
+        channel: str | None,
+        category: str | None,
     ) -> None:
         self.complaint_occurred_at = complaint_occurred_at
         self.registered_at = registered_at
@@ -255,6 +255,12 @@ class Case(Aggregate):
         self.corrective_measure: str | None = None
         self.closed_at: datetime | None = None
         self.reopened: list[str] = []
+        self.channel = channel
+        self.category = category  # the hospital's own, as given at intake
+        self.codings = []
+        self.notices = {}
+        self.notice_alerts = 0
+        self.safety_events = []
 
     # Opening and chasing
 
@@ -280,6 +286,8 @@ class Case(Aggregate):
             department=facts.department,
             chase=policy.chase.model_dump(),
             calendar=policy.calendar.model_dump(mode="json"),
+            channel=facts.channel,
+            category=facts.category,
         )
         for duty in plan_duties(facts, policy, directory):
             case._assign(
@@ -322,20 +330,18 @@ class Case(Aggregate):
         duty = self.duties.get(kind)
         if duty is None or not duty.is_chased or duty.alerts_sent != alert_number - 1:
             return False
-        target = duty.recipient_of(alert_number, self.chase.attempts)
+        target = duty.next_alert(alert_number, now, self.chase, self.calendar)
         if target is None:
             return False
-        recipient, attempt = target
-        further = duty.recipient_of(alert_number + 1, self.chase.attempts) is not None
         self._request_alert(
             kind=kind,
             tier=self.tier,
-            recipient=recipient,
+            recipient=target.recipient,
             alert_number=alert_number,
-            attempt=attempt,
+            attempt=target.attempt,
             due_at=duty.due_at,
             requested_at=now,
-            next_alert_at=next_alert_time(now, self.chase, self.calendar) if further else None,
+            next_alert_at=target.next_alert_at,
         )
         return True
 
@@ -353,9 +359,7 @@ class Case(Aggregate):
     ) -> None:
         duty = self.duties.get(kind)
         if duty is not None:
-            duty.alerts_sent = alert_number
-            if recipient not in duty.alerted:
-                duty.alerted.append(recipient)
+            duty.alerted_now(alert_number, recipient)
             duty.history.append(
                 f"{requested_at.isoformat()} alert {alert_number} to {recipient} (attempt {attempt})"
             )

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.escalation.api import router
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers
+from services.escalation.learning_api import router as learning_router
 from shared.auth import Authenticator
 from shared.directory import watch_directory
 from shared.policy import load_policy
@@ -24,14 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings, store, consumers(store, policy, directory, vault, settings.timer_clock_skew), vault
     )
     app = http_app("kizuki escalation", runtime)
-    app.include_router(
-        router(
-            store,
-            runtime,
-            directory,
-            Authenticator.from_settings(settings, directory),
-            vault,
-            policy.recording,
-        )
-    )
+    auth = Authenticator.from_settings(settings, directory)
+    app.include_router(router(store, runtime, directory, auth, vault, policy))
+    app.include_router(learning_router(store, runtime, directory, auth, policy))
     return app
