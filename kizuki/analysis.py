@@ -18,6 +18,7 @@ from typing import Any
 from kizuki.audit import RecordMessage
 from kizuki.report import Rebuild, Timeline
 from shared.events import HCAT_DOMAINS, HcatCategory
+from shared.policy import HcatPolicy
 
 CATEGORIES: tuple[HcatCategory, ...] = tuple(c for categories in HCAT_DOMAINS.values() for c in categories)
 DOMAIN_OF: dict[str, str] = {c: domain for domain, categories in HCAT_DOMAINS.items() for c in categories}
@@ -168,12 +169,10 @@ class AnalysisRebuild:
         return [self.cases.get(t.complaint_id) or Case(t) for t in chosen]
 
 
-def suggested_categories(policy: object) -> dict[str, str]:
-    """The policy's `[hcat.map]` (hospital category, compared without case -> HCAT category), when the
-    policy has one: a label "suggested" for cases not yet coded, never counted as a coding."""
-    hcat = getattr(policy, "hcat", None)
-    mapping = getattr(hcat, "map", None) or {}
-    return {str(key).casefold(): str(value) for key, value in sorted(dict(mapping).items())}
+def suggested_categories(hcat: HcatPolicy) -> dict[str, str]:
+    """The policy's `[hcat.map]` (hospital category, compared without case, as the case view compares
+    it -> HCAT category): a label "suggested" for cases not yet coded, never counted as a coding."""
+    return {own.casefold(): category for own, category in sorted(hcat.map.items())}
 
 
 def _time(value: str) -> datetime:

@@ -268,7 +268,7 @@ async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
     periods = Periods(args.period, ZoneInfo(policy.escalation.calendar.timezone))
     window = (args.since, args.until)
     cases = rebuild.found(*window)
-    found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy))
+    found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy.hcat))
     if args.board is not None:
         from kizuki.board import FontMissing, write_board  # matplotlib loads slowly: only for the board
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from shared.events import (
     encode_event,
     headers_for,
 )
+from shared.policy import HcatPolicy
 from tests.factories import complaint_received
 
 pytestmark = pytest.mark.unit
@@ -72,9 +72,7 @@ def test_the_case_counts_under_its_latest_coding_not_a_blind_one() -> None:
             coded(a, T0 + timedelta(hours=1), communication=1),  # recoded: the first coding stays on record
             coded(a, T0 + timedelta(hours=2), blind=True, safety=3),
         ],
-        suggested=suggested_categories(
-            SimpleNamespace(hcat=SimpleNamespace(map={"WAITING": "institutional_processes"}))
-        ),
+        suggested=suggested_categories(HcatPolicy(map={"WAITING": "institutional_processes"})),
     )
     assert found["by_category"] == {
         "communication": {"counts": [1], "earlier": 0, "later": 0, "trend": "steady"},
@@ -88,7 +86,7 @@ def test_the_case_counts_under_its_latest_coding_not_a_blind_one() -> None:
 
 
 def test_a_policy_without_an_hcat_map_suggests_nothing() -> None:
-    assert suggested_categories(SimpleNamespace(version="1")) == {}
+    assert suggested_categories(HcatPolicy()) == {}
 
 
 def test_periods_are_the_hospitals_months_and_quarters_empty_ones_included() -> None:
