@@ -21,6 +21,7 @@ DUTIES = {
     "first_response": "the apology call",
     "patient_feedback": "the feedback to the patient",
     "major_case": "the major case",
+    "learning_notice": "a learning notice",
 }
 CALLBACKS = {
     "after_first_response": "after the apology call",
@@ -128,6 +129,39 @@ class Replay:
                 return b.get("by", service), "closed the case"
             case "CaseReopened":
                 return service, f"reopened the case: {b.get('reason')}"
+            case "CaseCoded":
+                coded = ", ".join(
+                    f"{name} {level}" for name, level in sorted(b.get("severities", {}).items()) if level
+                )
+                blind = "a blind second coding" if b.get("blind") else "a coding"
+                return b.get("coded_by", service), (
+                    f"recorded {blind} (HCAT: {coded or 'no category'}; "
+                    f"harm {b.get('harm')}, {b.get('stage')})"
+                )
+            case "LearningNoticeIssued":
+                departments = ", ".join(b.get("departments", []))
+                return b.get("issued_by", service), (
+                    f"issued learning notice {b.get('notice_id')} to {departments}, answers due "
+                    f"{self.time(b.get('due_at'))}"
+                )
+            case "LearningNoticeRead":
+                return b.get(
+                    "read_by", service
+                ), f"read learning notice {b.get('notice_id')} for {b.get('department')}"
+            case "LearningNoticeAnswered":
+                answer = "action complete" if b.get("answer") == "action_complete" else "not applicable"
+                return b.get("answered_by", service), (
+                    f"answered learning notice {b.get('notice_id')} for {b.get('department')}: {answer}"
+                )
+            case "LearningNoticeOverdue":
+                return service, (
+                    f"learning notice {b.get('notice_id')}: {b.get('department')} had not answered by "
+                    f"{self.time(b.get('due_at'))}"
+                )
+            case "SafetyEventLinked":
+                return b.get(
+                    "linked_by", service
+                ), f"linked to adverse-event report {b.get('adverse_event_id')}"
             case "NotificationAttempted":
                 what = "receipt" if b.get("recipient") == "complainant" else "alert"
                 return service, f"{what} to {to} by {b.get('channel')}: attempt {b.get('attempt')}"

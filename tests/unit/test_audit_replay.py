@@ -11,8 +11,12 @@ from kizuki.audit import RecordMessage, with_progress
 from kizuki.replay import replay
 from shared.events import (
     AlertAcknowledged,
+    CaseCoded,
     DutyAssigned,
     FirstResponseRecorded,
+    LearningNoticeAnswered,
+    LearningNoticeIssued,
+    LearningNoticeOverdue,
     MessageRejected,
     NotificationSent,
     WireEvent,
@@ -157,3 +161,56 @@ async def test_progress_shows_the_share_of_the_record_read_when_its_length_is_kn
     terminal = Terminal()
     await counted(terminal, 5, last=5)
     assert terminal.getvalue().split("\r")[-1] == "           4 messages read (seq 4 of 5, 80%)\n"
+
+
+async def test_learning_from_a_case_reads_as_sentences_that_name_no_person_for_an_overdue_notice() -> None:
+    notice = UUID(int=7)
+    learning: list[WireEvent] = [
+        on(
+            A,
+            CaseCoded,
+            coded_by="qo-001",
+            blind=False,
+            severities={"safety": 2, "communication": 1, "quality": 0},
+            harm=2,
+            stage="care_on_the_ward",
+        ),
+        on(
+            A,
+            LearningNoticeIssued,
+            notice_id=notice,
+            issued_by="qo-001",
+            departments=["Ward 3", "Ward 5"],
+            responsible={"Ward 3": "sv-003", "Ward 5": "sv-005"},
+            categories=["safety"],
+            due_at=AT,
+        ),
+        on(
+            A,
+            LearningNoticeAnswered,
+            notice_id=notice,
+            department="Ward 3",
+            answered_by="sv-003",
+            answer="action_complete",
+        ),
+        on(A, LearningNoticeOverdue, notice_id=notice, department="Ward 5", due_at=AT),
+    ]
+
+    async def read() -> AsyncIterator[RecordMessage]:
+        for message in messages(learning):
+            yield message
+
+    out = io.StringIO()
+    await replay(read(), out, TOKYO, None, False)
+    lines = out.getvalue().splitlines()
+    assert (
+        "qo-001       recorded a coding (HCAT: communication 1, safety 2; harm 2, care_on_the_ward)"
+        in lines[0]
+    )
+    assert f"issued learning notice {notice} to Ward 3, Ward 5" in lines[1]
+    assert f"sv-003       answered learning notice {notice} for Ward 3: action complete" in lines[2]
+    assert (
+        f"escalation   learning notice {notice}: Ward 5 had not answered by 2026-11-23 09:30:00 JST"
+        in lines[3]
+    )
+    assert "sv-005" not in lines[3]  # an overdue notice is the department's, never a person's
