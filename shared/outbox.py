@@ -9,12 +9,14 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_subject
 from shared.chain import START, Link, SigningKey, chained, checkpoint_statement
-from shared.events import CheckpointSigned, WireEvent, encode_event, headers_for
+from shared.events import CheckpointSigned, EventSetAside, WireEvent, encode_event, headers_for
+from shared.faults import FaultWatch
 from shared.privacy import KeyVault
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer, now
@@ -22,6 +24,10 @@ from shared.timers import Timer, now
 log = logging.getLogger(__name__)
 
 BATCH = 200
+
+# JetStream's refusals of a publish that will be refused again however often it is tried: the
+# message is larger than the stream takes, its headers are larger than the server takes.
+REFUSED_FOR_GOOD = {10054: "larger than the stream's max_msg_size", 10097: "headers larger than 64 KiB"}
 
 
 def msg_id(service: str, notification_id: int) -> str:
@@ -82,6 +88,7 @@ class OutboxRelay:
         self.head_sequence = 0  # the head's stream sequence: a publish expects it to be the last
         self.signed = START  # the last checkpoint's own link: everything up to it is signed
         self._signed_at = time.monotonic()
+        self.fault = FaultWatch()
 
     def wake(self) -> None:
         """Call after a commit so the relay publishes at once instead of at its next poll."""
@@ -99,15 +106,29 @@ class OutboxRelay:
         return notification_id_of(headers["Nats-Msg-Id"], self.app.service)
 
     async def run(self) -> None:
-        self.position = await self.last_relayed()
-        log.info("%s relay resumes after notification %d", self.app.service, self.position)
-        while True:
-            self._wake.clear()
-            if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
-                await self.sign_head()
-            if not await self.relay_pending():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        """Relay until cancelled. A failure (no bus, a timeout, another replica's link first) ends
+        the run and is shown in ``fault`` until a later run relays again: the service starts it again
+        (shared/service.py), from the record."""
+        try:
+            self.position = await self.last_relayed()
+            log.info("%s relay resumes after notification %d", self.app.service, self.position)
+            while True:
+                self._wake.clear()
+                if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
+                    await self.sign_head()
+                relayed = await self.relay_pending()
+                self.fault.worked()
+                if not relayed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        except Exception as fault:
+            self.fault.failed(fault)
+            raise
+
+    async def lag(self) -> int:
+        """Stored notifications not yet relayed (one store read: for /health, not per message)."""
+        stored = await asyncio.to_thread(self.app.process_recorder.max_notification_id)
+        return max((stored or 0) - self.position, 0)
 
     async def sign_head(self) -> None:
         """Publish a checkpoint signing the chain's head, unless it is signed already."""
@@ -141,11 +162,39 @@ class OutboxRelay:
                     await self._set_timer(timer, notification.id)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
-                await self._publish(wire, msg_id(self.app.service, notification.id))
+                await self._publish_or_set_aside(wire, notification.id)
             self.position = notification.id
             if self.head.index - self.signed.index >= self.checkpoints.every:
                 await self.sign_head()
         return len(notifications)
+
+    async def _publish_or_set_aside(self, wire: WireEvent, notification_id: int) -> None:
+        """Publish the event; if the bus refuses it for good, an EventSetAside takes its place on the
+        chain (same Msg-Id) so the events behind it go on. The event stays in the store."""
+        message_id = msg_id(self.app.service, notification_id)
+        try:
+            await self._publish(wire, message_id)
+        except (MaxPayloadError, APIError) as refusal:
+            reason = _refused_for_good(refusal)
+            if reason is None:
+                raise
+            size = len(encode_event(wire))
+            log.error(
+                "%s: the bus refuses %s (notification %d, %d bytes) for good: %s; setting it aside",
+                self.app.service, wire.type_name(), notification_id, size, reason,
+            )  # fmt: skip
+            set_aside = EventSetAside(
+                event_id=wire.event_id,
+                complaint_id=wire.complaint_id,
+                occurred_at=wire.recorded_at,
+                recorded_at=now(),
+                set_aside_by=self.app.service,
+                notification_id=notification_id,
+                event_type=wire.type_name(),
+                size=size,
+                reason=reason,
+            )
+            await self._publish(set_aside, message_id)
 
     async def _publish(self, wire: WireEvent, message_id: str) -> None:
         payload = encode_event(wire)
@@ -185,3 +234,10 @@ class OutboxRelay:
                 "Nats-Schedule-Target": due_subject(service, timer.key),
             },
         )
+
+
+def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:
+    """Why the bus will never take this message, or None if trying again may work."""
+    if isinstance(refusal, MaxPayloadError):
+        return "larger than the server's max_payload"
+    return REFUSED_FOR_GOOD.get(refusal.err_code or 0)

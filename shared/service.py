@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -17,18 +18,24 @@ from nats.aio.client import Client
 from psycopg import sql
 
 from shared import refusals
-from shared.auth import Person, refuse
+from shared.auth import Authenticator, Person, refuse
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
+from shared.directory import load_directory
+from shared.faults import Supervised
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
+from shared.set_aside import set_aside_router
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=ServiceApplication)
+
+# /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
+NOT_READY_AFTER_SECONDS = 60.0
 
 
 def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
@@ -77,6 +84,8 @@ class ServiceRuntime:
         self.workers = workers
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
+        self.loops: list[ConsumerLoop[Any]] = []
+        self.supervised: list[Supervised] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -91,12 +100,20 @@ class ServiceRuntime:
         if self.vault is not None:
             await self.vault.bind(js)
         relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
-        self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
+        self._supervise("relay", relay.run)
+        set_aside = Counter(rejected.stream for rejected in await asyncio.to_thread(self.store.set_aside))
         for consumer in self.consumers:
-            loop = ConsumerLoop(self.store, js, consumer, on_commit=self.committed)
-            self._tasks.append(asyncio.create_task(_supervise(consumer.subscription.durable, loop.run)))
+            stream = consumer.subscription.stream
+            loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])
+            self.loops.append(loop)
+            self._supervise(_consumer_name(loop), loop.run)
         for worker in self.workers:
-            self._tasks.append(asyncio.create_task(_supervise(type(worker).__name__, worker.run)))
+            self._supervise(type(worker).__name__, worker.run)
+
+    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        supervised = Supervised(name, run)
+        self.supervised.append(supervised)
+        self._tasks.append(asyncio.create_task(supervised.forever()))
 
     def committed(self) -> None:
         """Tell the relay and the workers that new events are stored."""
@@ -129,16 +146,37 @@ class ServiceRuntime:
             return False
         return True
 
+    async def report(self) -> dict[str, Any]:
+        """What /health says beyond up or down: the relay's lag and faults, each consumer's faults and
+        set-aside count, each task's restarts."""
+        relay: dict[str, Any] = {}
+        if self.relay is not None:
+            try:
+                relay["lag"] = await self.relay.lag()
+            except Exception as fault:
+                relay["lag"] = f"unknown ({type(fault).__name__})"
+            relay |= self.relay.fault.report()
+        return {
+            "relay": relay,
+            "consumers": {
+                _consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside}
+                for loop in self.loops
+            },
+            "tasks": {supervised.name: supervised.report() for supervised in self.supervised},
+        }
 
-async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        try:
-            await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; restarting it in 1 s", name)
-            await asyncio.sleep(1)
+    def failing_too_long(self, threshold: float = NOT_READY_AFTER_SECONDS) -> list[str]:
+        """The parts whose passing fault has lasted longer than the threshold."""
+        watched = [(task.name, task.current_fault()) for task in self.supervised]
+        if self.relay is not None:
+            watched.append(("relay", self.relay.fault))
+        watched += [(_consumer_name(loop), loop.fault) for loop in self.loops]
+        return sorted({name for name, fault in watched if fault.failing_for() > threshold})
+
+
+def _consumer_name(loop: ConsumerLoop[Any]) -> str:
+    subscription = loop.consumer.subscription
+    return f"{subscription.durable} on {subscription.stream}"
 
 
 MAX_BODY_BYTES = 64 * 1024
@@ -219,12 +257,33 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
             )
         return await call_next(request)
 
-    @app.get("/health", summary="200 once the service is connected to the bus and its store")
+    @app.get(
+        "/health",
+        summary="200 once the service is connected to the bus and its store; the body tells the relay's "
+        "lag, and what is failing (since when, the last error's class) or set aside",
+    )
     async def health() -> JSONResponse:
-        if await runtime.healthy():
-            return JSONResponse({"status": "ok", "service": runtime.store.service})
-        return JSONResponse({"status": "unavailable", "service": runtime.store.service}, status_code=503)
+        healthy = await runtime.healthy()
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "service": runtime.store.service,
+            **await runtime.report(),
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
+    @app.get(
+        "/ready",
+        summary=f"As /health, and 503 while the relay, a consumer or a task has been failing for more "
+        f"than {NOT_READY_AFTER_SECONDS:.0f} s",
+    )
+    async def ready() -> JSONResponse:
+        failing = runtime.failing_too_long()
+        healthy = await runtime.healthy()
+        body = {"ready": healthy and not failing, "service": runtime.store.service, "failing": failing}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    directory = load_directory(runtime.settings.directory_path)
+    app.include_router(set_aside_router(runtime, Authenticator.from_settings(runtime.settings, directory)))
     return app
 
 

@@ -10,8 +10,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol, event
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.utils import get_topic
 
-from shared.events import MessageRejected, WireEvent
+from shared.events import MessageRejected, MessageTakenUp, WireEvent
 from shared.timers import Timer, now
 
 Found = TypeVar("Found", bound=Aggregate)
@@ -60,6 +61,35 @@ class RejectedMessage(Aggregate):
         self.reason = reason
         self.complaint_id = complaint_id
         self.occurred_at = occurred_at
+        self.taken_up = False
+
+    class TakenUp(Aggregate.Event):
+        stream: str
+        stream_sequence: int
+        complaint_id: UUID | None
+        requested_by: str
+        occurred_at: datetime
+
+    @event(TakenUp)
+    def take_up(
+        self,
+        stream: str,
+        stream_sequence: int,
+        complaint_id: UUID | None,
+        requested_by: str,
+        occurred_at: datetime,
+    ) -> None:
+        """The message was handled again, at an administrator's request, once its cause was fixed.
+        (Stream, sequence and complaint are repeated so that the event goes on the record by itself.)"""
+        self.taken_up = True
+
+
+SET_ASIDE_TOPICS = (get_topic(RejectedMessage.Rejected), get_topic(RejectedMessage.TakenUp))
+
+
+def taken_up_tracking(stream: str, stream_sequence: int) -> Tracking:
+    """The tracking record of a set-aside message handled again: it is handled again only once."""
+    return Tracking(f"{stream}:taken-up", stream_sequence)
 
 
 class ServiceApplication(Application[UUID]):
@@ -101,6 +131,30 @@ class ServiceApplication(Application[UUID]):
         )
         self.record(rejection, tracking=tracking)
 
+    def set_aside(self) -> list[RejectedMessage.Rejected]:
+        """Every message this service set aside and has not taken up again, oldest first. Reads the
+        store's rejections only (at start, and for the administrator's list), never per message."""
+        pending: dict[UUID, RejectedMessage.Rejected] = {}
+        start = 1
+        while batch := self.process_recorder.select_notifications(start, 500, topics=SET_ASIDE_TOPICS):
+            for notification in batch:
+                found = self.mapper.to_domain_event(notification)
+                if isinstance(found, RejectedMessage.Rejected):
+                    pending[found.originator_id] = found
+                else:
+                    pending.pop(found.originator_id, None)
+            start = batch[-1].id + 1
+        return list(pending.values())
+
+    def rejection(self, stream: str, stream_sequence: int) -> RejectedMessage | None:
+        return self.find(RejectedMessage, RejectedMessage.create_id(stream, stream_sequence))
+
+    def taken_up(self, rejection: RejectedMessage, requested_by: str) -> None:
+        rejection.take_up(
+            rejection.stream, rejection.stream_sequence, rejection.complaint_id, requested_by, now()
+        )
+        self.save(rejection)
+
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         """The event to put on the record for one stored event, or None if it stays inside."""
         if isinstance(domain_event, RejectedMessage.Rejected):
@@ -113,6 +167,16 @@ class ServiceApplication(Application[UUID]):
                 stream_sequence=domain_event.stream_sequence,
                 message_subject=domain_event.message_subject,
                 reason=domain_event.reason,
+            )
+        if isinstance(domain_event, RejectedMessage.TakenUp):
+            return MessageTakenUp(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.complaint_id,
+                occurred_at=domain_event.occurred_at,
+                taken_up_by=self.service,
+                stream=domain_event.stream,
+                stream_sequence=domain_event.stream_sequence,
+                requested_by=domain_event.requested_by,
             )
         return None
 
