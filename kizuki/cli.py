@@ -32,6 +32,7 @@ from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.set_aside import list_set_aside, take_up
 from kizuki.verify import Verifier
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import RECORD_STREAM, connect
@@ -39,7 +40,7 @@ from shared.chain import TrustFile
 from shared.directory import load_directory
 from shared.events import Channel
 from shared.policy import load_policy
-from shared.settings import Settings, load_settings
+from shared.settings import SERVICES, Settings, load_settings
 
 
 async def _replay(settings: Settings, as_json: bool, complaint: str | None) -> None:
@@ -212,6 +213,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     erase.add_argument("complaint_id")
     erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
+    set_aside = commands.add_parser(
+        "set-aside", help="what the services set aside, and taking a message up again"
+    ).add_subparsers(dest="set_aside_command", required=True)
+    listed = set_aside.add_parser("list", help="every message set aside, with the reason")
+    listed.add_argument("--service", choices=SERVICES, help="only this service")
+    listed.add_argument("--by", required=True, help="staff id of the administrator who asks")
+    retake = set_aside.add_parser(
+        "take-up", help="handle a set-aside message again, once its cause is fixed (once only)"
+    )
+    retake.add_argument("service", choices=SERVICES)
+    retake.add_argument("stream", help="as the list shows it, e.g. EVENTS or TIMERS")
+    retake.add_argument("sequence", type=int, help="the message's sequence in that stream")
+    retake.add_argument("--by", required=True, help="staff id of the administrator who asks")
     import_ = commands.add_parser(
         "import", help="register a call-centre log or survey results (.csv or .xlsx) row by row"
     )
@@ -285,6 +299,13 @@ def main(argv: list[str] | None = None) -> None:
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
         elif args.command == "erase":
             _erase(settings, args.complaint_id, args.by)
+        elif args.command == "set-aside" and args.set_aside_command == "list":
+            services = [args.service] if args.service else list(SERVICES)
+            sys.exit(
+                0 if list_set_aside(settings, _short_token(settings, args.by), services, sys.stdout) else 1
+            )
+        elif args.command == "set-aside":
+            take_up(settings, _short_token(settings, args.by), args.service, args.stream, args.sequence)
         elif args.command == "import":
             _import(settings, args.file, args.channel, args.by)
         elif args.command == "intake" and args.intake_command == "qr":

@@ -1,8 +1,7 @@
 """What a service set aside, for its administrators: the list, and taking a message up again once its
 cause is fixed (``kizuki set-aside``). The same consumer code handles it, once."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route's Annotated parameters at runtime.
 import asyncio
 import logging
 from datetime import datetime
@@ -37,7 +36,7 @@ class TakenUp(BaseModel):
     taken_up: bool = Field(description="True: it was handled, and its MessageRejected is answered.")
 
 
-def set_aside_router(runtime: ServiceRuntime, auth: Authenticator) -> APIRouter:
+def set_aside_router(runtime: "ServiceRuntime", auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1/set-aside", tags=["set aside"])
     administrator = Annotated[Person, Depends(auth.requires("administrator"))]
 
