@@ -102,11 +102,13 @@ async def test_a_handler_failing_longer_than_five_deliveries_is_retried_until_it
             return report if report["failing"] and report["failures"] >= 2 else {}
 
         seen = await eventually(failing, what="the consumer showing its passing fault")
-        assert seen["last_error"] == "TimeoutError" and seen["since"]
+        assert seen["last_error"] == "TimeoutError"
+        assert seen["since"]
         await eventually(lambda: processed(store, 2), what="both messages handled")
         assert calls == {"slow": 8, "works": 1}
         assert [type(event).__name__ for event in wire_events(store)] == ["EscalationStarted"] * 2
-        assert not loop.fault.failing and loop.set_aside == 0
+        assert not loop.fault.failing
+        assert loop.set_aside == 0
     finally:
         store.close()
 
@@ -193,10 +195,12 @@ async def test_a_message_that_breaks_a_rule_is_set_aside_at_once_shown_and_taken
         await eventually(lambda: processed(store, 2), what="the message behind it handled")
         assert calls == {"unknown ward": 1, "Radiology": 1}  # set aside at once, not after retries
         rejection = wire_events(store)[0]
-        assert isinstance(rejection, MessageRejected) and rejection.stream_sequence == 1
+        assert isinstance(rejection, MessageRejected)
+        assert rejection.stream_sequence == 1
         assert "breaks a rule: no chain is set" in rejection.reason
         body = await health()
-        assert body["status"] == "ok" and body["relay"]["failing"] is False
+        assert body["status"] == "ok"
+        assert body["relay"]["failing"] is False
         assert body["tasks"]["relay"] == {"failing": False, "restarts": 0}
         assert (await http.get("/ready")).json() == {"ready": True, "service": "escalation", "failing": []}
 
@@ -225,7 +229,8 @@ async def test_a_message_that_breaks_a_rule_is_set_aside_at_once_shown_and_taken
             await asyncio.to_thread(
                 main, ["set-aside", "take-up", "escalation", "EVENTS", "1", "--by", "dm-001"]
             )
-        assert "404" in str(again.value.code) and "no message EVENTS #1 set aside" in str(again.value.code)
+        assert "404" in str(again.value.code)
+        assert "no message EVENTS #1 set aside" in str(again.value.code)
         assert calls == {"unknown ward": 2, "Radiology": 1}
     finally:
         await http.aclose()
