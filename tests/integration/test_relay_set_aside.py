@@ -1,0 +1,108 @@
+"""An event the bus refuses for good is set aside by the relay, and the events behind it flow: a real
+nats-server whose max_payload is small, so an event of ordinary size within intake's limits is too
+large for it, a real SQLite store, and the record checked as `kizuki audit verify` checks it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+
+from kizuki.audit import read_messages
+from kizuki.processes import free_port, start_nats, stop
+from kizuki.provision import provision_bus, provision_signing_keys
+from kizuki.verify import Verifier
+from services.intake.main import open_intake_store
+from shared.bus import connect
+from shared.chain import SigningKey, TrustFile
+from shared.events import ComplaintReceived, EventSetAside, decode_event
+from shared.outbox import Checkpoints, OutboxRelay
+from shared.privacy import KeyVault, MasterKey
+from shared.settings import Settings
+from shared.timers import now
+from tests.factories import registration
+
+pytestmark = pytest.mark.integration
+
+MAX_PAYLOAD = 4096
+
+
+@pytest.fixture
+def small_payload_url(tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "small-payload.conf"
+    config.write_text(f"max_payload: {MAX_PAYLOAD}\n", encoding="utf-8")
+    port = free_port()
+    process = start_nats(port, tmp_path / "nats", tmp_path / "nats-server.log", config)
+    yield f"nats://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture
+async def small_nc(small_payload_url: str) -> AsyncIterator[Client]:
+    await provision_bus(small_payload_url)
+    client = await connect(small_payload_url, "test")
+    yield client
+    await client.close()
+
+
+async def test_an_event_too_large_for_the_bus_is_set_aside_and_the_chain_goes_on(
+    small_nc: Client, settings: Settings
+) -> None:
+    provision_signing_keys(settings)
+    js = small_nc.jetstream()
+    vault = KeyVault(MasterKey.load(settings.master_key))
+    await vault.bind(js)
+    store = open_intake_store(settings)
+    try:
+        too_large = secrets.token_hex(1750)  # 3,500 characters that do not compress
+        for n, summary in enumerate(("before", too_large, "after")):
+            store.register(
+                registration(summary=summary, complainant_contact=f"p-{n}@example.org"), None, now()
+            )
+        [stored] = store.process_recorder.select_notifications(2, 1)
+        assert len(stored.state) > MAX_PAYLOAD
+
+        key = SigningKey.load(settings.signing_key_file("intake"))
+        relay = OutboxRelay(store, js, Checkpoints(key), vault)
+        relay.position = await relay.last_relayed()
+        assert await relay.relay_pending() == 3
+        await relay.sign_head()
+        assert await relay.lag() == 0
+        assert not relay.fault.failing
+
+        messages = [message async for message in read_messages(js)]
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == [
+            "intake:1",
+            "intake:2",
+            "intake:3",
+            "intake:3:checkpoint",
+        ]
+        bodies = [decode_event(m.data) for m in messages]
+        assert [type(body).__name__ for body in bodies] == [
+            "ComplaintReceived",
+            "EventSetAside",
+            "ComplaintReceived",
+            "CheckpointSigned",
+        ]
+        set_aside = bodies[1]
+        assert isinstance(set_aside, EventSetAside)
+        assert (set_aside.set_aside_by, set_aside.notification_id) == ("intake", 2)
+        assert set_aside.event_type == "ComplaintReceived"
+        assert set_aside.size > MAX_PAYLOAD
+        assert set_aside.reason == "larger than the server's max_payload"
+        assert isinstance(bodies[2], ComplaintReceived)
+        assert set_aside.complaint_id == store.mapper.to_domain_event(stored).originator_id
+        assert too_large.encode() not in messages[1].data  # no content of the event set aside
+
+        verifier = Verifier(TrustFile.load(settings.trust_file))
+        for message in messages:
+            verifier.check(message)
+        verifier.finish()
+        assert verifier.holds, verifier.problems
+        # The event itself stays where it was stored.
+        assert store.process_recorder.max_notification_id() == 3
+    finally:
+        store.close()
