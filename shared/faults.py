@@ -64,14 +64,18 @@ class FaultWatch:
 
 
 class Supervised:
-    """A background task of a service, started again whenever it fails: later each time it fails
-    again soon after its restart, at once again after it has run a while."""
+    """A background task of a service, started again whenever it fails, later each time it fails
+    again in a row. A task that says itself when it works again (the relay) shares its ``fault``;
+    for any other, the fault is taken as over once a restart has run longer than the longest wait."""
 
-    def __init__(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, name: str, run: Callable[[], Awaitable[None]], fault: FaultWatch | None = None
+    ) -> None:
         self.name = name
         self.run = run
         self.restarts = 0
-        self.fault = FaultWatch()
+        self.fault = fault if fault is not None else FaultWatch()
+        self._says_when_it_works = fault is not None
         self._started = time.monotonic()
 
     async def forever(self) -> None:
@@ -89,8 +93,11 @@ class Supervised:
                 await asyncio.sleep(delay)
 
     def current_fault(self) -> FaultWatch:
-        """The fault, cleared once the task has run longer than the longest wait since its restart."""
-        if self.fault.failing and time.monotonic() - self._started > LONGEST_RETRY_DELAY:
+        if (
+            not self._says_when_it_works
+            and self.fault.failing
+            and time.monotonic() - self._started > LONGEST_RETRY_DELAY
+        ):
             self.fault.worked()
         return self.fault
 

@@ -107,23 +107,19 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled. A failure (no bus, a timeout, another replica's link first) ends
-        the run and is shown in ``fault`` until a later run relays again: the service starts it again
-        (shared/service.py), from the record."""
-        try:
-            self.position = await self.last_relayed()
-            log.info("%s relay resumes after notification %d", self.app.service, self.position)
-            while True:
-                self._wake.clear()
-                if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
-                    await self.sign_head()
-                relayed = await self.relay_pending()
-                self.fault.worked()
-                if not relayed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-        except Exception as fault:
-            self.fault.failed(fault)
-            raise
+        the run; the service notes it in ``fault`` and starts the relay again from the record
+        (shared/service.py), and the relay clears the fault once it has relayed again."""
+        self.position = await self.last_relayed()
+        log.info("%s relay resumes after notification %d", self.app.service, self.position)
+        while True:
+            self._wake.clear()
+            if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
+                await self.sign_head()
+            relayed = await self.relay_pending()
+            self.fault.worked()
+            if not relayed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def lag(self) -> int:
         """Stored notifications not yet relayed (one store read: for /health, not per message)."""

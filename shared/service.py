@@ -23,7 +23,8 @@ from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import load_directory
-from shared.faults import Supervised
+from shared.faults import FaultWatch, Supervised
+from shared.health import NOT_READY_AFTER_SECONDS, consumer_name, health_router
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
 from shared.set_aside import set_aside_router
@@ -33,9 +34,6 @@ from shared.store import ServiceApplication
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=ServiceApplication)
-
-# /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
-NOT_READY_AFTER_SECONDS = 60.0
 
 
 def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
@@ -74,10 +72,13 @@ class ServiceRuntime:
         consumers: Sequence[Consumer[Any]],
         vault: KeyVault | None = None,
         workers: Sequence[Worker] = (),
+        not_ready_after: float = NOT_READY_AFTER_SECONDS,
     ):
         """``vault``: for a service that publishes or opens patient data keys; ``workers``: its work
-        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver)."""
+        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver);
+        ``not_ready_after``: how long a passing fault may last before /ready answers 503."""
         self.settings = settings
+        self.not_ready_after = not_ready_after
         self.store = store
         self.consumers = consumers
         self.vault = vault
@@ -100,18 +101,20 @@ class ServiceRuntime:
         if self.vault is not None:
             await self.vault.bind(js)
         relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
-        self._supervise("relay", relay.run)
+        self._supervise("relay", relay.run, relay.fault)
         set_aside = Counter(rejected.stream for rejected in await asyncio.to_thread(self.store.set_aside))
         for consumer in self.consumers:
             stream = consumer.subscription.stream
             loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])
             self.loops.append(loop)
-            self._supervise(_consumer_name(loop), loop.run)
+            self._supervise(consumer_name(loop), loop.run)
         for worker in self.workers:
             self._supervise(type(worker).__name__, worker.run)
 
-    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        supervised = Supervised(name, run)
+    def _supervise(
+        self, name: str, run: Callable[[], Awaitable[None]], fault: FaultWatch | None = None
+    ) -> None:
+        supervised = Supervised(name, run, fault)
         self.supervised.append(supervised)
         self._tasks.append(asyncio.create_task(supervised.forever()))
 
@@ -145,38 +148,6 @@ class ServiceRuntime:
             log.exception("store is not answering")
             return False
         return True
-
-    async def report(self) -> dict[str, Any]:
-        """What /health says beyond up or down: the relay's lag and faults, each consumer's faults and
-        set-aside count, each task's restarts."""
-        relay: dict[str, Any] = {}
-        if self.relay is not None:
-            try:
-                relay["lag"] = await self.relay.lag()
-            except Exception as fault:
-                relay["lag"] = f"unknown ({type(fault).__name__})"
-            relay |= self.relay.fault.report()
-        return {
-            "relay": relay,
-            "consumers": {
-                _consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside}
-                for loop in self.loops
-            },
-            "tasks": {supervised.name: supervised.report() for supervised in self.supervised},
-        }
-
-    def failing_too_long(self, threshold: float = NOT_READY_AFTER_SECONDS) -> list[str]:
-        """The parts whose passing fault has lasted longer than the threshold."""
-        watched = [(task.name, task.current_fault()) for task in self.supervised]
-        if self.relay is not None:
-            watched.append(("relay", self.relay.fault))
-        watched += [(_consumer_name(loop), loop.fault) for loop in self.loops]
-        return sorted({name for name, fault in watched if fault.failing_for() > threshold})
-
-
-def _consumer_name(loop: ConsumerLoop[Any]) -> str:
-    subscription = loop.consumer.subscription
-    return f"{subscription.durable} on {subscription.stream}"
 
 
 MAX_BODY_BYTES = 64 * 1024
@@ -257,31 +228,7 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
             )
         return await call_next(request)
 
-    @app.get(
-        "/health",
-        summary="200 once the service is connected to the bus and its store; the body tells the relay's "
-        "lag, and what is failing (since when, the last error's class) or set aside",
-    )
-    async def health() -> JSONResponse:
-        healthy = await runtime.healthy()
-        body = {
-            "status": "ok" if healthy else "unavailable",
-            "service": runtime.store.service,
-            **await runtime.report(),
-        }
-        return JSONResponse(body, status_code=200 if healthy else 503)
-
-    @app.get(
-        "/ready",
-        summary=f"As /health, and 503 while the relay, a consumer or a task has been failing for more "
-        f"than {NOT_READY_AFTER_SECONDS:.0f} s",
-    )
-    async def ready() -> JSONResponse:
-        failing = runtime.failing_too_long()
-        healthy = await runtime.healthy()
-        body = {"ready": healthy and not failing, "service": runtime.store.service, "failing": failing}
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
-
+    app.include_router(health_router(runtime))
     directory = load_directory(runtime.settings.directory_path)
     app.include_router(set_aside_router(runtime, Authenticator.from_settings(runtime.settings, directory)))
     return app

@@ -21,6 +21,7 @@ from kizuki.cli import main
 from kizuki.processes import free_port
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
+from services.intake.main import open_intake_store
 from shared import refusals
 from shared.auth import issue_token
 from shared.bus import RECORD_STREAM
@@ -32,7 +33,8 @@ from shared.privacy import KeyVault, MasterKey
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
-from tests.factories import DATA_KEY, complaint_received
+from shared.timers import now
+from tests.factories import DATA_KEY, another_patients, complaint_received
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -236,3 +238,47 @@ async def test_a_message_that_breaks_a_rule_is_set_aside_at_once_shown_and_taken
         await http.aclose()
         server.should_exit = True
         await serving
+
+
+async def test_a_failing_relay_is_shown_with_its_lag_and_restarts_and_is_not_ready_once_it_fails_too_long(
+    nats_url: str, settings: Settings, vault: KeyVault
+) -> None:
+    settings = load_settings({"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url})
+    store = open_intake_store(settings)
+    store.register(another_patients(0), None, now())
+    # Intake's relay keeps each complaint's key before the complaint: without the vault it fails.
+    runtime = ServiceRuntime(settings, store, [], vault=None, not_ready_after=0.5)
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(http_app("intake", runtime)), base_url="http://intake"
+    )
+    await runtime.start()
+    try:
+
+        async def relay_failing_too_long() -> dict[str, Any]:
+            answer = await http.get("/ready")
+            return answer.json() if answer.status_code == 503 else {}
+
+        assert await eventually(relay_failing_too_long, what="/ready 503") == {
+            "ready": False,
+            "service": "intake",
+            "failing": ["relay"],
+        }
+        health = await http.get("/health")
+        assert health.status_code == 200  # connected to the bus and the store: the body says the rest
+        relay, task = health.json()["relay"], health.json()["tasks"]["relay"]
+        assert (relay["lag"], relay["failing"], relay["last_error"]) == (1, True, "RuntimeError")
+        assert task["failing"] is True
+        assert task["restarts"] >= 1
+
+        assert runtime.relay is not None
+        runtime.relay.vault = vault  # the cause is fixed: the next restart relays
+
+        async def relayed() -> dict[str, Any]:
+            relay: dict[str, Any] = (await http.get("/health")).json()["relay"]
+            return relay if relay["lag"] == 0 else {}
+
+        assert await eventually(relayed, what="the relay catching up") == {"lag": 0, "failing": False}
+        assert (await http.get("/ready")).status_code == 200
+    finally:
+        await http.aclose()
+        await runtime.stop()
