@@ -76,8 +76,12 @@ class OutboxRelay:
         checkpoints: Checkpoints,
         vault: KeyVault | None = None,
         poll_interval: float = 1.0,
+        max_payload: int | None = None,
     ) -> None:
+        """``max_payload``: the server's, to refuse before sending a message it would refuse with its
+        headers (the client counts the payload only, and the server closes the connection)."""
         self.app = app
+        self.max_payload = max_payload
         self.js = js
         self.checkpoints = checkpoints
         self.vault = vault
@@ -201,6 +205,8 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
+        if self.max_payload is not None and _size(payload, headers | expectation) > self.max_payload:
+            raise MaxPayloadError
         ack = await self.js.publish(
             wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
         )
@@ -237,3 +243,10 @@ def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:
     if isinstance(refusal, MaxPayloadError):
         return "larger than the server's max_payload"
     return REFUSED_FOR_GOOD.get(refusal.err_code or 0)
+
+
+def _size(payload: bytes, headers: dict[str, str]) -> int:
+    """The message as the server counts it against max_payload: ``NATS/1.0`` and each header line, then
+    the payload."""
+    header_lines = sum(len(f"{name}: {value}\r\n".encode()) for name, value in headers.items())
+    return len(b"NATS/1.0\r\n") + header_lines + len(b"\r\n") + len(payload)

@@ -100,7 +100,9 @@ class ServiceRuntime:
         js = self.nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)
-        relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
+        relay = self.relay = OutboxRelay(
+            self.store, js, checkpoints, self.vault, max_payload=self.nc.max_payload
+        )
         self._supervise("relay", relay.run, relay.fault)
         set_aside = Counter(rejected.stream for rejected in await asyncio.to_thread(self.store.set_aside))
         for consumer in self.consumers:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 
 from kizuki.audit import read_messages
@@ -18,7 +20,7 @@ from kizuki.verify import Verifier
 from services.intake.main import open_intake_store
 from shared.bus import connect
 from shared.chain import SigningKey, TrustFile
-from shared.events import ComplaintReceived, EventSetAside, decode_event
+from shared.events import ComplaintReceived, EventSetAside, MessageRejected, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault, MasterKey
 from shared.settings import Settings
@@ -27,7 +29,7 @@ from tests.factories import registration
 
 pytestmark = pytest.mark.integration
 
-MAX_PAYLOAD = 4096
+MAX_PAYLOAD = 2048
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_and_the_chain_goes_on
     await vault.bind(js)
     store = open_intake_store(settings)
     try:
-        too_large = secrets.token_hex(1750)  # 3,500 characters that do not compress
+        too_large = secrets.token_hex(1000)  # 2,000 characters that do not compress
         for n, summary in enumerate(("before", too_large, "after")):
             store.register(
                 registration(summary=summary, complainant_contact=f"p-{n}@example.org"), None, now()
@@ -104,5 +106,43 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_and_the_chain_goes_on
         assert verifier.holds, verifier.problems
         # The event itself stays where it was stored.
         assert store.process_recorder.max_notification_id() == 3
+    finally:
+        store.close()
+
+
+async def test_an_event_that_fits_only_without_its_headers_is_set_aside_before_the_server_refuses_it(
+    small_nc: Client, settings: Settings
+) -> None:
+    """The client counts the payload only; the server counts the headers too, and closes the connection
+    of a client that sends more: the relay measures both before it publishes."""
+    provision_signing_keys(settings)
+    js = small_nc.jetstream()
+    store = open_intake_store(settings)
+    try:
+        # A stored event whose payload is a little under max_payload: with its chain headers, over it.
+        probe = MessageRejected(
+            event_id=uuid4(), occurred_at=now(), recorded_at=now(), rejected_by="intake", stream="EVENTS",
+            stream_sequence=1, message_subject="events.x.Y", reason="",
+        )  # fmt: skip
+        reason = "x" * (MAX_PAYLOAD - 150 - len(encode_event(probe)))
+        store.reject(Tracking("EVENTS", 1), "events.x.Y", reason, None)
+        [stored] = store.process_recorder.select_notifications(1, 1)
+        wire = store.wire_event(store.mapper.to_domain_event(stored))
+        assert wire is not None
+        assert MAX_PAYLOAD - 300 < len(encode_event(wire)) < MAX_PAYLOAD
+
+        key = SigningKey.load(settings.signing_key_file("intake"))
+        relay = OutboxRelay(store, js, Checkpoints(key), max_payload=small_nc.max_payload)
+        relay.position = await relay.last_relayed()
+        assert await relay.relay_pending() == 1
+        assert small_nc.is_connected
+
+        [message] = [message async for message in read_messages(js)]
+        set_aside = decode_event(message.data or b"")
+        assert isinstance(set_aside, EventSetAside)
+        assert (set_aside.event_type, set_aside.reason) == (
+            "MessageRejected",
+            "larger than the server's max_payload",
+        )
     finally:
         store.close()
