@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from nats.js.errors import ServerError
 
 from shared.bus import RECORD_STREAM
 from shared.settings import SERVICES
-from tests.e2e.conftest import FLOW_COUNTS, System, complaint
+from tests.e2e.conftest import FLOW_COUNTS, System, complaint, register
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -196,3 +197,36 @@ async def test_a_restart_of_nats_loses_nothing(system: System, http: httpx.Async
             for kind, n in FLOW_COUNTS.items()
         }
     )
+
+
+async def test_a_bad_message_is_set_aside_shown_listed_and_stays_aside_while_it_cannot_be_handled(
+    system: System, http: httpx.AsyncClient
+) -> None:
+    assert system.nc is not None
+    # On a subject escalation takes from followup (whose chain this flow does not reach): published on
+    # intake's, it would end intake's chain in a message no relay wrote.
+    bad = await system.nc.jetstream().publish(
+        "events.followup.CaseReopenRequested", b'{"type": "CaseReopenRequested", "oops": true}'
+    )
+    good = await register(system, http)
+    await system.wait_for_flow([good])
+
+    async def shown() -> dict[str, Any]:
+        consumers = (await http.get(system.url("escalation", "/health"))).json()["consumers"]
+        return consumers if consumers["escalation on EVENTS"]["set_aside"] == 1 else {}
+
+    await eventually(shown, what="escalation's /health showing the message set aside")
+    listed = await system.kizuki("set-aside", "list", "--by", "dm-001")
+    assert listed.returncode == 0, listed.stderr
+    lines = [line for line in listed.stdout.splitlines() if line.startswith(f"escalation EVENTS {bad.seq} ")]
+    assert len(lines) == 1
+    assert "not a valid message" in lines[0]
+
+    refused = await system.kizuki(
+        "set-aside", "take-up", "escalation", "EVENTS", str(bad.seq), "--by", "dm-001"
+    )
+    assert refused.returncode == 1
+    assert "(409: it still cannot be handled, it stays set aside" in refused.stderr
+    nurse = await system.kizuki("set-aside", "list", "--by", "n-001")
+    assert nurse.returncode == 1
+    assert "refused (403)" in nurse.stderr
