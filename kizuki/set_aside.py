@@ -42,7 +42,12 @@ def list_set_aside(settings: Settings, token: str, services: Sequence[str], out:
                 f" ({item['message_subject']}, complaint {item['complaint_id']}): {item['reason']}",
                 file=out,
             )
-    for event in asyncio.run(_relay_set_asides(settings)):
+    try:
+        relays_set_aside = asyncio.run(_relay_set_asides(settings))
+    except Exception as error:
+        print(f"kizuki: the record cannot be read for what relays set aside: {error!r}", file=sys.stderr)
+        return False
+    for event in relays_set_aside:
         if event.set_aside_by in services:
             print(
                 f"{event.set_aside_by} relay: notification {event.notification_id} ({event.event_type}, "

@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared import refusals
@@ -135,7 +136,10 @@ class ConsumerLoop(Generic[T]):
             raise NotSetAside(f"{self.app.service} has no message {stream} #{stream_sequence} set aside")
         tracking = taken_up_tracking(stream, stream_sequence)
         if not await asyncio.to_thread(self.app.has_processed, tracking):
-            message = await self.js.get_msg(stream, stream_sequence)
+            try:
+                message = await self.js.get_msg(stream, stream_sequence)
+            except NotFoundError:
+                raise refusals.NotPossible(f"{stream} no longer holds message #{stream_sequence}") from None
             try:
                 decoded = self.consumer.decode(message.data or b"")
             except (ValidationError, ValueError) as error:

@@ -4,6 +4,7 @@ large for it, a real SQLite store, and the record checked as `kizuki audit verif
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 
 from kizuki.audit import read_messages
+from kizuki.cli import main
 from kizuki.processes import free_port, start_nats, stop
 from kizuki.provision import provision_bus, provision_signing_keys
 from kizuki.verify import Verifier
@@ -51,7 +53,11 @@ async def small_nc(small_payload_url: str) -> AsyncIterator[Client]:
 
 
 async def test_an_event_too_large_for_the_bus_is_set_aside_and_the_chain_goes_on(
-    small_nc: Client, settings: Settings
+    small_payload_url: str,
+    small_nc: Client,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     provision_signing_keys(settings)
     js = small_nc.jetstream()
@@ -106,6 +112,20 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_and_the_chain_goes_on
         assert verifier.holds, verifier.problems
         # The event itself stays where it was stored.
         assert store.process_recorder.max_notification_id() == 3
+
+        # `kizuki set-aside list` names it (read from the record), even with intake's HTTP down.
+        monkeypatch.setenv("KIZUKI_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("NATS_URL", small_payload_url)
+        monkeypatch.setenv("KIZUKI_INTAKE_PORT", str(free_port()))
+        with pytest.raises(SystemExit) as listing:
+            await asyncio.to_thread(main, ["set-aside", "list", "--service", "intake", "--by", "dm-001"])
+        assert listing.value.code == 1
+        shown = capsys.readouterr()
+        assert "kizuki: intake does not answer" in shown.err
+        assert shown.out.startswith(
+            f"intake relay: notification 2 (ComplaintReceived, {set_aside.size} bytes, complaint "
+            f"{set_aside.complaint_id}) not published: larger than the server's max_payload;"
+        )
     finally:
         store.close()
 
