@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from shared import refusals
 from shared.bus import ACK_WAIT_SECONDS, Subscription
 from shared.faults import FIRST_RETRY_DELAY, FaultWatch, retry_delay
-from shared.store import ServiceApplication, taken_up_tracking
+from shared.set_aside import NotSetAside, taken_up_tracking
+from shared.store import ServiceApplication
 from shared.timers import FiredEarly
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ class Consumer(Generic[T]):
     subscription: Subscription
     decode: Callable[[bytes], T]
     handle: Callable[[T, Tracking], None]
-
-
-class NotSetAside(LookupError):
-    """No message of that stream and sequence was set aside by this service."""
 
 
 class ConsumerLoop(Generic[T]):

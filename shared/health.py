@@ -30,7 +30,7 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
             relay["lag"] = await runtime.relay.lag()
         except Exception as fault:
             relay["lag"] = f"unknown ({type(fault).__name__})"
-        relay |= runtime.relay.fault.report()
+        relay |= runtime.relay.fault.report() | {"set_aside": runtime.relay.set_aside}
     return {
         "relay": relay,
         "consumers": {

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from shared.chain import START, Link, SigningKey, chained, checkpoint_statement
 from shared.events import CheckpointSigned, EventSetAside, WireEvent, encode_event, headers_for
 from shared.faults import FaultWatch
 from shared.privacy import KeyVault
+from shared.set_aside import UnpublishedEvent
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer, now
 
@@ -76,12 +78,16 @@ class OutboxRelay:
         checkpoints: Checkpoints,
         vault: KeyVault | None = None,
         poll_interval: float = 1.0,
-        max_payload: int | None = None,
+        max_payload: Callable[[], int] | None = None,
+        set_aside: int = 0,
     ) -> None:
-        """``max_payload``: the server's, to refuse before sending a message it would refuse with its
-        headers (the client counts the payload only, and the server closes the connection)."""
+        """``max_payload``: the server's now (it may change on reconnecting), to refuse before sending a
+        message it would refuse with its headers (the client counts the payload only, and the server
+        closes the connection);
+        ``set_aside``: how many of the service's events are set aside already (from the store)."""
         self.app = app
         self.max_payload = max_payload
+        self.set_aside = set_aside
         self.js = js
         self.checkpoints = checkpoints
         self.vault = vault
@@ -157,11 +163,13 @@ class OutboxRelay:
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
             wire = self.app.wire_event(domain_event)
-            if wire is not None:
+            # An event set aside and taken up had its timers set and keys kept when it was set aside.
+            if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
                 for timer in self.app.timers_for(wire):
                     await self._set_timer(timer, notification.id)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
+            if wire is not None:
                 await self._publish_or_set_aside(wire, notification.id)
             self.position = notification.id
             if self.head.index - self.signed.index >= self.checkpoints.every:
@@ -169,8 +177,8 @@ class OutboxRelay:
         return len(notifications)
 
     async def _publish_or_set_aside(self, wire: WireEvent, notification_id: int) -> None:
-        """Publish the event; if the bus refuses it for good, an EventSetAside takes its place on the
-        chain (same Msg-Id) so the events behind it go on. The event stays in the store."""
+        """Publish the event; if the bus refuses it for good, it is kept as set aside in the store and
+        an EventSetAside takes its place on the chain (same Msg-Id), so the events behind it go on."""
         message_id = msg_id(self.app.service, notification_id)
         try:
             await self._publish(wire, message_id)
@@ -183,8 +191,10 @@ class OutboxRelay:
                 "%s: the bus refuses %s (notification %d, %d bytes) for good: %s; setting it aside",
                 self.app.service, wire.type_name(), notification_id, size, reason,
             )  # fmt: skip
+            if await asyncio.to_thread(self.app.unpublished, notification_id, wire, size, reason):
+                self.set_aside += 1
             set_aside = EventSetAside(
-                event_id=wire.event_id,
+                event_id=stable_id(self.app.service, "set aside", notification_id),
                 complaint_id=wire.complaint_id,
                 occurred_at=wire.recorded_at,
                 recorded_at=now(),
@@ -196,6 +206,13 @@ class OutboxRelay:
             )
             await self._publish(set_aside, message_id)
 
+    async def take_up(self, notification_id: int, requested_by: str) -> None:
+        """Publish an event set aside now, once its cause is fixed: as a new event of the outbox whose
+        wire event is the stored one, so it takes its place at the head of the chain, once."""
+        await asyncio.to_thread(self.app.take_up_unpublished, notification_id, requested_by)
+        self.set_aside -= 1
+        self.wake()
+
     async def _publish(self, wire: WireEvent, message_id: str) -> None:
         payload = encode_event(wire)
         headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
@@ -205,7 +222,7 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
-        if self.max_payload is not None and _size(payload, headers | expectation) > self.max_payload:
+        if self.max_payload is not None and _size(payload, headers | expectation) > self.max_payload():
             raise MaxPayloadError
         ack = await self.js.publish(
             wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation

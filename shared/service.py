@@ -27,7 +27,8 @@ from shared.faults import FaultWatch, Supervised
 from shared.health import NOT_READY_AFTER_SECONDS, consumer_name, health_router
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
-from shared.set_aside import set_aside_router
+from shared.set_aside import OUTBOX, RejectedMessage
+from shared.set_aside_api import set_aside_router
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 
@@ -96,15 +97,25 @@ class ServiceRuntime:
             every=self.settings.checkpoint_every,
             seconds=self.settings.checkpoint_seconds,
         )
-        self.nc = await connect(self.settings.bus_url, name=service, user=self.settings.bus_user(service))
+        nc = self.nc = await connect(
+            self.settings.bus_url, name=service, user=self.settings.bus_user(service)
+        )
         js = self.nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)
+        set_aside = Counter(
+            kept.stream if isinstance(kept, RejectedMessage.Rejected) else OUTBOX
+            for kept in await asyncio.to_thread(self.store.set_aside)
+        )
         relay = self.relay = OutboxRelay(
-            self.store, js, checkpoints, self.vault, max_payload=self.nc.max_payload
+            self.store,
+            js,
+            checkpoints,
+            self.vault,
+            max_payload=lambda: nc.max_payload,
+            set_aside=set_aside[OUTBOX],
         )
         self._supervise("relay", relay.run, relay.fault)
-        set_aside = Counter(rejected.stream for rejected in await asyncio.to_thread(self.store.set_aside))
         for consumer in self.consumers:
             stream = consumer.subscription.stream
             loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])

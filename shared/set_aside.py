@@ -1,87 +1,136 @@
-"""What a service set aside, for its administrators: the list, and taking a message up again once its
-cause is fixed (``kizuki set-aside``). The same consumer code handles it, once."""
+"""What a service set aside: messages it could not handle (``RejectedMessage``) and events of its own
+the bus refused for good (``UnpublishedEvent``), until an administrator takes them up again."""
 
-# No `from __future__ import annotations`: FastAPI reads the route's Annotated parameters at runtime.
-import asyncio
-import logging
+from __future__ import annotations
+
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, Field
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Tracking
+from eventsourcing.utils import get_topic
 
-from shared import refusals
-from shared.auth import Authenticator, Person
-from shared.consumer import ConsumerLoop, NotSetAside
-
-if TYPE_CHECKING:
-    from shared.service import ServiceRuntime
-
-log = logging.getLogger(__name__)
+from shared.ids import stable_id
 
 
-class SetAsideMessage(BaseModel):
-    stream: str = Field(description="The stream the message was read from.")
-    stream_sequence: int = Field(description="Its sequence there: what to take up again.")
-    message_subject: str = Field(description="Its subject.")
-    reason: str = Field(description="Why it could not be handled.")
-    complaint_id: UUID | None = Field(description="The complaint, when the message named one.")
-    set_aside_at: datetime = Field(description="When it was set aside.")
+class NotSetAside(LookupError):
+    """Nothing of that stream and sequence is set aside by this service (or it was taken up)."""
 
 
-class TakenUp(BaseModel):
-    stream: str
-    stream_sequence: int
-    taken_up: bool = Field(description="True: it was handled, and its MessageRejected is answered.")
+class RejectedMessage(Aggregate):
+    """A message from the bus that this service set aside, with the reason."""
+
+    class Rejected(Aggregate.Created):
+        stream: str
+        stream_sequence: int
+        message_subject: str
+        reason: str
+        complaint_id: UUID | None
+        occurred_at: datetime
+
+    @staticmethod
+    def create_id(stream: str, stream_sequence: int, **_: Any) -> UUID:
+        return stable_id("rejected", stream, stream_sequence)
+
+    @event(Rejected)
+    def __init__(
+        self,
+        stream: str,
+        stream_sequence: int,
+        message_subject: str,
+        reason: str,
+        complaint_id: UUID | None,
+        occurred_at: datetime,
+    ) -> None:
+        self.stream = stream
+        self.stream_sequence = stream_sequence
+        self.message_subject = message_subject
+        self.reason = reason
+        self.complaint_id = complaint_id
+        self.occurred_at = occurred_at
+        self.taken_up = False
+
+    class TakenUp(Aggregate.Event):
+        stream: str
+        stream_sequence: int
+        complaint_id: UUID | None
+        requested_by: str
+        occurred_at: datetime
+
+    @event(TakenUp)
+    def take_up(
+        self,
+        stream: str,
+        stream_sequence: int,
+        complaint_id: UUID | None,
+        requested_by: str,
+        occurred_at: datetime,
+    ) -> None:
+        """The message was handled again, at an administrator's request, once its cause was fixed.
+        (Stream, sequence and complaint are repeated so that the event goes on the record by itself.)"""
+        self.taken_up = True
 
 
-def set_aside_router(runtime: "ServiceRuntime", auth: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/v1/set-aside", tags=["set aside"])
-    administrator = Annotated[Person, Depends(auth.requires("administrator"))]
+class UnpublishedEvent(Aggregate):
+    """An event of this service's outbox that the bus refused for good. Its relay put an EventSetAside
+    in its place on the record; the event stays in the store and is published when taken up."""
 
-    @router.get("", summary="The messages this service set aside and has not taken up again")
-    async def listed(_: administrator) -> list[SetAsideMessage]:
-        pending = await asyncio.to_thread(runtime.store.set_aside)
-        return [
-            SetAsideMessage(
-                stream=rejected.stream,
-                stream_sequence=rejected.stream_sequence,
-                message_subject=rejected.message_subject,
-                reason=rejected.reason,
-                complaint_id=rejected.complaint_id,
-                set_aside_at=rejected.occurred_at,
-            )
-            for rejected in pending
-        ]
+    class SetAside(Aggregate.Created):
+        notification_id: int
+        event_type: str
+        size: int
+        reason: str
+        complaint_id: UUID | None
+        occurred_at: datetime
 
-    @router.post(
-        "/{stream}/{stream_sequence}/take-up",
-        summary="Handle a set-aside message again; 409 if it still cannot be handled, 503 on a passing fault",
+    @staticmethod
+    def create_id(notification_id: int, **_: Any) -> UUID:
+        return stable_id("unpublished", notification_id)
+
+    @event(SetAside)
+    def __init__(
+        self,
+        notification_id: int,
+        event_type: str,
+        size: int,
+        reason: str,
+        complaint_id: UUID | None,
+        occurred_at: datetime,
+    ) -> None:
+        self.notification_id = notification_id
+        self.event_type = event_type
+        self.size = size
+        self.reason = reason
+        self.complaint_id = complaint_id
+        self.occurred_at = occurred_at
+        self.taken_up = False
+
+    class TakenUp(Aggregate.Event):
+        notification_id: int
+        requested_by: str
+        occurred_at: datetime
+
+    @event(TakenUp)
+    def take_up(self, notification_id: int, requested_by: str, occurred_at: datetime) -> None:
+        """Publish it now, at the head of the chain: its relay publishes the stored event for this one."""
+        self.taken_up = True
+
+
+SetAside = RejectedMessage.Rejected | UnpublishedEvent.SetAside
+SET_ASIDE_TOPICS = tuple(
+    get_topic(kind)
+    for kind in (
+        RejectedMessage.Rejected,
+        RejectedMessage.TakenUp,
+        UnpublishedEvent.SetAside,
+        UnpublishedEvent.TakenUp,
     )
-    async def take_up(stream: str, stream_sequence: int, person: administrator) -> TakenUp:
-        loop = _consumer_of(runtime.loops, stream)
-        try:
-            await loop.take_up(stream_sequence, person.staff_id)
-        except NotSetAside as missing:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(missing)) from None
-        except (refusals.NotPossible, refusals.NotPermitted) as refusal:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, detail=f"it still cannot be handled, it stays set aside: {refusal}"
-            ) from None
-        except Exception as fault:
-            log.exception("taking up %s #%d failed", stream, stream_sequence)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail=f"a passing fault ({type(fault).__name__}): it stays set aside, try again later",
-            ) from None
-        return TakenUp(stream=stream, stream_sequence=stream_sequence, taken_up=True)
-
-    return router
+)
+# How the list and the take-up command name a service's outbox, beside the streams it consumes.
+OUTBOX = "outbox"
 
 
-def _consumer_of(loops: list[ConsumerLoop[Any]], stream: str) -> ConsumerLoop[Any]:
-    for loop in loops:
-        if loop.consumer.subscription.stream == stream:
-            return loop
-    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"this service consumes no stream {stream}")
+def taken_up_tracking(stream: str, stream_sequence: int) -> Tracking:
+    """The tracking record of a set-aside message handled again: it is handled again only once."""
+    return Tracking(f"{stream}:taken-up", stream_sequence)

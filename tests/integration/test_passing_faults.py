@@ -277,7 +277,11 @@ async def test_a_failing_relay_is_shown_with_its_lag_and_restarts_and_is_not_rea
             relay: dict[str, Any] = (await http.get("/health")).json()["relay"]
             return relay if relay["lag"] == 0 else {}
 
-        assert await eventually(relayed, what="the relay catching up") == {"lag": 0, "failing": False}
+        assert await eventually(relayed, what="the relay catching up") == {
+            "lag": 0,
+            "failing": False,
+            "set_aside": 0,
+        }
         assert (await http.get("/ready")).status_code == 200
     finally:
         await http.aclose()
