@@ -511,8 +511,9 @@ class MessageTakenUp(WireEvent):
 
 class EventSetAside(WireEvent):
     """In place of an event the bus refused for good (e.g. larger than the server takes): the chain
-    goes on and says why that link holds no event. The event itself stays in the service's store; no
-    content of it is here, since it may hold patient data."""
+    goes on and says why that link holds no event. The event itself stays in the service's store until
+    an administrator takes it up (it is then published at the head of the chain); no content of it is
+    here, since it may hold patient data."""
 
     service: ClassVar[str] = "any"
     type: Literal["EventSetAside"] = "EventSetAside"
