@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 
+# More than the relay's headers ever take: a message is measured whole only when its payload is this
+# close to the server's max_payload.
+HEADER_ROOM = 4096
 # JetStream's refusals of a publish that will be refused again however often it is tried: the
 # message is larger than the stream takes, its headers are larger than the server takes.
 REFUSED_FOR_GOOD = {10054: "larger than the stream's max_msg_size", 10097: "headers larger than 64 KiB"}
@@ -206,6 +209,12 @@ class OutboxRelay:
             )
             await self._publish(set_aside, message_id)
 
+    def _too_large(self, payload: bytes, headers: dict[str, str]) -> bool:
+        if self.max_payload is None:
+            return False
+        limit = self.max_payload()
+        return len(payload) > limit - HEADER_ROOM and _size(payload, headers) > limit
+
     async def take_up(self, notification_id: int, requested_by: str) -> None:
         """Publish an event set aside now, once its cause is fixed: as a new event of the outbox whose
         wire event is the stored one, so it takes its place at the head of the chain, once."""
@@ -222,7 +231,7 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
-        if self.max_payload is not None and _size(payload, headers | expectation) > self.max_payload():
+        if self._too_large(payload, headers | expectation):
             raise MaxPayloadError
         ack = await self.js.publish(
             wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
