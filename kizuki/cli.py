@@ -33,6 +33,7 @@ from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.set_aside import list_set_aside, take_up
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verifier
 from shared.auth import AuthError, issue_api_key, issue_token, token_id
@@ -43,7 +44,7 @@ from shared.events import Channel, Language
 from shared.policy import load_policy
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference
 from shared.revocations import revoke_staff_tokens, revoke_token
-from shared.settings import Settings, load_settings
+from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
 
 
@@ -339,6 +340,19 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--by", required=True, help="staff id of the administrator who erases it")
     case = commands.add_parser("case", help="one case as people read it: duties, alerts, callbacks")
     case.add_argument("complaint", help="its reference (XXXX-XXXX) or its id")
+    set_aside = commands.add_parser(
+        "set-aside", help="what the services set aside, and taking a message up again"
+    ).add_subparsers(dest="set_aside_command", required=True)
+    listed = set_aside.add_parser("list", help="every message set aside, with the reason")
+    listed.add_argument("--service", choices=SERVICES, help="only this service")
+    listed.add_argument("--by", required=True, help="staff id of the administrator who asks")
+    retake = set_aside.add_parser(
+        "take-up", help="handle a set-aside message again, once its cause is fixed (once only)"
+    )
+    retake.add_argument("service", choices=SERVICES)
+    retake.add_argument("stream", help="as the list shows it, e.g. EVENTS or TIMERS")
+    retake.add_argument("sequence", type=int, help="the message's sequence in that stream")
+    retake.add_argument("--by", required=True, help="staff id of the administrator who asks")
     import_ = commands.add_parser(
         "import", help="register a call-centre log or survey results (.csv or .xlsx) row by row"
     )
@@ -447,6 +461,13 @@ def main(argv: list[str] | None = None) -> None:
             _erase(settings, args.complaint_id, args.by)
         elif args.command == "case":
             asyncio.run(_case(settings, args.complaint))
+        elif args.command == "set-aside" and args.set_aside_command == "list":
+            services = [args.service] if args.service else list(SERVICES)
+            sys.exit(
+                0 if list_set_aside(settings, _short_token(settings, args.by), services, sys.stdout) else 1
+            )
+        elif args.command == "set-aside":
+            take_up(settings, _short_token(settings, args.by), args.service, args.stream, args.sequence)
         elif args.command == "import":
             _import(settings, args.file, args.channel, args.by)
         elif args.command == "intake" and args.intake_command == "qr":

@@ -63,6 +63,11 @@ def service_permissions(
             record_subjects(service),
             *timers,
             f"{JS_API}.STREAM.MSG.GET.{RECORD_STREAM}",
+            # A set-aside message is read again by its sequence when an administrator takes it up.
+            *(
+                f"{JS_API}.STREAM.MSG.GET.{stream}"
+                for stream in sorted({s for s, _ in consumers} - {RECORD_STREAM})
+            ),
             *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
             *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),
             *key_permissions(key_use),

@@ -1,4 +1,11 @@
-"""The idempotent consumer: process a bus message, commit its effects with its tracking record, then ack."""
+"""The idempotent consumer: process a bus message, commit its effects with its tracking record, then ack.
+
+A message is set aside (recorded as ``MessageRejected`` with the reason, then acked) only when it can
+never be handled: it does not decode, or handling it breaks a domain rule (``shared.refusals``).
+Any other failure (the store, the bus, the key bucket, a timeout, a conflict with a person's action)
+is a passing fault: the message is put back with a growing delay for as long as the fault lasts, and
+the consumer shows it in /health meanwhile. A set-aside message can be taken up again (``take_up``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,13 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from shared import refusals
 from shared.bus import ACK_WAIT_SECONDS, Subscription
+from shared.faults import FIRST_RETRY_DELAY, FaultWatch, retry_delay
+from shared.set_aside import NotSetAside, taken_up_tracking
 from shared.store import ServiceApplication
 from shared.timers import FiredEarly
 
@@ -22,10 +33,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Deliveries of a message whose handler keeps failing before it is set aside as rejected,
-# and the wait before the second delivery, doubled for each one after (at most 30 s).
-MAX_ATTEMPTS = 5
-FIRST_RETRY_DELAY = 1.0
+# What handling a message raises when the message breaks a domain rule: it will never succeed.
+BROKEN_RULES = (refusals.NotPossible, refusals.NotPermitted)
 
 
 @dataclass(frozen=True)
@@ -48,18 +57,17 @@ class ConsumerLoop(Generic[T]):
         js: JetStreamContext,
         consumer: Consumer[T],
         on_commit: Callable[[], None],
-        max_attempts: int = MAX_ATTEMPTS,
         first_retry_delay: float = FIRST_RETRY_DELAY,
+        set_aside: int = 0,
     ) -> None:
+        """``set_aside``: how many of this consumer's messages are set aside already (from the store)."""
         self.app = app
         self.js = js
         self.consumer = consumer
         self.on_commit = on_commit
-        self.max_attempts = max_attempts
         self.first_retry_delay = first_retry_delay
-
-    def retry_delay(self, attempt: int) -> float:
-        return min(self.first_retry_delay * 2.0 ** (attempt - 1), 30.0)
+        self.fault = FaultWatch()
+        self.set_aside = set_aside
 
     async def run(self) -> None:
         subscription = self.consumer.subscription
@@ -82,11 +90,17 @@ class ConsumerLoop(Generic[T]):
         except FiredEarly as early:
             await _nak_quietly(message, early.wait)
             return
-        except Exception:
-            # The store or the bus failed under us: the message stays unacknowledged and comes back.
-            log.exception("could not process %s #%d", tracking.application_name, tracking.notification_id)
-            await _nak_quietly(message, self.retry_delay(message.metadata.num_delivered))
+        except Exception as fault:
+            # A passing fault: the message stays unacknowledged and comes back, later each time.
+            failures = self.fault.failed(fault)
+            where = f"{tracking.application_name} #{tracking.notification_id}"
+            if failures == 1:
+                log.exception("could not process %s; trying again until it works", where)
+            else:
+                log.warning("could not process %s (%d failures in a row): %r", where, failures, fault)
+            await _nak_quietly(message, retry_delay(message.metadata.num_delivered, self.first_retry_delay))
             return
+        self.fault.worked()
         self.on_commit()
 
     async def _apply(self, message: Msg, tracking: Tracking) -> None:
@@ -99,19 +113,39 @@ class ConsumerLoop(Generic[T]):
             await _while_telling_the_server(
                 message, asyncio.to_thread(self.consumer.handle, decoded, tracking)
             )
-        except FiredEarly:
-            raise
-        except Exception as error:
-            attempts = message.metadata.num_delivered
-            if attempts < self.max_attempts:
-                raise
-            await self._reject(message, tracking, f"handler failed {attempts} times, last: {error!r}")
+        except BROKEN_RULES as refusal:
+            await self._reject(message, tracking, f"breaks a rule: {refusal}")
 
     async def _reject(self, message: Msg, tracking: Tracking, reason: str) -> None:
-        log.warning("rejecting %s #%d: %s", tracking.application_name, tracking.notification_id, reason)
+        log.warning("setting aside %s #%d: %s", tracking.application_name, tracking.notification_id, reason)
         await asyncio.to_thread(
             self.app.reject, tracking, message.subject, reason, _complaint_id(message.headers)
         )
+        self.set_aside += 1
+
+    async def take_up(self, stream_sequence: int, requested_by: str) -> None:
+        """Handle a set-aside message again, read from its stream, through the same decoder and
+        handler; once only (its own tracking record). Raises ``NotSetAside``, a refusal (it still
+        cannot be handled: it stays set aside), or a passing fault (try again later)."""
+        stream = self.consumer.subscription.stream
+        rejection = await asyncio.to_thread(self.app.rejection, stream, stream_sequence)
+        if rejection is None or rejection.taken_up:
+            raise NotSetAside(f"{self.app.service} has no message {stream} #{stream_sequence} set aside")
+        tracking = taken_up_tracking(stream, stream_sequence)
+        if not await asyncio.to_thread(self.app.has_processed, tracking):
+            try:
+                message = await self.js.get_msg(stream, stream_sequence)
+            except NotFoundError:
+                raise refusals.NotPossible(f"{stream} no longer holds message #{stream_sequence}") from None
+            try:
+                decoded = self.consumer.decode(message.data or b"")
+            except (ValidationError, ValueError) as error:
+                raise refusals.NotPossible(f"it is still not a valid message: {error}") from None
+            await asyncio.to_thread(self.consumer.handle, decoded, tracking)
+        await asyncio.to_thread(self.app.taken_up, rejection, requested_by)
+        self.set_aside -= 1
+        self.on_commit()
+        log.info("took up %s #%d again, as %s asked", stream, stream_sequence, requested_by)
 
 
 def _complaint_id(headers: dict[str, str] | None) -> UUID | None:

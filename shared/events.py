@@ -600,6 +600,50 @@ class MessageRejected(WireEvent):
         return f"events.{self.rejected_by}.{self.type_name()}"
 
 
+class MessageTakenUp(WireEvent):
+    """A message that was set aside (MessageRejected) was taken up again once its cause was fixed."""
+
+    service: ClassVar[str] = "any"
+    type: Literal["MessageTakenUp"] = "MessageTakenUp"
+    version: Literal[1] = 1
+
+    complaint_id: UUID | None = Field(  # type: ignore[assignment]  # as the rejected message
+        default=None, description="The complaint, when the message named one."
+    )
+    taken_up_by: str = Field(description="Service that handled the message this time.")
+    stream: str = Field(description="Stream the message was read from.")
+    stream_sequence: int = Field(description="Its sequence in that stream.")
+    requested_by: str = Field(description="Staff id of the administrator who asked for it.")
+
+    @property
+    def subject(self) -> str:
+        return f"events.{self.taken_up_by}.{self.type_name()}"
+
+
+class EventSetAside(WireEvent):
+    """In place of an event the bus refused for good (e.g. larger than the server takes): the chain
+    goes on and says why that link holds no event. The event itself stays in the service's store until
+    an administrator takes it up (it is then published at the head of the chain); no content of it is
+    here, since it may hold patient data."""
+
+    service: ClassVar[str] = "any"
+    type: Literal["EventSetAside"] = "EventSetAside"
+    version: Literal[1] = 1
+
+    complaint_id: UUID | None = Field(  # type: ignore[assignment]  # taken from the event's headers
+        default=None, description="The complaint of the event set aside, when it had one."
+    )
+    set_aside_by: str = Field(description="Service whose relay set the event aside.")
+    notification_id: int = Field(description="The event's place in that service's store (outbox).")
+    event_type: str = Field(description="The type of the event set aside.")
+    size: int = Field(description="Bytes of its payload as it would have been published.")
+    reason: str = Field(description="Why the bus refused it.")
+
+    @property
+    def subject(self) -> str:
+        return f"events.{self.set_aside_by}.{self.type_name()}"
+
+
 class CheckpointSigned(WireEvent):
     """A service signed the head of its chain on the record (see shared/chain.py)."""
 
@@ -663,6 +707,8 @@ AnyEvent = Annotated[
     | CallbackOverdue
     | CaseReopenRequested
     | MessageRejected
+    | MessageTakenUp
+    | EventSetAside
     | CheckpointSigned,
     Field(discriminator="type"),
 ]

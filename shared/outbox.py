@@ -6,22 +6,33 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_subject
 from shared.chain import START, Link, SigningKey, chained, checkpoint_statement
-from shared.events import CheckpointSigned, WireEvent, encode_event, headers_for
+from shared.events import CheckpointSigned, EventSetAside, WireEvent, encode_event, headers_for
+from shared.faults import FaultWatch
 from shared.privacy import KeyVault
+from shared.set_aside import UnpublishedEvent
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer, now
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
+
+# More than the relay's headers ever take: a message is measured whole only when its payload is this
+# close to the server's max_payload.
+HEADER_ROOM = 4096
+# JetStream's refusals of a publish that will be refused again however often it is tried: the
+# message is larger than the stream takes, its headers are larger than the server takes.
+REFUSED_FOR_GOOD = {10054: "larger than the stream's max_msg_size", 10097: "headers larger than 64 KiB"}
 
 
 def msg_id(service: str, notification_id: int) -> str:
@@ -70,8 +81,16 @@ class OutboxRelay:
         checkpoints: Checkpoints,
         vault: KeyVault | None = None,
         poll_interval: float = 1.0,
+        max_payload: Callable[[], int] | None = None,
+        set_aside: int = 0,
     ) -> None:
+        """``max_payload``: the server's now (it may change on reconnecting), to refuse before sending a
+        message it would refuse with its headers (the client counts the payload only, and the server
+        closes the connection);
+        ``set_aside``: how many of the service's events are set aside already (from the store)."""
         self.app = app
+        self.max_payload = max_payload
+        self.set_aside = set_aside
         self.js = js
         self.checkpoints = checkpoints
         self.vault = vault
@@ -82,6 +101,7 @@ class OutboxRelay:
         self.head_sequence = 0  # the head's stream sequence: a publish expects it to be the last
         self.signed = START  # the last checkpoint's own link: everything up to it is signed
         self._signed_at = time.monotonic()
+        self.fault = FaultWatch()
 
     def wake(self) -> None:
         """Call after a commit so the relay publishes at once instead of at its next poll."""
@@ -99,15 +119,25 @@ class OutboxRelay:
         return notification_id_of(headers["Nats-Msg-Id"], self.app.service)
 
     async def run(self) -> None:
+        """Relay until cancelled. A failure (no bus, a timeout, another replica's link first) ends
+        the run; the service notes it in ``fault`` and starts the relay again from the record
+        (shared/service.py), and the relay clears the fault once it has relayed again."""
         self.position = await self.last_relayed()
         log.info("%s relay resumes after notification %d", self.app.service, self.position)
         while True:
             self._wake.clear()
             if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
                 await self.sign_head()
-            if not await self.relay_pending():
+            relayed = await self.relay_pending()
+            self.fault.worked()
+            if not relayed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def lag(self) -> int:
+        """Stored notifications not yet relayed (one store read: for /health, not per message)."""
+        stored = await asyncio.to_thread(self.app.process_recorder.max_notification_id)
+        return max((stored or 0) - self.position, 0)
 
     async def sign_head(self) -> None:
         """Publish a checkpoint signing the chain's head, unless it is signed already."""
@@ -136,16 +166,61 @@ class OutboxRelay:
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
             wire = self.app.wire_event(domain_event)
-            if wire is not None:
+            # An event set aside and taken up had its timers set and keys kept when it was set aside.
+            if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
                 for timer in self.app.timers_for(wire):
                     await self._set_timer(timer, notification.id)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
-                await self._publish(wire, msg_id(self.app.service, notification.id))
+            if wire is not None:
+                await self._publish_or_set_aside(wire, notification.id)
             self.position = notification.id
             if self.head.index - self.signed.index >= self.checkpoints.every:
                 await self.sign_head()
         return len(notifications)
+
+    async def _publish_or_set_aside(self, wire: WireEvent, notification_id: int) -> None:
+        """Publish the event; if the bus refuses it for good, it is kept as set aside in the store and
+        an EventSetAside takes its place on the chain (same Msg-Id), so the events behind it go on."""
+        message_id = msg_id(self.app.service, notification_id)
+        try:
+            await self._publish(wire, message_id)
+        except (MaxPayloadError, APIError) as refusal:
+            reason = _refused_for_good(refusal)
+            if reason is None:
+                raise
+            size = len(encode_event(wire))
+            log.error(
+                "%s: the bus refuses %s (notification %d, %d bytes) for good: %s; setting it aside",
+                self.app.service, wire.type_name(), notification_id, size, reason,
+            )  # fmt: skip
+            if await asyncio.to_thread(self.app.unpublished, notification_id, wire, size, reason):
+                self.set_aside += 1
+            set_aside = EventSetAside(
+                event_id=stable_id(self.app.service, "set aside", notification_id),
+                complaint_id=wire.complaint_id,
+                occurred_at=wire.recorded_at,
+                recorded_at=now(),
+                set_aside_by=self.app.service,
+                notification_id=notification_id,
+                event_type=wire.type_name(),
+                size=size,
+                reason=reason,
+            )
+            await self._publish(set_aside, message_id)
+
+    def _too_large(self, payload: bytes, headers: dict[str, str]) -> bool:
+        if self.max_payload is None:
+            return False
+        limit = self.max_payload()
+        return len(payload) > limit - HEADER_ROOM and _size(payload, headers) > limit
+
+    async def take_up(self, notification_id: int, requested_by: str) -> None:
+        """Publish an event set aside now, once its cause is fixed: as a new event of the outbox whose
+        wire event is the stored one, so it takes its place at the head of the chain, once."""
+        await asyncio.to_thread(self.app.take_up_unpublished, notification_id, requested_by)
+        self.set_aside -= 1
+        self.wake()
 
     async def _publish(self, wire: WireEvent, message_id: str) -> None:
         payload = encode_event(wire)
@@ -156,6 +231,8 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
+        if self._too_large(payload, headers | expectation):
+            raise MaxPayloadError
         ack = await self.js.publish(
             wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
         )
@@ -185,3 +262,17 @@ class OutboxRelay:
                 "Nats-Schedule-Target": due_subject(service, timer.key),
             },
         )
+
+
+def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:
+    """Why the bus will never take this message, or None if trying again may work."""
+    if isinstance(refusal, MaxPayloadError):
+        return "larger than the server's max_payload"
+    return REFUSED_FOR_GOOD.get(refusal.err_code or 0)
+
+
+def _size(payload: bytes, headers: dict[str, str]) -> int:
+    """The message as the server counts it against max_payload: ``NATS/1.0`` and each header line, then
+    the payload."""
+    header_lines = sum(len(f"{name}: {value}\r\n".encode()) for name, value in headers.items())
+    return len(b"NATS/1.0\r\n") + header_lines + len(b"\r\n") + len(payload)

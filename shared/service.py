@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
@@ -23,9 +24,14 @@ from shared.body_limit import BodySizeLimit, BodyTooLarge, answer_too_large
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
+from shared.directory import watch_directory
+from shared.faults import FaultWatch, Supervised
+from shared.health import NOT_READY_AFTER_SECONDS, consumer_name, health_router
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve
+from shared.set_aside import OUTBOX, RejectedMessage
+from shared.set_aside_api import set_aside_router
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 
@@ -70,16 +76,21 @@ class ServiceRuntime:
         consumers: Sequence[Consumer[Any]],
         vault: KeyVault | None = None,
         workers: Sequence[Worker] = (),
+        not_ready_after: float = NOT_READY_AFTER_SECONDS,
     ):
         """``vault``: for a service that publishes or opens patient data keys; ``workers``: its work
-        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver)."""
+        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver);
+        ``not_ready_after``: how long a passing fault may last before /ready answers 503."""
         self.settings = settings
+        self.not_ready_after = not_ready_after
         self.store = store
         self.consumers = consumers
         self.vault = vault
         self.workers = workers
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
+        self.loops: list[ConsumerLoop[Any]] = []
+        self.supervised: list[Supervised] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -89,17 +100,39 @@ class ServiceRuntime:
             every=self.settings.checkpoint_every,
             seconds=self.settings.checkpoint_seconds,
         )
-        self.nc = await connect(self.settings.bus_url, name=service, user=self.settings.bus_user(service))
+        nc = self.nc = await connect(
+            self.settings.bus_url, name=service, user=self.settings.bus_user(service)
+        )
         js = self.nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)
-        relay = self.relay = OutboxRelay(self.store, js, checkpoints, self.vault)
-        self._tasks.append(asyncio.create_task(_supervise("relay", relay.run)))
+        set_aside = Counter(
+            kept.stream if isinstance(kept, RejectedMessage.Rejected) else OUTBOX
+            for kept in await asyncio.to_thread(self.store.set_aside)
+        )
+        relay = self.relay = OutboxRelay(
+            self.store,
+            js,
+            checkpoints,
+            self.vault,
+            max_payload=lambda: nc.max_payload,
+            set_aside=set_aside[OUTBOX],
+        )
+        self._supervise("relay", relay.run, relay.fault)
         for consumer in self.consumers:
-            loop = ConsumerLoop(self.store, js, consumer, on_commit=self.committed)
-            self._tasks.append(asyncio.create_task(_supervise(consumer.subscription.durable, loop.run)))
+            stream = consumer.subscription.stream
+            loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])
+            self.loops.append(loop)
+            self._supervise(consumer_name(loop), loop.run)
         for worker in self.workers:
-            self._tasks.append(asyncio.create_task(_supervise(type(worker).__name__, worker.run)))
+            self._supervise(type(worker).__name__, worker.run)
+
+    def _supervise(
+        self, name: str, run: Callable[[], Awaitable[None]], fault: FaultWatch | None = None
+    ) -> None:
+        supervised = Supervised(name, run, fault)
+        self.supervised.append(supervised)
+        self._tasks.append(asyncio.create_task(supervised.forever()))
 
     def committed(self) -> None:
         """Tell the relay and the workers that new events are stored."""
@@ -131,17 +164,6 @@ class ServiceRuntime:
             log.exception("store is not answering")
             return False
         return True
-
-
-async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        try:
-            await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; restarting it in 1 s", name)
-            await asyncio.sleep(1)
 
 
 MAX_BODY_BYTES = 64 * 1024
@@ -239,12 +261,9 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(BodyTooLarge, answer_too_large)
 
-    @app.get("/health", summary="200 once the service is connected to the bus and its store")
-    async def health() -> JSONResponse:
-        if await runtime.healthy():
-            return JSONResponse({"status": "ok", "service": runtime.store.service})
-        return JSONResponse({"status": "unavailable", "service": runtime.store.service}, status_code=503)
-
+    app.include_router(health_router(runtime))
+    directory = watch_directory(runtime.settings.directory_path)
+    app.include_router(set_aside_router(runtime, Authenticator.from_settings(runtime.settings, directory)))
     return app
 
 

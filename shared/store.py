@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, ClassVar, TypeVar
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol, event
+from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
-from shared.events import MessageRejected, WireEvent
+from shared.events import MessageRejected, MessageTakenUp, WireEvent
+from shared.ids import stable_id as stable_id  # services import it from here
+from shared.set_aside import SET_ASIDE_TOPICS, NotSetAside, RejectedMessage, SetAside, UnpublishedEvent
 from shared.timers import Timer, now
 
 Found = TypeVar("Found", bound=Aggregate)
@@ -19,47 +20,8 @@ Wire = TypeVar("Wire", bound=WireEvent)
 Result = TypeVar("Result")
 WIRE_ONLY_FIELDS = frozenset({"type", "version", "event_id", "recorded_at"})
 
-KIZUKI_NAMESPACE = uuid5(NAMESPACE_URL, "https://kizuki.invalid/")
 # An action and a timer fire can meet on the same aggregate; the loser tries again on the new state.
 ATTEMPTS_ON_CONFLICT = 5
-
-
-def stable_id(*parts: object) -> UUID:
-    """A UUID that is the same every time for the same parts: retries and replays agree on it."""
-    return uuid5(KIZUKI_NAMESPACE, ":".join(str(part) for part in parts))
-
-
-class RejectedMessage(Aggregate):
-    """A message from the bus that this service set aside, with the reason."""
-
-    class Rejected(Aggregate.Created):
-        stream: str
-        stream_sequence: int
-        message_subject: str
-        reason: str
-        complaint_id: UUID | None
-        occurred_at: datetime
-
-    @staticmethod
-    def create_id(stream: str, stream_sequence: int, **_: Any) -> UUID:
-        return stable_id("rejected", stream, stream_sequence)
-
-    @event(Rejected)
-    def __init__(
-        self,
-        stream: str,
-        stream_sequence: int,
-        message_subject: str,
-        reason: str,
-        complaint_id: UUID | None,
-        occurred_at: datetime,
-    ) -> None:
-        self.stream = stream
-        self.stream_sequence = stream_sequence
-        self.message_subject = message_subject
-        self.reason = reason
-        self.complaint_id = complaint_id
-        self.occurred_at = occurred_at
 
 
 class ServiceApplication(Application[UUID]):
@@ -101,6 +63,60 @@ class ServiceApplication(Application[UUID]):
         )
         self.record(rejection, tracking=tracking)
 
+    def set_aside(self) -> list[SetAside]:
+        """Everything this service set aside and has not taken up again, oldest first. Reads the
+        store's set-aside records only (at start, and for the administrator's list), never per message."""
+        pending: dict[UUID, SetAside] = {}
+        start = 1
+        while batch := self.process_recorder.select_notifications(start, 500, topics=SET_ASIDE_TOPICS):
+            for notification in batch:
+                found = self.mapper.to_domain_event(notification)
+                if isinstance(found, RejectedMessage.Rejected | UnpublishedEvent.SetAside):
+                    pending[found.originator_id] = found
+                else:
+                    pending.pop(found.originator_id, None)
+            start = batch[-1].id + 1
+        return list(pending.values())
+
+    def rejection(self, stream: str, stream_sequence: int) -> RejectedMessage | None:
+        return self.find(RejectedMessage, RejectedMessage.create_id(stream, stream_sequence))
+
+    def taken_up(self, rejection: RejectedMessage, requested_by: str) -> None:
+        rejection.take_up(
+            rejection.stream, rejection.stream_sequence, rejection.complaint_id, requested_by, now()
+        )
+        self.save(rejection)
+
+    def unpublished(self, notification_id: int, wire: WireEvent, size: int, reason: str) -> bool:
+        """Keep that the bus refused this stored event for good; False if that is kept already."""
+        try:
+            self.save(
+                UnpublishedEvent(
+                    notification_id=notification_id,
+                    event_type=wire.type_name(),
+                    size=size,
+                    reason=reason[:2000],
+                    complaint_id=wire.complaint_id,
+                    occurred_at=now(),
+                )
+            )
+        except IntegrityError:
+            return False
+        return True
+
+    def take_up_unpublished(self, notification_id: int, requested_by: str) -> None:
+        """Have the relay publish the stored event now; once only."""
+        unpublished = self.find(UnpublishedEvent, UnpublishedEvent.create_id(notification_id))
+        if unpublished is None or unpublished.taken_up:
+            raise NotSetAside(f"{self.service} has no event {notification_id} of its outbox set aside")
+        unpublished.take_up(notification_id, requested_by, now())
+        self.save(unpublished)
+
+    def stored_wire_event(self, notification_id: int) -> WireEvent | None:
+        """The wire event of a stored notification, read again (an event set aside, taken up)."""
+        [notification] = self.process_recorder.select_notifications(notification_id, 1)
+        return self.wire_event(self.mapper.to_domain_event(notification))
+
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         """The event to put on the record for one stored event, or None if it stays inside."""
         if isinstance(domain_event, RejectedMessage.Rejected):
@@ -113,6 +129,18 @@ class ServiceApplication(Application[UUID]):
                 stream_sequence=domain_event.stream_sequence,
                 message_subject=domain_event.message_subject,
                 reason=domain_event.reason,
+            )
+        if isinstance(domain_event, UnpublishedEvent.TakenUp):
+            return self.stored_wire_event(domain_event.notification_id)
+        if isinstance(domain_event, RejectedMessage.TakenUp):
+            return MessageTakenUp(
+                **self.wire_fields(domain_event),
+                complaint_id=domain_event.complaint_id,
+                occurred_at=domain_event.occurred_at,
+                taken_up_by=self.service,
+                stream=domain_event.stream,
+                stream_sequence=domain_event.stream_sequence,
+                requested_by=domain_event.requested_by,
             )
         return None
 

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -25,7 +26,7 @@ from kizuki.processes import free_port, start_nats, start_service, stop, wait_he
 from kizuki.provision import provision_bus, provision_secrets
 from kizuki.server_config import write_server_config
 from shared.auth import issue_token
-from shared.bus import connect
+from shared.bus import RECORD_STREAM, connect
 from shared.directory import load_directory
 from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
@@ -54,6 +55,9 @@ def system_env(data_dir: Path, policy: Path) -> dict[str, str]:
         "KIZUKI_NATS_PORT": str(free_port()),
         "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
         **{f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES},
+        # Heads are signed on clean shutdown (and every 1000 links), not every minute: a test that runs
+        # past a minute compares whole records without a CheckpointSigned appearing in between.
+        "KIZUKI_CHECKPOINT_SECONDS": "86400",
     }
     return env
 
@@ -195,6 +199,22 @@ class System:
         return await eventually(
             complete, within=within, what=f"the whole flow for {len(complaint_ids)} complaints"
         )
+
+    async def wait_until_quiet(self, quiet_for: float = 5.0, within: float = 120.0) -> list[RecordEntry]:
+        """Wait until nothing new has reached the record for ``quiet_for`` seconds; returns the record.
+        Exactly-once is judged then, not the moment the expected counts are first reached."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        last: list[tuple[int, float]] = []
+
+        async def quiet() -> bool:
+            sequence = (await js.stream_info(RECORD_STREAM)).state.last_seq
+            if not last or last[0][0] != sequence:
+                last[:] = [(sequence, time.monotonic())]
+            return time.monotonic() - last[0][1] >= quiet_for
+
+        await eventually(quiet, within=within, what=f"the record quiet for {quiet_for} s")
+        return await self.record()
 
 
 # Every event of the whole flow, and how many of each one complaint gets.

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 
 from bench.audit import synthetic_record
 from kizuki import bundle as bundles
@@ -28,19 +29,21 @@ from kizuki.cli import main
 from kizuki.provision import provision_signing_keys
 from kizuki.verify import AWAITING_GRACE_SECONDS, Verifier
 from services.intake.main import open_intake_store
+from shared.bus import connect
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault, MasterKey
-from shared.service import _supervise
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import another_patients
-from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 Line = dict[str, Any]
+
+# JetStream's refusal of a publish whose Nats-Expected-Last-Subject-Sequence is no longer the last.
+WRONG_LAST_SEQUENCE = 10071
 
 
 async def key_vault(js: JetStreamContext, settings: Settings) -> KeyVault:
@@ -275,39 +278,60 @@ def test_provisioning_makes_owner_only_keys_and_a_trust_file_that_keeps_old_keys
     assert TrustFile.load(settings.trust_file) == trust
 
 
-async def test_two_relays_of_one_service_keep_one_chain(nc: Client, settings: Settings) -> None:
+async def test_two_relays_of_one_service_keep_one_chain(
+    nats_url: str, nc: Client, settings: Settings
+) -> None:
+    """Two replicas of intake, each with its own connection and its own handle on the store: one signs
+    its head while the other, not knowing it, publishes the next event on the head it last saw. The
+    server refuses that publish; without the expectation the chain would fork there."""
     provision_signing_keys(settings)
-    js = nc.jetstream()
     key = SigningKey.load(settings.signing_key_file("intake"))
-    store = open_intake_store(settings)
-    vault = await key_vault(js, settings)
-    replicas = [
-        OutboxRelay(store, js, Checkpoints(key, every=4, seconds=0.2), vault, poll_interval=0.05)
-        for _ in "ab"
-    ]
-    tasks = [asyncio.create_task(_supervise(f"relay {n}", relay.run)) for n, relay in enumerate(replicas)]
+    replica_nc = await connect(nats_url, "replica")
+    stores = [open_intake_store(settings), open_intake_store(settings)]
     try:
-        for n in range(30):
-            store.register(another_patients(n), None, now())
+        first, second = [
+            OutboxRelay(
+                store, client.jetstream(), Checkpoints(key), await key_vault(client.jetstream(), settings)
+            )
+            for store, client in zip(stores, (nc, replica_nc), strict=True)
+        ]
+        for n in range(3):
+            stores[0].register(another_patients(n), None, now())
+        first.position = await first.last_relayed()
+        await first.relay_pending()
+        second.position = await second.last_relayed()
+        assert (second.position, second.head) == (3, first.head)
 
-        async def all_relayed_and_signed() -> list[RecordMessage]:
-            messages = [message async for message in read_messages(js)]
-            ids = {
-                m.headers["Nats-Msg-Id"]
-                for m in messages
-                if m.headers["Kizuki-Event-Type"] != "CheckpointSigned"
-            }
-            done = len(ids) == 30 and messages[-1].headers["Kizuki-Event-Type"] == "CheckpointSigned"
-            return messages if done else []
+        await first.sign_head()  # the head moves on: the second relay does not know it
+        stores[1].register(another_patients(3), None, now())
+        with pytest.raises(APIError) as refused:
+            await second.relay_pending()
+        assert refused.value.err_code == WRONG_LAST_SEQUENCE
 
-        messages = await eventually(
-            all_relayed_and_signed, within=30, what="every complaint relayed and signed"
-        )
+        # The one that lost starts again from the record (as its run does after a failure); then the
+        # other is behind the record in turn, is refused in turn, and finds its place there.
+        second.position = await second.last_relayed()
+        assert await second.relay_pending() == 1
+        with pytest.raises(APIError) as refused_in_turn:
+            await first.relay_pending()
+        assert refused_in_turn.value.err_code == WRONG_LAST_SEQUENCE
+        first.position = await first.last_relayed()
+        assert (first.position, await first.relay_pending()) == (4, 0)
+        await first.sign_head()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        store.close()
+        await replica_nc.close()
+        for store in stores:
+            store.close()
+    messages = [message async for message in read_messages(nc.jetstream())]
+    assert [m.headers["Nats-Msg-Id"] for m in messages] == [
+        "intake:1",
+        "intake:2",
+        "intake:3",
+        "intake:3:checkpoint",
+        "intake:4",
+        "intake:4:checkpoint",
+    ]
+    assert [int(m.headers["Kizuki-Chain-Index"]) for m in messages] == [1, 2, 3, 4, 5, 6]
     verifier = Verifier(TrustFile.load(settings.trust_file))
     for message in messages:
         verifier.check(message)

@@ -21,7 +21,7 @@ from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory, watch_directory
-from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, decode_event, encode_event
+from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.privacy import KeyVault, MasterKey
@@ -178,45 +178,6 @@ async def test_a_redelivered_message_changes_nothing(
         await eventually(replay_drained, what="the replay consumer acknowledging everything")
         # Each case: opened, five duties assigned, five first alerts.
         assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 5)
-    finally:
-        await stop_tasks(tasks)
-        store.close()
-
-
-async def test_a_failing_handler_is_retried_then_its_message_set_aside(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
-) -> None:
-    js = nc.jetstream()
-    store = open_store(EscalationApplication, settings)
-    consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
-    calls: dict[str, int] = {}
-
-    def flaky(event: Any, tracking: Tracking) -> None:
-        calls[event.department] = calls.get(event.department, 0) + 1
-        if event.department == "always fails" or calls[event.department] < 3:
-            raise ConnectionError("store went away")
-        consumer.handle(event, tracking)
-
-    flaky_consumer = Consumer(consumer.subscription, consumer.decode, flaky)
-    loop = ConsumerLoop(store, js, flaky_consumer, lambda: None, max_attempts=3, first_retry_delay=0.1)
-    for department in ("fails twice", "always fails", "works"):
-        await publish_complaint(js, vault, complaint_received(department=department))
-    tasks = await run_loops(loop)
-    try:
-        await eventually(
-            lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)),
-            what="all three handled",
-        )
-        assert calls == {"fails twice": 3, "always fails": 3, "works": 3}
-        notifications = store.process_recorder.select_notifications(1, 100)
-        events = [store.wire_event(store.mapper.to_domain_event(n)) for n in notifications]
-        events = [event for event in events if isinstance(event, EscalationStarted | MessageRejected)]
-        assert [type(event).__name__ for event in events] == [
-            "EscalationStarted",
-            "MessageRejected",
-            "EscalationStarted",
-        ]
-        assert "handler failed 3 times" in events[1].reason  # type: ignore[union-attr]
     finally:
         await stop_tasks(tasks)
         store.close()

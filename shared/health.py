@@ -1,0 +1,79 @@
+"""/health and /ready: whether a service is up, and what it is going through: the relay's lag, what
+is failing (since when, the last error's class), what is set aside, how often each task restarted."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' signatures at runtime.
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from shared.consumer import ConsumerLoop
+from shared.faults import FaultWatch
+
+if TYPE_CHECKING:
+    from shared.service import ServiceRuntime
+
+# /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
+NOT_READY_AFTER_SECONDS = 60.0
+
+
+def consumer_name(loop: ConsumerLoop[Any]) -> str:
+    subscription = loop.consumer.subscription
+    return f"{subscription.durable} on {subscription.stream}"
+
+
+async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
+    """What /health says beyond up or down. One store read (the relay's lag), none per message."""
+    relay: dict[str, Any] = {}
+    if runtime.relay is not None:
+        try:
+            relay["lag"] = await runtime.relay.lag()
+        except Exception as fault:
+            relay["lag"] = f"unknown ({type(fault).__name__})"
+        relay |= runtime.relay.fault.report() | {"set_aside": runtime.relay.set_aside}
+    return {
+        "relay": relay,
+        "consumers": {
+            consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside}
+            for loop in runtime.loops
+        },
+        "tasks": {supervised.name: supervised.report() for supervised in runtime.supervised},
+    }
+
+
+def failing_too_long(runtime: "ServiceRuntime") -> list[str]:
+    """The parts whose passing fault has lasted longer than the runtime's ``not_ready_after``."""
+    watched: list[tuple[str, FaultWatch]] = [(task.name, task.current_fault()) for task in runtime.supervised]
+    watched += [(consumer_name(loop), loop.fault) for loop in runtime.loops]
+    return sorted({name for name, fault in watched if fault.failing_for() > runtime.not_ready_after})
+
+
+def health_router(runtime: "ServiceRuntime") -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/health",
+        summary="200 once the service is connected to the bus and its store, else 503; the body tells "
+        "the relay's lag, what is failing (since when, the last error's class) and what is set aside",
+    )
+    async def health() -> JSONResponse:
+        healthy = await runtime.healthy()
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "service": runtime.store.service,
+            **await report(runtime),
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @router.get(
+        "/ready",
+        summary="As /health, and 503 while the relay, a consumer or a task has been failing for longer "
+        f"than {NOT_READY_AFTER_SECONDS:.0f} s (the failing parts are named)",
+    )
+    async def ready() -> JSONResponse:
+        failing = failing_too_long(runtime)
+        healthy = await runtime.healthy()
+        body = {"ready": healthy and not failing, "service": runtime.store.service, "failing": failing}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    return router
