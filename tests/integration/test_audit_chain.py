@@ -300,7 +300,9 @@ async def test_two_relays_of_one_service_keep_one_chain(
         first.position = await first.last_relayed()
         await first.relay_pending()
         second.position = await second.last_relayed()
-        assert (second.position, second.head) == (3, first.head)
+        # Each registration stores the complaint and its reference's index entry (which stays
+        # inside): the complaints are notifications 1, 3 and 5.
+        assert (second.position, second.head) == (5, first.head)
 
         await first.sign_head()  # the head moves on: the second relay does not know it
         stores[1].register(another_patients(3), None, now())
@@ -311,25 +313,26 @@ async def test_two_relays_of_one_service_keep_one_chain(
         # The one that lost starts again from the record (as its run does after a failure); then the
         # other is behind the record in turn, is refused in turn, and finds its place there.
         second.position = await second.last_relayed()
-        assert await second.relay_pending() == 1
+        assert await second.relay_pending() == 2  # the complaint (7) and its index entry (8)
         with pytest.raises(APIError) as refused_in_turn:
             await first.relay_pending()
         assert refused_in_turn.value.err_code == WRONG_LAST_SEQUENCE
         first.position = await first.last_relayed()
-        assert (first.position, await first.relay_pending()) == (4, 0)
+        assert (first.position, await first.relay_pending()) == (7, 1)  # 8 stays inside
         await first.sign_head()
     finally:
         await replica_nc.close()
         for store in stores:
             store.close()
     messages = [message async for message in read_messages(nc.jetstream())]
+    # A checkpoint follows the last notification its relay passed, index entries included.
     assert [m.headers["Nats-Msg-Id"] for m in messages] == [
         "intake:1",
-        "intake:2",
         "intake:3",
-        "intake:3:checkpoint",
-        "intake:4",
-        "intake:4:checkpoint",
+        "intake:5",
+        "intake:6:checkpoint",
+        "intake:7",
+        "intake:8:checkpoint",
     ]
     assert [int(m.headers["Kizuki-Chain-Index"]) for m in messages] == [1, 2, 3, 4, 5, 6]
     verifier = Verifier(TrustFile.load(settings.trust_file))

@@ -76,21 +76,22 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
             store.register(another_patients(n), None, now())
         relay = OutboxRelay(store, js, CHECKPOINTS, vault)
         relay.position = await relay.last_relayed()
-        assert await relay.relay_pending() == 3
+        assert await relay.relay_pending() == 6  # each complaint, and its reference's index entry
 
         for n in range(3, 5):
             store.register(another_patients(n), None, now())
         restarted = OutboxRelay(store, js, CHECKPOINTS, vault)  # a new process finds its place on the record
         restarted.position = await restarted.last_relayed()
-        assert restarted.position == 3
+        assert restarted.position == 5  # the third complaint
         await restarted.relay_pending()
 
         # A relay that crashed after publishing but before it knew: the server drops the copies.
-        restarted.position = 3
+        restarted.position = 5
         await restarted.relay_pending()
 
         record = await record_of(js)
-        assert [headers["Nats-Msg-Id"] for _, _, headers in record] == [f"intake:{n}" for n in range(1, 6)]
+        complaints = [f"intake:{n}" for n in range(1, 10, 2)]  # 2, 4, ...: their index entries
+        assert [headers["Nats-Msg-Id"] for _, _, headers in record] == complaints
         # Each key reached the bucket before its complaint, so services can open what they need.
         opened = [
             await asyncio.to_thread(vault.open_patient_data, b.complaint_id, b.patient_data)
@@ -176,8 +177,8 @@ async def test_a_redelivered_message_changes_nothing(
             return (info.num_pending, info.num_ack_pending) == (0, 0)
 
         await eventually(replay_drained, what="the replay consumer acknowledging everything")
-        # Each case: opened, five duties assigned, five first alerts.
-        assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 5)
+        # Each case: opened, five duties assigned, five first alerts; and its reference indexed.
+        assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 5 + 1)
     finally:
         await stop_tasks(tasks)
         store.close()

@@ -270,7 +270,8 @@ async def test_a_failing_relay_is_shown_with_its_lag_and_restarts_and_is_not_rea
         health = await http.get("/health")
         assert health.status_code == 200  # connected to the bus and the store: the body says the rest
         relay, task = health.json()["relay"], health.json()["tasks"]["relay"]
-        assert (relay["lag"], relay["failing"], relay["last_error"]) == (1, True, "RuntimeError")
+        # Lag counts stored notifications: the complaint and its reference's index entry.
+        assert (relay["lag"], relay["failing"], relay["last_error"]) == (2, True, "RuntimeError")
         assert task["failing"] is True
         assert task["restarts"] >= 1
 

@@ -118,7 +118,9 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_the_next_flow_and_it_
         assert shown["failing"] is False
 
         messages = [message async for message in read_messages(js)]
-        assert [m.headers["Nats-Msg-Id"] for m in messages] == ["intake:1", "intake:2", "intake:3"]
+        # Each registration stores two notifications: the complaint, and its reference's index entry
+        # (which stays inside): the complaints are notifications 1, 3 and 5.
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == ["intake:1", "intake:3", "intake:5"]
         bodies = [decode_event(m.data or b"") for m in messages]
         assert [type(body).__name__ for body in bodies] == [
             "ComplaintReceived",
@@ -127,12 +129,12 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_the_next_flow_and_it_
         ]
         set_aside = bodies[1]
         assert isinstance(set_aside, EventSetAside)
-        assert (set_aside.set_aside_by, set_aside.notification_id) == ("intake", 2)
+        assert (set_aside.set_aside_by, set_aside.notification_id) == ("intake", 3)
         assert set_aside.event_type == "ComplaintReceived"
         assert set_aside.size > MAX_PAYLOAD
         assert set_aside.reason == "larger than the server's max_payload"
         assert too_large.encode() not in (messages[1].data or b"")  # nothing of the event's content
-        stored = store.stored_wire_event(2)
+        stored = store.stored_wire_event(3)
         assert isinstance(stored, ComplaintReceived)  # the event itself stays in the store
         assert set_aside.complaint_id == stored.complaint_id
         assert set_aside.event_id != stored.event_id
@@ -141,7 +143,7 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_the_next_flow_and_it_
             await asyncio.to_thread(main, ["set-aside", "list", "--service", "intake", "--by", "dm-001"])
         assert listing.value.code == 0
         [line] = capsys.readouterr().out.splitlines()
-        assert line.startswith("intake outbox 2 set aside ")
+        assert line.startswith("intake outbox 3 set aside ")
         assert line.endswith(
             f"(ComplaintReceived, {set_aside.size} bytes, complaint {stored.complaint_id}): "
             "larger than the server's max_payload"
@@ -154,25 +156,25 @@ async def test_an_event_too_large_for_the_bus_is_set_aside_the_next_flow_and_it_
             return runtime.nc.is_connected and runtime.nc.max_payload == 1024 * 1024
 
         await eventually(back_on_the_larger_bus, what="the service back on the bus")
-        await asyncio.to_thread(main, ["set-aside", "take-up", "intake", "outbox", "2", "--by", "dm-001"])
-        assert "took up outbox #2 again" in capsys.readouterr().out
+        await asyncio.to_thread(main, ["set-aside", "take-up", "intake", "outbox", "3", "--by", "dm-001"])
+        assert "took up outbox #3 again" in capsys.readouterr().out
         await eventually(lambda: relay_health(0, 0), what="the event set aside published")
         with pytest.raises(SystemExit) as again:
-            await asyncio.to_thread(main, ["set-aside", "take-up", "intake", "outbox", "2", "--by", "dm-001"])
-        assert "(404: intake has no event 2 of its outbox set aside" in str(again.value.code)
+            await asyncio.to_thread(main, ["set-aside", "take-up", "intake", "outbox", "3", "--by", "dm-001"])
+        assert "(404: intake has no event 3 of its outbox set aside" in str(again.value.code)
     finally:
         await http.aclose()
         server.should_exit = True
         await serving  # a clean shutdown: the relay signs its head
 
     messages = [message async for message in read_messages(small_nc.jetstream())]
-    # Notification 4 (kept as set aside) stays inside; 5 (taken up) is the stored event, published.
+    # Notification 7 (kept as set aside) stays inside; 8 (taken up) is the stored event, published.
     assert [m.headers["Nats-Msg-Id"] for m in messages] == [
         "intake:1",
-        "intake:2",
         "intake:3",
         "intake:5",
-        "intake:5:checkpoint",
+        "intake:8",
+        "intake:8:checkpoint",
     ]
     assert decode_event(messages[3].data or b"") == stored
     verifier = verified(messages, settings)
