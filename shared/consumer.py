@@ -1,10 +1,12 @@
 """The idempotent consumer: process a bus message, commit its effects with its tracking record, then ack.
 
-A message is set aside (recorded as ``MessageRejected`` with the reason, then acked) only when it can
-never be handled: it does not decode, or handling it breaks a domain rule (``shared.refusals``).
-Any other failure (the store, the bus, the key bucket, a timeout, a conflict with a person's action)
-is a passing fault: the message is put back with a growing delay for as long as the fault lasts, and
-the consumer shows it in /health meanwhile. A set-aside message can be taken up again (``take_up``).
+A message is set aside (recorded as ``MessageRejected`` with the reason, then acked) at once when it
+can never be handled: it does not decode, or handling it breaks a domain rule (``shared.refusals``).
+A fault of the infrastructure (the store, the bus, the key bucket, a timeout, a conflict with a
+person's action: ``PASSING_FAULTS``) is put back with a growing delay for as long as it lasts, and the
+consumer shows it in /health meanwhile. Any other error is a defect of the handler: it is tried a few
+times, then set aside too, so that the messages behind it go on. A set-aside message can be taken up
+again once its cause is fixed (``take_up``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from pydantic import ValidationError
 
 from shared import refusals
 from shared.bus import ACK_WAIT_SECONDS, Subscription
-from shared.faults import FIRST_RETRY_DELAY, FaultWatch, retry_delay
+from shared.faults import (
+    ATTEMPTS_BEFORE_SETTING_ASIDE,
+    FIRST_RETRY_DELAY,
+    PASSING_FAULTS,
+    FaultWatch,
+    retry_delay,
+)
 from shared.set_aside import NotSetAside, taken_up_tracking
 from shared.store import ServiceApplication
 from shared.timers import FiredEarly
@@ -115,6 +123,15 @@ class ConsumerLoop(Generic[T]):
             )
         except BROKEN_RULES as refusal:
             await self._reject(message, tracking, f"breaks a rule: {refusal}")
+        except PASSING_FAULTS:
+            raise
+        except Exception as defect:
+            attempts = message.metadata.num_delivered
+            if attempts < ATTEMPTS_BEFORE_SETTING_ASIDE:
+                raise
+            # The class only: what an error says may quote the message, and the record cannot be erased.
+            reason = f"handler failed {attempts} times, last: {type(defect).__name__}"
+            await self._reject(message, tracking, reason)
 
     async def _reject(self, message: Msg, tracking: Tracking, reason: str) -> None:
         log.warning("setting aside %s #%d: %s", tracking.application_name, tracking.notification_id, reason)

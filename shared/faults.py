@@ -5,14 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import nats.errors
+import psycopg
+from eventsourcing import persistence
+
 from shared.timers import now
 
 log = logging.getLogger(__name__)
+
+# Faults of the infrastructure, which pass: the network, the bus and its key bucket, a busy or
+# unreachable store, a conflict with a person's action on the same aggregate (a retry reads the new
+# state). Anything else a handler raises is a defect: it is tried a few times, then set aside.
+PASSING_FAULTS: tuple[type[BaseException], ...] = (
+    OSError,  # TimeoutError and ConnectionError among them
+    nats.errors.Error,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    persistence.IntegrityError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+)
+# Deliveries of a message whose handler fails with a defect before it is set aside.
+ATTEMPTS_BEFORE_SETTING_ASIDE = 5
 
 # The wait before the second try, doubled for each one after, at most this long.
 FIRST_RETRY_DELAY = 1.0

@@ -118,6 +118,41 @@ async def test_a_handler_failing_longer_than_five_deliveries_is_retried_until_it
         store.close()
 
 
+async def test_a_handler_defect_is_tried_five_times_then_set_aside_so_the_messages_behind_it_go_on(
+    nc: Client,
+    settings: Settings,
+    policy: Policy,
+    vault: KeyVault,
+) -> None:
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    consumer = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)[0]
+    calls: Counter[str] = Counter()
+
+    def a_defect_for_one_department(event: Any, tracking: Tracking) -> None:
+        calls[event.department] += 1
+        if event.department == "defect":
+            raise KeyError("a bug, not a fault of the infrastructure")
+        consumer.handle(event, tracking)
+
+    buggy = Consumer(consumer.subscription, consumer.decode, a_defect_for_one_department)
+    loop = ConsumerLoop(store, js, buggy, lambda: None, first_retry_delay=0.01)
+    for department in ("defect", "works"):
+        await publish_complaint(js, vault, complaint_received(department=department))
+    running = [asyncio.create_task(loop.run())]
+    try:
+        await eventually(lambda: processed(store, 2), what="the message behind the defect handled")
+        assert calls == {"defect": 5, "works": 1}
+        rejected, started = wire_events(store)
+        assert isinstance(rejected, MessageRejected)
+        assert rejected.reason == "handler failed 5 times, last: KeyError"  # the class only
+        assert isinstance(started, EscalationStarted)
+        assert loop.set_aside == 1
+    finally:
+        await stop(running)
+        store.close()
+
+
 async def test_a_store_locked_by_another_writer_is_waited_out_and_the_message_handled_once(
     nc: Client,
     settings: Settings,
