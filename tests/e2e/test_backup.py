@@ -1,0 +1,142 @@
+"""The drill: a day of complaints, a backup while the system runs, the machine lost, a restore into a
+new data directory, and the same system again: same case views, callback lists and audit report, the
+record verified, the timer that was pending fires, and new complaints flow."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from shared.timers import now
+from tests.e2e.conftest import System, of, register, until_record, write_policy
+
+DAY = 12
+# The apology call is due an hour after the complaint occurred: pending for the day's complaints, and
+# for the last one due seconds after the backup, so that it is pending when the system goes down.
+FIRST_RESPONSE_SECONDS = 3600
+FIRES_AFTER_BACKUP = timedelta(seconds=30)
+
+
+async def views(system: System, http: httpx.AsyncClient, complaints: list[str]) -> dict[str, bytes]:
+    """Every case view and callback list, byte for byte, and the audit report."""
+    seen: dict[str, bytes] = {}
+    for complaint_id in complaints:
+        case = await http.get(
+            system.url("escalation", f"/v1/cases/{complaint_id}"), headers=system.signed_in("n-001")
+        )
+        callbacks = await http.get(
+            system.url("followup", f"/v1/complaints/{complaint_id}/callbacks"),
+            headers=system.signed_in("n-001"),
+        )
+        assert case.status_code == callbacks.status_code == 200, (case.text, callbacks.text)
+        seen[f"case {complaint_id}"] = case.content
+        seen[f"callbacks {complaint_id}"] = callbacks.content
+    report = await system.kizuki("audit", "report")
+    assert report.returncode == 0, report.stderr
+    seen["report"] = report.stdout.encode()
+    return seen
+
+
+def owner_only(backup: Path) -> list[str]:
+    """Whatever in the backup someone other than its owner could read."""
+    return [str(path) for path in [backup, *backup.rglob("*")] if stat.S_IMODE(path.stat().st_mode) & 0o077]
+
+
+async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_machine(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    policy = write_policy(tmp_path / "policy.toml", duty_seconds={"first_response": FIRST_RESPONSE_SECONDS})
+    (tmp_path / "before").mkdir()
+    system = System(tmp_path / "before", policy)
+    await system.start()
+    pinned = shutil.copy(system.settings.trust_file, tmp_path / "pinned-trust.json")
+    try:
+        day = [await register(system, http, summary=f"Complaint {n} of the day.") for n in range(DAY)]
+        await system.wait_for_flow(day)
+        cases = [system.url("escalation", f"/v1/cases/{complaint_id}") for complaint_id in day]
+        for case in cases[::2]:
+            answer = await http.post(
+                f"{case}/duties/supervisor_acknowledgement/acknowledge", headers=system.signed_in("sv-003")
+            )
+            assert answer.status_code == 200, answer.text
+        for case in cases[::3]:
+            answer = await http.post(
+                f"{case}/first-response",
+                json={"patient_reached": True, "notes": "Apologised."},
+                headers=system.signed_in("hd-003"),
+            )
+            assert answer.status_code == 200, answer.text
+        called = day[::3]
+        await until_record(
+            system,
+            "the acknowledgements, and the callbacks scheduled and due",
+            lambda record: (
+                len([e for e in record if e.event_type == "AlertAcknowledged"]) >= len(cases[::2])
+                and all(of(record, complaint_id, "CallbackDue") for complaint_id in called)
+            ),
+        )
+        # The last complaint's apology call falls due just after the backup: a timer pending across it.
+        due = now() + FIRES_AFTER_BACKUP
+        pending = await register(
+            system, http, occurred_at=(due - timedelta(seconds=FIRST_RESPONSE_SECONDS)).isoformat()
+        )
+        complaints = [*day, pending]
+        await system.wait_for_flow(complaints)
+        before = await views(system, http, complaints)
+
+        backup = tmp_path / "backup"
+        taken = await system.kizuki("backup", str(backup))
+        assert taken.returncode == 0, taken.stderr
+    finally:
+        await system.stop()
+    assert owner_only(backup) == []
+    # The auditor checks the backup's record offline, against the trust file they pinned.
+    offline = await system.kizuki(
+        "audit", "verify", "--bundle", str(backup / "record.jsonl"), "--trust", str(pinned)
+    )
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert (backup / "files" / "secrets" / "master.key").is_file()
+    shutil.rmtree(system.settings.data_dir)
+
+    (tmp_path / "after").mkdir()
+    restored = System(tmp_path / "after", policy)
+
+    # A backup whose file was changed is refused, naming the file, and nothing is restored.
+    altered = tmp_path / "altered"
+    shutil.copytree(backup, altered)
+    with (altered / "files" / "secrets" / "master.key").open("r+b") as key:
+        key.write(b"\0")
+    refused = await restored.kizuki("restore", str(altered))
+    assert refused.returncode != 0
+    assert "changed: files/secrets/master.key" in refused.stderr, refused.stderr
+    assert not restored.settings.data_dir.exists()
+
+    done = await restored.kizuki("restore", str(backup))
+    assert done.returncode == 0, done.stderr
+    again = await restored.kizuki("restore", str(backup))
+    assert again.returncode != 0
+    assert "--force" in again.stderr, again.stderr
+
+    await restored.start()
+    try:
+        started = now()
+        assert await views(restored, http, complaints) == before
+        verified = await restored.kizuki("audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        # The timer pending at the backup fires in the restored system.
+        record = await until_record(
+            restored,
+            "the apology call's deadline, pending at the backup, to pass",
+            lambda record: of(record, pending, "DeadlinePassed", "first_response"),
+            within=60,
+        )
+        (passed,) = of(record, pending, "DeadlinePassed", "first_response")
+        assert datetime.fromisoformat(passed["recorded_at"]) >= started
+        new = await register(restored, http, summary="The first complaint after the restore.")
+        await restored.wait_for_flow([new])
+    finally:
+        await restored.stop()
