@@ -10,8 +10,9 @@ record), and no store has processed a message the record copy lacks. The order m
 2. the record is snapshotted (the server's own snapshot: sequences, headers, timestamps and the
    consumers' positions exactly), then each service's timer stream (every schedule a published event
    set is there, pending or fired), then the patient-key bucket;
-3. each store is copied (SQLite's online backup), then intake's key files, the secrets and the trust
-   file; a store holds every event the record copy has, since a relay publishes only what is stored;
+3. each store is copied (SQLite's online backup, or ``pg_dump`` of its schema), then intake's key
+   files, the secrets and the trust file; a store holds every event of its own that the record copy
+   has, since a relay publishes only what is stored;
 4. the consumers are resumed, and the record copy is exported as a verifiable bundle.
 
 A consumer's position in a snapshot is never ahead of its store: a message is acknowledged only after
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from kizuki.backup_files import (
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.provision import ALL_SUBSCRIPTIONS
 from kizuki.snapshots import snapshot
+from kizuki.store_copies import copy_store
 from shared.bus import KEY_STREAM, RECORD_STREAM, connect, services_with_timers, timer_stream
 from shared.chain import TrustFile
 from shared.settings import SERVICES, Settings
@@ -54,20 +55,6 @@ PAUSE = timedelta(minutes=10)
 def streams_in_order() -> list[str]:
     """The record first, then what the record's events set (timers, keys): see the module's docstring."""
     return [RECORD_STREAM, *(timer_stream(s) for s in services_with_timers(ALL_SUBSCRIPTIONS)), KEY_STREAM]
-
-
-def copy_sqlite(live: Path, out: Path) -> None:
-    """SQLite's online backup: a transaction-consistent copy of a database in use, WAL included."""
-    write_owner_only(out, b"")
-    source = sqlite3.connect(live, timeout=30)
-    try:
-        target = sqlite3.connect(out)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-    finally:
-        source.close()
 
 
 async def _pause_consumers(js: JetStreamContext, until: datetime) -> list[tuple[str, str]]:
@@ -99,11 +86,6 @@ async def _export_record(
 
 def take_backup(settings: Settings, backup: Path) -> dict[str, Any]:
     """Write the backup into ``backup`` (which must not exist or be empty); returns the manifest's facts."""
-    if settings.store != "sqlite":
-        raise BackupRefused(
-            "kizuki backup copies SQLite stores only: with KIZUKI_STORE=postgres, see the README "
-            "('Back it up and restore it') for what to do"
-        )
     if backup.exists() and any(backup.iterdir()):
         raise BackupRefused(f"{backup} is not empty: a backup goes into a new directory")
     backup.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
@@ -115,7 +97,7 @@ def take_backup(settings: Settings, backup: Path) -> dict[str, Any]:
         "finished_at": datetime.now(UTC).isoformat(),
         "record_last_sequence": states[RECORD_STREAM]["last_seq"],
         "streams": {stream: state["messages"] for stream, state in states.items()},
-        "stores": list(SERVICES),
+        "store": settings.store,
     }
     write_manifest(backup, facts)
     return facts
@@ -153,7 +135,7 @@ async def _copy_while_paused(settings: Settings, backup: Path, until: datetime) 
 
 def _copy_stores_and_files(settings: Settings, backup: Path) -> None:
     for service in SERVICES:
-        copy_sqlite(settings.service_dir(service) / "store.sqlite", backup / "stores" / f"{service}.sqlite")
+        copy_store(settings, service, backup)
     for name, path in live_files(settings):
         write_owner_only(backup / "files" / name, path.read_bytes())
 

@@ -411,7 +411,7 @@ def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
             facts = take_backup(settings, args.dir)
             print(
                 f"kizuki: backup written to {args.dir}: the record up to sequence "
-                f"{facts['record_last_sequence']}, {', '.join(facts['stores'])} stores, keys and secrets "
+                f"{facts['record_last_sequence']}, the timers, the {facts['store']} stores, keys and secrets "
                 "(owner-only: it holds keys)"
             )
         else:

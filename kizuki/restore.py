@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import start_nats, stop
 from kizuki.server_config import write_server_config
 from kizuki.snapshots import restore
+from kizuki.store_copies import restore_store
 from shared.bus import connect
 from shared.settings import SERVICES, Settings
 
@@ -52,9 +52,7 @@ def _write_files(settings: Settings, backup: Path, manifest: dict[str, Any]) -> 
         if name.startswith("files/"):
             write_owner_only(destination(settings, name.removeprefix("files/")), (backup / name).read_bytes())
     for service in SERVICES:
-        store = settings.service_dir(service) / "store.sqlite"
-        write_owner_only(store, b"")
-        shutil.copyfile(backup / "stores" / f"{service}.sqlite", store)
+        restore_store(settings, service, backup)
 
 
 async def _restore_streams(settings: Settings, backup: Path) -> dict[str, int]:
@@ -76,9 +74,12 @@ async def _restore_streams(settings: Settings, backup: Path) -> dict[str, int]:
 
 def restore_backup(settings: Settings, backup: Path, force: bool) -> list[str]:
     """Restore the backup in ``backup``; returns what the operator should know, a line each."""
-    if settings.store != "sqlite":
-        raise BackupRefused("kizuki restore restores SQLite stores only (KIZUKI_STORE=sqlite)")
     manifest = checked_manifest(backup)
+    if manifest["store"] != settings.store:
+        raise BackupRefused(
+            f"the backup holds {manifest['store']} stores and this machine is set up for {settings.store} "
+            "(KIZUKI_STORE): restore it into the same kind"
+        )
     aside = _make_room(settings, force)
     settings.data_dir.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
     _write_files(settings, backup, manifest)

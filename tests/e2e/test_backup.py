@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from shared.timers import now
 from tests.e2e.conftest import FLOW_COUNTS, System, of, register, until_record, write_policy
+from tests.e2e.test_stores import postgres_env
 from tests.polling import eventually
 
 DAY = 12
@@ -155,12 +157,17 @@ EXACTLY_ONCE = (
 )
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 async def test_a_backup_taken_under_load_restores_every_complaint_it_holds_to_its_whole_flow_once(
-    tmp_path: Path, http: httpx.AsyncClient
+    tmp_path: Path, http: httpx.AsyncClient, request: pytest.FixtureRequest, store: str
 ) -> None:
+    def stores() -> dict[str, str]:
+        """The stores' settings; for PostgreSQL, a new database each time: a new machine's."""
+        return postgres_env(request) if store == "postgres" else {}
+
     (tmp_path / "before").mkdir()
     policy = write_policy(tmp_path / "policy.toml")
-    system = System(tmp_path / "before", policy)
+    system = System(tmp_path / "before", policy, stores())
     await system.start()
     backup = tmp_path / "backup"
     posting = asyncio.Event()
@@ -191,7 +198,7 @@ async def test_a_backup_taken_under_load_restores_every_complaint_it_holds_to_it
     shutil.rmtree(system.settings.data_dir)
 
     (tmp_path / "after").mkdir()
-    restored = System(tmp_path / "after", policy)
+    restored = System(tmp_path / "after", policy, stores())
     done = await restored.kizuki("restore", str(backup))
     assert done.returncode == 0, done.stderr
     await restored.start()
