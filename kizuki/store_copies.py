@@ -24,7 +24,12 @@ def copy_store(settings: Settings, service: str, backup: Path) -> None:
     out = backup / store_file(settings, service)
     write_owner_only(out, b"")
     if settings.store == "sqlite":
-        _copy_sqlite(settings.service_dir(service) / "store.sqlite", out)
+        live = settings.service_dir(service) / "store.sqlite"
+        if not live.is_file():  # connecting would make an empty one
+            raise BackupRefused(
+                f"the {service} store {live} does not exist: is this the system's data directory?"
+            )
+        _copy_sqlite(live, out)
     else:
         _postgres_tool(settings, "pg_dump", "--format=custom", f"--schema={service}", f"--file={out}")
 
