@@ -58,11 +58,14 @@ def streams_in_order() -> list[str]:
 
 
 async def _pause_consumers(js: JetStreamContext, until: datetime) -> list[tuple[str, str]]:
+    """The services' durable consumers; the short-lived ones of readers (a relay finding its place, an
+    audit) are not services' positions and come and go."""
     paused = []
     for stream in streams_in_order():
         for consumer in await js.consumers_info(stream):
-            await js.pause_consumer(stream, consumer.name, until.strftime("%Y-%m-%dT%H:%M:%SZ"))
-            paused.append((stream, consumer.name))
+            if consumer.config.durable_name:
+                await js.pause_consumer(stream, consumer.name, until.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                paused.append((stream, consumer.name))
     return paused
 
 

@@ -22,7 +22,7 @@ DAY = 12
 # The apology call is due an hour after the complaint occurred: pending for the day's complaints, and
 # for the last one due seconds after the backup, so that it is pending when the system goes down.
 FIRST_RESPONSE_SECONDS = 3600
-FIRES_AFTER_BACKUP = timedelta(seconds=30)
+FIRES_AFTER_BACKUP = timedelta(seconds=45)  # time to read, back up, stop, restore and start again
 
 
 async def views(system: System, http: httpx.AsyncClient, complaints: list[str]) -> dict[str, bytes]:
@@ -146,6 +146,8 @@ async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_ma
         await restored.stop()
 
 
+# Enough to have events in flight while the backup is taken, few enough to flow soon on two cores.
+MOST_DURING = 40
 # What the services do exactly once per complaint whatever happens (deliveries to the outside may be
 # tried again after a crash, and so after a restore, which is one).
 EXACTLY_ONCE = (
@@ -174,7 +176,7 @@ async def test_a_backup_taken_under_load_restores_every_complaint_it_holds_to_it
     during: list[str] = []
 
     async def keep_posting() -> None:
-        while not posting.is_set():
+        while not posting.is_set() and len(during) < MOST_DURING:
             during.append(
                 await register(system, http, summary=f"Registered during the backup ({len(during)}).")
             )
