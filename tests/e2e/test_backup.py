@@ -144,6 +144,11 @@ async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_ma
         await restored.wait_for_flow([new])
     finally:
         await restored.stop()
+    # Told to, a restore moves the data directory that is there aside, and restores all the same.
+    forced = await restored.kizuki("restore", "--force", str(backup))
+    assert forced.returncode == 0, forced.stderr
+    assert [path.name for path in (tmp_path / "after").glob("var.before-restore-*")], forced.stdout
+    assert (restored.settings.data_dir / "intake" / "store.sqlite").is_file()
 
 
 # Enough to have events in flight while the backup is taken, few enough to flow soon on two cores.
