@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from kizuki import bundle as bundles
@@ -50,11 +51,24 @@ from shared.settings import SERVICES, Settings
 
 # Long enough for the streams and stores of a large installation; a backup that takes longer fails.
 PAUSE = timedelta(minutes=10)
+CONNECT_SECONDS = 10.0
 
 
 def streams_in_order() -> list[str]:
     """The record first, then what the record's events set (timers, keys): see the module's docstring."""
     return [RECORD_STREAM, *(timer_stream(s) for s in services_with_timers(ALL_SUBSCRIPTIONS)), KEY_STREAM]
+
+
+async def connect_as_administrator(settings: Settings) -> Client:
+    """The administrator's connection, or a clear error when no server answers (rather than waiting
+    for one forever, as the services do)."""
+    try:
+        return await asyncio.wait_for(
+            connect(settings.bus_url, name="kizuki-backup", user=settings.bus_user(ADMINISTRATOR)),
+            CONNECT_SECONDS,
+        )
+    except TimeoutError:
+        raise BackupRefused(f"no NATS server answers at {settings.bus_url}: is the system running?") from None
 
 
 async def _pause_consumers(js: JetStreamContext, until: datetime) -> list[tuple[str, str]]:
@@ -108,7 +122,7 @@ def take_backup(settings: Settings, backup: Path) -> dict[str, Any]:
 
 async def _copy_while_paused(settings: Settings, backup: Path, until: datetime) -> dict[str, Any]:
     """Steps 1 to 4 of the module's docstring; returns each stream's state as of its snapshot."""
-    nc = await connect(settings.bus_url, name="kizuki-backup", user=settings.bus_user(ADMINISTRATOR))
+    nc = await connect_as_administrator(settings)
     try:
         js = nc.jetstream()
         paused = await _pause_consumers(js, until)
@@ -118,9 +132,8 @@ async def _copy_while_paused(settings: Settings, backup: Path, until: datetime) 
                 data = backup / "streams" / f"{stream}.tar.s2"
                 await asyncio.to_thread(write_owner_only, data, b"")
                 meta = await snapshot(nc, stream, data)
-                await asyncio.to_thread(
-                    write_owner_only, data.with_suffix("").with_suffix(".json"), _json(meta)
-                )
+                about = backup / "streams" / f"{stream}.json"  # what a restore asks the server for
+                await asyncio.to_thread(write_owner_only, about, _json(meta))
                 states[stream] = meta["state"]
             await asyncio.to_thread(_copy_stores_and_files, settings, backup)
             if datetime.now(UTC) >= until:

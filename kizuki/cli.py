@@ -14,6 +14,7 @@ from typing import get_args
 from zoneinfo import ZoneInfo
 
 import httpx
+from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
 from kizuki import importer
@@ -417,7 +418,7 @@ def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
         else:
             for note in restore_backup(settings, args.dir, args.force):
                 print(f"kizuki: {note}")
-    except (BackupRefused, SnapshotFailed, OSError) as error:
+    except (BackupRefused, SnapshotFailed, OSError, NatsError) as error:
         sys.exit(f"kizuki: {error}")
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kizuki.backup import streams_in_order
+from kizuki.backup import connect_as_administrator, streams_in_order
 from kizuki.backup_files import (
     CONFIG_DIR,
     OWNER_ONLY_DIR,
@@ -23,12 +23,10 @@ from kizuki.backup_files import (
     destination,
     write_owner_only,
 )
-from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import start_nats, stop
 from kizuki.server_config import write_server_config
 from kizuki.snapshots import restore
 from kizuki.store_copies import restore_store
-from shared.bus import connect
 from shared.settings import SERVICES, Settings
 
 
@@ -47,7 +45,7 @@ def _make_room(settings: Settings, force: bool) -> Path | None:
     return aside
 
 
-def _write_files(settings: Settings, backup: Path, manifest: dict[str, Any]) -> None:
+def _write_files_and_stores(settings: Settings, backup: Path, manifest: dict[str, Any]) -> None:
     for name in manifest["files"]:
         if name.startswith("files/"):
             write_owner_only(destination(settings, name.removeprefix("files/")), (backup / name).read_bytes())
@@ -56,7 +54,7 @@ def _write_files(settings: Settings, backup: Path, manifest: dict[str, Any]) -> 
 
 
 async def _restore_streams(settings: Settings, backup: Path) -> dict[str, int]:
-    nc = await connect(settings.bus_url, name="kizuki-restore", user=settings.bus_user(ADMINISTRATOR))
+    nc = await connect_as_administrator(settings)
     restored = {}
     try:
         js = nc.jetstream()
@@ -82,7 +80,7 @@ def restore_backup(settings: Settings, backup: Path, force: bool) -> list[str]:
         )
     aside = _make_room(settings, force)
     settings.data_dir.mkdir(mode=OWNER_ONLY_DIR, parents=True, exist_ok=True)
-    _write_files(settings, backup, manifest)
+    _write_files_and_stores(settings, backup, manifest)
     nats = None
     if settings.embedded_nats:
         logs = settings.data_dir / "logs"
