@@ -14,6 +14,7 @@ from typing import get_args
 from zoneinfo import ZoneInfo
 
 import httpx
+from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
 from kizuki import importer
@@ -23,6 +24,8 @@ from kizuki.analysis_forms import print_csv as analysis_csv
 from kizuki.analysis_forms import print_json as analysis_json
 from kizuki.analysis_forms import print_table as analysis_table
 from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
+from kizuki.backup import take_backup
+from kizuki.backup_files import BackupRefused
 from kizuki.bundle import Bundle
 from kizuki.case import complaint_named, print_case, rebuild
 from kizuki.launcher import run_system
@@ -33,7 +36,9 @@ from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
+from kizuki.restore import restore_backup
 from kizuki.set_aside import list_set_aside, take_up
+from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verifier
 from shared.auth import AuthError, issue_api_key, issue_token, token_id
@@ -307,6 +312,13 @@ def _parser() -> argparse.ArgumentParser:
         "provision",
         help="create missing keys and the trust file, declare the streams and consumers on the NATS server",
     )
+    backup = commands.add_parser(
+        "backup", help="a consistent copy of the record, timers, stores, keys and secrets, while it runs"
+    )
+    backup.add_argument("dir", type=Path, help="a new directory; keep it as you keep the keys it holds")
+    restore = commands.add_parser("restore", help="bring a fresh machine to the state of a backup")
+    restore.add_argument("dir", type=Path, help="the backup's directory")
+    restore.add_argument("--force", action="store_true", help="move an existing data directory aside")
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
@@ -443,6 +455,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "provision":
             provision_secrets(settings)
             asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
+        elif args.command in ("backup", "restore"):
+            _backup_or_restore(settings, args)
         elif args.command == "permissions":
             print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
         elif args.command == "token" and args.staff_id == "revoke":
@@ -481,6 +495,22 @@ def main(argv: list[str] | None = None) -> None:
         else:
             sys.exit(0 if _audit(settings, args) else 1)
     except AuthError as error:
+        sys.exit(f"kizuki: {error}")
+
+
+def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        if args.command == "backup":
+            facts = take_backup(settings, args.dir)
+            print(
+                f"kizuki: backup written to {args.dir}: the record up to sequence "
+                f"{facts['record_last_sequence']}, the timers, the {facts['store']} stores, keys and secrets "
+                "(owner-only: it holds keys)"
+            )
+        else:
+            for note in restore_backup(settings, args.dir, args.force):
+                print(f"kizuki: {note}")
+    except (BackupRefused, SnapshotFailed, OSError, NatsError) as error:
         sys.exit(f"kizuki: {error}")
 
 
