@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -33,6 +34,7 @@ from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.verify import Verifier
+from services.console.passwords import PasswordError, set_password
 from shared.auth import AuthError, issue_api_key, issue_token
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
@@ -57,6 +59,19 @@ def _short_token(settings: Settings, staff_id: str) -> str:
     """A token for one command run on this machine on behalf of a member of staff."""
     directory = load_directory(settings.directory_path)
     return issue_token(settings.token_signing_key, staff_id, directory, timedelta(minutes=30))
+
+
+def _set_password(settings: Settings, staff_id: str) -> None:
+    """The first line of standard input, typed at a prompt that does not echo it, or piped."""
+    if sys.stdin.isatty():
+        entered = getpass.getpass(f"password for {staff_id}: ")
+    else:
+        entered = sys.stdin.readline().rstrip("\n")
+    try:
+        set_password(settings.console_passwords, staff_id, entered, load_directory(settings.directory_path))
+    except PasswordError as error:
+        sys.exit(f"kizuki: {error}")
+    print(f"kizuki: the console password of {staff_id} is set")
 
 
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
@@ -201,6 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a bearer token for a member of staff")
     token.add_argument("staff_id", help="their id in the staff directory")
     token.add_argument("--hours", type=float, default=12, help="how long it is valid (default 12)")
+    password = commands.add_parser(
+        "password", help="set a member of staff's console password, read from standard input"
+    )
+    password.add_argument("staff_id", help="their id in the staff directory")
     api_key = commands.add_parser("api-key", help="create the API key of a machine channel; shown once")
     api_key.add_argument("--name", required=True, help="what posts with it, e.g. 'call-centre'")
     api_key.add_argument(
@@ -280,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
             directory = load_directory(settings.directory_path)
             lifetime = timedelta(hours=args.hours)
             print(issue_token(settings.token_signing_key, args.staff_id, directory, lifetime))
+        elif args.command == "password":
+            _set_password(settings, args.staff_id)
         elif args.command == "api-key":
             directory = load_directory(settings.directory_path)
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))

@@ -1,0 +1,61 @@
+"""The forms people post: each is carried out by the owning service's API with their own token, and
+the service's refusal is shown as it said it."""
+
+# Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
+from typing import Any, get_args
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from services.console.application import ConsoleApplication
+from services.console.gateway import Gateway
+from services.console.pages import case_page
+from services.console.sessions import Session
+from services.console.web import Pages, form_of, local_path, see_other
+from shared.events import DutyKind
+
+DUTY_KINDS: tuple[str, ...] = get_args(DutyKind)
+
+# Form path under /cases/<id>/ → escalation's path under /v1/cases/<id>/, and how the body is made.
+ACTIONS = {
+    "acknowledge": "duties/{duty}/acknowledge",
+    "report": "reports",
+    "first-response": "first-response",
+    "feedback": "patient-feedback",
+    "close": "close",
+}
+
+
+def escalation_body(action: str, form: dict[str, str]) -> dict[str, Any] | None:
+    if action == "report":
+        return {"to": form.get("to", ""), "text": form.get("text", "")}
+    if action == "first-response":
+        return {"patient_reached": form.get("patient_reached") == "yes", "notes": form.get("notes", "")}
+    return None
+
+
+def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRouter:
+    api = APIRouter(include_in_schema=False)
+
+    async def checked_form(request: Request) -> tuple[Session, dict[str, str]]:
+        session = pages.session(request)
+        form = await form_of(request)
+        if not session.checks(form.get("csrf")):
+            raise HTTPException(403, detail="the form is out of date: open the page again")
+        return session, form
+
+    @api.post("/cases/{complaint_id}/{action}")
+    async def act(request: Request, complaint_id: UUID, action: str) -> Response:
+        if action not in ACTIONS:
+            raise HTTPException(404, detail=f"no action {action}")
+        session, form = await checked_form(request)
+        duty = form.get("duty", "")
+        if action == "acknowledge" and duty not in DUTY_KINDS:
+            raise HTTPException(422, detail=f"duty: one of {', '.join(DUTY_KINDS)}")
+        path = f"/v1/cases/{complaint_id}/" + ACTIONS[action].format(duty=duty)
+        outcome = await gateway.post("escalation", path, session.staff_id, escalation_body(action, form))
+        if not outcome.ok:
+            return case_page(pages, store, session, complaint_id, outcome.refusal, outcome.status)
+        return see_other(local_path(form.get("next"), f"/cases/{complaint_id}"))
+
+    return api

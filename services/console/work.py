@@ -1,0 +1,64 @@
+""" "My work": the open duties a person owns or is in the chain of, by deadline. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from uuid import UUID
+
+from services.console.domain import Case, Duty
+from shared.auth import OVERSEERS
+from shared.directory import Directory
+
+# The one action that fits each duty, as the case page and "My work" offer it.
+ACTIONS = {
+    "supervisor_acknowledgement": "acknowledge",
+    "supervisor_report": "report",
+    "first_hearer_report": "report",
+    "first_response": "first_response",
+    "patient_feedback": "feedback",
+}
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    complaint_id: UUID
+    department: str | None
+    tier: str | None
+    duty: Duty
+    owned: bool  # False: the person is in the owner's chain
+    action: str
+
+
+def my_work(cases: Iterable[Case], staff_id: str, directory: Directory) -> list[WorkItem]:
+    """Every open duty of an open case that ``staff_id`` owns or would be alerted for, soonest due first."""
+    chain_above = cache(directory.chain_above)
+    items = [
+        WorkItem(
+            case.complaint_id, case.department, case.tier, duty, duty.owner == staff_id, ACTIONS[duty.kind]
+        )
+        for case in cases
+        if case.closed_at is None
+        for duty in case.duties.values()
+        if duty.is_open and (duty.owner == staff_id or staff_id in chain_above(duty.owner))
+    ]
+    return sorted(items, key=lambda item: (item.duty.due_at, str(item.complaint_id), item.duty.kind))
+
+
+def may_see(case: Case, staff_id: str, directory: Directory) -> bool:
+    """The people of the case and their chains; overseers see every case (escalation decides the rest)."""
+    member = directory.staff.get(staff_id)
+    if member is None:
+        return False
+    if not OVERSEERS.isdisjoint(member.roles):
+        return True
+    chains = {duty.owner: directory.chain_above(duty.owner) for duty in case.duties.values()}
+    return staff_id in case.people(chains)
+
+
+def minutes_left(due_at: datetime, now: datetime) -> int:
+    """Whole minutes until the deadline; negative once it has passed."""
+    seconds = (due_at - now).total_seconds()
+    return int(seconds // 60) if seconds >= 0 else -int(-seconds // 60)
