@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.console import labels
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.sessions import Session, Sessions
-from services.console.work import ACTIONS, minutes_left
+from services.console.work import ACTIONS, time_left
 from shared.directory import Directory
 from shared.timers import now
 
@@ -76,7 +76,7 @@ class Pages:
             clock=Clock(self.timezone, language),
             now=now(),
             here=here,
-            minutes_left=minutes_left,
+            time_left=time_left,
             **values,
         )
         return HTMLResponse(page, status_code=status)

@@ -58,7 +58,9 @@ def may_see(case: Case, staff_id: str, directory: Directory) -> bool:
     return staff_id in case.people(chains)
 
 
-def minutes_left(due_at: datetime, now: datetime) -> int:
-    """Whole minutes until the deadline; negative once it has passed."""
+def time_left(due_at: datetime, now: datetime) -> tuple[int, str]:
+    """Whole minutes until the deadline, or whole hours from two hours on; negative once it has passed."""
     seconds = (due_at - now).total_seconds()
-    return int(seconds // 60) if seconds >= 0 else -int(-seconds // 60)
+    minutes = int(abs(seconds) // 60)
+    amount, unit = (minutes, "min") if minutes < 120 else (minutes // 60, "h")
+    return (amount if seconds >= 0 else -amount), unit

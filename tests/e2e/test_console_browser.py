@@ -10,15 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from tests.e2e.conftest import KIZUKI, System, of, until_record
 
 pytestmark = pytest.mark.e2e
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "console"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=390, height=844)
 PASSWORD = "correct horse battery staple"
 STORY = "点滴の交換が一時間以上遅れ、ナースコールにも応答がなかったとのお電話。"
 
@@ -123,5 +123,6 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     other = await signed_in(browser, system, "n-002")
     assert await other.locator(f"[data-complaint='{complaint_id}']").count() == 0
     answer = await other.goto(system.url("console", f"/cases/{complaint_id}"))
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     await shoot(other, "case-not-hers")
