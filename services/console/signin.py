@@ -5,7 +5,7 @@ import asyncio
 import secrets
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
 from services.console.i18n import LANGUAGES
@@ -28,8 +28,15 @@ def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: 
     api = APIRouter(include_in_schema=False)
 
     def language_of(request: Request) -> str:
+        """Before anyone is known: the one chosen on the page, else the browser's, else the policy's."""
         asked = request.query_params.get("lang", "")
-        return asked if asked in LANGUAGES else default_language
+        if asked in LANGUAGES:
+            return asked
+        browser = [
+            tag.split(";")[0].strip()[:2].lower()
+            for tag in request.headers.get("accept-language", "").split(",")
+        ]
+        return next((tag for tag in browser if tag in LANGUAGES), default_language)
 
     def sign_in_page(request: Request, message: str = "", status: int = 200, staff_id: str = "") -> Response:
         token = secrets.token_urlsafe(32)
@@ -73,8 +80,9 @@ def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: 
     async def sign_out(request: Request) -> Response:
         form = await form_of(request)
         session = pages.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is not None and session.checks(form.get("csrf")):
-            pages.sessions.end(request.cookies.get(SESSION_COOKIE))
+        if session is not None and not session.checks(form.get("csrf")):
+            raise HTTPException(403, detail="the form is out of date: open the page again")
+        pages.sessions.end(request.cookies.get(SESSION_COOKIE))
         response = see_other("/sign-in")
         response.delete_cookie(SESSION_COOKIE)
         return response

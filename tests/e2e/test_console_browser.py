@@ -53,7 +53,7 @@ async def signed_in(browser: Browser, system: System, staff_id: str, phone: bool
     await page.goto(system.url("console", "/"))
     await page.fill("input[name=staff_id]", staff_id)
     await page.fill("input[name=password]", PASSWORD)
-    await page.click("form[action='/sign-in'] button")
+    await page.click("form[action^='/sign-in'] button")
     await page.wait_for_selector("#work")
     return page
 
