@@ -1,6 +1,6 @@
-"""The staff console in Debian's Chromium: a nurse registers a complaint heard by phone, her
-supervisor's "My work" shows it without a reload, she acknowledges it with a click, and it is on the
-record; a nurse of another department sees none of it. Screenshots of each page go to var/."""
+"""The staff console in Debian's Chromium, in each language: a nurse registers a complaint heard by
+phone, her supervisor's "My work" shows it without a reload, she acknowledges it with a click, and it
+is on the record; a nurse of another department sees none of it. Screenshots of each page go to var/."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
+from services.console.i18n import LANGUAGES, translations
 from tests.e2e.conftest import KIZUKI, System, of, until_record
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,10 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def signed_in(browser: Browser, system: System, staff_id: str, phone: bool = False) -> Page:
+async def signed_in(
+    browser: Browser, system: System, staff_id: str, language: str, phone: bool = False
+) -> Page:
+    """Signed in, then switched to the language by the switch every page has."""
     context: BrowserContext = await browser.new_context(
         viewport=PHONE if phone else DESKTOP, is_mobile=phone, has_touch=phone
     )
@@ -55,6 +59,8 @@ async def signed_in(browser: Browser, system: System, staff_id: str, phone: bool
     await page.fill("input[name=password]", PASSWORD)
     await page.click("form[action^='/sign-in'] button")
     await page.wait_for_selector("#work")
+    await page.click(f"button[name=language][value={language}]")
+    await page.wait_for_selector(f"html[lang={language}]")
     return page
 
 
@@ -69,36 +75,39 @@ async def shoot(page: Page, name: str) -> None:
         await page.set_viewport_size(size)
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
 async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_acknowledges_it(
-    system: System, browser: Browser
+    system: System, browser: Browser, language: str
 ) -> None:
+    _ = translations(language).gettext  # what the pages say, from the console's own catalogue
     for staff_id in ("n-001", "sv-003", "n-002"):
         set_password(system, staff_id)
-    supervisor = await signed_in(browser, system, "sv-003", phone=True)
+    supervisor = await signed_in(browser, system, "sv-003", language, phone=True)
     await supervisor.evaluate("window.notReloaded = true")
-    nurse = await signed_in(browser, system, "n-001")
-    await shoot(nurse, "work-empty")
+    nurse = await signed_in(browser, system, "n-001", language)
+    await shoot(nurse, f"{language}-work-empty")
 
-    # The nurse (Japanese, from the staff directory) registers what she heard on the phone.
+    # The nurse registers what she heard on the phone.
     await nurse.click("a[href='/register']")
-    assert await nurse.locator("html").get_attribute("lang") == "ja"
-    await nurse.get_by_label("電話", exact=True).check()
-    await nurse.get_by_label("起きたこと(事実のみ)").fill(STORY)
-    await nurse.get_by_label("申し出た方のお名前(任意)").fill("佐藤 花子")
-    await shoot(nurse, "register")
-    await nurse.get_by_role("button", name="登録する").click()
+    await nurse.get_by_label(_("Phone"), exact=True).check()
+    await nurse.get_by_label(_("What happened (facts only)")).fill(STORY)
+    await nurse.get_by_label(_("Complainant's name (optional)")).fill("佐藤 花子")
+    await shoot(nurse, f"{language}-register")
+    await nurse.get_by_role("button", name=_("Register"), exact=True).click()
     deadline = nurse.locator("#apology-deadline")
     await deadline.wait_for()
-    assert "お詫びの電話の期限は" in (await deadline.text_content() or "")
+    assert _("The apology call is due by %(time)s.").split("%(time)s")[0] in (
+        await deadline.text_content() or ""
+    )
     complaint_id = (await nurse.locator("#reference").text_content() or "").strip()
-    await shoot(nurse, "registered")
+    await shoot(nurse, f"{language}-registered")
 
     # Her supervisor's open page shows it by itself: no reload, no click.
     item = supervisor.locator(f"[data-complaint='{complaint_id}'][data-duty='supervisor_acknowledgement']")
     await item.wait_for(timeout=10_000)
     assert await supervisor.evaluate("window.notReloaded") is True
-    await shoot(supervisor, "work")
-    await item.get_by_role("button", name="受領する").click()
+    await shoot(supervisor, f"{language}-work")
+    await item.get_by_role("button", name=_("Acknowledge")).click()
     record = await until_record(
         system,
         "the supervisor's acknowledgement",
@@ -111,18 +120,18 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
 
     # The case page; closing it now is refused by escalation, and the console says why.
     await supervisor.goto(system.url("console", f"/cases/{complaint_id}"))
-    await shoot(supervisor, "case")
-    await supervisor.get_by_role("button", name="案件を終了する").click()
+    await shoot(supervisor, f"{language}-case")
+    await supervisor.get_by_role("button", name=_("Close the case")).click()
     refusal = supervisor.locator(".refusal")
     await refusal.wait_for()
     assert "first_response" in (await refusal.text_content() or "")
-    await shoot(supervisor, "case-refused")
+    await shoot(supervisor, f"{language}-case-refused")
     assert not of(await system.record(), complaint_id, "CaseClosed")
 
     # A nurse of another department sees none of it.
-    other = await signed_in(browser, system, "n-002")
+    other = await signed_in(browser, system, "n-002", language)
     assert await other.locator(f"[data-complaint='{complaint_id}']").count() == 0
     answer = await other.goto(system.url("console", f"/cases/{complaint_id}"))
     assert answer is not None
     assert answer.status == 404
-    await shoot(other, "case-not-hers")
+    await shoot(other, f"{language}-case-not-hers")
