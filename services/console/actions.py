@@ -11,7 +11,7 @@ from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.pages import case_page
 from services.console.sessions import Session
-from services.console.web import Pages, form_of, local_path, see_other
+from services.console.web import STALE_FORM, Pages, form_of, local_path, see_other
 from shared.events import DutyKind
 
 DUTY_KINDS: tuple[str, ...] = get_args(DutyKind)
@@ -41,7 +41,7 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         session = pages.session(request)
         form = await form_of(request)
         if not session.checks(form.get("csrf")):
-            raise HTTPException(403, detail="the form is out of date: open the page again")
+            raise HTTPException(403, detail=STALE_FORM)
         return session, form
 
     @api.post("/cases/{complaint_id}/{action}")

@@ -16,7 +16,7 @@ from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.live import ChangeFeed
 from services.console.sessions import Session
-from services.console.web import Pages, form_of
+from services.console.web import STALE_FORM, Pages, form_of
 
 CHANNELS = ("phone", "walk_in")
 # Escalation opens the case within milliseconds; past this the page says the deadline is on its way.
@@ -65,7 +65,7 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway, feed: Chan
         session = pages.session(request)
         form = await form_of(request)
         if not session.checks(form.get("csrf")):
-            raise HTTPException(403, detail="the form is out of date: open the page again")
+            raise HTTPException(403, detail=STALE_FORM)
         body = complaint_body(form, ZoneInfo(pages.timezone))
         # The form's own id: sending the same form twice registers one complaint.
         key = {"Idempotency-Key": f"console:{form.get('form_id', '')}"}

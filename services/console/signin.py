@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from services.console.i18n import LANGUAGES
 from services.console.passwords import check_password
 from services.console.sessions import Attempts
-from services.console.web import SESSION_COOKIE, Pages, form_of, local_path, see_other
+from services.console.web import SESSION_COOKIE, STALE_FORM, Pages, form_of, local_path, see_other
 
 # The sign-in form's CSRF token: the same random value in a cookie and in the form (no session yet).
 SIGN_IN_COOKIE = "kizuki_console_sign_in"
@@ -81,7 +81,7 @@ def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: 
         form = await form_of(request)
         session = pages.sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is not None and not session.checks(form.get("csrf")):
-            raise HTTPException(403, detail="the form is out of date: open the page again")
+            raise HTTPException(403, detail=STALE_FORM)
         pages.sessions.end(request.cookies.get(SESSION_COOKIE))
         response = see_other("/sign-in")
         response.delete_cookie(SESSION_COOKIE)

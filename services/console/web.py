@@ -33,6 +33,9 @@ _templates = jinja2.Environment(
 )
 
 
+STALE_FORM = "This form is out of date: open the page again."
+
+
 class SignInRequired(Exception):
     """No open session: the person is sent to the sign-in page."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -62,6 +63,11 @@ async def test_sign_in_sets_a_strict_cookie_checks_forms_limits_attempts_and_sig
         # A form without its token is refused and carries nothing out.
         forged = await console.post("/sign-out", data={})
         assert forged.status_code == 403
+        assert "このフォームは古くなっています" in forged.text  # sv-003 reads Japanese (the directory)
+        action = await console.post(
+            f"/cases/{uuid4()}/acknowledge", data={"duty": "supervisor_acknowledgement"}
+        )
+        assert action.status_code == 403
         assert (await console.get("/")).status_code == 200  # still signed in
         out = await console.post("/sign-out", data={"csrf": csrf_of(work)})
         assert out.status_code == 303

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2.ext import babel_extract
 
-from services.console import labels, signin
+from services.console import labels, signin, web
 from services.console.i18n import LANGUAGES, translations
 from services.console.passwords import PasswordError, check_password, set_password
 from services.console.sessions import Attempts, Sessions
@@ -75,7 +75,7 @@ def test_failed_sign_ins_are_limited_per_staff_id_and_per_client_within_the_wind
 
 
 def test_every_string_of_the_pages_is_in_each_catalogue() -> None:
-    wanted = {signin.WRONG, signin.TOO_MANY, signin.EXPIRED, *labels.ALL.values()}
+    wanted = {signin.WRONG, signin.TOO_MANY, signin.EXPIRED, web.STALE_FORM, *labels.ALL.values()}
     for template in TEMPLATES.glob("*.html"):
         with template.open("rb") as source:
             wanted |= {
