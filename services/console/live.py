@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from types import FrameType
+from typing import Any
 
 KEEP_ALIVE_SECONDS = 15.0
 
@@ -16,9 +19,26 @@ class ChangeFeed:
     def __init__(self) -> None:
         self.version = 0
         self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
 
     async def run(self) -> None:
-        await asyncio.Event().wait()  # nothing to do but be woken
+        """Ends the streams when the process is asked to stop: the server waits for open responses
+        before it shuts down, and an open page would otherwise hold it for its whole grace period."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if callable(previous):  # the server's own handler, which still runs after ours
+                signal.signal(signum, self._closing_then(previous))
+        await asyncio.Event().wait()  # then nothing to do but be woken, until the runtime stops
+
+    def _closing_then(
+        self, previous: Callable[[int, FrameType | None], Any]
+    ) -> Callable[[int, FrameType | None], None]:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self._closing.set()
+            self.wake()
+            previous(signum, frame)
+
+        return handler
 
     def wake(self) -> None:
         self.version += 1
@@ -48,7 +68,7 @@ class ChangeFeed:
         connection open."""
         yield "retry: 1000\n\n"
         seen = self.version
-        while True:
+        while not self._closing.is_set():
             # Compared with the version, not only woken: a change between two waits is not missed.
             if self.version == seen and not await self.changed(KEEP_ALIVE_SECONDS):
                 yield ": still here\n\n"

@@ -1,6 +1,10 @@
-"""The console's read model: from the record, through a crash of the console, past a bad message."""
+"""The console's read model: from the record, through a crash of the console, past a bad message;
+and its live stream when it stops."""
 
 from __future__ import annotations
+
+import asyncio
+import signal
 
 import httpx
 import pytest
@@ -57,3 +61,19 @@ async def test_a_message_the_console_cannot_read_is_recorded_and_set_aside(syste
     async with httpx.AsyncClient(base_url=system.url("console", ""), timeout=10) as console:
         assert (await sign_in(console, "sv-003")).status_code == 303
         await listed(console, after)
+
+
+async def test_an_open_page_does_not_hold_the_console_when_it_stops(system: System) -> None:
+    """Its live stream is ended, cleanly, as the console stops, instead of being cut off after the
+    server's grace period."""
+    set_password(system, "sv-003")
+    async with httpx.AsyncClient(base_url=system.url("console", ""), timeout=30) as console:
+        assert (await sign_in(console, "sv-003")).status_code == 303
+        async with console.stream("GET", "/events") as live:
+            assert live.headers["content-type"].startswith("text/event-stream")
+            lines = live.aiter_lines()
+            assert await anext(lines) == "retry: 1000"
+            system.services["console"].send_signal(signal.SIGTERM)
+            rest = [line async for line in lines]  # ends without a protocol error
+    assert all(line == "" or line.startswith(("data:", ":")) for line in rest)
+    await asyncio.to_thread(system.services["console"].wait, 30)
