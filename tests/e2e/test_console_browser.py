@@ -85,6 +85,9 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     supervisor = await signed_in(browser, system, "sv-003", language, phone=True)
     await supervisor.evaluate("window.notReloaded = true")
     nurse = await signed_in(browser, system, "n-001", language)
+    await nurse.goto(system.url("console", f"/sign-in?lang={language}"))
+    await shoot(nurse, f"{language}-sign-in")
+    await nurse.goto(system.url("console", "/"))
     await shoot(nurse, f"{language}-work-empty")
 
     # The nurse registers what she heard on the phone.
