@@ -16,12 +16,13 @@ from shared.events import DutyKind
 
 DUTY_KINDS: tuple[str, ...] = get_args(DutyKind)
 
-# Form path under /cases/<id>/ → escalation's path under /v1/cases/<id>/, and how the body is made.
-ACTIONS = {
+# The form's path under /cases/<id>/ → escalation's path under /v1/cases/<id>/.
+ESCALATION_PATHS = {
     "acknowledge": "duties/{duty}/acknowledge",
     "report": "reports",
     "first-response": "first-response",
     "feedback": "patient-feedback",
+    "corrective-measure": "corrective-measure",
     "close": "close",
 }
 
@@ -31,6 +32,8 @@ def escalation_body(action: str, form: dict[str, str]) -> dict[str, Any] | None:
         return {"to": form.get("to", ""), "text": form.get("text", "")}
     if action == "first-response":
         return {"patient_reached": form.get("patient_reached") == "yes", "notes": form.get("notes", "")}
+    if action == "corrective-measure":
+        return {"measure": form.get("measure", ""), "responsible": form.get("responsible", "")}
     return None
 
 
@@ -46,13 +49,13 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
 
     @api.post("/cases/{complaint_id}/{action}")
     async def act(request: Request, complaint_id: UUID, action: str) -> Response:
-        if action not in ACTIONS:
+        if action not in ESCALATION_PATHS:
             raise HTTPException(404, detail=f"no action {action}")
         session, form = await checked_form(request)
         duty = form.get("duty", "")
         if action == "acknowledge" and duty not in DUTY_KINDS:
             raise HTTPException(422, detail=f"duty: one of {', '.join(DUTY_KINDS)}")
-        path = f"/v1/cases/{complaint_id}/" + ACTIONS[action].format(duty=duty)
+        path = f"/v1/cases/{complaint_id}/" + ESCALATION_PATHS[action].format(duty=duty)
         outcome = await gateway.post("escalation", path, session.staff_id, escalation_body(action, form))
         if not outcome.ok:
             return case_page(pages, store, session, complaint_id, outcome.refusal, outcome.status)

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings, store, consumers(store), workers=[feed])
     app = http_app("kizuki console", runtime)
     app.middleware("http")(security_headers)
-    view = Pages(Sessions(), directory, policy.escalation.calendar.timezone, directory.executives)
+    view = Pages(Sessions(), directory, policy.escalation.calendar.timezone)
     language = policy.intake.default_language  # of pages shown before anyone is known
 
     async def to_sign_in(_: Request, __: Exception) -> Response:

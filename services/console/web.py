@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.console import labels
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.sessions import Session, Sessions
-from services.console.work import ACTIONS, time_left
+from services.console.work import ACTION_FOR_DUTY, time_left
 from shared.directory import Directory
 from shared.timers import now
 
@@ -47,7 +47,6 @@ class Pages:
     sessions: Sessions
     directory: Directory
     timezone: str
-    executives: list[str]
 
     def session(self, request: Request) -> Session:
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -73,8 +72,8 @@ class Pages:
             session=session,
             person=self.directory.staff[session.staff_id] if session else None,
             staff=self.directory.staff,
-            executives=self.executives,
-            actions=ACTIONS,
+            executives=self.directory.executives,
+            action_for_duty=ACTION_FOR_DUTY,
             labels=labels,
             clock=Clock(self.timezone, language),
             now=now(),
@@ -97,7 +96,8 @@ def see_other(path: str) -> RedirectResponse:
 
 def local_path(path: str | None, default: str = "/") -> str:
     """Where to go back to after a form: a path on the console itself, never another site."""
-    return path if path and path.startswith("/") and not path.startswith("//") else default
+    on_this_site = path is not None and path.startswith("/") and not path.startswith(("//", "/\\"))
+    return path if path is not None and on_this_site else default
 
 
 async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

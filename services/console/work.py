@@ -12,12 +12,13 @@ from services.console.domain import Case, Duty
 from shared.auth import OVERSEERS
 from shared.directory import Directory
 
-# The one action that fits each duty, as the case page and "My work" offer it.
-ACTIONS = {
+# The one action that fits each duty, as the case page and "My work" offer it: the form's path
+# under /cases/<complaint id>/.
+ACTION_FOR_DUTY = {
     "supervisor_acknowledgement": "acknowledge",
     "supervisor_report": "report",
     "first_hearer_report": "report",
-    "first_response": "first_response",
+    "first_response": "first-response",
     "patient_feedback": "feedback",
 }
 
@@ -37,7 +38,12 @@ def my_work(cases: Iterable[Case], staff_id: str, directory: Directory) -> list[
     chain_above = cache(directory.chain_above)
     items = [
         WorkItem(
-            case.complaint_id, case.department, case.tier, duty, duty.owner == staff_id, ACTIONS[duty.kind]
+            case.complaint_id,
+            case.department,
+            case.tier,
+            duty,
+            duty.owner == staff_id,
+            ACTION_FOR_DUTY[duty.kind],
         )
         for case in cases
         if case.closed_at is None

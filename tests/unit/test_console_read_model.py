@@ -51,7 +51,7 @@ def test_my_work_lists_what_a_person_owns_and_what_they_are_in_the_chain_of_soon
         ("supervisor_acknowledgement", True),
         ("first_response", False),
     ]
-    assert [item.action for item in supervisor] == ["acknowledge", "first_response"]
+    assert [item.action for item in supervisor] == ["acknowledge", "first-response"]
     assert my_work([case], "n-002", DIRECTORY) == []  # a nurse of Outpatients
     assert not may_see(case, "n-002", DIRECTORY)
     assert may_see(case, "n-001", DIRECTORY)
