@@ -33,9 +33,12 @@ class Sessions:
     _open: dict[str, Session] = field(default_factory=dict)
 
     def start(self, staff_id: str, language: str) -> str:
-        """A new session id (the old one, if any, is ended by the caller's sign-out)."""
+        """A new session id; sessions left idle (never signed out) are forgotten meanwhile."""
+        moment = self.clock()
+        for idle in [key for key, s in self._open.items() if moment - s.last_seen > self.idle_seconds]:
+            del self._open[idle]
         session_id = secrets.token_urlsafe(32)
-        self._open[session_id] = Session(staff_id, secrets.token_urlsafe(32), language, self.clock())
+        self._open[session_id] = Session(staff_id, secrets.token_urlsafe(32), language, moment)
         return session_id
 
     def get(self, session_id: str | None) -> Session | None:
@@ -48,6 +51,9 @@ class Sessions:
             return None
         session.last_seen = self.clock()
         return session
+
+    def __len__(self) -> int:
+        return len(self._open)
 
     def end(self, session_id: str | None) -> None:
         self._open.pop(session_id or "", None)
@@ -62,15 +68,24 @@ class Attempts:
     clock: Callable[[], float] = time.monotonic
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
+    def __len__(self) -> int:
+        """How many staff ids and clients have failures kept."""
+        return len(self._failures)
+
     def blocked(self, *keys: str) -> bool:
         return any(len(self._recent(key)) >= self.allowed for key in keys)
 
     def failed(self, *keys: str) -> None:
         for key in keys:
-            self._recent(key).append(self.clock())
+            self._failures[key] = self._recent(key)
+            self._failures[key].append(self.clock())
 
     def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
+        """The key's failures within the window; a key left with none is forgotten, so that guessing
+        at many staff ids does not make the table grow."""
+        failures = self._failures.get(key, deque())
         while failures and self.clock() - failures[0] > self.window:
             failures.popleft()
+        if not failures:
+            self._failures.pop(key, None)
         return failures

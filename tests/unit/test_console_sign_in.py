@@ -59,6 +59,10 @@ def test_a_session_ends_after_the_idle_time_and_each_use_keeps_it_open() -> None
     clock.now += 61
     assert sessions.get(session_id) is None
     assert sessions.get(None) is None
+    sessions.start("n-002", "zh")  # a session never signed out is forgotten once idle
+    clock.now += 61
+    sessions.start("sv-003", "ja")
+    assert len(sessions) == 1
 
 
 def test_failed_sign_ins_are_limited_per_staff_id_and_per_client_within_the_window() -> None:
@@ -72,6 +76,7 @@ def test_failed_sign_ins_are_limited_per_staff_id_and_per_client_within_the_wind
     assert not attempts.blocked("staff:sv-003", "client:b")
     clock.now += 61
     assert not attempts.blocked("staff:n-001", "client:a")
+    assert len(attempts) == 0  # nothing is kept of failures past the window
 
 
 def test_every_string_of_the_pages_is_in_each_catalogue() -> None:
