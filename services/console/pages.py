@@ -25,8 +25,8 @@ def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed) -> APIRout
     @api.get("/", response_class=HTMLResponse)
     async def work(request: Request) -> Response:
         session = pages.session(request)
-        items = store.read(lambda cases: my_work(cases.values(), session.staff_id, pages.directory))
-        return pages.render("work.html", session.language, session, items=items)
+        items, more = store.read(lambda cases: my_work(cases.values(), session.staff_id, pages.directory))
+        return pages.render("work.html", session.language, session, items=items, more=more)
 
     @api.get("/cases/{complaint_id}", response_class=HTMLResponse)
     async def case(request: Request, complaint_id: UUID) -> Response:

@@ -12,6 +12,8 @@ from services.console.domain import Case, Duty
 from shared.auth import OVERSEERS
 from shared.directory import Directory
 
+# "My work" shows the soonest due; a page of thousands would help no one on a ward phone.
+WORK_SHOWN = 200
 # The one action that fits each duty, as the case page and "My work" offer it: the form's path
 # under /cases/<complaint id>/.
 ACTION_FOR_DUTY = {
@@ -33,8 +35,11 @@ class WorkItem:
     action: str
 
 
-def my_work(cases: Iterable[Case], staff_id: str, directory: Directory) -> list[WorkItem]:
-    """Every open duty of an open case that ``staff_id`` owns or would be alerted for, soonest due first."""
+def my_work(
+    cases: Iterable[Case], staff_id: str, directory: Directory, shown: int = WORK_SHOWN
+) -> tuple[list[WorkItem], int]:
+    """The open duties of open cases that ``staff_id`` owns or would be alerted for, soonest due first:
+    the first ``shown`` of them, and how many more there are."""
     chain_above = cache(directory.chain_above)
     items = [
         WorkItem(
@@ -50,7 +55,8 @@ def my_work(cases: Iterable[Case], staff_id: str, directory: Directory) -> list[
         for duty in case.duties.values()
         if duty.is_open and (duty.owner == staff_id or staff_id in chain_above(duty.owner))
     ]
-    return sorted(items, key=lambda item: (item.duty.due_at, str(item.complaint_id), item.duty.kind))
+    items.sort(key=lambda item: (item.duty.due_at, str(item.complaint_id), item.duty.kind))
+    return items[:shown], max(len(items) - shown, 0)
 
 
 def may_see(case: Case, staff_id: str, directory: Directory) -> bool:

@@ -45,14 +45,14 @@ def ward_3_case() -> Case:
 
 def test_my_work_lists_what_a_person_owns_and_what_they_are_in_the_chain_of_soonest_first() -> None:
     case = ward_3_case()
-    supervisor = my_work([case], "sv-003", DIRECTORY)
+    supervisor = my_work([case], "sv-003", DIRECTORY)[0]
     # sv-003 owns the acknowledgement and is hd-003's supervisor, so in the apology call's chain.
     assert [(item.duty.kind, item.owned) for item in supervisor] == [
         ("supervisor_acknowledgement", True),
         ("first_response", False),
     ]
     assert [item.action for item in supervisor] == ["acknowledge", "first-response"]
-    assert my_work([case], "n-002", DIRECTORY) == []  # a nurse of Outpatients
+    assert my_work([case], "n-002", DIRECTORY) == ([], 0)  # a nurse of Outpatients
     assert not may_see(case, "n-002", DIRECTORY)
     assert may_see(case, "n-001", DIRECTORY)
     assert may_see(case, "ex-001", DIRECTORY)  # executives oversee every case
@@ -66,9 +66,9 @@ def test_a_duty_done_or_a_case_closed_leaves_my_work() -> None:
             **common(case.complaint_id), duty="supervisor_acknowledgement", by="sv-003", how="acknowledged"
         ),
     )
-    assert [item.duty.kind for item in my_work([case], "sv-003", DIRECTORY)] == ["first_response"]
+    assert [item.duty.kind for item in my_work([case], "sv-003", DIRECTORY)[0]] == ["first_response"]
     apply(case, CaseClosed(**common(case.complaint_id), by="ex-001"))
-    assert my_work([case], "sv-003", DIRECTORY) == []
+    assert my_work([case], "sv-003", DIRECTORY)[0] == []
 
 
 def test_an_alert_shows_to_whom_on_which_channel_and_whether_it_was_acknowledged() -> None:
@@ -111,3 +111,10 @@ def test_the_clock_counts_minutes_then_hours_and_goes_negative_once_overdue() ->
     assert time_left(NOW + timedelta(minutes=47, seconds=30), NOW) == (47, "min")
     assert time_left(NOW + timedelta(hours=47, minutes=59), NOW) == (47, "h")
     assert time_left(NOW - timedelta(minutes=5), NOW) == (-5, "min")
+
+
+def test_my_work_shows_the_soonest_due_and_counts_the_rest() -> None:
+    cases = [ward_3_case() for _ in range(3)]
+    shown, more = my_work(cases, "sv-003", DIRECTORY, shown=4)
+    assert (len(shown), more) == (4, 2)
+    assert [item.duty.kind for item in shown] == ["supervisor_acknowledgement"] * 3 + ["first_response"]
