@@ -37,11 +37,15 @@ class Gateway:
         self, service: str, path: str, staff_id: str, body: dict[str, Any] | None = None, **headers: str
     ) -> Outcome:
         token = issue_token(self.settings.token_signing_key, staff_id, self.directory, TOKEN_LIFETIME)
-        response = await self.client.post(
-            self.settings.http_url(service) + path,
-            json=body,
-            headers={"Authorization": f"Bearer {token}", **headers},
-        )
+        try:
+            response = await self.client.post(
+                self.settings.http_url(service) + path,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", **headers},
+            )
+        except httpx.TransportError:
+            # The person is told, and may send the form again once the service is back.
+            return Outcome(False, 503, {}, f"the {service} service is not answering: try again in a moment")
         if response.is_success:
             return Outcome(True, response.status_code, response.json())
         return Outcome(False, response.status_code, {}, refusal_text(response))

@@ -81,3 +81,19 @@ async def test_a_case_is_carried_to_its_close_through_the_console_forms(system: 
     assert of(record, complaint_id, "CaseClosed")[0]["by"] == "sv-003"
     [measure] = of(record, complaint_id, "CorrectiveMeasureRecorded")
     assert (measure["by"], measure["responsible"]) == ("sv-003", "sv-003")
+
+
+async def test_a_service_that_does_not_answer_is_named_on_the_page(system: System) -> None:
+    set_password(system, "sv-003")
+    async with httpx.AsyncClient(timeout=10) as http:
+        complaint_id = await register(system, http)
+    await until_record(system, "the case's duties", lambda r: len(of(r, complaint_id, "DutyAssigned")) == 5)
+    async with console_of(system, "sv-003") as supervisor:
+        page = await supervisor.get(f"/cases/{complaint_id}")
+        system.kill("escalation")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "duty": "supervisor_acknowledgement"}
+        answer = await supervisor.post(f"/cases/{complaint_id}/acknowledge", data=form)
+    assert answer.status_code == 503
+    assert "the escalation service is not answering" in answer.text
