@@ -37,6 +37,16 @@ def escalation_body(action: str, form: dict[str, str]) -> dict[str, Any] | None:
     return None
 
 
+def followup_body(outcome: str, form: dict[str, str]) -> dict[str, Any]:
+    if outcome == "outcome":
+        return {
+            "satisfaction": form.get("satisfaction", ""),
+            "resolved": form.get("resolved") == "yes",
+            "comments": form.get("comments", ""),
+        }
+    return {"notes": form.get("notes", "")}
+
+
 def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
@@ -59,6 +69,17 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         outcome = await gateway.post("escalation", path, session.staff_id, escalation_body(action, form))
         if not outcome.ok:
             return case_page(pages, store, session, complaint_id, outcome.refusal, outcome.status)
+        return see_other(local_path(form.get("next"), f"/cases/{complaint_id}"))
+
+    @api.post("/cases/{complaint_id}/callbacks/{callback_id}/{outcome}")
+    async def call_back(request: Request, complaint_id: UUID, callback_id: UUID, outcome: str) -> Response:
+        if outcome not in ("outcome", "not-reached"):
+            raise HTTPException(404, detail=f"no callback action {outcome}")
+        session, form = await checked_form(request)
+        path = f"/v1/callbacks/{callback_id}/{outcome}"
+        answer = await gateway.post("followup", path, session.staff_id, followup_body(outcome, form))
+        if not answer.ok:
+            return case_page(pages, store, session, complaint_id, answer.refusal, answer.status)
         return see_other(local_path(form.get("next"), f"/cases/{complaint_id}"))
 
     return api

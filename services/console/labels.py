@@ -9,6 +9,7 @@ DUTIES = {
     "first_response": "Apology call",
     "patient_feedback": "Feedback to the patient",
     "major_case": "Major case",
+    "callback": "Callback",
 }
 STATUSES = {
     "open": "open",

@@ -14,6 +14,7 @@ from services.console.live import ChangeFeed
 from services.console.sessions import Session
 from services.console.web import Pages
 from services.console.work import may_see, my_work
+from shared.timers import now
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
@@ -25,7 +26,10 @@ def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed) -> APIRout
     @api.get("/", response_class=HTMLResponse)
     async def work(request: Request) -> Response:
         session = pages.session(request)
-        items, more = store.read(lambda cases: my_work(cases.values(), session.staff_id, pages.directory))
+        moment = now()
+        items, more = store.read(
+            lambda cases: my_work(cases.values(), session.staff_id, pages.directory, moment)
+        )
         return pages.render("work.html", session.language, session, items=items, more=more)
 
     @api.get("/cases/{complaint_id}", response_class=HTMLResponse)

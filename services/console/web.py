@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.console import labels
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.sessions import Session, Sessions
-from services.console.work import ACTION_FOR_DUTY, time_left
+from services.console.work import ACTION_FOR_DUTY, OPEN_CALLBACK, time_left
 from shared.directory import Directory
 from shared.timers import now
 
@@ -74,6 +74,7 @@ class Pages:
             staff=self.directory.staff,
             executives=self.directory.executives,
             action_for_duty=ACTION_FOR_DUTY,
+            open_callback=OPEN_CALLBACK,
             labels=labels,
             clock=Clock(self.timezone, language),
             now=now(),

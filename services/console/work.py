@@ -1,4 +1,5 @@
-""" "My work": the open duties a person owns or is in the chain of, by deadline. Pure."""
+""" "My work": the open duties a person owns or is in the chain of, and the callbacks they are to make,
+by deadline. Pure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from uuid import UUID
 
-from services.console.domain import Case, Duty
+from services.console.domain import Case
 from shared.auth import OVERSEERS
 from shared.directory import Directory
 
@@ -23,39 +24,67 @@ ACTION_FOR_DUTY = {
     "first_response": "first-response",
     "patient_feedback": "feedback",
 }
+OPEN_CALLBACK = ("scheduled", "not reached", "overdue")
 
 
 @dataclass(frozen=True)
 class WorkItem:
+    """A duty, or a callback (``kind`` "callback"), with what the page needs to show and offer."""
+
     complaint_id: UUID
     department: str | None
     tier: str | None
-    duty: Duty
+    kind: str
+    owner: str
+    due_at: datetime
+    late: bool  # overdue, or a reporting duty missed
     owned: bool  # False: the person is in the owner's chain
     action: str
+    callback_id: UUID | None = None
 
 
 def my_work(
-    cases: Iterable[Case], staff_id: str, directory: Directory, shown: int = WORK_SHOWN
+    cases: Iterable[Case], staff_id: str, directory: Directory, now: datetime, shown: int = WORK_SHOWN
 ) -> tuple[list[WorkItem], int]:
-    """The open duties of open cases that ``staff_id`` owns or would be alerted for, soonest due first:
-    the first ``shown`` of them, and how many more there are."""
+    """What ``staff_id`` owes or would be alerted for, in open cases, soonest due first: the first
+    ``shown`` items, and how many more there are."""
     chain_above = cache(directory.chain_above)
-    items = [
-        WorkItem(
-            case.complaint_id,
-            case.department,
-            case.tier,
-            duty,
-            duty.owner == staff_id,
-            ACTION_FOR_DUTY[duty.kind],
-        )
-        for case in cases
-        if case.closed_at is None
-        for duty in case.duties.values()
-        if duty.is_open and (duty.owner == staff_id or staff_id in chain_above(duty.owner))
-    ]
-    items.sort(key=lambda item: (item.duty.due_at, str(item.complaint_id), item.duty.kind))
+    items: list[WorkItem] = []
+    for case in cases:
+        if case.closed_at is not None:
+            continue
+        items += [
+            WorkItem(
+                complaint_id=case.complaint_id,
+                department=case.department,
+                tier=case.tier,
+                kind=duty.kind,
+                owner=duty.owner,
+                due_at=duty.due_at,
+                late=duty.status(now) in ("overdue", "missed"),
+                owned=duty.owner == staff_id,
+                action=ACTION_FOR_DUTY[duty.kind],
+            )
+            for duty in case.duties.values()
+            if duty.is_open and (duty.owner == staff_id or staff_id in chain_above(duty.owner))
+        ]
+        items += [
+            WorkItem(
+                complaint_id=case.complaint_id,
+                department=case.department,
+                tier=case.tier,
+                kind="callback",
+                owner=callback.assignee,
+                due_at=callback.due_at,
+                late=callback.outcome == "overdue" or now >= callback.complete_by,
+                owned=True,
+                action="callback",
+                callback_id=callback.callback_id,
+            )
+            for callback in case.callbacks.values()
+            if callback.assignee == staff_id and callback.outcome in OPEN_CALLBACK
+        ]
+    items.sort(key=lambda item: (item.due_at, str(item.complaint_id), item.kind))
     return items[:shown], max(len(items) - shown, 0)
 
 
@@ -67,7 +96,8 @@ def may_see(case: Case, staff_id: str, directory: Directory) -> bool:
     if not OVERSEERS.isdisjoint(member.roles):
         return True
     chains = {duty.owner: directory.chain_above(duty.owner) for duty in case.duties.values()}
-    return staff_id in case.people(chains)
+    callers = {callback.assignee for callback in case.callbacks.values()}
+    return staff_id in case.people(chains) | callers
 
 
 def time_left(due_at: datetime, now: datetime) -> tuple[int, str]:

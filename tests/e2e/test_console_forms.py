@@ -97,3 +97,32 @@ async def test_a_service_that_does_not_answer_is_named_on_the_page(system: Syste
         answer = await supervisor.post(f"/cases/{complaint_id}/acknowledge", data=form)
     assert answer.status_code == 503
     assert "the escalation service is not answering" in answer.text
+
+
+async def test_callback_staff_find_their_callback_in_my_work_and_record_the_outcome(system: System) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        complaint_id = await register(system, http)
+        await until_record(system, "the apology call duty", lambda r: of(r, complaint_id, "DutyAssigned"))
+        handler = system.signed_in("hd-003")
+        call = {"patient_reached": True, "notes": "Apologised."}
+        answer = await http.post(
+            system.url("escalation", f"/v1/cases/{complaint_id}/first-response"), json=call, headers=handler
+        )
+        assert answer.status_code == 200, answer.text
+    record = await until_record(system, "the callback", lambda r: of(r, complaint_id, "CallbackScheduled"))
+    [scheduled] = of(record, complaint_id, "CallbackScheduled")
+    caller = scheduled["assignee"]
+    set_password(system, caller)
+    async with console_of(system, caller) as console:
+        work = await console.get("/")
+        assert f'data-complaint="{complaint_id}" data-duty="callback"' in work.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', work.text)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "satisfaction": "4", "resolved": "yes", "comments": "Much better now."}
+        done = await console.post(
+            f"/cases/{complaint_id}/callbacks/{scheduled['callback_id']}/outcome", data=form
+        )
+        assert done.status_code == 303, done.text
+    record = await until_record(system, "the outcome", lambda r: of(r, complaint_id, "CallbackCompleted"))
+    [completed] = of(record, complaint_id, "CallbackCompleted")
+    assert (completed["by"], completed["satisfaction"], completed["resolved"]) == (caller, 4, True)

@@ -11,7 +11,15 @@ import pytest
 from services.console.domain import Case, apply
 from services.console.work import may_see, my_work, time_left
 from shared.directory import load_directory
-from shared.events import AlertAcknowledged, CaseClosed, DutyAssigned, DutyFulfilled, NotificationSent
+from shared.events import (
+    AlertAcknowledged,
+    CallbackCompleted,
+    CallbackScheduled,
+    CaseClosed,
+    DutyAssigned,
+    DutyFulfilled,
+    NotificationSent,
+)
 from shared.settings import load_settings
 from tests.factories import alert_requested, complaint_received
 
@@ -45,14 +53,14 @@ def ward_3_case() -> Case:
 
 def test_my_work_lists_what_a_person_owns_and_what_they_are_in_the_chain_of_soonest_first() -> None:
     case = ward_3_case()
-    supervisor = my_work([case], "sv-003", DIRECTORY)[0]
+    supervisor = my_work([case], "sv-003", DIRECTORY, NOW)[0]
     # sv-003 owns the acknowledgement and is hd-003's supervisor, so in the apology call's chain.
-    assert [(item.duty.kind, item.owned) for item in supervisor] == [
+    assert [(item.kind, item.owned) for item in supervisor] == [
         ("supervisor_acknowledgement", True),
         ("first_response", False),
     ]
     assert [item.action for item in supervisor] == ["acknowledge", "first-response"]
-    assert my_work([case], "n-002", DIRECTORY) == ([], 0)  # a nurse of Outpatients
+    assert my_work([case], "n-002", DIRECTORY, NOW) == ([], 0)  # a nurse of Outpatients
     assert not may_see(case, "n-002", DIRECTORY)
     assert may_see(case, "n-001", DIRECTORY)
     assert may_see(case, "ex-001", DIRECTORY)  # executives oversee every case
@@ -66,9 +74,9 @@ def test_a_duty_done_or_a_case_closed_leaves_my_work() -> None:
             **common(case.complaint_id), duty="supervisor_acknowledgement", by="sv-003", how="acknowledged"
         ),
     )
-    assert [item.duty.kind for item in my_work([case], "sv-003", DIRECTORY)[0]] == ["first_response"]
+    assert [item.kind for item in my_work([case], "sv-003", DIRECTORY, NOW)[0]] == ["first_response"]
     apply(case, CaseClosed(**common(case.complaint_id), by="ex-001"))
-    assert my_work([case], "sv-003", DIRECTORY)[0] == []
+    assert my_work([case], "sv-003", DIRECTORY, NOW)[0] == []
 
 
 def test_an_alert_shows_to_whom_on_which_channel_and_whether_it_was_acknowledged() -> None:
@@ -115,6 +123,30 @@ def test_the_clock_counts_minutes_then_hours_and_goes_negative_once_overdue() ->
 
 def test_my_work_shows_the_soonest_due_and_counts_the_rest() -> None:
     cases = [ward_3_case() for _ in range(3)]
-    shown, more = my_work(cases, "sv-003", DIRECTORY, shown=4)
+    shown, more = my_work(cases, "sv-003", DIRECTORY, NOW, shown=4)
     assert (len(shown), more) == (4, 2)
-    assert [item.duty.kind for item in shown] == ["supervisor_acknowledgement"] * 3 + ["first_response"]
+    assert [item.kind for item in shown] == ["supervisor_acknowledgement"] * 3 + ["first_response"]
+
+
+def test_a_callback_is_the_work_of_its_callback_staff_until_it_is_completed() -> None:
+    case = ward_3_case()
+    callback_id, due = uuid4(), NOW + timedelta(hours=3)
+    scheduled = CallbackScheduled(
+        **common(case.complaint_id), callback_id=callback_id, purpose="after_first_response",
+        assignee="cb-001", due_at=due, complete_by=due + timedelta(days=1), attempt=1,
+    )  # fmt: skip
+    apply(case, scheduled)
+    [item] = my_work([case], "cb-001", DIRECTORY, NOW)[0]
+    assert (item.kind, item.action, item.callback_id, item.late) == (
+        "callback",
+        "callback",
+        callback_id,
+        False,
+    )
+    assert may_see(case, "cb-001", DIRECTORY)
+    completed = CallbackCompleted(
+        **common(case.complaint_id), callback_id=callback_id, purpose="after_first_response", by="cb-001",
+        attempt=1, satisfaction=4, resolved=True,
+    )  # fmt: skip
+    apply(case, completed)
+    assert my_work([case], "cb-001", DIRECTORY, NOW) == ([], 0)
