@@ -15,11 +15,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests (Playwright drives it; its own browser download is not used),
-# with Debian's CJK fonts, without which Japanese and Chinese pages render as empty boxes.
+# Debian's Chromium for the browser test (Playwright drives it; its own browser download is not used).
 browser:
-	command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 run: install
 	$(BIN)/kizuki run
