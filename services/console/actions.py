@@ -23,6 +23,7 @@ ESCALATION_PATHS = {
     "first-response": "first-response",
     "feedback": "patient-feedback",
     "corrective-measure": "corrective-measure",
+    "harassment-assessment": "harassment-assessment",
     "close": "close",
 }
 
@@ -32,6 +33,9 @@ def escalation_body(action: str, form: dict[str, str]) -> dict[str, Any] | None:
         return {"to": form.get("to", ""), "text": form.get("text", "")}
     if action == "first-response":
         return {"patient_reached": form.get("patient_reached") == "yes", "notes": form.get("notes", "")}
+    if action == "harassment-assessment":
+        criteria = ("demand_valid", "means_appropriate", "impact_on_staff")
+        return {criterion: form.get(criterion) == "yes" for criterion in criteria}
     if action == "corrective-measure":
         return {"measure": form.get("measure", ""), "responsible": form.get("responsible", "")}
     return None

@@ -126,3 +126,18 @@ async def test_callback_staff_find_their_callback_in_my_work_and_record_the_outc
     record = await until_record(system, "the outcome", lambda r: of(r, complaint_id, "CallbackCompleted"))
     [completed] = of(record, complaint_id, "CallbackCompleted")
     assert (completed["by"], completed["satisfaction"], completed["resolved"]) == (caller, 4, True)
+
+
+async def test_harassment_is_judged_on_its_three_criteria_through_the_console(system: System) -> None:
+    set_password(system, "sv-003")
+    async with httpx.AsyncClient(timeout=10) as http:
+        complaint_id = await register(system, http)
+    await until_record(system, "the case's duties", lambda r: len(of(r, complaint_id, "DutyAssigned")) == 5)
+    async with console_of(system, "sv-003") as supervisor:
+        # An invalid demand by inappropriate means that harms the staff: only the third box is ticked.
+        done = await post_form(supervisor, complaint_id, "harassment-assessment", impact_on_staff="yes")
+        assert done.status_code == 303, done.text
+    record = await until_record(system, "the assessment", lambda r: of(r, complaint_id, "HarassmentAssessed"))
+    [assessed] = of(record, complaint_id, "HarassmentAssessed")
+    criteria = (assessed["demand_valid"], assessed["means_appropriate"], assessed["impact_on_staff"])
+    assert (assessed["by"], criteria, assessed["is_harassment"]) == ("sv-003", (False, False, True), True)
