@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -41,6 +42,7 @@ from kizuki.set_aside import list_set_aside, take_up
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verifier
+from services.console.passwords import PasswordError, set_password
 from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
@@ -103,6 +105,19 @@ def _revoke(settings: Settings, token_ids: list[str], staff_ids: list[str]) -> N
         revoke_staff_tokens(settings.revoked_tokens_path, staff_id, now(), settings.token_max_lifetime)
         print(f"kizuki: every token of {staff_id} issued until now is revoked")
     print(f"kizuki: the services refuse them within seconds ({settings.revoked_tokens_path})")
+
+
+def _set_password(settings: Settings, staff_id: str) -> None:
+    """The first line of standard input, typed at a prompt that does not echo it, or piped."""
+    if sys.stdin.isatty():
+        entered = getpass.getpass(f"password for {staff_id}: ")
+    else:
+        entered = sys.stdin.readline().rstrip("\n")
+    try:
+        set_password(settings.console_passwords, staff_id, entered, load_directory(settings.directory_path))
+    except PasswordError as error:
+        sys.exit(f"kizuki: {error}")
+    print(f"kizuki: the console password of {staff_id} is set")
 
 
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
@@ -339,6 +354,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--staff", action="append", default=[], help="revoke: every token of this person so far"
     )
+    password = commands.add_parser(
+        "password", help="set a member of staff's console password, read from standard input"
+    )
+    password.add_argument("staff_id", help="their id in the staff directory")
     api_key = commands.add_parser("api-key", help="create the API key of a machine channel; shown once")
     api_key.add_argument("--name", required=True, help="what posts with it, e.g. 'call-centre'")
     api_key.add_argument(
@@ -468,6 +487,8 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"kizuki: {error}")
         elif args.command == "token":
             _token(settings, args.staff_id, args.hours)
+        elif args.command == "password":
+            _set_password(settings, args.staff_id)
         elif args.command == "api-key":
             directory = load_directory(settings.directory_path)
             print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))

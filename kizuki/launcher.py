@@ -58,6 +58,7 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
             wait_healthy(settings.http_url(service), services[service].process)
             print(f"kizuki: {service:<10} {settings.http_url(service)}  (log: {logs / service}.log)")
         print(f"kizuki: intake SMTP receiver on {settings.http_host}:{settings.smtp_port}")
+        print(f"kizuki: staff sign in at {settings.http_url('console')} (kizuki password STAFF_ID sets one)")
         print("kizuki: ready. Ctrl-C stops everything.", flush=True)
         while not stopping.wait(0.5):
             for supervised in [nats, *services.values()]:

@@ -8,6 +8,7 @@ import os
 
 from kizuki.permissions import KeyUse
 from kizuki.timer_migration import migrate_shared_timers
+from services.console.handlers import SUBSCRIPTIONS as CONSOLE
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
@@ -24,6 +25,7 @@ SUBSCRIPTIONS: dict[str, list[Subscription]] = {
     "escalation": ESCALATION,
     "notifier": NOTIFIER,
     "followup": FOLLOWUP,
+    "console": CONSOLE,
 }
 # What each service does with the patient data keys (see kizuki/permissions.py).
 KEY_USES: dict[str, KeyUse] = {

@@ -12,8 +12,9 @@ from typing import Literal
 from shared.bus import BusUser
 from shared.timers import DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW
 
-SERVICES = ("intake", "escalation", "notifier", "followup")
-DEFAULT_HTTP_PORTS = {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004}
+# The console is a service too: it keeps its own read model and records the messages it sets aside.
+SERVICES = ("intake", "escalation", "notifier", "followup", "console")
+DEFAULT_HTTP_PORTS = {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004, "console": 8005}
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,7 @@ class Settings:
     line_channel_secret: Path
     wechat_token: Path
     wechat_aes_key: Path
+    console_passwords: Path
     # WeChat's plaintext mode signs the query but not the body: taken only when asked for.
     wechat_plaintext: bool = False
     notifier_public_url: str | None = None
@@ -241,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         line_channel_secret=Path(env.get("KIZUKI_LINE_CHANNEL_SECRET") or secrets / "line-channel-secret"),
         wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
         wechat_aes_key=Path(env.get("KIZUKI_WECHAT_AES_KEY") or secrets / "wechat-aes-key"),
+        console_passwords=Path(env.get("KIZUKI_CONSOLE_PASSWORDS") or secrets / "console-passwords.json"),
         wechat_plaintext=_yes(env, "KIZUKI_WECHAT_PLAINTEXT"),
         store=store,
         postgres=postgres,

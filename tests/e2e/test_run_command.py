@@ -81,10 +81,10 @@ def test_run_starts_everything_stops_cleanly_and_resumes_with_the_same_data(tmp_
     try:
         first.wait_ready()
         output = "".join(first.lines)
-        for service in ("intake", "escalation", "notifier", "followup"):
+        for service in SERVICES:
             assert f"http://127.0.0.1:{env[f'KIZUKI_{service.upper()}_PORT']}" in output
         children = first.children()
-        assert len(children) == 5  # nats-server and four services
+        assert len(children) == 1 + len(SERVICES)  # nats-server and each service
         # As the README's walkthrough does it: a token from `kizuki token`, then curl.
         token = subprocess.run(
             [KIZUKI, "token", "n-001"], env=env, capture_output=True, text=True, check=True, timeout=60

@@ -268,7 +268,7 @@ def test_provisioning_makes_owner_only_keys_and_a_trust_file_that_keeps_old_keys
     assert seed_file.is_relative_to(settings.data_dir)
     assert seed_file.stat().st_mode & 0o777 == 0o600
     assert provision_signing_keys(settings) == first  # run again: the same keys
-    assert sorted(first.keys) == ["escalation", "followup", "intake", "notifier"]
+    assert sorted(first.keys) == ["console", "escalation", "followup", "intake", "notifier"]
 
     supplied = tmp_path / "supplied.nk"
     supplied.write_bytes(new_seed())

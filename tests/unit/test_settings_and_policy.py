@@ -12,7 +12,10 @@ def test_defaults_match_the_readme() -> None:
     settings = load_settings({})
     assert settings.bus_url == "nats://127.0.0.1:4222"
     assert settings.embedded_nats
-    assert settings.http_ports == {"intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004}
+    assert settings.http_ports == {
+        "intake": 8001, "escalation": 8002, "notifier": 8003, "followup": 8004, "console": 8005
+    }  # fmt: skip
+    assert settings.console_passwords == Path("var/secrets/console-passwords.json").resolve()
     assert settings.data_dir == Path("var").resolve()
     assert settings.store_env("intake")["SQLITE_DBNAME"].endswith("var/intake/store.sqlite")
 

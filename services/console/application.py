@@ -1,0 +1,86 @@
+"""The console's store: every event of each complaint as received, and the read model folded from them.
+
+The store is what survives a restart (each event with the tracking record of its bus message, in one
+transaction); the read model lives in memory, rebuilt from the store at start and kept up to date
+after each stored event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Tracking
+from eventsourcing.utils import get_topic
+
+from services.console.domain import Case, apply
+from shared.events import AnyEvent, decode_event, encode_event
+from shared.store import ServiceApplication
+
+Result = TypeVar("Result")
+PAGE = 500
+
+
+class CaseRecord(Aggregate):
+    """The events of one complaint as the console received them from the record; its id is the
+    complaint's."""
+
+    class Opened(Aggregate.Created):
+        body: str
+
+    class Noted(Aggregate.Event):
+        body: str
+
+    @event(Opened)
+    def __init__(self, id: UUID, body: str) -> None:
+        pass
+
+    @event(Noted)
+    def note(self, body: str) -> None:
+        pass
+
+
+class ConsoleApplication(ServiceApplication):
+    service = "console"
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self._lock = threading.Lock()
+        self._cases: dict[UUID, Case] = {}
+        self._rebuild()
+
+    def note(self, received: AnyEvent, tracking: Tracking) -> None:
+        """Store the event with its tracking record, then fold it into the read model."""
+        complaint_id = received.complaint_id
+        if complaint_id is None:  # a checkpoint or a rejection that names no complaint: nothing to show
+            self.record(tracking=tracking)
+            return
+        body = encode_event(received).decode()
+        record = self.find(CaseRecord, complaint_id)
+        if record is None:
+            record = CaseRecord(id=complaint_id, body=body)
+        else:
+            record.note(body)
+        self.record(record, tracking=tracking)
+        self._fold(complaint_id, received)
+
+    def read(self, query: Callable[[dict[UUID, Case]], Result]) -> Result:
+        """Answer a query over the read model, which does not change meanwhile."""
+        with self._lock:
+            return query(self._cases)
+
+    def _fold(self, complaint_id: UUID, received: AnyEvent) -> None:
+        with self._lock:
+            apply(self._cases.setdefault(complaint_id, Case(complaint_id)), received)
+
+    def _rebuild(self) -> None:
+        topics = [get_topic(CaseRecord.Opened), get_topic(CaseRecord.Noted)]
+        start = 1
+        while page := self.process_recorder.select_notifications(start, PAGE, topics=topics):
+            for notification in page:
+                stored = self.mapper.to_domain_event(notification)
+                self._fold(stored.originator_id, decode_event(stored.body.encode()))  # type: ignore[attr-defined]  # both kinds have a body
+            start = page[-1].id + 1

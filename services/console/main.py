@@ -1,0 +1,50 @@
+"""Builds the console from the settings."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.console import actions, pages, register, signin
+from services.console.application import ConsoleApplication
+from services.console.gateway import Gateway
+from services.console.handlers import consumers
+from services.console.live import ChangeFeed
+from services.console.sessions import Attempts, Sessions
+from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
+from shared.directory import load_directory
+from shared.policy import load_policy
+from shared.service import ServiceRuntime, http_app, open_store
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    policy = load_policy(settings.policy_path)
+    directory = load_directory(settings.directory_path)
+    store = open_store(ConsoleApplication, settings)
+    feed = ChangeFeed()
+    runtime = ServiceRuntime(settings, store, consumers(store), workers=[feed])
+    app = http_app("kizuki console", runtime)
+    app.middleware("http")(security_headers)
+    view = Pages(Sessions(), directory, policy.escalation.calendar.timezone)
+    language = policy.intake.default_language  # of pages shown before anyone is known
+
+    async def to_sign_in(_: Request, __: Exception) -> Response:
+        return see_other("/sign-in")
+
+    async def explain(request: Request, error: Exception) -> Response:
+        """The console's own refusals as a page, in the person's language."""
+        assert isinstance(error, StarletteHTTPException)
+        session = view.sessions.get(request.cookies.get(SESSION_COOKIE))
+        shown = session.language if session else language
+        return view.render("message.html", shown, session, error.status_code, message=str(error.detail))
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(StarletteHTTPException, explain)
+    gateway = Gateway(settings, directory, httpx.AsyncClient(timeout=10))
+    app.include_router(signin.router(view, settings.console_passwords, Attempts(), language))
+    app.include_router(pages.router(view, store, feed))
+    app.include_router(actions.router(view, store, gateway))
+    app.include_router(register.router(view, store, gateway, feed))
+    return app

@@ -1,0 +1,110 @@
+"""What every console page shares: templates in the person's language, the session cookie, the CSRF
+check, form bodies, and the headers that keep the pages to themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from services.console import labels
+from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
+from services.console.sessions import Session, Sessions
+from services.console.work import ACTION_FOR_DUTY, OPEN_CALLBACK, time_left
+from shared.directory import Directory
+from shared.timers import now
+
+SESSION_COOKIE = "kizuki_console"
+# Nothing from outside, no inline script or style: the console's own files only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+STALE_FORM = "This form is out of date: open the page again."
+
+
+class SignInRequired(Exception):
+    """No open session: the person is sent to the sign-in page."""
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Renders pages for the person signed in (or for no one, on the sign-in page)."""
+
+    sessions: Sessions
+    directory: Directory
+    timezone: str
+
+    def session(self, request: Request) -> Session:
+        session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise SignInRequired
+        return session
+
+    def render(
+        self,
+        template: str,
+        language: str,
+        session: Session | None,
+        status: int = 200,
+        here: str = "/",
+        **values: Any,
+    ) -> HTMLResponse:
+        """``here``: the page's path, where switching the language comes back to."""
+        texts = translations(language)
+        page = _templates.get_template(template).render(
+            _=texts.gettext,
+            language=language,
+            languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+            session=session,
+            person=self.directory.staff[session.staff_id] if session else None,
+            staff=self.directory.staff,
+            executives=self.directory.executives,
+            action_for_duty=ACTION_FOR_DUTY,
+            open_callback=OPEN_CALLBACK,
+            labels=labels,
+            clock=Clock(self.timezone, language),
+            now=now(),
+            here=here,
+            time_left=time_left,
+            **values,
+        )
+        return HTMLResponse(page, status_code=status)
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """An urlencoded form body: each field's first value."""
+    fields = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def local_path(path: str | None, default: str = "/") -> str:
+    """Where to go back to after a form: a path on the console itself, never another site."""
+    on_this_site = path is not None and path.startswith("/") and not path.startswith(("//", "/\\"))
+    return path if path is not None and on_this_site else default
+
+
+async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
