@@ -13,19 +13,19 @@ from uuid import UUID
 from services.notifier.channels import Message
 from services.notifier.domain import COMPLAINANT
 from shared.privacy import shred
-from shared.timers import now
-
-RECEIPTS = "receipt-*.json"
+from shared.reference import reference_of
 
 
 class FileSink:
     """Writes one JSON file per delivery, owner-only (the directory too): a receipt holds the
     complainant's contact, an alert its acknowledgement link. Named so that a person finds a message
-    by kind and time, and never by anything about the patient: ``receipt-<UTC time>-<delivery id>.json``,
-    ``alert-<staff id>-<UTC time>-<delivery id>.json``.
+    by kind and the complaint's reference, and never by anything about the patient:
+    ``receipt-<reference>-<delivery id>.json``, ``alert-<staff id>-<reference>-<delivery id>.json``
+    (``ls -t`` sorts them by time).
 
-    Writing the same delivery again replaces its file with the same content, so a repeated attempt
-    never makes a second message. ``erase`` removes a complaint's receipts, their contents overwritten.
+    The name follows from the message alone, so writing the same delivery again replaces its file
+    with the same content (a repeated attempt never makes a second message) without looking through
+    the directory. ``erase`` removes a complaint's receipts, their contents overwritten.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -37,7 +37,7 @@ class FileSink:
         await asyncio.to_thread(self._write, message)
 
     def _write(self, message: Message) -> None:
-        target = self._existing(message.delivery_id) or self.directory / _file_name(message)
+        target = self.directory / _file_name(message)
         partial = target.with_suffix(".partial")
         content = {
             "delivery_id": str(message.delivery_id),
@@ -50,13 +50,10 @@ class FileSink:
             json.dump(content, file, ensure_ascii=False)
         os.replace(partial, target)
 
-    def _existing(self, delivery_id: UUID) -> Path | None:
-        return next(self.directory.glob(f"*-{delivery_id}.json"), None)
-
     def erase(self, complaint_id: UUID) -> int:
         """Removes the complaint's receipts, each overwritten first; how many there were."""
         erased = 0
-        for path in self.directory.glob(RECEIPTS):
+        for path in self.directory.glob(f"receipt-{reference_of(complaint_id)}-*.json"):
             with contextlib.suppress(FileNotFoundError, ValueError):  # gone meanwhile, or not ours
                 if json.loads(path.read_bytes()).get("complaint_id") == str(complaint_id):
                     shred(path)
@@ -65,11 +62,11 @@ class FileSink:
 
 
 def _file_name(message: Message) -> str:
-    written = now().strftime("%Y%m%dT%H%M%SZ")
+    reference = reference_of(message.complaint_id)
     if message.recipient == COMPLAINANT:
-        return f"receipt-{written}-{message.delivery_id}.json"
+        return f"receipt-{reference}-{message.delivery_id}.json"
     staff_id = re.sub(r"[^A-Za-z0-9_.-]", "_", message.recipient)
-    return f"alert-{staff_id}-{written}-{message.delivery_id}.json"
+    return f"alert-{staff_id}-{reference}-{message.delivery_id}.json"
 
 
 def _owner_only(name: str, flags: int) -> int:
