@@ -32,6 +32,8 @@ from shared.settings import SERVICES, Settings, load_settings
 from shared.timers import now
 from tests.polling import eventually
 
+REGIME = tuple(service for service in SERVICES if service != "console")
+
 # The `kizuki` command of this environment.
 KIZUKI = str(Path(sys.executable).parent / "kizuki")
 # Callbacks in seconds, on any day and at any hour, so that tests do not depend on the calendar.
@@ -95,8 +97,17 @@ def write_policy(
 class System:
     """Starts, kills and restarts the processes of one system, and reads its record."""
 
-    def __init__(self, tmp_path: Path, policy: Path | None = None, env: dict[str, str] | None = None) -> None:
-        """``env``: settings beyond the test's own ports and directories, e.g. the PostgreSQL stores."""
+    def __init__(
+        self,
+        tmp_path: Path,
+        policy: Path | None = None,
+        env: dict[str, str] | None = None,
+        services: tuple[str, ...] = REGIME,
+    ) -> None:
+        """``env``: settings beyond the test's own ports and directories, e.g. the PostgreSQL stores;
+        ``services``: the regime's four unless a test needs the console too (it reads every event,
+        and its CPU would slow every other test on a small machine)."""
+        self.service_names = services
         policy = policy or write_policy(tmp_path / "policy.toml")
         self.env = system_env(tmp_path / "var", policy) | (env or {})
         self.settings: Settings = load_settings(self.env)
@@ -111,9 +122,9 @@ class System:
         provision_secrets(self.settings)
         self.nats = self.start_nats_server(write_server_config(self.settings))
         await provision_bus(self.settings.bus_url, self.settings.bus_user(ADMINISTRATOR))
-        for service in SERVICES:
+        for service in self.service_names:
             self.services[service] = start_service(service, self.env, self.logs / f"{service}.log")
-        for service in SERVICES:
+        for service in self.service_names:
             await asyncio.to_thread(self.wait_healthy, service)
         self.nc = await self.connect_as_administrator()
 
@@ -232,8 +243,10 @@ FLOW_COUNTS = Counter(
 
 
 @pytest.fixture
-async def system(tmp_path: Path) -> AsyncIterator[System]:
-    running = System(tmp_path)
+async def system(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[System]:
+    """The system as processes; the console's tests (``test_console_*``) get the console too."""
+    console = request.module.__name__.rpartition(".")[2].startswith("test_console")
+    running = System(tmp_path, services=SERVICES if console else REGIME)
     try:
         await running.start()
         yield running

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from services.intake.channels import line_signature, wechat_signature
-from shared.settings import SERVICES
 from shared.timers import now
 from tests.chunked import post_chunked
 from tests.e2e.conftest import System, register, until_record
@@ -102,7 +101,7 @@ async def watch_health(system: System, stop: asyncio.Event) -> Counter[tuple[str
     answers: Counter[tuple[str, int]] = Counter()
     async with httpx.AsyncClient(timeout=10) as http:
         while not stop.is_set():
-            for service in SERVICES:
+            for service in system.service_names:
                 response = await http.get(system.url(service, "/health"))
                 answers[(service, response.status_code)] += 1
             with contextlib.suppress(TimeoutError):
@@ -134,13 +133,13 @@ async def test_bad_input_at_every_door_leaves_the_flow_and_health_untouched(
         "followup": f"/v1/complaints/{case}/discharge-callback",
     }
     nurse = system.signed_in("n-001") | {"Content-Type": "application/json"}
-    before = {service: peak_memory(system.services[service].pid) for service in SERVICES}
+    before = {service: peak_memory(system.services[service].pid) for service in system.service_names}
     host = system.settings.http_host
     for service, path in targets.items():
         port = system.settings.http_ports[service]
         answer = await post_chunked(host, port, path, b"x" * EIGHT_MIB, nurse)
         assert answer.status == (403 if service == "notifier" else 413), (service, answer)
-    for service in SERVICES:
+    for service in system.service_names:
         assert peak_memory(system.services[service].pid) - before[service] < MEMORY_ALLOWED, service
 
     # A burst of malformed webhook calls, ten at a time; and non-ASCII link tokens.
@@ -176,7 +175,9 @@ async def test_bad_input_at_every_door_leaves_the_flow_and_health_untouched(
     )
     stop.set()
     health = await watching
-    assert {answer for answer, _ in health.items()} == {(service, 200) for service in SERVICES}, health
+    assert {answer for answer, _ in health.items()} == {(service, 200) for service in system.service_names}, (
+        health
+    )
 
     intake = Counter(
         e.event_type for e in record if e.service == "intake" and e.event_type != "CheckpointSigned"

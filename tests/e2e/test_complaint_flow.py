@@ -15,7 +15,6 @@ from nats.js.errors import ServerError
 
 from shared.bus import RECORD_STREAM
 from shared.reference import reference_of
-from shared.settings import SERVICES
 from tests.e2e.conftest import FLOW_COUNTS, System, complaint, register
 from tests.polling import eventually
 
@@ -173,7 +172,7 @@ async def test_services_killed_mid_flight_intake_too_lose_nothing_and_repeat_not
     event_ids = [entry.body["event_id"] for entry in record]
     assert len(event_ids) == len(set(event_ids))
     # Quiet, every service says so: nothing waiting in its outbox, nothing failing, nothing set aside.
-    for service in SERVICES:
+    for service in system.service_names:
         health = (await http.get(system.url(service, "/health"))).json()
         assert (health["relay"]["lag"], health["relay"]["failing"]) == (0, False), health
         assert all(not c["failing"] and c["set_aside"] == 0 for c in health["consumers"].values()), health
