@@ -220,7 +220,7 @@ async def test_a_bad_message_is_set_aside_shown_listed_and_stays_aside_while_it_
         return consumers if consumers["escalation on EVENTS"]["set_aside"] == 1 else {}
 
     await eventually(shown, what="escalation's /health showing the message set aside")
-    listed = await system.kizuki("set-aside", "list", "--by", "dm-001")
+    listed = await system.kizuki("set-aside", "list", "--service", "escalation", "--by", "dm-001")
     assert listed.returncode == 0, listed.stderr
     lines = [line for line in listed.stdout.splitlines() if line.startswith(f"escalation EVENTS {bad.seq} ")]
     assert len(lines) == 1
@@ -231,6 +231,6 @@ async def test_a_bad_message_is_set_aside_shown_listed_and_stays_aside_while_it_
     )
     assert refused.returncode == 1
     assert "(409: it still cannot be handled, it stays set aside" in refused.stderr
-    nurse = await system.kizuki("set-aside", "list", "--by", "n-001")
+    nurse = await system.kizuki("set-aside", "list", "--service", "escalation", "--by", "n-001")
     assert nurse.returncode == 1
     assert "refused (403)" in nurse.stderr

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from kizuki.processes import free_port
-from shared.settings import SERVICES, PostgresSettings
+from shared.settings import PostgresSettings
 from tests.e2e.conftest import FLOW_COUNTS, System, of, register, until_record
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ def stored_in_postgres(system: System) -> dict[str, int]:
     with psycopg.connect(
         host=postgres.host, port=postgres.port, user=postgres.user, dbname=postgres.dbname
     ) as connection:
-        for service in SERVICES:
+        for service in system.service_names:
             [table] = connection.execute(
                 "SELECT table_name FROM information_schema.tables"
                 " WHERE table_schema = %s AND table_name LIKE '%%\\_events'",
@@ -96,11 +96,13 @@ async def test_a_complaint_reaches_every_service_and_an_acknowledgement_is_recor
         "FirstResponseRecorded": 1,
         "CallbackScheduled": 1,
     }
-    assert {entry.service for entry in record if entry.complaint_id == complaint_id} == set(SERVICES)
+    assert {entry.service for entry in record if entry.complaint_id == complaint_id} == set(
+        system.service_names
+    )
     if system.settings.store == "postgres":
         # Each service's events are in its own schema, and no SQLite store was made beside them.
         assert all(count > 0 for count in stored_in_postgres(system).values())
         assert list(system.settings.data_dir.glob("*/store.sqlite")) == []
     else:
-        assert len(list(system.settings.data_dir.glob("*/store.sqlite"))) == len(SERVICES)
+        assert len(list(system.settings.data_dir.glob("*/store.sqlite"))) == len(system.service_names)
     assert Counter(entry.event_type for entry in record if entry.complaint_id == complaint_id) == events
