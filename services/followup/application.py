@@ -17,7 +17,7 @@ from services.followup.listing import (
     CallbacksIndexed,
     ComplaintCallbacks,
     OpenCallbacks,
-    scheduled_notifications,
+    notifications_of,
 )
 from shared.directory import Directory
 from shared.events import (
@@ -167,7 +167,7 @@ class FollowupApplication(ServiceApplication):
         """Every callback, in the order they were scheduled: the whole log (for closed ones asked for)."""
         return [
             self.repository.get(callback_id)
-            for _, _, callback_id in scheduled_notifications(self.process_recorder, 1, [SCHEDULED])
+            for _, _, callback_id in notifications_of(self.process_recorder, 1, [SCHEDULED])
         ]
 
     def open_callback_list(self) -> list[Callback]:

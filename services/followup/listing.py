@@ -61,7 +61,7 @@ class CallbacksIndexed(Aggregate):
         pass
 
 
-def scheduled_notifications(
+def notifications_of(
     recorder: ProcessRecorder, start: int, topics: list[str]
 ) -> Iterator[tuple[int, str, UUID]]:
     """Position, topic and callback id of each stored notification of those topics from ``start`` on."""
@@ -85,7 +85,7 @@ class OpenCallbacks:
     def ids(self) -> list[UUID]:
         with self._lock:
             topics = [SCHEDULED, *CLOSED]
-            for position, topic, callback_id in scheduled_notifications(
+            for position, topic, callback_id in notifications_of(
                 self._recorder(), self._position + 1, topics
             ):
                 if topic == SCHEDULED:
