@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from services.followup.access import ComplaintScope, callback_team
 from services.followup.application import FollowupApplication
 from services.followup.domain import Callback, CallbackStatus
+from services.followup.listing import OPEN_STATUSES
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
 from shared.directory import Directory
 from shared.entered import TimeRefused, check_entered
@@ -137,7 +138,11 @@ def router(
     ) -> list[CallbackView]:
         """The callbacks the person may see, by due time, earliest first: e.g.
         ``?assignee=cb-001&status=due&status=overdue``."""
-        callbacks = await asyncio.to_thread(lambda: seen_by(person, store.callbacks()))
+        # Only closed ones asked for (or all) need the whole log; the usual list reads the open ones.
+        listed = (
+            store.open_callback_list if statuses and OPEN_STATUSES.issuperset(statuses) else store.callbacks
+        )
+        callbacks = await asyncio.to_thread(lambda: seen_by(person, listed()))
         chosen = [
             callback
             for callback in callbacks
@@ -159,13 +164,9 @@ def router(
     async def callbacks_of(http: Request, complaint_id: ComplaintId, person: reader) -> list[CallbackView]:
         """A complaint's callbacks, in the order they were scheduled: all of them for whoever may see the
         complaint, a callback's team its own."""
-        callbacks = await asyncio.to_thread(store.callbacks)
+        callbacks = await asyncio.to_thread(store.callbacks_of, complaint_id)
         scope = await asyncio.to_thread(store.scope_of, complaint_id)
-        its = [
-            callback
-            for callback in callbacks
-            if callback.complaint_id == complaint_id and may_see(person, callback, scope, directory.current)
-        ]
+        its = [callback for callback in callbacks if may_see(person, callback, scope, directory.current)]
         if not its and not may_see_complaint(person, scope, directory.current):
             raise refuse(http, person, f"complaint {complaint_id} is outside your department and chain")
         return list(await asyncio.gather(*(callback_view(callback, vault) for callback in its)))

@@ -8,11 +8,17 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Tracking
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.followup.access import ComplaintScope
 from services.followup.domain import Callback, FollowedCase
+from services.followup.listing import (
+    SCHEDULED,
+    CallbacksIndexed,
+    ComplaintCallbacks,
+    OpenCallbacks,
+    notifications_of,
+)
 from shared.directory import Directory
 from shared.events import (
     CallbackAbandoned,
@@ -29,14 +35,13 @@ from shared.events import (
 )
 from shared.policy import Policy
 from shared.reference import indexed
-from shared.store import ServiceApplication, stable_id
+from shared.store import ATTEMPTS_ON_CONFLICT, ServiceApplication, stable_id
 from shared.timers import Timer
 
 Result = TypeVar("Result")
 
 CALLBACK_RULE = "callback"
 OVERDUE_RULE = "overdue"
-PAGE = 500
 
 ON_THE_RECORD: dict[type[Callback.Event], type[WireEvent]] = {
     Callback.Rescheduled: CallbackScheduled,
@@ -59,6 +64,10 @@ def scope_id_for(complaint_id: UUID) -> UUID:
 
 class FollowupApplication(ServiceApplication):
     service = "followup"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_callbacks = OpenCallbacks(lambda: self.process_recorder)
 
     def hear_complaint(self, complaint: ComplaintReceived, tracking: Tracking) -> None:
         """Who the complaint concerns, kept once (a complaint is received once; a replay finds it kept)."""
@@ -92,10 +101,16 @@ class FollowupApplication(ServiceApplication):
         directory: Directory,
         tracking: Tracking | None = None,
     ) -> Callback:
-        """The callback for that cause: scheduled now, or as it was the first time."""
+        """The callback for that cause: scheduled now, or as it was the first time; listed in its
+        complaint's index in the same transaction. The consumer and a discharge registered over the API
+        can meet on that index: the loser tries again on the new state."""
         callback_id = callback_id_for(complaint_id, purpose, cause)
-        callback = self.get_callback(callback_id)
-        if callback is None:
+        for attempt in range(ATTEMPTS_ON_CONFLICT):
+            callback = self.get_callback(callback_id)
+            if callback is not None:
+                if tracking is not None:
+                    self.record(tracking=tracking)
+                return callback
             callback = Callback.schedule(
                 callback_id,
                 complaint_id,
@@ -105,10 +120,16 @@ class FollowupApplication(ServiceApplication):
                 policy.escalation.calendar,
                 directory,
             )
-            self.record(callback, tracking=tracking)
-        elif tracking is not None:
-            self.record(tracking=tracking)
-        return callback
+            index = self.callback_index(complaint_id) or ComplaintCallbacks(complaint_id=complaint_id)
+            index.add(callback_id)
+            try:
+                self.record(callback, index, tracking=tracking)
+            except IntegrityError:
+                if attempt == ATTEMPTS_ON_CONFLICT - 1:
+                    raise
+                continue
+            return callback
+        raise AssertionError("unreachable")
 
     def register_discharge(
         self, complaint_id: UUID, discharged_at: datetime, policy: Policy, directory: Directory
@@ -143,14 +164,42 @@ class FollowupApplication(ServiceApplication):
         return self.find(Callback, callback_id)
 
     def callbacks(self) -> list[Callback]:
-        """Every callback, in the order they were scheduled."""
-        topic = get_topic(Callback.Scheduled)
-        found: list[Callback] = []
-        start = 1
-        while page := self.process_recorder.select_notifications(start, PAGE, topics=[topic]):
-            found += [self.repository.get(UUID(str(notification.originator_id))) for notification in page]
-            start = page[-1].id + 1
-        return found
+        """Every callback, in the order they were scheduled: the whole log (for closed ones asked for)."""
+        return [
+            self.repository.get(callback_id)
+            for _, _, callback_id in notifications_of(self.process_recorder, 1, [SCHEDULED])
+        ]
+
+    def open_callback_list(self) -> list[Callback]:
+        """The callbacks still open, in the order they were scheduled (one closed meanwhile shows as it
+        is now)."""
+        return [self.repository.get(callback_id) for callback_id in self.open_callbacks.ids()]
+
+    def callback_index(self, complaint_id: UUID) -> ComplaintCallbacks | None:
+        return self.find(ComplaintCallbacks, ComplaintCallbacks.create_id(complaint_id))
+
+    def callbacks_of(self, complaint_id: UUID) -> list[Callback]:
+        """One complaint's callbacks, in the order they were scheduled, from its index."""
+        index = self.callback_index(complaint_id)
+        return (
+            [] if index is None else [self.repository.get(callback_id) for callback_id in index.callback_ids]
+        )
+
+    def index_earlier_callbacks(self) -> None:
+        """Once per store, before anything else writes to it: list the callbacks scheduled before
+        complaints had an index in their complaints' indexes (a store from before reads its log once)."""
+        if self.find(CallbacksIndexed, CallbacksIndexed.ID) is not None:
+            return
+        indexes: dict[UUID, ComplaintCallbacks] = {}
+        for callback in self.callbacks():
+            complaint_id = callback.complaint_id
+            if complaint_id not in indexes:
+                indexes[complaint_id] = self.callback_index(complaint_id) or ComplaintCallbacks(
+                    complaint_id=complaint_id
+                )
+            if callback.id not in indexes[complaint_id].callback_ids:
+                indexes[complaint_id].add(callback.id)
+        self.record(*indexes.values(), CallbacksIndexed())
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         if not isinstance(domain_event, Callback.Event):

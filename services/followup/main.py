@@ -19,6 +19,7 @@ def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
     directory = watch_directory(settings.directory_path)
     store = open_store(FollowupApplication, settings)
+    store.index_earlier_callbacks()
     vault = KeyVault(MasterKey.load(settings.master_key))  # for the patient's words on callbacks
     runtime = ServiceRuntime(
         settings, store, consumers(store, policy, directory, settings.timer_clock_skew), vault=vault
