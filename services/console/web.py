@@ -10,14 +10,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.console import labels
+from services.console import labels, roles
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.sessions import Session, Sessions
 from services.console.work import ACTION_FOR_DUTY, OPEN_CALLBACK, time_left
-from shared.directory import Directory
+from shared.auth import WRITERS
+from shared.directory import Directory, Role
 from shared.timers import now
 
 SESSION_COOKIE = "kizuki_console"
@@ -54,6 +55,14 @@ class Pages:
             raise SignInRequired
         return session
 
+    def session_of(self, request: Request, allowed: frozenset[Role]) -> Session:
+        """The session of a person holding one of the ``allowed`` roles; anyone else gets a 403 page."""
+        session = self.session(request)
+        member = self.directory.staff.get(session.staff_id)
+        if member is None or allowed.isdisjoint(member.roles):
+            raise HTTPException(403, detail=roles.NOT_FOR_YOUR_ROLE)
+        return session
+
     def render(
         self,
         template: str,
@@ -65,12 +74,19 @@ class Pages:
     ) -> HTMLResponse:
         """``here``: the page's path, where switching the language comes back to."""
         texts = translations(language)
+        person = self.directory.staff.get(session.staff_id) if session else None
         page = _templates.get_template(template).render(
             _=texts.gettext,
             language=language,
             languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
             session=session,
-            person=self.directory.staff[session.staff_id] if session else None,
+            person=person,
+            links=[
+                path
+                for path, allowed in roles.PAGES.items()
+                if person and not allowed.isdisjoint(person.roles)
+            ],
+            read_only=person is not None and WRITERS.isdisjoint(person.roles),  # the auditor: no forms
             staff=self.directory.staff,
             executives=self.directory.executives,
             action_for_duty=ACTION_FOR_DUTY,
@@ -83,6 +99,12 @@ class Pages:
             **values,
         )
         return HTMLResponse(page, status_code=status)
+
+    def picture(self, template: str, language: str, **values: Any) -> Response:
+        """An SVG drawn on the server, its words in the person's language."""
+        texts = translations(language)
+        drawn = _templates.get_template(template).render(_=texts.gettext, language=language, **values)
+        return Response(drawn, media_type="image/svg+xml")
 
 
 async def form_of(request: Request) -> dict[str, str]:
