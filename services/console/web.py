@@ -63,6 +63,14 @@ class Pages:
             raise HTTPException(403, detail=roles.NOT_FOR_YOUR_ROLE)
         return session
 
+    def reach(self, session: Session | None) -> dict[str, Any]:
+        """What the navigation offers: the pages of the person's roles, and whether they only read."""
+        held = set(self.directory.staff[session.staff_id].roles) if session else set()
+        return {
+            "links": [path for path, allowed in roles.PAGES.items() if not allowed.isdisjoint(held)],
+            "read_only": bool(held) and WRITERS.isdisjoint(held),  # the auditor: nothing to register
+        }
+
     def render(
         self,
         template: str,
@@ -74,24 +82,18 @@ class Pages:
     ) -> HTMLResponse:
         """``here``: the page's path, where switching the language comes back to."""
         texts = translations(language)
-        person = self.directory.staff.get(session.staff_id) if session else None
         page = _templates.get_template(template).render(
             _=texts.gettext,
             language=language,
             languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
             session=session,
-            person=person,
-            links=[
-                path
-                for path, allowed in roles.PAGES.items()
-                if person and not allowed.isdisjoint(person.roles)
-            ],
-            read_only=person is not None and WRITERS.isdisjoint(person.roles),  # the auditor: no forms
+            person=self.directory.staff[session.staff_id] if session else None,
             staff=self.directory.staff,
             executives=self.directory.executives,
             action_for_duty=ACTION_FOR_DUTY,
             open_callback=OPEN_CALLBACK,
             labels=labels,
+            **self.reach(session),
             clock=Clock(self.timezone, language),
             now=now(),
             here=here,
