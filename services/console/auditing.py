@@ -2,6 +2,7 @@
 the record's bundle as downloads. Nothing here changes anything but the page's last verification."""
 
 # Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
+from collections.abc import AsyncIterator
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -10,7 +11,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from services.console import roles
 from services.console.record_desk import ChainHead, DeskUnavailable, RecordDesk, chunks
 from services.console.sessions import Session
-from services.console.web import STALE_FORM, Pages, form_of, see_other
+from services.console.web import NOT_AN_ID, STALE_FORM, Pages, form_of, see_other
 
 NO_SUCH_COMPLAINT = "The record holds no event of that complaint."
 
@@ -57,7 +58,7 @@ def router(pages: Pages, desk: RecordDesk) -> APIRouter:
         try:
             complaint_id = UUID(complaint.strip())
         except ValueError:
-            return await record_page(session, "A complaint id looks like 8-4-4-4-12 hexadecimal digits.", 422)
+            return await record_page(session, NOT_AN_ID, 422)
         try:
             spooled, found = await desk.proof(str(complaint_id))
         except DeskUnavailable as error:
@@ -79,9 +80,9 @@ def router(pages: Pages, desk: RecordDesk) -> APIRouter:
     return api
 
 
-def download(body: object, name: str) -> StreamingResponse:
+def download(body: AsyncIterator[bytes], name: str) -> StreamingResponse:
     return StreamingResponse(
-        body,  # type: ignore[arg-type]  # an async iterator of bytes
+        body,
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

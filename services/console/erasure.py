@@ -15,9 +15,8 @@ from services.console.application import ConsoleApplication
 from services.console.domain import Case
 from services.console.gateway import Gateway
 from services.console.sessions import Session
-from services.console.web import STALE_FORM, Pages, form_of
+from services.console.web import NOT_AN_ID, STALE_FORM, Pages, form_of
 
-NOT_AN_ID = "A complaint id looks like 8-4-4-4-12 hexadecimal digits."
 NO_REASON = "Say why the patient data is erased."
 NOT_CONFIRMED = "Tick the box to confirm: the patient data cannot be brought back."
 

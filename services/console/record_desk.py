@@ -87,10 +87,13 @@ class RecordDesk:
                     message = await js.get_last_msg(RECORD_STREAM, f"events.{service}.CheckpointSigned")
                 except NotFoundError:
                     continue  # this service has signed nothing yet
+                # A checkpoint that does not parse is left to the verification, which names it.
                 signed = CheckpointSigned.model_validate_json(message.data or b"")
                 found.append(
                     ChainHead(service, signed.head_index, signed.head_hash, signed.recorded_at, message.seq)
                 )
+        except (NatsError, TimeoutError) as error:
+            raise DeskUnavailable(BUS_DOWN) from error
         finally:
             await nc.close()
         return found

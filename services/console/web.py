@@ -35,6 +35,7 @@ _templates = jinja2.Environment(
 
 
 STALE_FORM = "This form is out of date: open the page again."
+NOT_AN_ID = "A complaint id looks like 8-4-4-4-12 hexadecimal digits."
 
 
 class SignInRequired(Exception):

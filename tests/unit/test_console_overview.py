@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import pytest
 from jinja2.ext import babel_extract
 
-from services.console import auditing, erasure, overview, record_desk, roles
+from services.console import auditing, erasure, overview, record_desk, roles, web
 from services.console.chart import WIDTH, duty_bars
 from services.console.domain import Case, apply
 from services.console.i18n import LANGUAGES, translations
@@ -157,7 +157,7 @@ def test_the_new_pages_strings_are_in_each_catalogue() -> None:
         record_desk.NO_TRUST_FILE,
         record_desk.BUS_DOWN,
         auditing.NO_SUCH_COMPLAINT,
-        erasure.NOT_AN_ID,
+        web.NOT_AN_ID,
         erasure.NO_REASON,
         erasure.NOT_CONFIRMED,
     }
