@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from services.console import roles
-from services.console.record_desk import ChainHead, DeskUnavailable, RecordDesk, chunks
+from services.console.record_desk import NO_AUDITOR_CREDENTIAL, ChainHead, DeskUnavailable, RecordDesk, chunks
 from services.console.sessions import Session
 from services.console.web import NOT_AN_ID, STALE_FORM, Pages, form_of, see_other
 
@@ -34,6 +34,7 @@ def router(pages: Pages, desk: RecordDesk) -> APIRouter:
             heads=heads,
             last=desk.last,
             whole=desk.reads_the_whole_record,
+            cannot_read_whole=NO_AUDITOR_CREDENTIAL,
             trouble=trouble,
         )
 

@@ -64,7 +64,7 @@ def test_the_overview_record_and_erasure_pages_render(language: str) -> None:
     verified = Verification(signed + timedelta(minutes=1), "au-001", True, "verified: 3 messages", [])
     record = text(pages.render(
         "record.html", language, session, heads=[ChainHead("intake", 7, "ab" * 32, signed, 9)],
-        last=verified, whole=True, trouble="",
+        last=verified, whole=True, trouble="", cannot_read_whole="",
     ).body)  # fmt: skip
     assert 'data-service="intake"' in record
     assert 'action="/record/verify"' in record
