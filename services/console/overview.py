@@ -86,7 +86,10 @@ def overview(cases: Iterable[Case], now: datetime, listed: int = CASES_LISTED) -
     open_rows.sort(key=lambda row: (row.occurred_at or now, str(row.complaint_id)), reverse=True)
     found.tracks, found.more_cases = open_rows[:listed], max(len(open_rows) - listed, 0)
     found.open_by_department = dict(sorted(found.open_by_department.items()))
-    found.duties = dict(sorted(found.duties.items(), key=lambda item: list(ROLE_OF_DUTY).index(item[0][0])))
+    order = {kind: place for place, kind in enumerate(ROLE_OF_DUTY)}  # the regime's order; others last
+    found.duties = dict(
+        sorted(found.duties.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0]))
+    )
     return found
 
 
