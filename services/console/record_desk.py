@@ -150,6 +150,8 @@ class RecordDesk:
         try:
             async for message in read_messages(nc.jetstream()):
                 yield message
+        except (NatsError, TimeoutError) as error:  # the server went away while the record was read
+            raise DeskUnavailable(BUS_DOWN) from error
         finally:
             await nc.close()
 
