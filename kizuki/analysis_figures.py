@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from kizuki.agreement import agreement
 from kizuki.analysis import CATEGORIES, DOMAIN_OF, NOT_CODED, Case, Notice
-from kizuki.report import iso_or_none, nearest_rank
+from kizuki.report import iso_or_none
+from shared.duty_status import nearest_rank
 from shared.events import HCAT_DOMAINS
 
 RECUR_IN, RECUR_OF = 3, 4

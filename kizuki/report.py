@@ -8,7 +8,6 @@ the clock or on dictionary order. What is not yet due is judged as of the record
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,17 +15,11 @@ from datetime import datetime
 from typing import Any, get_args
 
 from kizuki.audit import RecordMessage
+from shared.duty_status import REPORTING_ROLES, STATUSES, duty_status, nearest_rank
 from shared.events import CheckpointSigned, DutyKind
 
-REPORTING_ROLES = {
-    "supervisor_acknowledgement": "supervisor",
-    "supervisor_report": "supervisor",
-    "first_hearer_report": "first hearer",
-}
 TRACKS = ("first_hearer_report", "supervisor_report")
 DUTY_KINDS: tuple[str, ...] = get_args(DutyKind)
-# What became of a duty, as of the record's last event.
-STATUSES = ("on_time", "late", "missed", "overdue", "not_yet_due")
 CHECKPOINT = CheckpointSigned.type_name()
 READ = frozenset(
     {
@@ -58,14 +51,8 @@ class Duty:
     deadline_passed: bool = False  # the record says so (DutyMissed, DeadlinePassed)
 
     def status(self, as_of: datetime | None) -> str:
-        """Done on time or late; else missed (a reporting duty, which names the person who owed it)
-        or overdue (the apology call, the feedback: still to be done) once the deadline has passed;
-        else not yet due."""
-        if self.done_at is not None:
-            return "on_time" if self.done_at <= self.due_at else "late"
-        if self.deadline_passed or (as_of is not None and as_of >= self.due_at):
-            return "missed" if self.kind in REPORTING_ROLES else "overdue"
-        return "not_yet_due"
+        """As of the record's last event."""
+        return duty_status(self.kind, self.due_at, self.done_at, self.deadline_passed, as_of)
 
 
 @dataclass
@@ -226,14 +213,6 @@ class Rebuild:
             ),
             key=lambda timeline: (timeline.occurred_at, timeline.complaint_id),
         )
-
-
-def nearest_rank(values: list[float], share: float) -> float | None:
-    """The smallest value with at least ``share`` of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def summary(found: list[Timeline]) -> dict[str, Any]:

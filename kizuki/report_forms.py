@@ -8,7 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from kizuki.report import STATUSES, TRACKS, Timeline, summary
+from kizuki.report import TRACKS, Timeline, summary
+from shared.duty_status import STATUSES
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -25,6 +25,7 @@ from shared.events import (
     DutyMissed,
     DutyReassigned,
     EscalationStarted,
+    FirstResponseRecorded,
     NotificationAcknowledged,
     NotificationFailed,
     NotificationNotDelivered,
@@ -106,6 +107,7 @@ class Case:
     tier: str | None = None
     erased: bool = False
     closed_at: datetime | None = None
+    first_response_at: datetime | None = None  # the first call that reached the patient, as stated
     duties: dict[str, Duty] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     callbacks: dict[UUID, Callback] = field(default_factory=dict)
@@ -141,6 +143,8 @@ def apply(case: Case, event: AnyEvent) -> None:
             _acknowledge_alerts(case, event.duty)
         case DutyMissed() | DeadlinePassed() if event.duty in case.duties:
             case.duties[event.duty].deadline_passed = True
+        case FirstResponseRecorded() if event.patient_reached and case.first_response_at is None:
+            case.first_response_at = event.occurred_at
         case ReportFiled():
             pass  # the track's DutyFulfilled follows; the timeline keeps the report itself
         case CaseClosed():

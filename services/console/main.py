@@ -6,11 +6,12 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import actions, pages, register, signin
+from services.console import actions, auditing, erasure, oversight, pages, register, signin
 from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.handlers import consumers
 from services.console.live import ChangeFeed
+from services.console.record_desk import RecordDesk
 from services.console.sessions import Attempts, Sessions
 from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
 from shared.directory import load_directory
@@ -47,4 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router(view, store, feed))
     app.include_router(actions.router(view, store, gateway))
     app.include_router(register.router(view, store, gateway, feed))
+    app.include_router(oversight.router(view, store))
+    app.include_router(auditing.router(view, RecordDesk(settings)))
+    app.include_router(erasure.router(view, store, gateway))
     return app

@@ -10,14 +10,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.console import labels
+from services.console import labels, roles
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.sessions import Session, Sessions
 from services.console.work import ACTION_FOR_DUTY, OPEN_CALLBACK, time_left
-from shared.directory import Directory
+from shared.auth import WRITERS
+from shared.directory import Directory, Role
 from shared.timers import now
 
 SESSION_COOKIE = "kizuki_console"
@@ -34,6 +35,7 @@ _templates = jinja2.Environment(
 
 
 STALE_FORM = "This form is out of date: open the page again."
+NOT_AN_ID = "A complaint id looks like 8-4-4-4-12 hexadecimal digits."
 
 
 class SignInRequired(Exception):
@@ -53,6 +55,22 @@ class Pages:
         if session is None:
             raise SignInRequired
         return session
+
+    def session_of(self, request: Request, allowed: frozenset[Role]) -> Session:
+        """The session of a person holding one of the ``allowed`` roles; anyone else gets a 403 page."""
+        session = self.session(request)
+        member = self.directory.staff.get(session.staff_id)
+        if member is None or allowed.isdisjoint(member.roles):
+            raise HTTPException(403, detail=roles.NOT_FOR_YOUR_ROLE)
+        return session
+
+    def reach(self, session: Session | None) -> dict[str, Any]:
+        """What the navigation offers: the pages of the person's roles, and whether they only read."""
+        held = set(self.directory.staff[session.staff_id].roles) if session else set()
+        return {
+            "links": [path for path, allowed in roles.PAGES.items() if not allowed.isdisjoint(held)],
+            "read_only": bool(held) and WRITERS.isdisjoint(held),  # the auditor: nothing to register
+        }
 
     def render(
         self,
@@ -76,6 +94,7 @@ class Pages:
             action_for_duty=ACTION_FOR_DUTY,
             open_callback=OPEN_CALLBACK,
             labels=labels,
+            **self.reach(session),
             clock=Clock(self.timezone, language),
             now=now(),
             here=here,
@@ -83,6 +102,12 @@ class Pages:
             **values,
         )
         return HTMLResponse(page, status_code=status)
+
+    def picture(self, template: str, language: str, **values: Any) -> Response:
+        """An SVG drawn on the server, its words in the person's language."""
+        texts = translations(language)
+        drawn = _templates.get_template(template).render(_=texts.gettext, language=language, **values)
+        return Response(drawn, media_type="image/svg+xml")
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """The staff console in Debian's Chromium, in each language: a nurse registers a complaint heard by
 phone, her supervisor's "My work" shows it without a reload, she acknowledges it with a click, and it
-is on the record; a nurse of another department sees none of it. Screenshots of each page go to var/."""
+is on the record; a nurse of another department sees none of it, nor the overview; quality reads the
+overview, the auditor verifies the record, the administrator erases the patient data. Screenshots of
+each page go to var/."""
 
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     system: System, browser: Browser, language: str
 ) -> None:
     _ = translations(language).gettext  # what the pages say, from the console's own catalogue
-    for staff_id in ("n-001", "sv-003", "n-002"):
+    for staff_id in ("n-001", "sv-003", "n-002", "q-001", "au-001", "dm-001"):
         set_password(system, staff_id)
     supervisor = await signed_in(browser, system, "sv-003", language, phone=True)
     await supervisor.evaluate("window.notReloaded = true")
@@ -138,3 +140,30 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     assert answer is not None
     assert answer.status == 404
     await shoot(other, f"{language}-case-not-hers")
+    refused = await other.goto(system.url("console", "/overview"))
+    assert refused is not None
+    assert refused.status == 403
+    await shoot(other, f"{language}-overview-refused")
+
+    # Quality reads the overview; the auditor verifies the record; the administrator erases the data.
+    quality = await signed_in(browser, system, "q-001", language)
+    await quality.click("a[href='/overview']")
+    await quality.locator(f"#tracks [data-complaint='{complaint_id}']").wait_for()
+    await shoot(quality, f"{language}-overview")
+    auditor = await signed_in(browser, system, "au-001", language)
+    await auditor.click("a[href='/record']")
+    await auditor.get_by_role("button", name=_("Verify the whole record now")).click()
+    await auditor.locator("#verification").wait_for()
+    await shoot(auditor, f"{language}-record")
+    administrator = await signed_in(browser, system, "dm-001", language)
+    await administrator.click("a[href='/erase']")
+    await administrator.get_by_label(_("Complaint id"), exact=True).fill(complaint_id)
+    await administrator.get_by_role("button", name=_("Continue")).click()
+    await administrator.get_by_label(_("Why (for instance: the patient asked, on what date)")).fill("1 Dec")
+    await administrator.get_by_label(_("I understand that the patient data cannot be brought back.")).check()
+    await shoot(administrator, f"{language}-erase")
+    await administrator.get_by_role("button", name=_("Erase the patient data for good")).click()
+    await administrator.locator("[role=status]").wait_for()
+    await shoot(administrator, f"{language}-erased")
+    record = await until_record(system, "the erasure", lambda r: of(r, complaint_id, "ComplaintErased"))
+    assert of(record, complaint_id, "ComplaintErased")[0]["by"] == "dm-001"
