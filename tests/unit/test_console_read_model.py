@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
 def work_of(cases: list[Case], staff_id: str, shown: int = WORK_SHOWN) -> tuple[list[WorkItem], int]:
-    """"My work" as the console answers it: from a work index of these cases."""
+    """ "My work" as the console answers it: from a work index of these cases."""
     by_id = {case.complaint_id: case for case in cases}
     keys = WorkIndex().refreshed(by_id, DIRECTORY).keys_of(staff_id)
     return my_work(by_id, keys, staff_id, DIRECTORY, NOW, shown=shown)
