@@ -11,6 +11,7 @@ from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.handlers import consumers
 from services.console.live import ChangeFeed
+from services.console.oidc import SignOn
 from services.console.sessions import Attempts, Sessions
 from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
 from shared.directory import watch_directory
@@ -42,8 +43,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(StarletteHTTPException, explain)
-    gateway = Gateway(settings, directory, httpx.AsyncClient(timeout=10))
-    app.include_router(signin.router(view, settings.console_passwords, Attempts(), language))
+    client = httpx.AsyncClient(timeout=10)
+    gateway = Gateway(settings, directory, client)
+    sign_on = SignOn(settings.console_oidc, client) if settings.console_oidc else None
+    app.include_router(signin.router(view, settings.console_passwords, Attempts(), language, sign_on))
     app.include_router(pages.router(view, store, feed, gateway))
     app.include_router(callbacks.router(view, store))
     app.include_router(actions.router(view, store, gateway))
