@@ -28,7 +28,7 @@ from kizuki.server_config import write_server_config
 from services.console.passwords import set_password
 from shared.bus import connect
 from shared.directory import load_directory
-from shared.events import ComplaintReceived, DutyAssigned, WireEvent, encode_event
+from shared.events import ComplaintReceived, DutyAssigned, WireEvent, encode_event, headers_for
 from shared.reference import reference_of
 from shared.settings import load_settings
 from shared.timers import now
@@ -67,7 +67,10 @@ def case_events(complaint_id: UUID, n: int, due_in: timedelta) -> list[WireEvent
 
 async def publish(js: JetStreamContext, events: list[WireEvent]) -> None:
     for start in range(0, len(events), 500):
-        await asyncio.gather(*(js.publish(e.subject, encode_event(e)) for e in events[start : start + 500]))
+        batch = events[start : start + 500]
+        await asyncio.gather(
+            *(js.publish(e.subject, encode_event(e), headers=headers_for(e, str(e.event_id))) for e in batch)
+        )
 
 
 async def signed_in(base: str, staff_id: str) -> httpx.AsyncClient:
