@@ -27,4 +27,5 @@ def test_the_sign_on_is_off_unless_its_issuer_is_set_and_then_needs_its_client()
         }
     ).console_oidc
     assert settings is not None
-    assert (settings.staff_claim, settings.client_secret_file.name) == ("staff_id", "console-oidc-client-secret")
+    assert settings.staff_claim == "staff_id"
+    assert settings.client_secret_file.name == "console-oidc-client-secret"
