@@ -88,7 +88,10 @@ class SignOn:
         if pending is None or time.monotonic() - pending.started > PENDING_SECONDS:
             raise SignOnRefused("no sign-in of this browser is waiting for that answer")
         provider = await self.discovery()
-        secret = self.settings.client_secret_file.read_text(encoding="utf-8").strip()
+        try:
+            secret = self.settings.client_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise SignOnRefused(f"the client secret cannot be read: {error}") from None
         tokens = await self._json(
             "POST",
             provider["token_endpoint"],
