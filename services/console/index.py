@@ -1,7 +1,7 @@
 """Who has what to do, kept up to date as events are folded, so that "My work" for one person costs
 what that person's items cost, not a scan of every case. Pure.
 
-An item of work is keyed ``(due_at, complaint id, kind, callback id or "")``: each person's keys are
+An item of work is keyed ``(due_at, complaint id, kind, callback id or None)``: each person's keys are
 kept sorted, soonest due first. The people of a duty are its owner and everyone in the owner's chain,
 which the staff directory decides: when the directory changes the index is built again.
 """
@@ -17,7 +17,7 @@ from uuid import UUID
 from services.console.domain import Case
 from shared.directory import Directory
 
-Key = tuple[datetime, str, str, str]
+Key = tuple[datetime, UUID, str, UUID | None]
 OPEN_CALLBACK = ("scheduled", "not reached", "overdue")
 
 
@@ -26,15 +26,15 @@ def work_keys(case: Case, chain_above: Callable[[str], list[str]]) -> dict[str, 
     callbacks for their callback staff; nothing once the case is closed."""
     if case.closed_at is not None:
         return {}
-    complaint = str(case.complaint_id)
+    complaint = case.complaint_id
     keyed: dict[str, list[Key]] = {}
     for duty in case.duties.values():
         if duty.is_open:
             for person in dict.fromkeys([duty.owner, *chain_above(duty.owner)]):
-                keyed.setdefault(person, []).append((duty.due_at, complaint, duty.kind, ""))
+                keyed.setdefault(person, []).append((duty.due_at, complaint, duty.kind, None))
     for callback in case.callbacks.values():
         if callback.outcome in OPEN_CALLBACK:
-            key = (callback.due_at, complaint, "callback", str(callback.callback_id))
+            key = (callback.due_at, complaint, "callback", callback.callback_id)
             keyed.setdefault(callback.assignee, []).append(key)
     return keyed
 

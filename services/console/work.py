@@ -57,15 +57,14 @@ def my_work(
     the first ``shown``, and how many more there are."""
     items: list[WorkItem] = []
     matching = 0
-    for position, (_, complaint, kind, callback) in enumerate(keys):
+    for position, (_, complaint_id, kind, callback_id) in enumerate(keys):
         if not filters.any and len(items) == shown:  # the rest all count, unread
             return items, len(keys) - position
-        case = cases[UUID(complaint)]
+        case = cases[complaint_id]
         if (filters.tier and case.tier != filters.tier) or (
             filters.department and case.department != filters.department
         ):
             continue
-        callback_id = UUID(callback) if callback else None
         if filters.overdue and not _late(case, kind, callback_id, now):
             continue
         matching += 1
