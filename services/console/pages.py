@@ -20,7 +20,7 @@ from services.console.labels import TIERS
 from services.console.live import ChangeFeed
 from services.console.sessions import Session
 from services.console.web import Pages
-from services.console.work import may_see, my_work
+from services.console.work import WorkItem, may_see, my_work
 from shared.reference import parse_reference
 from shared.timers import now
 
@@ -62,10 +62,9 @@ def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed, gateway: G
         filters = filtered(request, session)
         moment, directory = now(), pages.directory
 
-        def mine(cases: dict[UUID, Case], index: WorkIndex) -> Any:
-            return my_work(
-                cases, index.keys_of(session.staff_id), session.staff_id, directory, moment, filters
-            )
+        def mine(cases: dict[UUID, Case], index: WorkIndex) -> tuple[list[WorkItem], int]:
+            keys = index.keys_of(session.staff_id)
+            return my_work(cases, keys, session.staff_id, directory, moment, filters)
 
         items, more = store.read_work(directory, mine)
         return pages.render(
