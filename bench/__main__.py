@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.audit import SOURCES, VERIFY_GOAL_PER_SECOND, audit_reading
 from bench.baseline import bus_baseline
+from bench.console import console_at_scale, console_table
 from bench.end_to_end import end_to_end
 from bench.timers import pending_timers
 from kizuki.processes import nats_server_binary
@@ -111,6 +112,8 @@ def table(results: dict[str, Any]) -> str:
                 f"{task:<8}{source:<8}{rate:>10.0f}{rate / bare:>8.2f}{rate / VERIFY_GOAL_PER_SECOND:>8.2f}"
                 f"{reading['peak_memory_mib']:>10.0f}"
             )
+    lines.append("")
+    lines += console_table(results["console"])
     return "\n".join(lines)
 
 
@@ -124,6 +127,7 @@ def main() -> None:
     parser.add_argument(
         "--audit-events", type=int, default=1_000_000, help="events of the synthetic record audited"
     )
+    parser.add_argument("--console-cases", type=int, default=10_000, help="open cases in the console")
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
 
@@ -139,6 +143,7 @@ def main() -> None:
     )
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = asyncio.run(audit_reading(args.audit_events))
+    results["console"] = asyncio.run(console_at_scale(out.parent / "console", args.console_cases))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

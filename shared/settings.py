@@ -31,6 +31,17 @@ class PostgresSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """The hospital's OpenID Connect sign-on, for the console (authorization code with PKCE)."""
+
+    issuer: str  # its discovery document is at <issuer>/.well-known/openid-configuration
+    client_id: str
+    client_secret_file: Path
+    redirect_url: str  # the console's /sign-in/oidc/callback as the browser reaches it
+    staff_claim: str  # the ID token's claim that carries the staff id
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     nats_port: int
@@ -64,6 +75,7 @@ class Settings:
     checkpoint_seconds: float = 60.0
     timer_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
     token_max_lifetime: timedelta = timedelta(hours=12)
+    console_oidc: OidcSettings | None = None
 
     @property
     def bus_url(self) -> str:
@@ -183,6 +195,25 @@ def _yes(env: Mapping[str, str], name: str) -> bool:
     return raw == "yes"
 
 
+def _oidc(env: Mapping[str, str], secrets: Path) -> OidcSettings | None:
+    issuer = env.get("KIZUKI_CONSOLE_OIDC_ISSUER")
+    if not issuer:
+        return None
+    needed = ("KIZUKI_CONSOLE_OIDC_CLIENT_ID", "KIZUKI_CONSOLE_OIDC_REDIRECT_URL")
+    missing = [name for name in needed if not env.get(name)]
+    if missing:
+        raise SettingsError(f"KIZUKI_CONSOLE_OIDC_ISSUER is set: set {' and '.join(missing)} too")
+    return OidcSettings(
+        issuer=issuer,
+        client_id=env["KIZUKI_CONSOLE_OIDC_CLIENT_ID"],
+        client_secret_file=Path(
+            env.get("KIZUKI_CONSOLE_OIDC_CLIENT_SECRET_FILE") or secrets / "console-oidc-client-secret"
+        ),
+        redirect_url=env["KIZUKI_CONSOLE_OIDC_REDIRECT_URL"],
+        staff_claim=env.get("KIZUKI_CONSOLE_OIDC_STAFF_CLAIM") or "staff_id",
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KIZUKI_DATA_DIR") or "var").resolve()
@@ -244,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wechat_token=Path(env.get("KIZUKI_WECHAT_TOKEN") or secrets / "wechat-token"),
         wechat_aes_key=Path(env.get("KIZUKI_WECHAT_AES_KEY") or secrets / "wechat-aes-key"),
         console_passwords=Path(env.get("KIZUKI_CONSOLE_PASSWORDS") or secrets / "console-passwords.json"),
+        console_oidc=_oidc(env, secrets),
         wechat_plaintext=_yes(env, "KIZUKI_WECHAT_PLAINTEXT"),
         store=store,
         postgres=postgres,

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from services.console.application import ConsoleApplication
+from services.console.callbacks import callbacks_page
 from services.console.gateway import Gateway
 from services.console.pages import case_page
 from services.console.sessions import Session
@@ -72,7 +73,9 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         path = f"/v1/cases/{complaint_id}/" + ESCALATION_PATHS[action].format(duty=duty)
         outcome = await gateway.post("escalation", path, session.staff_id, escalation_body(action, form))
         if not outcome.ok:
-            return case_page(pages, store, session, complaint_id, outcome.refusal, outcome.status)
+            return await case_page(
+                pages, store, gateway, session, complaint_id, outcome.refusal, outcome.status
+            )
         return see_other(local_path(form.get("next"), f"/cases/{complaint_id}"))
 
     @api.post("/cases/{complaint_id}/callbacks/{callback_id}/{outcome}")
@@ -82,8 +85,12 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         session, form = await checked_form(request)
         path = f"/v1/callbacks/{callback_id}/{outcome}"
         answer = await gateway.post("followup", path, session.staff_id, followup_body(outcome, form))
+        if not answer.ok and local_path(form.get("next")).startswith("/callbacks"):
+            return callbacks_page(pages, store, session, answer.refusal, answer.status)
         if not answer.ok:
-            return case_page(pages, store, session, complaint_id, answer.refusal, answer.status)
+            return await case_page(
+                pages, store, gateway, session, complaint_id, answer.refusal, answer.status
+            )
         return see_other(local_path(form.get("next"), f"/cases/{complaint_id}"))
 
     return api

@@ -17,7 +17,10 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
 from services.console.domain import Case, apply
+from services.console.index import WorkIndex
+from shared.directory import Directory
 from shared.events import AnyEvent, decode_event, encode_event
+from shared.reference import reference_of
 from shared.store import ServiceApplication
 
 Result = TypeVar("Result")
@@ -50,6 +53,8 @@ class ConsoleApplication(ServiceApplication):
         super().__init__(env=env)
         self._lock = threading.Lock()
         self._cases: dict[UUID, Case] = {}
+        self._work = WorkIndex()
+        self._references: dict[str, set[UUID]] = {}  # a reference can be shared (rarely): see reference.py
         self._rebuild()
 
     def note(self, received: AnyEvent, tracking: Tracking) -> None:
@@ -72,9 +77,25 @@ class ConsoleApplication(ServiceApplication):
         with self._lock:
             return query(self._cases)
 
+    def read_work(
+        self, directory: Directory, query: Callable[[dict[UUID, Case], WorkIndex], Result]
+    ) -> Result:
+        """Answer a query over the read model and its work index, brought up to date first."""
+        with self._lock:
+            return query(self._cases, self._work.refreshed(self._cases, directory))
+
+    def by_reference(self, reference: str) -> set[UUID]:
+        """The complaints with this reference (``XXXX-XXXX``): one, or none, or (rarely) several."""
+        with self._lock:
+            return set(self._references.get(reference, ()))
+
     def _fold(self, complaint_id: UUID, received: AnyEvent) -> None:
         with self._lock:
-            apply(self._cases.setdefault(complaint_id, Case(complaint_id)), received)
+            if complaint_id not in self._cases:
+                self._cases[complaint_id] = Case(complaint_id)
+                self._references.setdefault(reference_of(complaint_id), set()).add(complaint_id)
+            apply(self._cases[complaint_id], received)
+            self._work.changed(complaint_id)
 
     def _rebuild(self) -> None:
         topics = [get_topic(CaseRecord.Opened), get_topic(CaseRecord.Noted)]

@@ -11,6 +11,7 @@ import httpx
 
 from shared.auth import issue_token
 from shared.directory import Directory
+from shared.live_file import LiveFile
 from shared.settings import Settings
 
 # Long enough for one request; the console mints a new one for each action.
@@ -28,7 +29,7 @@ class Outcome:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, directory: Directory, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, directory: LiveFile[Directory], client: httpx.AsyncClient) -> None:
         self.settings = settings
         self.directory = directory
         self.client = client
@@ -36,9 +37,25 @@ class Gateway:
     async def post(
         self, service: str, path: str, staff_id: str, body: dict[str, Any] | None = None, **headers: str
     ) -> Outcome:
-        token = issue_token(self.settings.token_signing_key, staff_id, self.directory, TOKEN_LIFETIME)
+        return await self._send("POST", service, path, staff_id, body, headers)
+
+    async def get(self, service: str, path: str, staff_id: str) -> Outcome:
+        """A read the service decides on for this person (e.g. intake's patient data)."""
+        return await self._send("GET", service, path, staff_id, None, {})
+
+    async def _send(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        staff_id: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> Outcome:
+        token = issue_token(self.settings.token_signing_key, staff_id, self.directory.current, TOKEN_LIFETIME)
         try:
-            response = await self.client.post(
+            response = await self.client.request(
+                method,
                 self.settings.http_url(service) + path,
                 json=body,
                 headers={"Authorization": f"Bearer {token}", **headers},

@@ -6,15 +6,16 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import actions, auditing, erasure, oversight, pages, register, signin
+from services.console import actions, auditing, callbacks, erasure, oversight, pages, register, signin
 from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.handlers import consumers
 from services.console.live import ChangeFeed
+from services.console.oidc import SignOn
 from services.console.record_desk import RecordDesk
 from services.console.sessions import Attempts, Sessions
 from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
-from shared.directory import load_directory
+from shared.directory import watch_directory
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, http_app, open_store
 from shared.settings import Settings
@@ -22,7 +23,7 @@ from shared.settings import Settings
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.policy_path)
-    directory = load_directory(settings.directory_path)
+    directory = watch_directory(settings.directory_path)
     store = open_store(ConsoleApplication, settings)
     feed = ChangeFeed()
     runtime = ServiceRuntime(settings, store, consumers(store), workers=[feed])
@@ -43,9 +44,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(StarletteHTTPException, explain)
-    gateway = Gateway(settings, directory, httpx.AsyncClient(timeout=10))
-    app.include_router(signin.router(view, settings.console_passwords, Attempts(), language))
-    app.include_router(pages.router(view, store, feed))
+    client = httpx.AsyncClient(timeout=10)
+    gateway = Gateway(settings, directory, client)
+    sign_on = SignOn(settings.console_oidc, client) if settings.console_oidc else None
+    app.include_router(signin.router(view, settings.console_passwords, Attempts(), language, sign_on))
+    app.include_router(pages.router(view, store, feed, gateway))
+    app.include_router(callbacks.router(view, store))
     app.include_router(actions.router(view, store, gateway))
     app.include_router(register.router(view, store, gateway, feed))
     app.include_router(oversight.router(view, store))

@@ -1,41 +1,91 @@
-"""The pages people read: "My work", a case, and the live updates and files they use."""
+"""The pages people read: "My work", a case (by its id or its reference), and the live updates and
+files they use."""
 
 # Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
 import copy
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
+from services.console.allowed import allowed
 from services.console.application import ConsoleApplication
 from services.console.domain import Case
+from services.console.filters import Filters
+from services.console.gateway import Gateway
+from services.console.index import WorkIndex
+from services.console.labels import TIERS
 from services.console.live import ChangeFeed
 from services.console.sessions import Session
 from services.console.web import Pages
-from services.console.work import may_see, my_work
+from services.console.work import WorkItem, may_see, my_work
+from shared.reference import parse_reference
 from shared.timers import now
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
 
 
-def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed) -> APIRouter:
+def filtered(request: Request, session: Session) -> Filters:
+    """The filters the address chose, kept in the session for the pages to come."""
+    session.filters = Filters.chosen(request.query_params, session.filters)
+    return session.filters
+
+
+def case_id(store: ConsoleApplication, case_ref: str) -> UUID | None:
+    """The complaint an address names: by its id, or by its reference when exactly one complaint has it
+    (a reference two complaints share, rarely, names neither: their ids tell them apart)."""
+    try:
+        return UUID(case_ref)
+    except ValueError:
+        pass
+    reference = parse_reference(case_ref)
+    known = store.by_reference(reference) if reference else set()
+    return next(iter(known)) if len(known) == 1 else None
+
+
+def filter_choices(pages: Pages) -> dict[str, Any]:
+    """What the filter form offers: the tiers and the directory's departments."""
+    directory = pages.directory
+    departments = sorted({*directory.departments, *(m.department for m in directory.staff.values())})
+    return {"tiers": list(TIERS), "departments": departments}
+
+
+def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed, gateway: Gateway) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
     @api.get("/", response_class=HTMLResponse)
     async def work(request: Request) -> Response:
         session = pages.session(request)
-        moment = now()
-        items, more = store.read(
-            lambda cases: my_work(cases.values(), session.staff_id, pages.directory, moment)
-        )
-        return pages.render("work.html", session.language, session, items=items, more=more)
+        filters = filtered(request, session)
+        moment, directory = now(), pages.directory
 
-    @api.get("/cases/{complaint_id}", response_class=HTMLResponse)
-    async def case(request: Request, complaint_id: UUID) -> Response:
+        def mine(cases: dict[UUID, Case], index: WorkIndex) -> tuple[list[WorkItem], int]:
+            keys = index.keys_of(session.staff_id)
+            return my_work(cases, keys, session.staff_id, directory, moment, filters)
+
+        items, more = store.read_work(directory, mine)
+        return pages.render(
+            "work.html",
+            session.language,
+            session,
+            here="/" + filters.query(),
+            items=items,
+            more=more,
+            filters=filters,
+            **filter_choices(pages),
+        )
+
+    @api.get("/cases/{case_ref}", response_class=HTMLResponse)
+    async def case(request: Request, case_ref: str) -> Response:
+        """By complaint id, or by the reference read out on the phone (``XXXX-XXXX``)."""
         session = pages.session(request)
-        return case_page(pages, store, session, complaint_id)
+        complaint_id = case_id(store, case_ref)
+        if complaint_id is None:
+            return pages.render("missing.html", session.language, session, 404, complaint_id=case_ref)
+        return await case_page(pages, store, gateway, session, complaint_id, here=f"/cases/{case_ref}")
 
     @api.get("/events")
     async def events(request: Request) -> StreamingResponse:
@@ -55,26 +105,41 @@ def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed) -> APIRout
     return api
 
 
-def case_page(
+async def case_page(
     pages: Pages,
     store: ConsoleApplication,
+    gateway: Gateway,
     session: Session,
     complaint_id: UUID,
     refusal: str = "",
     status: int = 200,
+    here: str = "",
 ) -> Response:
-    """The case as the read model has it, for the people of the case and the overseers; a refusal of
-    the service an action was sent to is shown above it, with the service's status."""
+    """The case as the read model has it, for the people of the case and the overseers, with the forms
+    this person may use; a refusal of the service an action was sent to is shown above it, with the
+    service's status. The patient's data only if intake gives it to this person."""
+    directory = pages.directory
 
     def visible(cases: dict[UUID, Case]) -> Case | None:
         found = cases.get(complaint_id)
-        if found is None or not may_see(found, session.staff_id, pages.directory):
+        if found is None or not may_see(found, session.staff_id, directory):
             return None
         return copy.deepcopy(found)  # rendered outside the lock, while the consumer may change it
 
     case = store.read(visible)
     if case is None:
         return pages.render("missing.html", session.language, session, 404, complaint_id=complaint_id)
+    complaint = await gateway.get("intake", f"/v1/complaints/{complaint_id}", session.staff_id)
     return pages.render(
-        "case.html", session.language, session, status, f"/cases/{complaint_id}", case=case, refusal=refusal
+        "case.html",
+        session.language,
+        session,
+        status,
+        here or f"/cases/{complaint_id}",
+        case=case,
+        refusal=refusal,
+        allowed=allowed(case, session.staff_id, directory),
+        patient=complaint.body if complaint.ok else None,
+        # Refused (403) or unknown to intake (404): the section is not there. Not answering: said so.
+        patient_unavailable=complaint.refusal if complaint.status >= 500 else "",
     )

@@ -10,6 +10,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.console.filters import NO_FILTERS, Filters
+
 IDLE_SECONDS = 30 * 60
 FAILURES_ALLOWED = 5
 FAILURE_WINDOW_SECONDS = 15 * 60
@@ -21,6 +23,7 @@ class Session:
     csrf: str
     language: str
     last_seen: float
+    filters: Filters = NO_FILTERS  # of My work and the callbacks page, until changed or signed out
 
     def checks(self, csrf: str | None) -> bool:
         return csrf is not None and hmac.compare_digest(self.csrf, csrf)

@@ -2,6 +2,7 @@
 
 # Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
 import asyncio
+import logging
 import secrets
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
 from services.console.i18n import LANGUAGES
+from services.console.oidc import PENDING_SECONDS, SignOn, SignOnRefused
 from services.console.passwords import check_password
 from services.console.sessions import Attempts
 from services.console.web import SESSION_COOKIE, STALE_FORM, Pages, form_of, local_path, see_other
@@ -18,13 +20,25 @@ SIGN_IN_COOKIE = "kizuki_console_sign_in"
 WRONG = "The staff id or the password is wrong."
 TOO_MANY = "Too many attempts: wait a few minutes and try again."
 EXPIRED = "Your sign-in form expired: please try again."
+SIGN_ON_FAILED = "The hospital's sign-on did not sign you in: try again, or use your password."
+SIGN_ON_COOKIE = "kizuki_console_sign_on"
+log = logging.getLogger(__name__)
 
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: str) -> APIRouter:
+def open_session(pages: Pages, request: Request, response: Response, staff_id: str, language: str) -> None:
+    """The session cookie of a person whose identity is proven (a password, the hospital's sign-on)."""
+    session_id = pages.sessions.start(staff_id, language)
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request))
+
+
+def router(
+    pages: Pages, passwords: Path, attempts: Attempts, default_language: str, sign_on: SignOn | None = None
+) -> APIRouter:
+    """``sign_on``: the hospital's OpenID Connect sign-on, offered beside the password."""
     api = APIRouter(include_in_schema=False)
 
     def language_of(request: Request) -> str:
@@ -42,7 +56,14 @@ def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: 
         token = secrets.token_urlsafe(32)
         language = language_of(request)
         page = pages.render(
-            "sign_in.html", language, None, status, csrf=token, message=message, staff_id=staff_id
+            "sign_in.html",
+            language,
+            None,
+            status,
+            csrf=token,
+            message=message,
+            staff_id=staff_id,
+            sign_on=sign_on is not None,
         )
         page.set_cookie(SIGN_IN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request))
         return page
@@ -66,14 +87,52 @@ def router(pages: Pages, passwords: Path, attempts: Attempts, default_language: 
             attempts.failed(f"staff:{staff_id}", client)
             return sign_in_page(request, WRONG, 401, staff_id)
         response = see_other("/")
+        open_session(pages, request, response, staff_id, member.language)
+        response.delete_cookie(SIGN_IN_COOKIE)
+        return response
+
+    @api.get("/sign-in/oidc")
+    async def leave_for_sign_on(request: Request) -> Response:
+        if sign_on is None:
+            raise HTTPException(404, detail="this console has no sign-on: sign in with your password")
+        try:
+            url, state = await sign_on.start()
+        except SignOnRefused as refused:
+            log.warning("the hospital's sign-on cannot be used: %s", refused)
+            return sign_in_page(request, SIGN_ON_FAILED, 502)
+        response = see_other(url)
+        # Lax, not Strict: it must come back with the sign-on's redirect, a navigation from its site.
         response.set_cookie(
-            SESSION_COOKIE,
-            pages.sessions.start(staff_id, member.language),
+            SIGN_ON_COOKIE,
+            state,
+            max_age=PENDING_SECONDS,
             httponly=True,
-            samesite="strict",
+            samesite="lax",
             secure=_secure(request),
         )
-        response.delete_cookie(SIGN_IN_COOKIE)
+        return response
+
+    @api.get("/sign-in/oidc/callback", response_class=HTMLResponse)
+    async def back_from_sign_on(request: Request) -> Response:
+        if sign_on is None:
+            raise HTTPException(404, detail="this console has no sign-on: sign in with your password")
+        state, code = request.query_params.get("state", ""), request.query_params.get("code", "")
+        expected = request.cookies.get(SIGN_ON_COOKIE, "")
+        try:
+            if not state or not secrets.compare_digest(expected, state):
+                raise SignOnRefused("the answer is not for this browser's sign-in (state)")
+            staff_id = await sign_on.finish(state, code)
+            member = pages.directory.staff.get(staff_id)
+            if member is None:
+                raise SignOnRefused(f"{staff_id} is not in the staff directory")
+        except SignOnRefused as refused:
+            log.warning("sign-on refused: %s", refused)
+            return sign_in_page(request, SIGN_ON_FAILED, 401)
+        # A page of the console's own, not a redirect: the session cookie is SameSite=Strict, and a
+        # redirect chain that began on the sign-on's site would not send it.
+        response = pages.render("signed_in.html", member.language, None)
+        open_session(pages, request, response, staff_id, member.language)
+        response.delete_cookie(SIGN_ON_COOKIE)
         return response
 
     @api.post("/sign-out")

@@ -15,10 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.console import labels, roles
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
+from services.console.index import OPEN_CALLBACK
 from services.console.sessions import Session, Sessions
-from services.console.work import ACTION_FOR_DUTY, OPEN_CALLBACK, time_left
+from services.console.work import ACTION_FOR_DUTY, time_left
 from shared.auth import WRITERS
 from shared.directory import Directory, Role
+from shared.live_file import LiveFile
+from shared.reference import reference_of
 from shared.timers import now
 
 SESSION_COOKIE = "kizuki_console"
@@ -47,12 +50,18 @@ class Pages:
     """Renders pages for the person signed in (or for no one, on the sign-in page)."""
 
     sessions: Sessions
-    directory: Directory
+    staff_file: LiveFile[Directory]
     timezone: str
 
+    @property
+    def directory(self) -> Directory:
+        """The directory in force: read again when its file changes, without a restart."""
+        return self.staff_file.current
+
     def session(self, request: Request) -> Session:
+        """The person's open session; one whose person has left the directory is no longer one."""
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is None:
+        if session is None or session.staff_id not in self.directory.staff:
             raise SignInRequired
         return session
 
@@ -83,14 +92,15 @@ class Pages:
     ) -> HTMLResponse:
         """``here``: the page's path, where switching the language comes back to."""
         texts = translations(language)
+        directory = self.directory
         page = _templates.get_template(template).render(
             _=texts.gettext,
             language=language,
             languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
             session=session,
-            person=self.directory.staff[session.staff_id] if session else None,
-            staff=self.directory.staff,
-            executives=self.directory.executives,
+            person=directory.staff.get(session.staff_id) if session else None,
+            staff=directory.staff,
+            executives=directory.executives,
             action_for_duty=ACTION_FOR_DUTY,
             open_callback=OPEN_CALLBACK,
             labels=labels,
@@ -99,6 +109,7 @@ class Pages:
             now=now(),
             here=here,
             time_left=time_left,
+            reference=reference_of,
             **values,
         )
         return HTMLResponse(page, status_code=status)

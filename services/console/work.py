@@ -3,13 +3,15 @@ by deadline. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from uuid import UUID
 
+from services.console.allowed import may_do_duty
 from services.console.domain import Case
+from services.console.filters import NO_FILTERS, Filters
+from services.console.index import Key
 from shared.auth import OVERSEERS
 from shared.directory import Directory
 
@@ -24,7 +26,6 @@ ACTION_FOR_DUTY = {
     "first_response": "first-response",
     "patient_feedback": "feedback",
 }
-OPEN_CALLBACK = ("scheduled", "not reached", "overdue")
 
 
 @dataclass(frozen=True)
@@ -39,53 +40,76 @@ class WorkItem:
     due_at: datetime
     late: bool  # overdue, or a reporting duty missed
     owned: bool  # False: the person is in the owner's chain
-    action: str
+    action: str  # "" when the person may not take it (e.g. an auditor; a report they do not owe)
     callback_id: UUID | None = None
 
 
 def my_work(
-    cases: Iterable[Case], staff_id: str, directory: Directory, now: datetime, shown: int = WORK_SHOWN
+    cases: Mapping[UUID, Case],
+    keys: Sequence[Key],
+    staff_id: str,
+    directory: Directory,
+    now: datetime,
+    filters: Filters = NO_FILTERS,
+    shown: int = WORK_SHOWN,
 ) -> tuple[list[WorkItem], int]:
-    """What ``staff_id`` owes or would be alerted for, in open cases, soonest due first: the first
-    ``shown`` items, and how many more there are."""
-    chain_above = cache(directory.chain_above)
+    """``staff_id``'s items (``keys``, soonest due first, from the work index) that pass the filters:
+    the first ``shown``, and how many more there are."""
     items: list[WorkItem] = []
-    for case in cases:
-        if case.closed_at is not None:
+    matching = 0
+    for position, (_, complaint_id, kind, callback_id) in enumerate(keys):
+        if not filters.any and len(items) == shown:  # the rest all count, unread
+            return items, len(keys) - position
+        case = cases[complaint_id]
+        if (filters.tier and case.tier != filters.tier) or (
+            filters.department and case.department != filters.department
+        ):
             continue
-        items += [
-            WorkItem(
-                complaint_id=case.complaint_id,
-                department=case.department,
-                tier=case.tier,
-                kind=duty.kind,
-                owner=duty.owner,
-                due_at=duty.due_at,
-                late=duty.status(now) in ("overdue", "missed"),
-                owned=duty.owner == staff_id,
-                action=ACTION_FOR_DUTY[duty.kind],
-            )
-            for duty in case.duties.values()
-            if duty.is_open and (duty.owner == staff_id or staff_id in chain_above(duty.owner))
-        ]
-        items += [
-            WorkItem(
-                complaint_id=case.complaint_id,
-                department=case.department,
-                tier=case.tier,
-                kind="callback",
-                owner=callback.assignee,
-                due_at=callback.due_at,
-                late=callback.outcome == "overdue" or now >= callback.complete_by,
-                owned=True,
-                action="callback",
-                callback_id=callback.callback_id,
-            )
-            for callback in case.callbacks.values()
-            if callback.assignee == staff_id and callback.outcome in OPEN_CALLBACK
-        ]
-    items.sort(key=lambda item: (item.due_at, str(item.complaint_id), item.kind))
-    return items[:shown], max(len(items) - shown, 0)
+        if filters.overdue and not _late(case, kind, callback_id, now):
+            continue
+        matching += 1
+        if len(items) < shown:
+            items.append(_item(case, kind, callback_id, staff_id, directory, now))
+    return items, matching - len(items)
+
+
+def _late(case: Case, kind: str, callback_id: UUID | None, now: datetime) -> bool:
+    """Overdue, or a reporting duty missed; a callback overdue or past its last day."""
+    if callback_id is not None:
+        callback = case.callbacks[callback_id]
+        return callback.outcome == "overdue" or now >= callback.complete_by
+    return case.duties[kind].status(now) in ("overdue", "missed")
+
+
+def _item(
+    case: Case, kind: str, callback_id: UUID | None, staff_id: str, directory: Directory, now: datetime
+) -> WorkItem:
+    if callback_id is not None:
+        callback = case.callbacks[callback_id]
+        return WorkItem(
+            complaint_id=case.complaint_id,
+            department=case.department,
+            tier=case.tier,
+            kind="callback",
+            owner=callback.assignee,
+            due_at=callback.due_at,
+            late=_late(case, kind, callback_id, now),
+            owned=True,
+            action="callback",
+            callback_id=callback_id,
+        )
+    duty = case.duties[kind]
+    return WorkItem(
+        complaint_id=case.complaint_id,
+        department=case.department,
+        tier=case.tier,
+        kind=duty.kind,
+        owner=duty.owner,
+        due_at=duty.due_at,
+        late=_late(case, kind, None, now),
+        owned=duty.owner == staff_id,
+        action=ACTION_FOR_DUTY[duty.kind] if may_do_duty(case, kind, staff_id, directory) else "",
+    )
 
 
 def may_see(case: Case, staff_id: str, directory: Directory) -> bool:

@@ -15,7 +15,8 @@ from services.escalation.application import EscalationApplication
 from services.escalation.domain import Case
 from services.escalation.learning_views import LearningView, learning_fields
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
-from shared.directory import Directory, Role
+from shared.case_rules import JUDGES, OWNERS
+from shared.directory import Directory
 from shared.entered import TimeRefused
 from shared.events import DutyKind
 from shared.live_file import LiveFile
@@ -27,10 +28,6 @@ from shared.timers import now
 
 Result = TypeVar("Result")
 StaffId = Annotated[str, Field(min_length=1, max_length=100)]
-# Who may judge harassment, and who may record the corrective measure and close the case; always
-# also within the case's chains (the domain checks that).
-JUDGES: tuple[Role, ...] = ("supervisor", "executive", "second_line")
-OWNERS: tuple[Role, ...] = ("supervisor", "executive", "handler", "second_line")
 
 
 class Report(ActionBody):

@@ -15,6 +15,7 @@ from services.escalation.coding import CodingOfCase
 from services.escalation.deadlines import due_at
 from services.escalation.safety import SafetyLinksOfCase
 from shared import refusals
+from shared.case_rules import REPORT_TRACKS, report_tracks
 from shared.directory import Directory
 from shared.entered import check_entered
 from shared.policy import DUTY_KINDS, CalendarPolicy, ChasePolicy, DutyRule, EscalationPolicy
@@ -432,12 +433,8 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
         self._check_open()
         if to not in directory.executives:
             raise NotPossible(f"reports go to an executive ({', '.join(directory.executives)}), not {to}")
-        tracks = [
-            kind
-            for kind in ("first_hearer_report", "supervisor_report")
-            if by == self.duties[kind].owner
-            or (kind == "supervisor_report" and by in self.duties[kind].recipients)
-        ]
+        owners = {kind: self.duties[kind].owner for kind in REPORT_TRACKS}
+        tracks = report_tracks(by, owners, self.duties["supervisor_report"].recipients)
         if not tracks:
             raise NotPermitted(f"{by} owes no report on this case")
         for track in tracks:

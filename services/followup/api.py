@@ -11,11 +11,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from services.followup.access import ComplaintScope, callback_team
+from services.followup.access import ComplaintScope
 from services.followup.application import FollowupApplication
 from services.followup.domain import Callback, CallbackStatus
 from services.followup.listing import OPEN_STATUSES
 from shared.auth import ALL_ROLES, WRITERS, ActionBody, Authenticator, Person, refuse
+from shared.case_rules import callback_team
 from shared.directory import Directory
 from shared.entered import TimeRefused, check_entered
 from shared.events import CallbackPurpose

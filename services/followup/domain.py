@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
-from services.followup.access import callback_team
 from shared import refusals
 from shared.calendar import next_working_moment, outside_quiet_hours
+from shared.case_rules import callback_team
 from shared.directory import Directory
 from shared.events import CallbackPurpose
 from shared.policy import CalendarPolicy, FollowupPolicy

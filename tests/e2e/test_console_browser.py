@@ -6,15 +6,19 @@ each page go to var/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import UUID
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from services.console.i18n import LANGUAGES, translations
+from shared.reference import reference_of
 from tests.e2e.conftest import KIZUKI, System, of, until_record
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +108,9 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     assert _("The apology call is due by %(time)s.").split("%(time)s")[0] in (
         await deadline.text_content() or ""
     )
-    complaint_id = (await nurse.locator("#reference").text_content() or "").strip()
+    reference = (await nurse.locator("#reference").text_content() or "").strip()
+    complaint_id = await nurse.locator("#reference").get_attribute("data-complaint") or ""
+    assert reference == reference_of(UUID(complaint_id))
     await shoot(nurse, f"{language}-registered")
 
     # Her supervisor's open page shows it by itself: no reload, no click.
@@ -132,6 +138,36 @@ async def test_a_phone_complaint_reaches_the_supervisors_work_live_and_she_ackno
     assert "first_response" in (await refusal.text_content() or "")
     await shoot(supervisor, f"{language}-case-refused")
     assert not of(await system.record(), complaint_id, "CaseClosed")
+
+    # The case by the reference read out on the phone; "My work" narrowed, and still so after a case.
+    await supervisor.goto(system.url("console", f"/cases/{reference}"))
+    assert await supervisor.locator("#reference").text_content() == reference
+    await supervisor.locator("#patient").wait_for()  # she is in the first hearer's chain: intake shows her
+    await supervisor.click("a[href='/']")
+    await supervisor.get_by_label(_("Overdue only")).check()
+    await supervisor.get_by_role("button", name=_("Filter"), exact=True).click()
+    await supervisor.wait_for_url(re.compile(r"overdue=yes"))
+    await shoot(supervisor, f"{language}-work-filtered")
+    await supervisor.goto(system.url("console", f"/cases/{reference}"))
+    await supervisor.click("a[href='/']")
+    assert await supervisor.get_by_label(_("Overdue only")).is_checked()
+    assert await supervisor.locator(f"[data-complaint='{complaint_id}']").count() == 0  # nothing overdue
+
+    # Once the apology call is made, its callback is on the callback staff's page.
+    async with httpx.AsyncClient(timeout=10) as http:
+        made = await http.post(
+            system.url("escalation", f"/v1/cases/{complaint_id}/first-response"),
+            json={"patient_reached": True, "notes": "Apologised."},
+            headers=system.signed_in("hd-003"),
+        )
+        assert made.status_code == 200, made.text
+    record = await until_record(system, "the callback", lambda r: of(r, complaint_id, "CallbackScheduled"))
+    [scheduled] = of(record, complaint_id, "CallbackScheduled")
+    set_password(system, scheduled["assignee"])
+    caller = await signed_in(browser, system, scheduled["assignee"], language)
+    await caller.click("a[href='/callbacks']")
+    await caller.locator(f"[data-callback='{scheduled['callback_id']}']").wait_for()
+    await shoot(caller, f"{language}-callbacks")
 
     # A nurse of another department sees none of it.
     other = await signed_in(browser, system, "n-002", language)

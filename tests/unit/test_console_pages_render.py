@@ -12,14 +12,14 @@ from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TI
 from services.console.record_desk import ChainHead, Verification
 from services.console.sessions import Session, Sessions
 from services.console.web import Pages
-from shared.directory import load_directory
+from shared.directory import watch_directory
 from shared.duty_status import STATUSES
 from shared.settings import load_settings
 from tests.unit.test_console_overview import NOW, known_cases
 
 pytestmark = pytest.mark.unit
 
-DIRECTORY = load_directory(load_settings({}).directory_path)
+DIRECTORY = watch_directory(load_settings({}).directory_path)
 
 
 def pages_and_session(staff_id: str, language: str) -> tuple[Pages, Session]:

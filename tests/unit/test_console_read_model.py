@@ -9,7 +9,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from services.console.domain import Case, apply
-from services.console.work import may_see, my_work, time_left
+from services.console.index import WorkIndex
+from services.console.work import WORK_SHOWN, WorkItem, may_see, my_work, time_left
 from shared.directory import load_directory
 from shared.events import (
     AlertAcknowledged,
@@ -27,6 +28,13 @@ pytestmark = pytest.mark.unit
 
 DIRECTORY = load_directory(load_settings({}).directory_path)
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+
+
+def work_of(cases: list[Case], staff_id: str, shown: int = WORK_SHOWN) -> tuple[list[WorkItem], int]:
+    """ "My work" as the console answers it: from a work index of these cases."""
+    by_id = {case.complaint_id: case for case in cases}
+    keys = WorkIndex().refreshed(by_id, DIRECTORY).keys_of(staff_id)
+    return my_work(by_id, keys, staff_id, DIRECTORY, NOW, shown=shown)
 
 
 def common(complaint_id: UUID) -> dict[str, Any]:
@@ -53,14 +61,14 @@ def ward_3_case() -> Case:
 
 def test_my_work_lists_what_a_person_owns_and_what_they_are_in_the_chain_of_soonest_first() -> None:
     case = ward_3_case()
-    supervisor = my_work([case], "sv-003", DIRECTORY, NOW)[0]
+    supervisor = work_of([case], "sv-003")[0]
     # sv-003 owns the acknowledgement and is hd-003's supervisor, so in the apology call's chain.
     assert [(item.kind, item.owned) for item in supervisor] == [
         ("supervisor_acknowledgement", True),
         ("first_response", False),
     ]
     assert [item.action for item in supervisor] == ["acknowledge", "first-response"]
-    assert my_work([case], "n-002", DIRECTORY, NOW) == ([], 0)  # a nurse of Outpatients
+    assert work_of([case], "n-002") == ([], 0)  # a nurse of Outpatients
     assert not may_see(case, "n-002", DIRECTORY)
     assert may_see(case, "n-001", DIRECTORY)
     assert may_see(case, "ex-001", DIRECTORY)  # executives oversee every case
@@ -74,9 +82,9 @@ def test_a_duty_done_or_a_case_closed_leaves_my_work() -> None:
             **common(case.complaint_id), duty="supervisor_acknowledgement", by="sv-003", how="acknowledged"
         ),
     )
-    assert [item.kind for item in my_work([case], "sv-003", DIRECTORY, NOW)[0]] == ["first_response"]
+    assert [item.kind for item in work_of([case], "sv-003")[0]] == ["first_response"]
     apply(case, CaseClosed(**common(case.complaint_id), by="ex-001"))
-    assert my_work([case], "sv-003", DIRECTORY, NOW)[0] == []
+    assert work_of([case], "sv-003")[0] == []
 
 
 def test_an_alert_shows_to_whom_on_which_channel_and_whether_it_was_acknowledged() -> None:
@@ -123,7 +131,7 @@ def test_the_clock_counts_minutes_then_hours_and_goes_negative_once_overdue() ->
 
 def test_my_work_shows_the_soonest_due_and_counts_the_rest() -> None:
     cases = [ward_3_case() for _ in range(3)]
-    shown, more = my_work(cases, "sv-003", DIRECTORY, NOW, shown=4)
+    shown, more = work_of(cases, "sv-003", shown=4)
     assert (len(shown), more) == (4, 2)
     assert [item.kind for item in shown] == ["supervisor_acknowledgement"] * 3 + ["first_response"]
 
@@ -136,7 +144,7 @@ def test_a_callback_is_the_work_of_its_callback_staff_until_it_is_completed() ->
         assignee="cb-001", due_at=due, complete_by=due + timedelta(days=1), attempt=1,
     )  # fmt: skip
     apply(case, scheduled)
-    [item] = my_work([case], "cb-001", DIRECTORY, NOW)[0]
+    [item] = work_of([case], "cb-001")[0]
     assert (item.kind, item.action, item.callback_id, item.late) == (
         "callback",
         "callback",
@@ -149,4 +157,4 @@ def test_a_callback_is_the_work_of_its_callback_staff_until_it_is_completed() ->
         attempt=1, satisfaction=4, resolved=True,
     )  # fmt: skip
     apply(case, completed)
-    assert my_work([case], "cb-001", DIRECTORY, NOW) == ([], 0)
+    assert work_of([case], "cb-001") == ([], 0)

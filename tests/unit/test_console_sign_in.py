@@ -80,7 +80,14 @@ def test_failed_sign_ins_are_limited_per_staff_id_and_per_client_within_the_wind
 
 
 def test_every_string_of_the_pages_is_in_each_catalogue() -> None:
-    wanted = {signin.WRONG, signin.TOO_MANY, signin.EXPIRED, web.STALE_FORM, *labels.ALL.values()}
+    wanted = {
+        signin.WRONG,
+        signin.TOO_MANY,
+        signin.EXPIRED,
+        signin.SIGN_ON_FAILED,
+        web.STALE_FORM,
+        *labels.ALL.values(),
+    }
     for template in TEMPLATES.glob("*.html"):
         with template.open("rb") as source:
             wanted |= {

@@ -6,7 +6,6 @@ from uuid import uuid4
 
 import pytest
 
-from services.followup.access import callback_team
 from services.followup.domain import (
     Callback,
     NotPermitted,
@@ -15,6 +14,7 @@ from services.followup.domain import (
     callback_due,
     reopen_reason,
 )
+from shared.case_rules import callback_team
 from shared.directory import StaffMember, load_directory
 from shared.events import CallbackPurpose
 from shared.policy import load_policy
