@@ -109,7 +109,8 @@ async def test_callback_staff_find_their_callback_in_my_work_and_record_the_outc
             system.url("escalation", f"/v1/cases/{complaint_id}/first-response"), json=call, headers=handler
         )
         assert answer.status_code == 200, answer.text
-    record = await until_record(system, "the callback", lambda r: of(r, complaint_id, "CallbackScheduled"))
+    # Followup takes an outcome only once the callback is due (2 s after the call in this policy).
+    record = await until_record(system, "the callback due", lambda r: of(r, complaint_id, "CallbackDue"))
     [scheduled] = of(record, complaint_id, "CallbackScheduled")
     caller = scheduled["assignee"]
     set_password(system, caller)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shared.reference import reference_of
+from shared.settings import SERVICES
 from tests.e2e.conftest import System, of, register, until_record, write_policy
 from tests.e2e.test_console_browser import set_password
 from tests.e2e.test_console_forms import console_of
@@ -82,7 +83,7 @@ async def test_a_case_by_its_reference_with_filters_kept_and_only_the_forms_allo
 async def slow_callbacks(tmp_path: Path) -> AsyncIterator[System]:
     """Callbacks due an hour after the apology call: long after the test has tried to record one."""
     policy = write_policy(tmp_path / "policy.toml", followup={"after_first_response_seconds": 3600})
-    system = System(tmp_path, policy)
+    system = System(tmp_path, policy, services=SERVICES)
     try:
         await system.start()
         yield system
