@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.settings import SERVICES
 from shared.timers import now
 from tests.e2e.conftest import FLOW_COUNTS, System, of, register, until_record, write_policy
 from tests.e2e.test_stores import postgres_env
@@ -55,7 +56,7 @@ async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_ma
 ) -> None:
     policy = write_policy(tmp_path / "policy.toml", duty_seconds={"first_response": FIRST_RESPONSE_SECONDS})
     (tmp_path / "before").mkdir()
-    system = System(tmp_path / "before", policy)
+    system = System(tmp_path / "before", policy, services=SERVICES)
     await system.start()
     pinned = shutil.copy(system.settings.trust_file, tmp_path / "pinned-trust.json")
     try:
@@ -107,7 +108,7 @@ async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_ma
     shutil.rmtree(system.settings.data_dir)
 
     (tmp_path / "after").mkdir()
-    restored = System(tmp_path / "after", policy)
+    restored = System(tmp_path / "after", policy, services=SERVICES)
 
     # A backup whose file was changed is refused, naming the file, and nothing is restored.
     altered = tmp_path / "altered"
@@ -174,7 +175,7 @@ async def test_a_backup_taken_under_load_restores_every_complaint_it_holds_to_it
 
     (tmp_path / "before").mkdir()
     policy = write_policy(tmp_path / "policy.toml")
-    system = System(tmp_path / "before", policy, stores())
+    system = System(tmp_path / "before", policy, stores(), SERVICES)
     await system.start()
     backup = tmp_path / "backup"
     posting = asyncio.Event()
@@ -205,7 +206,7 @@ async def test_a_backup_taken_under_load_restores_every_complaint_it_holds_to_it
     shutil.rmtree(system.settings.data_dir)
 
     (tmp_path / "after").mkdir()
-    restored = System(tmp_path / "after", policy, stores())
+    restored = System(tmp_path / "after", policy, stores(), SERVICES)
     done = await restored.kizuki("restore", str(backup))
     assert done.returncode == 0, done.stderr
     await restored.start()
