@@ -119,6 +119,26 @@ def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
     )
 
 
+async def acted_on(
+    store: EscalationApplication,
+    runtime: ServiceRuntime,
+    hcat: HcatPolicy,
+    http: Request,
+    person: Person,
+    complaint_id: UUID,
+    action: Callable[[Case], object],
+) -> CaseView:
+    """A person's action on a case, applied in the store; answers with the case as it is now."""
+
+    def apply(case: Case) -> Case:
+        action(case)
+        return case
+
+    what = f"case for complaint {complaint_id}"
+    case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
+    return case_view(case, hcat)
+
+
 def router(
     store: EscalationApplication,
     runtime: ServiceRuntime,
@@ -138,15 +158,7 @@ def router(
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
     ) -> CaseView:
-        """Apply the action, answer with the case as it is now."""
-
-        def apply(case: Case) -> Case:
-            action(case)
-            return case
-
-        what = f"case for complaint {complaint_id}"
-        case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
-        return case_view(case, policy.hcat)
+        return await acted_on(store, runtime, policy.hcat, http, person, complaint_id, action)
 
     @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(http: Request, complaint_id: ComplaintId, person: reader) -> CaseView:

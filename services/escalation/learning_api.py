@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import Field, model_validator
 
-from services.escalation.api import CaseView, case_view
+from services.escalation.api import CaseView, acted_on, case_view
 from services.escalation.application import EscalationApplication
 from services.escalation.deadlines import window_end
 from services.escalation.domain import Case
@@ -103,13 +103,7 @@ def router(
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
     ) -> CaseView:
-        def apply(case: Case) -> Case:
-            action(case)
-            return case
-
-        what = f"case for complaint {complaint_id}"
-        case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
-        return case_view(case, policy.hcat)
+        return await acted_on(store, runtime, policy.hcat, http, person, complaint_id, action)
 
     @api.post("/{complaint_id}/coding", response_model=CaseView)
     async def code(http: Request, complaint_id: ComplaintId, body: Coding, person: coder) -> CaseView:
