@@ -1,49 +1,45 @@
-"""The `kizuki` command."""
+"""The `kizuki` command.
+
+Each run does one command, so what loads slowly (FastAPI under shared.auth, argon2, openpyxl, every
+service's handlers under kizuki.provision, matplotlib, the FHIR models) is imported by the commands
+that need it, not by all of them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
 from zoneinfo import ZoneInfo
 
-import httpx
 from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
-from kizuki import importer
 from kizuki.analysis import AnalysisRebuild, suggested_categories
 from kizuki.analysis_figures import Periods, figures
 from kizuki.analysis_forms import print_csv as analysis_csv
 from kizuki.analysis_forms import print_json as analysis_json
 from kizuki.analysis_forms import print_table as analysis_table
 from kizuki.audit import RecordMessage, read_messages, read_record, with_progress
-from kizuki.backup import take_backup
 from kizuki.backup_files import BackupRefused
 from kizuki.bundle import Bundle
 from kizuki.case import complaint_named, print_case, rebuild
-from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
-from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
-from kizuki.qr import form_link, write_qr
 from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
-from kizuki.restore import restore_backup
-from kizuki.set_aside import list_set_aside, take_up
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verifier
-from services.console.passwords import PasswordError, set_password
-from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
@@ -72,22 +68,41 @@ async def _case(settings: Settings, text: str) -> None:
     print_case(rebuild(complaint_id, entries, zone), zone, datetime.now(UTC), sys.stdout)
 
 
+@contextlib.contextmanager
+def _keys_and_tokens() -> Iterator[None]:
+    """Around what makes or reads the token keys, tokens and API keys: a key or staff id that does not
+    do ends the command with the reason."""
+    from shared.auth import AuthError
+
+    try:
+        yield
+    except AuthError as error:
+        sys.exit(f"kizuki: {error}")
+
+
+def _issued_token(settings: Settings, staff_id: str, lifetime: timedelta) -> str:
+    from shared.auth import issue_token
+
+    directory = load_directory(settings.directory_path)
+    with _keys_and_tokens():
+        return issue_token(
+            settings.token_signing_key, staff_id, directory, lifetime, settings.token_max_lifetime
+        )
+
+
 def _short_token(settings: Settings, staff_id: str) -> str:
     """A token for one command run on this machine on behalf of a member of staff."""
-    directory = load_directory(settings.directory_path)
-    lifetime = min(timedelta(minutes=30), settings.token_max_lifetime)
-    return issue_token(settings.token_signing_key, staff_id, directory, lifetime, settings.token_max_lifetime)
+    return _issued_token(settings, staff_id, min(timedelta(minutes=30), settings.token_max_lifetime))
 
 
 def _token(settings: Settings, staff_id: str, hours: float | None) -> None:
     """The token on stdout (for `$(kizuki token ...)`); its id, to revoke it by, on stderr."""
+    from shared.auth import token_id
+
     lifetime = settings.token_max_lifetime if hours is None else timedelta(hours=hours)
     if lifetime <= timedelta(0):
         sys.exit("kizuki: --hours must be more than 0")
-    directory = load_directory(settings.directory_path)
-    token = issue_token(
-        settings.token_signing_key, staff_id, directory, lifetime, settings.token_max_lifetime
-    )
+    token = _issued_token(settings, staff_id, lifetime)
     print(token)
     print(
         f"kizuki: token {token_id(token)} for {staff_id}, valid until {now() + lifetime:%Y-%m-%d %H:%M} UTC",
@@ -109,6 +124,8 @@ def _revoke(settings: Settings, token_ids: list[str], staff_ids: list[str]) -> N
 
 def _set_password(settings: Settings, staff_id: str) -> None:
     """The first line of standard input, typed at a prompt that does not echo it, or piped."""
+    from services.console.passwords import PasswordError, set_password
+
     if sys.stdin.isatty():
         entered = getpass.getpass(f"password for {staff_id}: ")
     else:
@@ -122,6 +139,8 @@ def _set_password(settings: Settings, staff_id: str) -> None:
 
 def _erase(settings: Settings, complaint_id: str, by: str) -> None:
     """Through intake, as the administrator ``by``, so that the erasure is recorded like any action."""
+    import httpx
+
     response = httpx.post(
         f"{settings.http_url('intake')}/v1/complaints/{complaint_id}/erase",
         headers={"Authorization": f"Bearer {_short_token(settings, by)}"},
@@ -149,6 +168,8 @@ async def _reconcile(settings: Settings, since: datetime, as_json: bool) -> None
 
 def _import(settings: Settings, path: Path, channel: str, by: str) -> None:
     """Through intake, as ``by`` (the first hearer of the rows), so that each row is recorded like any."""
+    from kizuki import importer
+
     try:
         results = importer.import_file(settings.http_url("intake"), _short_token(settings, by), path, channel)
     except importer.ImportFailed as error:
@@ -157,6 +178,8 @@ def _import(settings: Settings, path: Path, channel: str, by: str) -> None:
 
 
 def _qr(settings: Settings, department: str, out: Path | None, base_url: str | None) -> None:
+    from kizuki.qr import form_link, write_qr
+
     if department not in load_policy(settings.policy_path).intake.web.inboxes:
         sys.exit(f"kizuki: the form offers no department {department!r}: see [intake.web] in the policy")
     link = form_link(base_url or settings.http_url("intake"), department)
@@ -291,7 +314,7 @@ async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
     cases = rebuild.found(*window)
     found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy.hcat))
     if args.board is not None:
-        from kizuki.board import FontMissing, write_board  # matplotlib loads slowly: only for the board
+        from kizuki.board import FontMissing, write_board
 
         try:
             written = write_board(found, args.board, args.language)
@@ -304,7 +327,7 @@ async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _fhir(settings: Settings, args: argparse.Namespace) -> None:
-    from kizuki.fhir import fhir_export  # the FHIR models load slowly: only for this command
+    from kizuki.fhir import fhir_export
 
     rebuild = await _rebuilt(settings, args.bundle)
     periods = Periods(args.period, ZoneInfo(load_policy(settings.policy_path).escalation.calendar.timezone))
@@ -468,58 +491,81 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    try:
+    if args.command in ("run", "provision"):
+        _run_or_provision(settings, args)
+    elif args.command in ("backup", "restore"):
+        _backup_or_restore(settings, args)
+    elif args.command == "permissions":
+        from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+
+        print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+    elif args.command == "token" and args.staff_id == "revoke":
+        _revoke(settings, args.id, args.staff)
+    elif args.command == "staff":
+        try:
+            print_staff(load_directory(settings.directory_path), sys.stdout)
+        except DirectoryError as error:
+            sys.exit(f"kizuki: {error}")
+    elif args.command == "token":
+        _token(settings, args.staff_id, args.hours)
+    elif args.command == "password":
+        _set_password(settings, args.staff_id)
+    elif args.command == "api-key":
+        _api_key(settings, args.name, args.channel, args.heard_by)
+    elif args.command == "erase":
+        _erase(settings, args.complaint_id, args.by)
+    elif args.command == "case":
+        asyncio.run(_case(settings, args.complaint))
+    elif args.command == "set-aside":
+        _set_aside(settings, args)
+    elif args.command == "import":
+        _import(settings, args.file, args.channel, args.by)
+    elif args.command == "intake" and args.intake_command == "qr":
+        _qr(settings, args.department, args.out, args.base_url)
+    elif args.command == "intake":
+        asyncio.run(_reconcile(settings, args.since, args.json))
+    elif args.command == "analysis":
+        asyncio.run(_analysis(settings, args))
+    elif args.command == "fhir":
+        asyncio.run(_fhir(settings, args))
+    else:
+        sys.exit(0 if _audit(settings, args) else 1)
+
+
+def _run_or_provision(settings: Settings, args: argparse.Namespace) -> None:
+    from kizuki.launcher import run_system
+    from kizuki.provision import provision_bus, provision_secrets
+
+    with _keys_and_tokens():
         if args.command == "run":
             run_system(settings)
-        elif args.command == "provision":
+        else:
             provision_secrets(settings)
             asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
-        elif args.command in ("backup", "restore"):
-            _backup_or_restore(settings, args)
-        elif args.command == "permissions":
-            print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
-        elif args.command == "token" and args.staff_id == "revoke":
-            _revoke(settings, args.id, args.staff)
-        elif args.command == "staff":
-            try:
-                print_staff(load_directory(settings.directory_path), sys.stdout)
-            except DirectoryError as error:
-                sys.exit(f"kizuki: {error}")
-        elif args.command == "token":
-            _token(settings, args.staff_id, args.hours)
-        elif args.command == "password":
-            _set_password(settings, args.staff_id)
-        elif args.command == "api-key":
-            directory = load_directory(settings.directory_path)
-            print(issue_api_key(settings.api_keys_path, args.name, args.channel, args.heard_by, directory))
-        elif args.command == "erase":
-            _erase(settings, args.complaint_id, args.by)
-        elif args.command == "case":
-            asyncio.run(_case(settings, args.complaint))
-        elif args.command == "set-aside" and args.set_aside_command == "list":
-            services = [args.service] if args.service else list(SERVICES)
-            sys.exit(
-                0 if list_set_aside(settings, _short_token(settings, args.by), services, sys.stdout) else 1
-            )
-        elif args.command == "set-aside":
-            take_up(settings, _short_token(settings, args.by), args.service, args.stream, args.sequence)
-        elif args.command == "import":
-            _import(settings, args.file, args.channel, args.by)
-        elif args.command == "intake" and args.intake_command == "qr":
-            _qr(settings, args.department, args.out, args.base_url)
-        elif args.command == "intake":
-            asyncio.run(_reconcile(settings, args.since, args.json))
-        elif args.command == "analysis":
-            asyncio.run(_analysis(settings, args))
-        elif args.command == "fhir":
-            asyncio.run(_fhir(settings, args))
-        else:
-            sys.exit(0 if _audit(settings, args) else 1)
-    except AuthError as error:
-        sys.exit(f"kizuki: {error}")
+
+
+def _api_key(settings: Settings, name: str, channels: list[Channel], heard_by: str) -> None:
+    from shared.auth import issue_api_key
+
+    directory = load_directory(settings.directory_path)
+    with _keys_and_tokens():
+        print(issue_api_key(settings.api_keys_path, name, channels, heard_by, directory))
+
+
+def _set_aside(settings: Settings, args: argparse.Namespace) -> None:
+    from kizuki.set_aside import list_set_aside, take_up
+
+    token = _short_token(settings, args.by)
+    if args.set_aside_command == "list":
+        services = [args.service] if args.service else list(SERVICES)
+        sys.exit(0 if list_set_aside(settings, token, services, sys.stdout) else 1)
+    take_up(settings, token, args.service, args.stream, args.sequence)
 
 
 def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
+    from kizuki.backup import take_backup
+    from kizuki.restore import restore_backup
+
     try:
         if args.command == "backup":
             facts = take_backup(settings, args.dir)
