@@ -5,12 +5,14 @@ validates with the fhir.resources models and carries nothing of the patient."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,14 @@ from fhir.resources.adverseevent import AdverseEvent
 from fhir.resources.bundle import Bundle
 from fhir.resources.communication import Communication
 from fhir.resources.task import Task
-from nats.aio.client import Client
 from pydantic import BaseModel
 
-from kizuki.provision import provision_signing_keys
+from kizuki.processes import free_port, start_nats, stop
+from kizuki.provision import provision_bus, provision_secrets
+from shared.bus import connect
 from shared.chain import SigningKey
 from shared.events import ComplaintReceived
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 from tests.learning_year import (
     NOTICE_ID,
     PLANTED_CATEGORY,
@@ -59,19 +62,47 @@ def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.Complete
     return done
 
 
-@pytest.fixture
-async def year(nc: Client, settings: Settings) -> Year:
+# The module's tests only read the year: they share one server and data directory, and the year is
+# published onto it once (publishing it takes longer than any of the tests).
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("learning-year-nats")
+    port = free_port()
+    process = start_nats(port, directory / "nats", directory / "nats-server.log")
+    yield f"nats://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path_factory.mktemp("learning-year") / "var")})
+    provision_secrets(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def year(nats_url: str, settings: Settings) -> Year:
     """The year published onto the EVENTS stream as the relays publish: chained and signed."""
-    provision_signing_keys(settings)
+    synthetic = Year()
+    asyncio.run(publish(synthetic, nats_url, settings))
+    return synthetic
+
+
+async def publish(year: Year, nats_url: str, settings: Settings) -> None:
     keys = {
         service: SigningKey.load(settings.signing_key_file(service))
         for service in ("intake", "escalation", "followup")
     }
-    synthetic = Year()
-    js = nc.jetstream()
-    for message in chained_record(synthetic.events, keys):
-        await js.publish(message.subject, message.data or b"", headers=message.headers)
-    return synthetic
+    await provision_bus(nats_url)
+    nc = await connect(nats_url, "test")
+    try:
+        js = nc.jetstream()
+        for message in chained_record(year.events, keys):
+            await js.publish(message.subject, message.data or b"", headers=message.headers)
+    finally:
+        await nc.close()
 
 
 async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign_off(
