@@ -62,8 +62,17 @@ def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.Complete
     return done
 
 
-# The module's tests only read the year: they share one server and data directory, and the year is
-# published onto it once (publishing it takes longer than any of the tests).
+async def kizuki_at_once(
+    settings: Settings, nats_url: str, *runs: tuple[str, ...]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Several runs of the command at the same time, each a process of its own, on every core."""
+    return list(
+        await asyncio.gather(*(asyncio.to_thread(kizuki, settings, nats_url, *args) for args in runs))
+    )
+
+
+# The module's tests only read the year: they share one server and data directory, the year published
+# onto it once.
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +117,22 @@ async def publish(year: Year, nats_url: str, settings: Settings) -> None:
 async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign_off(
     year: Year, settings: Settings, nats_url: str, tmp_path: Path
 ) -> None:
-    verified = kizuki(settings, nats_url, "audit", "verify")
+    bundle = tmp_path / "record.jsonl"
+    verified, as_json, table, as_csv, quarterly, _ = await kizuki_at_once(
+        settings,
+        nats_url,
+        ("audit", "verify"),
+        ("analysis", "--json"),
+        ("analysis",),
+        ("analysis", "--csv"),
+        ("analysis", "--json", "--period", "quarter"),
+        ("audit", "export", str(bundle)),
+    )
     assert "every link and signature holds" in verified.stdout
     complaints = sum(isinstance(event, ComplaintReceived) for event in year.events)
     assert complaints > 400
 
-    figures = json.loads(kizuki(settings, nats_url, "analysis", "--json").stdout)
+    figures = json.loads(as_json.stdout)
     assert len(figures["periods"]) == 12
     assert sum(figures["complaints"]) == complaints
     first = figures["recurring"][0]
@@ -148,24 +167,28 @@ async def test_a_year_of_complaints_names_the_planted_cause_and_the_notices_sign
     assert notice["periods_compared"] == 3
     assert ward_3["complaints_after"] > ward_3["complaints_before"]
 
-    table = kizuki(settings, nats_url, "analysis").stdout
-    assert "safety in Ward 3: 4 of 4 recent periods, rising" in table
-    assert "Cardiology (sv-007): read: not read; no answer, overdue" in table
-    rows = list(csv.reader(io.StringIO(kizuki(settings, nats_url, "analysis", "--csv").stdout)))
+    assert "safety in Ward 3: 4 of 4 recent periods, rising" in table.stdout
+    assert "Cardiology (sv-007): read: not read; no answer, overdue" in table.stdout
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
     reasons = [row[3] for row in rows if row[1].endswith("Ward 5/answer/reason")]
     assert reasons == ["'" + REASON_NOT_APPLICABLE]  # inert: a spreadsheet shows it, never runs it
 
-    quarters = json.loads(kizuki(settings, nats_url, "analysis", "--json", "--period", "quarter").stdout)
+    quarters = json.loads(quarterly.stdout)
     assert quarters["periods"] == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
     assert sum(quarters["by_category"]["safety"]["counts"]) == sum(figures["by_category"]["safety"]["counts"])
 
-    bundle = tmp_path / "record.jsonl"
-    kizuki(settings, nats_url, "audit", "export", str(bundle))
-    from_bundle = kizuki(settings, nats_url, "analysis", "--json", "--bundle", str(bundle)).stdout
+    forms = ((), ("--csv",), ("--json",), ("--json", "--since", "2025-04-01", "--until", "2025-10-01"))
+    from_bundle, *done = [
+        run.stdout
+        for run in await kizuki_at_once(
+            settings,
+            nats_url,
+            ("analysis", "--json", "--bundle", str(bundle)),  # as exported above
+            *(("analysis", *form) for form in forms * 2),
+        )
+    ]
     assert json.loads(from_bundle) == figures
-
-    for form in ((), ("--csv",), ("--json",), ("--json", "--since", "2025-04-01", "--until", "2025-10-01")):
-        once, twice = (kizuki(settings, nats_url, "analysis", *form).stdout for _ in range(2))
+    for once, twice in zip(done[: len(forms)], done[len(forms) :], strict=True):
         assert once == twice
         assert once
 
@@ -177,9 +200,13 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
     PDF embeds the CJK font its language needs and holds a page per chart and table; rendered again,
     every file is the same."""
     fonts = {"ja": b"NotoSansCJKjp", "zh": b"NotoSansCJKsc", "en": b"DejaVuSans"}
+    again = tmp_path / "again"
+    boards = [(tmp_path / language, language) for language in fonts] + [(again, "zh")]
+    await kizuki_at_once(
+        settings, nats_url, *(("analysis", "--board", str(out), "--language", lang) for out, lang in boards)
+    )
     for language, font in fonts.items():
         out = tmp_path / language
-        kizuki(settings, nats_url, "analysis", "--board", str(out), "--language", language)
         charts = ("by-domain", "by-department", "first-response", "notices")
         for chart in charts:
             assert (out / f"{chart}.{language}.png").read_bytes().startswith(b"\x89PNG")
@@ -188,8 +215,6 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
         assert pdf.startswith(b"%PDF")
         assert font in pdf
         assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 2 + len(charts)
-    again = tmp_path / "again"
-    kizuki(settings, nats_url, "analysis", "--board", str(again), "--language", "zh")
     for written in again.iterdir():  # no creation date in any file: the same record, the same bytes
         assert written.read_bytes() == (tmp_path / "zh" / written.name).read_bytes()
 
@@ -198,7 +223,7 @@ async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(
     year: Year, settings: Settings, nats_url: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "fhir.json"
-    kizuki(settings, nats_url, "fhir", str(out))
+    await kizuki_at_once(settings, nats_url, ("fhir", str(out)), ("fhir", str(tmp_path / "again.json")))
     document = json.loads(out.read_text(encoding="utf-8"))
     Bundle.model_validate(document)
     periods = [entry["resource"] for entry in document["entry"]]
@@ -222,5 +247,4 @@ async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(
     text = out.read_text(encoding="utf-8")
     assert all(event.patient_data not in text for event in complaints)
     assert all(set(a["subject"]) == {"type", "display"} for a in kinds["AdverseEvent"])
-    kizuki(settings, nats_url, "fhir", str(tmp_path / "again.json"))
     assert (tmp_path / "again.json").read_bytes() == out.read_bytes()
