@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from nats.js.errors import NotFoundError
 
 from kizuki.audit import RecordEntry
@@ -19,15 +20,19 @@ from shared.timers import now
 from tests.e2e.conftest import System, of, register, until_record, write_policy
 from tests.polling import eventually
 
-pytestmark = pytest.mark.e2e
+# In the loop of the module's system, which its tests share.
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 INTERVAL = 2  # seconds between alerts to a person who does not answer
 ATTEMPTS = 2  # alerts to one person before the next one up the chain
 FIRST_HEARER_REPORT_SECONDS = 6
 
 
-@pytest.fixture
-async def regime(tmp_path: Path) -> AsyncIterator[System]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def regime(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+    """One system for the module's tests: each follows complaints of its own, and the chases of earlier
+    ones end by themselves (the chain is exhausted within seconds)."""
+    tmp_path = tmp_path_factory.mktemp("regime")
     policy = write_policy(
         tmp_path / "policy.toml",
         version="regime-1",
