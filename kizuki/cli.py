@@ -70,8 +70,8 @@ async def _case(settings: Settings, text: str) -> None:
 
 @contextlib.contextmanager
 def _keys_and_tokens() -> Iterator[None]:
-    """Around what makes or reads the token keys, tokens and API keys: a key or staff id that does not
-    do ends the command with the reason."""
+    """Around making or reading the token keys, tokens and API keys: what cannot be done (no signing
+    key, a staff id not in the directory, too long a lifetime) ends the command with the reason."""
     from shared.auth import AuthError
 
     try:
