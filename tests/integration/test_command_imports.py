@@ -1,0 +1,26 @@
+"""Each `kizuki` run is a process of its own: what loads slowly is imported by the commands that need it,
+so that reading the record or printing the help does not pay for FastAPI, argon2, openpyxl, matplotlib,
+the FHIR models or every service's handlers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SLOW = ("fastapi", "argon2", "openpyxl", "matplotlib", "fhir", "services.escalation.handlers")
+
+
+def modules_loaded(code: str) -> set[str]:
+    shown = "import sys; " + code + "; print('\\n'.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", shown], capture_output=True, text=True, check=True)
+    return set(done.stdout.splitlines())
+
+
+def test_the_command_and_its_parser_load_none_of_the_slow_modules() -> None:
+    loaded = modules_loaded("from kizuki.cli import _parser; _parser().format_help()")
+    assert "kizuki.cli" in loaded
+    assert [module for module in SLOW if module in loaded] == []
