@@ -195,10 +195,18 @@ def _summary_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     _table(page, 0.8, 0.25, ["", ""], key_figures)
     page.text(0.05, 0.5, w["recurring"], fontsize=14)
     recurring = [
-        [row["department"], w[row["category"]], w[row["trend"]], f"{row['earlier']} → {row['later']}"]
+        [
+            row["department"],
+            w[row["category"]],
+            f"{row['run']['first']} - {row['run']['last']}"
+            + (f" ({w['to_date']})" if row["ongoing"] else ""),
+            w[row["trend"]],
+            f"{row['earlier']} → {row['later']}",
+        ]
         for row in figures["recurring"][:8]
     ]
-    _table(page, 0.48, 0.4, [w["department"], w["category"], w["trend"], w["counts"]], recurring)
+    header = [w["department"], w["category"], w["above_baseline"], w["trend"], w["counts"]]
+    _table(page, 0.48, 0.4, header, recurring)
     return page
 
 
@@ -209,7 +217,9 @@ def _notice_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
         categories = "、".join(w[c] for c in notice["categories"])
         for department, state in notice["departments"].items():
             before, after = state["complaints_before"], state["complaints_after"]
-            change = f"{before} → {after}" if before is not None else "-"
+            change = (
+                f"{before} → {after} ({w[state['afterwards']]})" if before is not None else w["too_early"]
+            )
             cells.append(
                 [f"{notice['notice_id'][:8]} ({categories})", department, w[status_of(state)], change]
             )
