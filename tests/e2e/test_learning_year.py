@@ -423,7 +423,7 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(year: tu
     )
     for run in runs:
         assert run.returncode == 0, run.stderr
-    charts = ("by-domain", "by-department", "first-response", "notices")
+    charts = ("by-domain", "by-department", "recurring", "first-response", "notices")
     for language, font in fonts.items():
         for chart in charts:
             assert (board / language / f"{chart}.{language}.png").read_bytes().startswith(b"\x89PNG")

@@ -154,7 +154,7 @@ async def test_the_board_report_renders_in_japanese_chinese_and_english(
     for language, font in fonts.items():
         out = tmp_path / language
         kizuki(settings, nats_url, "analysis", "--board", str(out), "--language", language)
-        charts = ("by-domain", "by-department", "first-response", "notices")
+        charts = ("by-domain", "by-department", "recurring", "first-response", "notices")
         for chart in charts:
             assert (out / f"{chart}.{language}.png").read_bytes().startswith(b"\x89PNG")
             assert "<svg" in (out / f"{chart}.{language}.svg").read_text(encoding="utf-8")
