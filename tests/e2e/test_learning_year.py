@@ -152,6 +152,24 @@ class Staff:
         assert response.status_code == expect, f"{path}: {response.status_code} {response.text}"
         return response.json()
 
+    async def code(self, complaint_id: str, coding: dict[str, Any]) -> dict[str, Any]:
+        """The quality officer's coding, once escalation has opened the case (404 until then, nothing
+        recorded); answers with the case."""
+
+        async def coded() -> dict[str, Any] | None:
+            async with self.limit:
+                response = await self.http.post(
+                    self.system.url("escalation", f"/v1/cases/{complaint_id}/coding"),
+                    json=coding,
+                    headers=self.of(CODER),
+                )
+            assert response.status_code in (200, 404), response.text
+            return response.json() if response.status_code == 200 else None
+
+        case = await eventually(coded, within=120, what=f"the case of {complaint_id} coded")
+        assert case is not None
+        return case
+
     async def case(self, complaint_id: str) -> dict[str, Any]:
         """The case as the quality officer sees it, once escalation has opened it."""
 
@@ -231,9 +249,8 @@ async def code_and_respond(staff: Staff, year: Year, draw: random.Random) -> Non
     async def handle(plan: tuple[Synthetic, dict[str, int], int, str, bool, bool, timedelta]) -> None:
         c, severities, harm, stage, blind, disagree, after = plan
         path = f"/v1/cases/{c.complaint_id}"
-        opened = await staff.case(c.complaint_id)
         coding = {"severities": severities, "harm": harm, "stage": stage}
-        await staff.post(CODER, "escalation", f"{path}/coding", coding)
+        opened = await staff.code(c.complaint_id, coding)
         if blind:
             seen = {CATEGORIES[(CATEGORIES.index(c.categories[0]) + 1) % 7]: 1} if disagree else severities
             await staff.post(
@@ -243,6 +260,8 @@ async def code_and_respond(staff: Staff, year: Year, draw: random.Random) -> Non
         call = {"at": (c.occurred_at + after).isoformat(), "patient_reached": True}
         await staff.post(owner, "escalation", f"{path}/first-response", call)
 
+    imported_last = [c for c in year.complaints if c.channel == CHANNELS[-1]][-1]
+    await staff.case(imported_last.complaint_id)  # then nearly every case is open: few codings wait
     await each(plans, handle)
     planted = [c for c in year.complaints if c.categories == [PLANTED_CATEGORY]]
     for report in year.staff_reports:
