@@ -45,7 +45,8 @@ A4_LANDSCAPE = (11.69, 8.27)
 RECURRING_CHARTED = 4  # recurring causes drawn in their chart; the summary page lists up to 8
 NOTICE_ROWS = 8  # rows the notices chart has room for at one bar size
 ROW_INCHES = 0.3  # a table row's height on a page
-REASON_CHARACTERS = 48  # of a "not applicable" reason in the notices' table; the analysis has it whole
+CELL_PADDING = 0.03  # of a cell's width, before its text (matplotlib's 0.1 indents wide columns far)
+REASON_CHARACTERS = 40  # of a "not applicable" reason in the notices' table; the analysis has it whole
 
 
 class FontMissing(RuntimeError):
@@ -240,6 +241,7 @@ def _table(page: Figure, top: float, height: float, header: list[str] | None, ce
         row = ROW_INCHES / (height * A4_LANDSCAPE[1])  # in the axes' height
         for cell in table.get_celld().values():
             cell.set_height(row)
+            cell.PAD = CELL_PADDING
     else:
         axes.text(0, 1, "-", va="top")
 
