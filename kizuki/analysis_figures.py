@@ -6,14 +6,23 @@ Rules, stated once here and in the README:
   category onto HCAT, under that category as "suggested", apart from the coded counts).
 - A trend compares the later half of the periods with the earlier half (the middle one left out when
   their number is odd): "rising", "falling" or "steady".
-- A cause recurs in a department when complaints of that category came from it in at least
-  RECUR_IN of the last RECUR_OF periods; the recurring ones are listed with the largest rise first.
+- A cause recurs in a department when its complaints of that category stay above the department's
+  baseline for at least RECUR_RUN consecutive periods. The baseline of a period is what the rest of the
+  hospital predicts: the department's coded complaints that period times the category's share of the
+  other departments' coded complaints over the whole window (pooled, so that a few complaints
+  elsewhere in one period do not make it jump). A count is above it when it exceeds the baseline by
+  more than ABOVE_SIGMAS Poisson standard deviations (baseline + 2 * sqrt(baseline)). So a department
+  is not named for its size, nor for a category every department has as much of; a hospital of one
+  department has nothing to compare with. Listed: runs that reach the last period first, then the
+  longest, then the largest rise.
 - A learning notice is followed by counting its categories' complaints in its departments in the
-  NOTICE_SPAN periods before the one it was issued in and as many after it: counts, not a cause.
+  NOTICE_SPAN periods before the one it was issued in and as many after it, and saying whether they
+  fell, rose or stayed the same: counts side by side, not a cause.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +36,8 @@ from kizuki.report import iso_or_none
 from shared.duty_status import nearest_rank
 from shared.events import HCAT_DOMAINS
 
-RECUR_IN, RECUR_OF = 3, 4
+RECUR_RUN = 3  # consecutive periods above the baseline
+ABOVE_SIGMAS = 2  # how far above the baseline, in Poisson standard deviations, a count must be
 NOTICE_SPAN = 3
 
 
@@ -86,6 +96,7 @@ def figures(
     pairs = per_period(
         lambda c: (f"{c.timeline.department}\t{cat}" for cat in c.categories(suggested)[0]), coded
     )
+    coded_by_department = per_period(lambda c: (c.timeline.department,), [c for c in cases if c.coding])
     return {
         "periods": names,
         "period_kind": periods.kind,
@@ -100,7 +111,7 @@ def figures(
         "by_department": per_period(lambda c: (c.timeline.department,)),
         "by_channel": per_period(lambda c: (c.timeline.channel,)),
         "by_tier": per_period(lambda c: (c.timeline.tier or "none",)),
-        "recurring": _recurring(pairs),
+        "recurring": recurring(pairs, coded_by_department, names),
         "times": {name: _times(cases, place, periods, key) for name, key in TIMES.items()},
         "harassment": _harassment(cases),
         "callbacks": _callbacks(cases),
@@ -134,17 +145,67 @@ def _trended(counts: list[int]) -> dict[str, Any]:
     return {"counts": counts, **trend(counts)}
 
 
-def _recurring(pairs: dict[str, list[int]]) -> list[dict[str, Any]]:
+def recurring(
+    pairs: Mapping[str, list[int]], coded: Mapping[str, list[int]], names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``pairs``: per "department<TAB>category", its coded complaints per period; ``coded``: per
+    department, its coded complaints per period. See the module's rules."""
+    totals = [sum(counts[index] for counts in coded.values()) for index in range(len(names))]
+    in_category: dict[str, list[int]] = {}
+    for key, counts in pairs.items():
+        category = key.split("\t")[1]
+        summed = in_category.setdefault(category, [0] * len(names))
+        in_category[category] = [a + b for a, b in zip(summed, counts, strict=True)]
     found = []
     for key, counts in pairs.items():
         department, category = key.split("\t")
-        present = sum(1 for count in counts[-RECUR_OF:] if count)
-        if present >= RECUR_IN:
-            row = {"department": department, "category": category, "counts": counts}
-            found.append(
-                row | {"in_last_periods": f"{present} of {min(RECUR_OF, len(counts))}"} | trend(counts)
-            )
-    return sorted(found, key=lambda r: (r["earlier"] - r["later"], r["department"], r["category"]))
+        own = coded.get(department, [0] * len(names))
+        others = sum(totals) - sum(own)
+        share = (sum(in_category[category]) - sum(counts)) / others if others else None
+        baseline = [None if share is None else own[t] * share for t in range(len(names))]
+        above = [
+            b is not None and count > b + ABOVE_SIGMAS * math.sqrt(b)
+            for count, b in zip(counts, baseline, strict=True)
+        ]
+        run = _longest_run(above)
+        if run is None or run[1] - run[0] < RECUR_RUN:
+            continue
+        first, end = run
+        found.append(
+            {
+                "department": department,
+                "category": category,
+                "counts": counts,
+                "baseline": [None if b is None else round(b, 2) for b in baseline],
+                "run": {"periods": end - first, "first": names[first], "last": names[end - 1]},
+                "ongoing": end == len(names),
+            }
+            | trend(counts)
+        )
+    return sorted(
+        found,
+        key=lambda r: (
+            not r["ongoing"],
+            -r["run"]["periods"],
+            r["earlier"] - r["later"],
+            r["department"],
+            r["category"],
+        ),
+    )
+
+
+def _longest_run(flags: Sequence[bool]) -> tuple[int, int] | None:
+    """The [first, end) of the longest run of True (the latest of equal ones), or None."""
+    best: tuple[int, int] | None = None
+    first = None
+    for index, flag in enumerate([*flags, False]):
+        if flag and first is None:
+            first = index
+        elif not flag and first is not None:
+            if best is None or index - first >= best[1] - best[0]:
+                best = (first, index)
+            first = None
+    return best
 
 
 def _feedback_seconds(case: Case) -> float | None:
@@ -199,6 +260,14 @@ def _notice_order(notice: Notice) -> tuple[datetime, str]:
     return notice.issued_at, notice.notice_id
 
 
+def afterwards(before: int | None, after: int | None) -> str | None:
+    """What complaints of a notice's categories did in its departments after it: "fell", "rose" or
+    "unchanged"; None while too early to compare."""
+    if before is None or after is None:
+        return None
+    return "fell" if after < before else "rose" if after > before else "unchanged"
+
+
 def _notice(notice: Notice, cases: Sequence[Case], periods: Periods, names: list[str]) -> dict[str, Any]:
     issued = periods.of(notice.issued_at)
     index = names.index(issued) if issued in names else None
@@ -220,6 +289,7 @@ def _notice(notice: Notice, cases: Sequence[Case], periods: Periods, names: list
             "overdue": department in notice.overdue,
             "complaints_before": before,
             "complaints_after": after,
+            "afterwards": afterwards(before, after),
         }
     return {
         "notice_id": notice.notice_id,

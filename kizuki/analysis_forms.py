@@ -7,21 +7,27 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from kizuki.analysis_figures import ABOVE_SIGMAS, RECUR_RUN
 from kizuki.report_forms import duration, inert
 
 COUNTED = ("by_domain", "by_category", "by_category_suggested", "by_department", "by_channel", "by_tier")
-RULES = """\
+RULES = f"""\
 rules
   categories: the case's latest coding that is not a blind one (severity 1 or more); "not_coded" when
     no one has coded it; "suggested": the policy's mapping of the hospital's category, for uncoded cases.
   trend: the later half of the periods against the earlier half (the middle one left out if odd).
-  recurring: the category in the department in at least 3 of the last 4 periods, largest rise first.
+  recurring: the category in the department above its baseline for {RECUR_RUN} or more periods
+    running; the baseline is the department's coded complaints that period times the category's
+    share of the other departments' coded complaints over the window, and "above" is more than
+    baseline + {ABOVE_SIGMAS} * sqrt(baseline); runs that reach the last period first, then the
+    longest, then the largest rise.
   times: from when the complaint occurred; median and p90 (nearest rank).
   agreement: Cohen's kappa of each blind second coding against the case's coding, per category:
     present/absent, and severity 0-3 with linear weights; "-" when there are no pairs or chance
     explains every agreement.
   notices: complaints of the notice's categories in each department, in the periods before the one it
-    was issued in and as many after: counts side by side, not a proof that the notice caused a change."""
+    was issued in and as many after, and whether they fell, rose or stayed unchanged: counts side by
+    side, not a proof that the notice caused a change."""
 
 
 def print_json(figures: dict[str, Any], out: TextIO) -> None:
@@ -82,11 +88,17 @@ def print_table(figures: dict[str, Any], out: TextIO) -> None:
     for section in COUNTED:
         if figures[section]:
             grid(section.replace("_", " "), figures[section])
-    print("\nrecurring in one department (largest rise first):", file=out)
+    print(
+        f"\nrecurring in one department (above its baseline {RECUR_RUN} or more periods running):", file=out
+    )
     for row in figures["recurring"]:
+        run = row["run"]
+        ongoing = ", to date" if row["ongoing"] else ""
+        baseline = " ".join("-" if b is None else f"{b:g}" for b in row["baseline"])
         print(
-            f"  {row['category']} in {row['department']}: {row['in_last_periods']} recent periods, "
-            f"{trend_words(row)}; counts {' '.join(map(str, row['counts']))}",
+            f"  {row['category']} in {row['department']}: above its baseline {run['periods']} periods "
+            f"running ({run['first']} to {run['last']}{ongoing}), {trend_words(row)}; counts "
+            f"{' '.join(map(str, row['counts']))}; baseline {baseline}",
             file=out,
         )
     if not figures["recurring"]:
@@ -146,7 +158,7 @@ def print_notice(notice: dict[str, Any], period_kind: str, out: TextIO) -> None:
         overdue = ", overdue" if state["overdue"] else ""
         change = (
             f"{state['complaints_before']} in the {span} {period_kind}s before, "
-            f"{state['complaints_after']} in the {span} after"
+            f"{state['complaints_after']} in the {span} after: {state['afterwards']}"
             if span
             else "too early to compare"
         )

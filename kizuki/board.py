@@ -8,6 +8,8 @@ same charts.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +21,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from kizuki.analysis import NOT_CODED
+from kizuki.analysis_figures import ABOVE_SIGMAS
 from kizuki.board_text import words
 from kizuki.report_forms import duration
+from shared.events import HCAT_DOMAINS
 
 LANGUAGES = ("ja", "zh", "en")
 FONTS = {
@@ -37,6 +42,11 @@ STATUS_COLOURS = {
 }
 NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
 A4_LANDSCAPE = (11.69, 8.27)
+RECURRING_CHARTED = 4  # recurring causes drawn in their chart; the summary page lists up to 8
+NOTICE_ROWS = 8  # rows the notices chart has room for at one bar size
+ROW_INCHES = 0.3  # a table row's height on a page
+CELL_PADDING = 0.03  # of a cell's width, before its text (matplotlib's 0.1 indents wide columns far)
+REASON_CHARACTERS = 40  # of a "not applicable" reason in the notices' table; the analysis has it whole
 
 
 class FontMissing(RuntimeError):
@@ -65,14 +75,15 @@ def _style(language: str) -> Iterator[None]:
 
 
 def write_board(figures: dict[str, Any], directory: Path, language: str) -> list[Path]:
-    """The four charts as PNG and SVG, and the PDF; returns the files written."""
+    """The five charts as PNG and SVG, and the PDF; returns the files written."""
     w = words(language)
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with _style(language):
         charts = {
-            "by-domain": _stacked(figures, "by_domain", w),
+            "by-domain": _by_domain(figures, w),
             "by-department": _stacked(figures, "by_department", w),
+            "recurring": _recurring(figures, w),
             "first-response": _response_times(figures, w),
             "notices": _notices(figures, w),
         }
@@ -113,6 +124,39 @@ def _stacked(figures: dict[str, Any], section: str, w: dict[str, str]) -> Figure
     return figure
 
 
+def _by_domain(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    """A line a domain, not stacked: a complaint coded in two domains counts in both."""
+    figure, axes = _chart(w["by_domain"])
+    for domain in (*HCAT_DOMAINS, NOT_CODED):
+        if domain in figures["by_domain"]:
+            counts = figures["by_domain"][domain]["counts"]
+            axes.plot(figures["periods"], counts, marker="o", label=w[domain])
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel(w["complaints"])
+    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    axes.tick_params(axis="x", labelrotation=45)
+    return figure
+
+
+def _recurring(figures: dict[str, Any], w: dict[str, str]) -> Figure:
+    """Each recurring cause (the first RECURRING_CHARTED): its complaints, and dashed the count above
+    which a period is above its department's baseline."""
+    figure, axes = _chart(w["recurring_chart"])
+    for row in figures["recurring"][:RECURRING_CHARTED]:
+        name = f"{row['department']} · {w[row['category']]}"
+        line = axes.plot(figures["periods"], row["counts"], marker="o", label=name)[0]
+        limit = [math.nan if b is None else b + ABOVE_SIGMAS * math.sqrt(b) for b in row["baseline"]]
+        axes.plot(figures["periods"], limit, linestyle="--", color=line.get_color(), label=w["above_from"])
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel(w["complaints"])
+    axes.tick_params(axis="x", labelrotation=45)
+    if figures["recurring"]:
+        axes.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    else:
+        axes.text(0.5, 0.5, w["none"], ha="center", transform=axes.transAxes)
+    return figure
+
+
 def _response_times(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     figure, axes = _chart(w["first_response"])
     each = figures["times"]["first_response"]["per_period"]
@@ -132,17 +176,31 @@ def status_of(state: dict[str, Any]) -> str:
     return "overdue" if state["overdue"] else "read" if state["read"] else "unread"
 
 
+def _shortened(text: str, characters: int) -> str:
+    return text if len(text) <= characters else text[: characters - 1] + "…"
+
+
+def _answerer(state: dict[str, Any]) -> str:
+    """Who signed off (or, before an answer, who read it)."""
+    if state["answer"] is not None:
+        return str(state["answer"]["by"])
+    return ", ".join(read["by"] for read in state["read"])
+
+
 def _notices(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     figure, axes = _chart(w["notices"])
     rows = [
-        (f"{w['notice']} {n['notice_id'][:8]} · {department}", status_of(state))
+        (f"{w['notice']} {n['notice_id'][:8]} · {department}", status_of(state), _answerer(state))
         for n in figures["notices"]
         for department, state in n["departments"].items()
     ]
-    for place, (_, status) in enumerate(reversed(rows)):
-        axes.barh(place, 1, color=STATUS_COLOURS[status])
-        axes.text(0.02, place, w[status], va="center", color="white", fontsize=11, fontweight="bold")
-    axes.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
+    for place, (_, status, by) in enumerate(rows):
+        axes.barh(place, 1, height=0.7, color=STATUS_COLOURS[status])
+        label = f"{w[status]} · {by}" if by else w[status]
+        axes.text(0.02, place, label, va="center", color="white", fontsize=11, fontweight="bold")
+    axes.set_yticks(range(len(rows)), [label for label, _, _ in rows])
+    # The first at the top, and bars of one size until there are more than NOTICE_ROWS.
+    axes.set_ylim(max(NOTICE_ROWS, len(rows)) - 0.5, -0.5)
     axes.set_xticks([])
     if not rows:
         axes.text(0.5, 0.5, w["none"], ha="center", transform=axes.transAxes)
@@ -155,25 +213,51 @@ def _page(title: str) -> Figure:
     return page
 
 
-def _table(page: Figure, top: float, height: float, header: list[str], cells: list[list[str]]) -> None:
+def _widths(header: list[str] | None, cells: list[list[str]]) -> list[float]:
+    """Each column as wide as its longest text (a CJK character as two), together the table's width."""
+
+    def length(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text) + 4
+
+    longest = [
+        max(length(row[i]) for row in [*([header] if header else []), *cells]) for i in range(len(cells[0]))
+    ]
+    return [width / sum(longest) for width in longest]
+
+
+def _table(page: Figure, top: float, height: float, header: list[str] | None, cells: list[list[str]]) -> None:
     axes = page.add_axes((0.05, top - height, 0.9, height))
     axes.axis("off")
     if cells:
-        table = axes.table(cellText=cells, colLabels=header, loc="upper left", cellLoc="left")
+        table = axes.table(
+            cellText=cells,
+            colLabels=header,
+            colWidths=_widths(header, cells),
+            loc="upper left",
+            cellLoc="left",
+        )
         table.auto_set_font_size(False)
         table.set_fontsize(10)
+        row = ROW_INCHES / (height * A4_LANDSCAPE[1])  # in the axes' height
+        for cell in table.get_celld().values():
+            cell.set_height(row)
+            cell.PAD = CELL_PADDING
     else:
         axes.text(0, 1, "-", va="top")
 
 
+def _span(figures: dict[str, Any]) -> str:
+    """The periods covered, first to last."""
+    periods = figures["periods"]
+    return f"{periods[0]} - {periods[-1]}" if periods else "-"
+
+
 def _summary_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
-    window = figures["window"]
     page = _page(w["title"])
     page.text(
         0.05,
         0.88,
-        f"{w['window']}: {window['since'] or w['start']} - {window['until'] or w['end']}, "
-        f"{w[figures['period_kind']]} ({figures['time_zone']})",
+        f"{w['window']}: {_span(figures)}, {w[figures['period_kind']]} ({figures['time_zone']})",
         fontsize=11,
     )
     times, harassment = figures["times"], figures["harassment"]
@@ -192,13 +276,21 @@ def _summary_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
         [w["safety_events"], f"{sum(safety['staff_reports'])} / {sum(safety['linked'])}"],
     ]
     page.text(0.05, 0.82, w["key_figures"], fontsize=14)
-    _table(page, 0.8, 0.25, ["", ""], key_figures)
+    _table(page, 0.8, 0.25, None, key_figures)
     page.text(0.05, 0.5, w["recurring"], fontsize=14)
     recurring = [
-        [row["department"], w[row["category"]], w[row["trend"]], f"{row['earlier']} → {row['later']}"]
+        [
+            row["department"],
+            w[row["category"]],
+            f"{row['run']['first']} - {row['run']['last']}"
+            + (f" ({w['to_date']})" if row["ongoing"] else ""),
+            w[row["trend"]],
+            f"{row['earlier']} → {row['later']}",
+        ]
         for row in figures["recurring"][:8]
     ]
-    _table(page, 0.48, 0.4, [w["department"], w["category"], w["trend"], w["counts"]], recurring)
+    header = [w["department"], w["category"], w["above_baseline"], w["trend"], w["counts"]]
+    _table(page, 0.48, 0.4, header, recurring)
     return page
 
 
@@ -206,14 +298,19 @@ def _notice_page(figures: dict[str, Any], w: dict[str, str]) -> Figure:
     page = _page(w["notices"])
     cells = []
     for notice in figures["notices"]:
-        categories = "、".join(w[c] for c in notice["categories"])
+        categories = w["separator"].join(w[c] for c in notice["categories"])
         for department, state in notice["departments"].items():
             before, after = state["complaints_before"], state["complaints_after"]
-            change = f"{before} → {after}" if before is not None else "-"
-            cells.append(
-                [f"{notice['notice_id'][:8]} ({categories})", department, w[status_of(state)], change]
+            change = (
+                f"{before} → {after} ({w[state['afterwards']]})" if before is not None else w["too_early"]
             )
-    _table(page, 0.88, 0.35, [w["notice"], w["department"], w["status"], w["before_after"]], cells)
+            status = w[status_of(state)]
+            if state["answer"] is not None and state["answer"]["reason"]:
+                status = _shortened(f"{status}: {state['answer']['reason']}", REASON_CHARACTERS)
+            notice_name = f"{notice['notice_id'][:8]} ({categories})"
+            cells.append([notice_name, department, status, _answerer(state), change])
+    header = [w["notice"], w["department"], w["status"], w["by"], w["before_after"]]
+    _table(page, 0.88, 0.35, header, cells)
     page.text(0.05, 0.48, w["caution"], fontsize=10)
     page.text(0.05, 0.4, w["kappa"], fontsize=14)
     kappas = [

@@ -224,12 +224,16 @@ class NoticesOfCase(Aggregate):
         reason: str | None,
         at: datetime,
     ) -> None:
-        """Answered once; a notice that does not apply says why. Late answers count, as late."""
+        """Answered once; a notice that does not apply says why. Late answers count, as late. A notice
+        answered before anyone recorded reading it is read by whoever answers, at that moment: the
+        record shows every department's reader."""
         part = self._part(notice_id, department, by)
         if answer == "not_applicable" and not (reason or "").strip():
             raise refusals.NotPossible("a notice that does not apply needs the reason why")
         if part.answer is not None:
             raise refusals.NotPossible(f"{department} already answered this notice: {part.answer}")
+        if part.acknowledged_by is None:
+            self._read(notice_id=notice_id, department=department, read_by=by, at=at)
         self._answer(
             notice_id=notice_id, department=department, answered_by=by, answer=answer, reason=reason, at=at
         )

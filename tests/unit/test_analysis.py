@@ -12,7 +12,7 @@ import pytest
 
 from kizuki.agreement import kappa
 from kizuki.analysis import AnalysisRebuild, suggested_categories
-from kizuki.analysis_figures import Periods, figures, trend
+from kizuki.analysis_figures import Periods, afterwards, figures, recurring, trend
 from kizuki.analysis_forms import print_csv, print_table
 from kizuki.audit import RecordMessage
 from shared.events import (
@@ -177,4 +177,61 @@ def test_an_empty_record_gives_an_empty_analysis() -> None:
     assert found["recurring"] == []
     table = io.StringIO()
     print_table(found, table)
-    assert "recurring in one department (largest rise first):\n  none" in table.getvalue()
+    assert "recurring in one department (above its baseline 3 or more periods running):\n  none" in (
+        table.getvalue()
+    )
+
+
+SIX = [f"2025-{m:02d}" for m in range(1, 7)]
+
+
+def named(pairs: dict[str, list[int]], coded: dict[str, list[int]]) -> list[tuple[str, str, str, str]]:
+    """(department, category, first period of its run, last period) of each cause named recurring."""
+    return [
+        (row["department"], row["category"], row["run"]["first"], row["run"]["last"])
+        for row in recurring(pairs, coded, SIX)
+    ]
+
+
+def test_a_cause_recurs_when_it_stays_above_its_departments_baseline_three_periods_running() -> None:
+    coded = {"Ward 3": [10] * 6, "Ward 5": [40] * 6, "Pharmacy": [40] * 6}
+    # Safety is 1 in 20 of the others' complaints: 0.5 expected of Ward 3's ten, above it from 2 up.
+    # (Ward 5's baseline, from Ward 3 and Pharmacy: 40 of its complaints times 30 in 300.)
+    elsewhere = {"Ward 5\tsafety": [2] * 6, "Pharmacy\tsafety": [2] * 6}
+    pairs = {"Ward 3\tsafety": [0, 0, 3, 4, 5, 6], **elsewhere}
+    [row] = recurring(pairs, coded, SIX)
+    assert (row["department"], row["category"], row["trend"]) == ("Ward 3", "safety", "rising")
+    assert row["run"] == {"periods": 4, "first": "2025-03", "last": "2025-06"}
+    assert row["ongoing"]
+    assert row["baseline"] == [0.5] * 6
+    # Two periods running are not enough; nor is a count within two standard deviations (1 of 0.5).
+    assert named({"Ward 3\tsafety": [0, 0, 0, 1, 5, 6], **elsewhere}, coded) == []
+
+
+def test_a_category_every_department_has_or_a_larger_department_is_no_cause_of_one() -> None:
+    coded = {"Ward 3": [10] * 6, "Ward 5": [40] * 6}
+    everywhere = {"Ward 3\tenvironment": [1, 3, 2, 2, 3, 1], "Ward 5\tenvironment": [8, 9, 7, 8, 9, 7]}
+    assert named(everywhere, coded) == []
+    larger = {"Ward 3\tlistening": [1] * 6, "Ward 5\tlistening": [4] * 6}
+    assert named(larger, coded) == []
+    # A hospital of one department has nothing to compare with: nothing is named.
+    assert named({"Ward 3\tsafety": [5] * 6}, {"Ward 3": [10] * 6}) == []
+
+
+def test_a_category_only_one_department_has_recurs_and_runs_to_date_come_first() -> None:
+    coded = {"Ward 3": [10] * 6, "Ward 5": [10] * 6, "Pharmacy": [10] * 6}
+    pairs = {
+        "Pharmacy\tsafety": [1, 1, 1, 0, 0, 0],  # nobody else: above a baseline of 0, then stopped
+        "Ward 3\tcommunication": [0, 0, 0, 2, 2, 2],  # to the last period
+        "Ward 5\tlistening": [3, 3, 3, 3, 0, 0],  # the longest run, over
+    }
+    assert named(pairs, coded) == [
+        ("Ward 3", "communication", "2025-04", "2025-06"),
+        ("Ward 5", "listening", "2025-01", "2025-04"),
+        ("Pharmacy", "safety", "2025-01", "2025-03"),
+    ]
+
+
+def test_a_notice_says_whether_complaints_fell_rose_or_stayed_afterwards() -> None:
+    assert [afterwards(5, 2), afterwards(2, 5), afterwards(3, 3)] == ["fell", "rose", "unchanged"]
+    assert afterwards(None, None) is None  # too early to compare

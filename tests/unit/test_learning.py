@@ -144,6 +144,20 @@ def test_only_the_departments_people_answer_and_not_applicable_says_why_and_once
     )
 
 
+def test_an_answer_to_a_notice_nobody_read_records_the_read_by_whoever_answers() -> None:
+    case = open_case()
+    notice_id = with_notice(case)
+    case.read_notice(notice_id, "Outpatients", "sv-010", OPENED)
+    case.collect_events()
+    later = OPENED + INTERVAL
+    case.answer_notice(notice_id, "Ward 3", "sv-004", "action_complete", None, later)  # sv-003's deputy
+    case.answer_notice(notice_id, "Outpatients", "sv-010", "not_applicable", "no night rounds", later)
+    answered = case.collect_events()
+    assert types(answered) == ["LearningNoticeRead", "LearningNoticeAnswered", "LearningNoticeAnswered"]
+    assert (answered[0].department, answered[0].read_by) == ("Ward 3", "sv-004")  # type: ignore[attr-defined]
+    assert case.notices[notice_id].departments["Outpatients"].acknowledged_by == "sv-010"  # read before
+
+
 def test_the_deadline_makes_unanswered_departments_overdue_and_never_names_a_person() -> None:
     case = open_case()
     notice_id = with_notice(case)
