@@ -17,7 +17,7 @@ from services.console.filters import Filters
 from services.console.gateway import Gateway
 from services.console.index import WorkIndex
 from services.console.labels import TIERS
-from services.console.live import ChangeFeed
+from services.console.refusals import Refusal
 from services.console.sessions import Session
 from services.console.web import Pages
 from services.console.work import WorkItem, may_see, my_work
@@ -53,7 +53,7 @@ def filter_choices(pages: Pages) -> dict[str, Any]:
     return {"tiers": list(TIERS), "departments": departments}
 
 
-def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed, gateway: Gateway) -> APIRouter:
+def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
     @api.get("/", response_class=HTMLResponse)
@@ -88,10 +88,11 @@ def router(pages: Pages, store: ConsoleApplication, feed: ChangeFeed, gateway: G
         return await case_page(pages, store, gateway, session, complaint_id, here=f"/cases/{case_ref}")
 
     @api.get("/events")
-    async def events(request: Request) -> StreamingResponse:
+    async def events(request: Request, since: int | None = None) -> StreamingResponse:
+        """``since``: the version the page was rendered at; a change after it is sent at once."""
         pages.session(request)
         return StreamingResponse(
-            feed.stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+            pages.feed.stream(since), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
         )
 
     @api.get("/static/{name}")
@@ -111,14 +112,14 @@ async def case_page(
     gateway: Gateway,
     session: Session,
     complaint_id: UUID,
-    refusal: str = "",
+    refusal: Refusal | None = None,
     status: int = 200,
     here: str = "",
 ) -> Response:
     """The case as the read model has it, for the people of the case and the overseers, with the forms
     this person may use; a refusal of the service an action was sent to is shown above it, with the
     service's status. The patient's data only if intake gives it to this person."""
-    directory = pages.directory
+    directory, version = pages.directory, pages.feed.version  # before the read: see Pages.render
 
     def visible(cases: dict[UUID, Case]) -> Case | None:
         found = cases.get(complaint_id)
@@ -137,9 +138,10 @@ async def case_page(
         status,
         here or f"/cases/{complaint_id}",
         case=case,
+        version=version,
         refusal=refusal,
         allowed=allowed(case, session.staff_id, directory),
         patient=complaint.body if complaint.ok else None,
         # Refused (403) or unknown to intake (404): the section is not there. Not answering: said so.
-        patient_unavailable=complaint.refusal if complaint.status >= 500 else "",
+        patient_unavailable=complaint.refusal if complaint.status >= 500 else None,
     )
