@@ -129,7 +129,9 @@ async def case_page(
 
     case = store.read(visible)
     if case is None:
-        return pages.render("missing.html", session.language, session, 404, complaint_id=complaint_id)
+        # What the person asked for, not the id a reference resolved to: that would say it exists.
+        asked = here.removeprefix("/cases/") or str(complaint_id)
+        return pages.render("missing.html", session.language, session, 404, complaint_id=asked)
     complaint = await gateway.get("intake", f"/v1/complaints/{complaint_id}", session.staff_id)
     return pages.render(
         "case.html",

@@ -246,6 +246,7 @@ async def test_one_phone_complaint_is_carried_from_registration_to_close_by_clic
     answer = await other.goto(system.url("console", f"/cases/{reference}"))
     assert answer is not None
     assert answer.status == 404
+    assert complaint_id not in await other.content()  # not even that the reference names a case
     await shoot(other, f"{language}-case-not-hers")
     answer = await other.goto(system.url("console", "/overview"))
     assert answer is not None
