@@ -99,15 +99,19 @@ async def loaded(client: httpx.AsyncClient, expected: int, within: float) -> flo
     return time.perf_counter() - started
 
 
-async def work_times(client: httpx.AsyncClient) -> dict[str, float]:
-    """Each "My work" request timed from the client on loopback: the server's time and the loopback's."""
-    times = []
+async def work_times(client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
+    """Each "My work" request: the server's own time (its ``Server-Timing``), and as timed by the
+    client on loopback (the server's, the transport's and the client's own)."""
+    server, loopback = [], []
     for _ in range(REQUESTS):
         started = time.perf_counter()
         page = await client.get("/")
-        times.append((time.perf_counter() - started) * 1000)
+        loopback.append((time.perf_counter() - started) * 1000)
         assert page.status_code == 200
-    return percentiles(times)
+        timing = re.fullmatch(r"work;dur=([0-9.]+)", page.headers.get("server-timing", ""))
+        assert timing is not None, page.headers
+        server.append(float(timing[1]))
+    return {"server": percentiles(server), "loopback": percentiles(loopback)}
 
 
 async def change_delays(js: JetStreamContext, client: httpx.AsyncClient) -> dict[str, float]:
@@ -183,10 +187,14 @@ async def console_at_scale(root: Path, cases: int = 10_000) -> dict[str, Any]:
 def console_table(figures: dict[str, Any]) -> list[str]:
     lines = [
         f"console: {figures['open_cases']} open cases folded in {figures['folded_seconds']:.0f} s; "
-        '"My work" on loopback, ms (goal p99 <= 50):'
+        '"My work" in ms (goal: server p99 <= 50):'
     ]
     for staff_id, times in figures["my_work_ms"].items():
-        lines.append(f"  {staff_id:<8} p50 {times['p50']:>6.1f}  p99 {times['p99']:>6.1f}")
+        server, loopback = times["server"], times["loopback"]
+        lines.append(
+            f"  {staff_id:<8} server p50 {server['p50']:>6.1f}  p99 {server['p99']:>6.1f}   "
+            f"on loopback p50 {loopback['p50']:>6.1f}  p99 {loopback['p99']:>6.1f}"
+        )
     delay = figures["event_to_page_ms"]
     lines.append(
         f"  from an event on the record to the page showing it (SSE): p50 {delay['p50']:.0f} ms, "

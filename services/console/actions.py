@@ -1,5 +1,5 @@
 """The forms people post: each is carried out by the owning service's API with their own token, and
-the service's refusal is shown as it said it."""
+the service's refusal is shown in the person's language (see ``refusals``)."""
 
 # Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
 from typing import Any, get_args

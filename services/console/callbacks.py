@@ -13,6 +13,7 @@ from services.console.application import ConsoleApplication
 from services.console.domain import Case
 from services.console.index import WorkIndex
 from services.console.pages import filter_choices, filtered
+from services.console.refusals import Refusal
 from services.console.sessions import Session
 from services.console.web import Pages
 from services.console.work import WorkItem, my_work
@@ -28,7 +29,11 @@ def first_to_call(items: list[WorkItem], moment: datetime) -> list[WorkItem]:
 
 
 def callbacks_page(
-    pages: Pages, store: ConsoleApplication, session: Session, refusal: str = "", status: int = 200
+    pages: Pages,
+    store: ConsoleApplication,
+    session: Session,
+    refusal: Refusal | None = None,
+    status: int = 200,
 ) -> Response:
     moment, directory, filters = now(), pages.directory, session.filters
 

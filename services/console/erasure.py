@@ -14,6 +14,7 @@ from services.console import roles
 from services.console.application import ConsoleApplication
 from services.console.domain import Case
 from services.console.gateway import Gateway
+from services.console.refusals import Refusal
 from services.console.sessions import Session
 from services.console.web import NOT_AN_ID, STALE_FORM, Pages, form_of
 
@@ -25,7 +26,11 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
     api = APIRouter(include_in_schema=False)
 
     def confirmation(
-        session: Session, complaint_id: UUID | None, refusal: str = "", status: int = 200, reason: str = ""
+        session: Session,
+        complaint_id: UUID | None,
+        refusal: Refusal | None = None,
+        status: int = 200,
+        reason: str = "",
     ) -> Response:
         case: Case | None = None
         if complaint_id is not None:
@@ -50,7 +55,7 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         try:
             return confirmation(session, UUID(complaint.strip()))
         except ValueError:
-            return confirmation(session, None, NOT_AN_ID, 422)
+            return confirmation(session, None, Refusal(NOT_AN_ID), 422)
 
     @api.post("/erase/{complaint_id}", response_class=HTMLResponse)
     async def erase(request: Request, complaint_id: UUID) -> Response:
@@ -60,9 +65,9 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
             raise HTTPException(403, detail=STALE_FORM)
         reason = form.get("reason", "").strip()
         if not reason:
-            return confirmation(session, complaint_id, NO_REASON, 422)
+            return confirmation(session, complaint_id, Refusal(NO_REASON), 422)
         if form.get("confirm") != "yes":
-            return confirmation(session, complaint_id, NOT_CONFIRMED, 422, reason)
+            return confirmation(session, complaint_id, Refusal(NOT_CONFIRMED), 422, reason)
         outcome = await gateway.post("intake", f"/v1/complaints/{complaint_id}/erase", session.staff_id)
         if not outcome.ok:
             return confirmation(session, complaint_id, outcome.refusal, outcome.status, reason)

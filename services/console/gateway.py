@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from services.console.refusals import Refusal, not_answering, refused
 from shared.auth import issue_token
 from shared.directory import Directory
 from shared.live_file import LiveFile
@@ -20,12 +21,12 @@ TOKEN_LIFETIME = timedelta(minutes=2)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the service answered: the body on success, or its refusal in its own words."""
+    """What the service answered: the body on success, or its refusal as the person is told it."""
 
     ok: bool
     status: int
     body: dict[str, Any]
-    refusal: str = ""
+    refusal: Refusal | None = None
 
 
 class Gateway:
@@ -62,22 +63,11 @@ class Gateway:
             )
         except httpx.TransportError:
             # The person is told, and may send the form again once the service is back.
-            return Outcome(False, 503, {}, f"the {service} service is not answering: try again in a moment")
+            return Outcome(False, 503, {}, not_answering(service))
         if response.is_success:
             return Outcome(True, response.status_code, response.json())
-        return Outcome(False, response.status_code, {}, refusal_text(response))
-
-
-def refusal_text(response: httpx.Response) -> str:
-    """The service's message: a sentence, the open items of a 409, or each problem of a 422."""
-    try:
-        answer = response.json()
-    except ValueError:
-        return f"{response.status_code} {response.reason_phrase}"
-    detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
-    if isinstance(detail, dict):
-        problems = detail.get("problems") or detail.get("open_duties") or []
-        head = str(detail.get("error") or detail.get("message") or "")
-        items = [str(p.get("message", p)) if isinstance(p, dict) else str(p) for p in problems]
-        return ": ".join(filter(None, [head, ", ".join(items)])) or str(detail)
-    return str(detail)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        return Outcome(False, response.status_code, {}, refused(service, response.status_code, answer))

@@ -63,11 +63,12 @@ class ChangeFeed:
             await self.changed(left)
         return True
 
-    async def stream(self) -> AsyncIterator[str]:
+    async def stream(self, since: int | None = None) -> AsyncIterator[str]:
         """Server-sent events: one each time the record changed, a comment now and then to keep the
-        connection open."""
+        connection open. ``since``: the version the listening page shows; a change after it (while the
+        page loaded, before it listened) is sent at once."""
         yield "retry: 1000\n\n"
-        seen = self.version
+        seen = self.version if since is None else since
         while not self._closing.is_set():
             # Compared with the version, not only woken: a change between two waits is not missed.
             if self.version == seen and not await self.changed(KEEP_ALIVE_SECONDS):

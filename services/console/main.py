@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings, store, consumers(store), workers=[feed])
     app = http_app("kizuki console", runtime)
     app.middleware("http")(security_headers)
-    view = Pages(Sessions(), directory, policy.escalation.calendar.timezone)
+    view = Pages(Sessions(), directory, policy.escalation.calendar.timezone, feed)
     language = policy.intake.default_language  # of pages shown before anyone is known
 
     async def to_sign_in(_: Request, __: Exception) -> Response:
@@ -48,10 +48,10 @@ def create_app(settings: Settings) -> FastAPI:
     gateway = Gateway(settings, directory, client)
     sign_on = SignOn(settings.console_oidc, client) if settings.console_oidc else None
     app.include_router(signin.router(view, settings.console_passwords, Attempts(), language, sign_on))
-    app.include_router(pages.router(view, store, feed, gateway))
+    app.include_router(pages.router(view, store, gateway))
     app.include_router(callbacks.router(view, store))
     app.include_router(actions.router(view, store, gateway))
-    app.include_router(register.router(view, store, gateway, feed))
+    app.include_router(register.router(view, store, gateway))
     app.include_router(oversight.router(view, store))
     app.include_router(auditing.router(view, RecordDesk(settings)))
     app.include_router(erasure.router(view, store, gateway))

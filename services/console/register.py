@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
-from services.console.live import ChangeFeed
+from services.console.refusals import Refusal
 from services.console.sessions import Session
 from services.console.web import STALE_FORM, Pages, form_of
 
@@ -44,10 +44,12 @@ def complaint_body(form: dict[str, str], zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def router(pages: Pages, store: ConsoleApplication, gateway: Gateway, feed: ChangeFeed) -> APIRouter:
+def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
-    def form_page(session: Session, values: dict[str, str], refusal: str = "", status: int = 200) -> Response:
+    def form_page(
+        session: Session, values: dict[str, str], refusal: Refusal | None = None, status: int = 200
+    ) -> Response:
         return pages.render(
             "register.html", session.language, session, status, "/register",
             values=values, refusal=refusal, channels=CHANNELS, departments=departments(pages, session),
@@ -79,7 +81,7 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway, feed: Chan
             duty = case.duties.get("first_response") if case is not None else None
             return duty.due_at if duty is not None else None
 
-        await feed.until(lambda: apology_call_due() is not None, DEADLINE_WAIT_SECONDS)
+        await pages.feed.until(lambda: apology_call_due() is not None, DEADLINE_WAIT_SECONDS)
         return pages.render(
             "registered.html", session.language, session, 200, f"/cases/{complaint_id}",
             complaint_id=complaint_id, due_at=apology_call_due(),

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.console import labels, roles
 from services.console.i18n import LANGUAGE_NAMES, LANGUAGES, Clock, translations
 from services.console.index import OPEN_CALLBACK
+from services.console.live import ChangeFeed
 from services.console.sessions import Session, Sessions
 from services.console.work import ACTION_FOR_DUTY, time_left
 from shared.auth import WRITERS
@@ -52,6 +53,7 @@ class Pages:
     sessions: Sessions
     staff_file: LiveFile[Directory]
     timezone: str
+    feed: ChangeFeed  # its version is each page's: live updates start from the page's own
 
     @property
     def directory(self) -> Directory:
@@ -90,8 +92,10 @@ class Pages:
         here: str = "/",
         **values: Any,
     ) -> HTMLResponse:
-        """``here``: the page's path, where switching the language comes back to."""
+        """``here``: the page's path, where switching the language comes back to. ``version``: the
+        feed's version before the read model was read (by default now, when nothing was awaited since)."""
         texts = translations(language)
+        values.setdefault("version", self.feed.version)
         directory = self.directory
         page = _templates.get_template(template).render(
             _=texts.gettext,
@@ -110,6 +114,7 @@ class Pages:
             here=here,
             time_left=time_left,
             reference=reference_of,
+            said=lambda refusal: refusal.said(language),
             **values,
         )
         return HTMLResponse(page, status_code=status)

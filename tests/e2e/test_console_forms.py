@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from services.console.refusals import not_answering
 from tests.e2e.conftest import System, of, register, until_record
 from tests.e2e.test_console_browser import set_password
 from tests.e2e.test_console_sign_in import sign_in
@@ -96,7 +97,7 @@ async def test_a_service_that_does_not_answer_is_named_on_the_page(system: Syste
         form = {"csrf": csrf.group(1), "duty": "supervisor_acknowledgement"}
         answer = await supervisor.post(f"/cases/{complaint_id}/acknowledge", data=form)
     assert answer.status_code == 503
-    assert "the escalation service is not answering" in answer.text
+    assert not_answering("escalation").said("ja") in answer.text  # in her language (the default)
 
 
 async def test_callback_staff_find_their_callback_in_my_work_and_record_the_outcome(system: System) -> None:

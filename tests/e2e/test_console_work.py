@@ -12,6 +12,8 @@ from uuid import UUID
 import httpx
 import pytest
 
+from services.console.refusals import refused as refused_by
+from shared.directory import load_directory
 from shared.reference import reference_of
 from shared.settings import SERVICES
 from tests.e2e.conftest import System, of, register, until_record, write_policy
@@ -117,7 +119,9 @@ async def test_callback_staff_see_their_callbacks_and_followups_refusal_before_o
         path = f"/cases/{complaint_id}/callbacks/{scheduled['callback_id']}/outcome"
         refused = await console.post(path, data=form)
         assert refused.status_code == 409, refused.text
-        assert "not due yet" in refused.text  # followup's own words, on the callbacks page
+        language = load_directory(system.settings.directory_path).staff[caller].language
+        not_due = refused_by("followup", 409, {"detail": "the callback is not due yet"})
+        assert not_due.said(language) in refused.text  # followup's refusal in their language
         assert 'id="callbacks"' in refused.text
 
         case = await console.get(f"/cases/{complaint_id}")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.console.i18n import LANGUAGES
+from services.console.live import ChangeFeed
 from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TIERS, TRACKS, UNITS, overview
 from services.console.record_desk import ChainHead, Verification
 from services.console.sessions import Session, Sessions
@@ -24,7 +25,7 @@ DIRECTORY = watch_directory(load_settings({}).directory_path)
 
 def pages_and_session(staff_id: str, language: str) -> tuple[Pages, Session]:
     sessions = Sessions()
-    pages = Pages(sessions, DIRECTORY, "Asia/Tokyo")
+    pages = Pages(sessions, DIRECTORY, "Asia/Tokyo", ChangeFeed())
     session = sessions.get(sessions.start(staff_id, language))
     assert session is not None
     return pages, session

@@ -11,8 +11,10 @@
   let pending = false;
 
   function typing() {
+    // The live part as it is now: each refresh puts a new one in its place.
+    const here = document.getElementById(live.id);
     const active = document.activeElement;
-    return active && live.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+    return here && active && here.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
   }
 
   async function refresh() {
@@ -28,6 +30,11 @@
     const fresh = new DOMParser()
       .parseFromString(await response.text(), "text/html")
       .getElementById(live.id);
+    if (typing()) {
+      // The person began to type while the page was fetched: what they typed stays.
+      pending = true;
+      return;
+    }
     const here = document.getElementById(live.id);
     if (fresh && here) {
       here.replaceWith(document.importNode(fresh, true));
@@ -41,7 +48,8 @@
     timer = setTimeout(refresh, 100);
   }
 
-  new EventSource("/events").onmessage = soon;
+  // From the version the page shows: a change while it loaded is not missed.
+  new EventSource("/events?since=" + encodeURIComponent(live.dataset.version)).onmessage = soon;
   document.addEventListener("focusout", function () {
     if (pending) {
       soon();
