@@ -71,22 +71,32 @@ class Dispatcher:
                 self._wake.clear()
                 if time.monotonic() - kept_at >= self.poll_interval:
                     kept, kept_at = await self._keep_place(position, kept), time.monotonic()
-                notifications = await self._read(
-                    self.store.process_recorder.select_notifications, position + 1, BATCH
-                )
-                for notification in notifications:
-                    if notification.topic == REQUESTED_TOPIC:
-                        self._start(UUID(str(notification.originator_id)), notification.id)
-                    position = notification.id
-                if not notifications:
+                read_up_to, requested = await self._read(self._requests_after, position)
+                for requested_at, notification in requested:
+                    self._start(notification, requested_at)
+                if read_up_to == position:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                position = read_up_to
         finally:
             for task in self._deliveries.values():
                 task.cancel()
             await asyncio.gather(*self._deliveries.values(), return_exceptions=True)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+
+    def _requests_after(self, position: int) -> tuple[int, list[tuple[int, Notification]]]:
+        """In a worker thread: how far the log was read (at most BATCH past ``position``), and each
+        notification requested in that stretch with its place in the log, read there and then: one
+        trip to the store's thread for them all rather than one per delivery."""
+        stretch = self.store.process_recorder.select_notifications(position + 1, BATCH)
+        requested = []
+        for row in stretch:
+            if row.topic == REQUESTED_TOPIC:
+                notification = self.store.get_notification(UUID(str(row.originator_id)))
+                if notification is not None:
+                    requested.append((row.id, notification))
+        return (stretch[-1].id if stretch else position), requested
 
     async def _read(self, read: Callable[..., Read], *args: object) -> Read:
         """A read of the store, tried again until it succeeds (a locked or unreachable store passes)."""
@@ -112,8 +122,9 @@ class Dispatcher:
             return kept
         return finished_up_to
 
-    def _start(self, delivery_id: UUID, requested_at: int) -> None:
-        task = asyncio.create_task(self.deliver(delivery_id))
+    def _start(self, notification: Notification, requested_at: int) -> None:
+        delivery_id = notification.id
+        task = asyncio.create_task(self.deliver(notification))
         self._deliveries[delivery_id] = task
         self._requested_at[delivery_id] = requested_at
 
@@ -123,10 +134,12 @@ class Dispatcher:
 
         task.add_done_callback(finished)
 
-    async def deliver(self, delivery_id: UUID) -> None:
-        """Attempts until the notification is delivered or given up. The notification is read once and
-        kept as each record of an attempt returns it; read again only after a failure to record."""
-        notification = await self._read(self.store.get_notification, delivery_id)
+    async def deliver(self, requested: Notification) -> None:
+        """Attempts until the notification is delivered or given up. The notification as read with the
+        log that requested it is kept as each record of an attempt returns it; read again only after a
+        failure to record."""
+        delivery_id = requested.id
+        notification: Notification | None = requested
         while notification is not None and notification.pending:
             if notification.retry_at is not None:
                 await asyncio.sleep(max(0.0, (notification.retry_at - now()).total_seconds()))
