@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 from uuid import UUID
@@ -65,26 +66,37 @@ class Dispatcher:
         writer = asyncio.create_task(self.writer.run())
         try:
             position = await self._read(self.store.process_recorder.max_tracking_id, FINISHED_UP_TO) or 0
-            kept = position
+            kept, kept_at = position, time.monotonic()
             while True:
                 self._wake.clear()
-                kept = await self._keep_place(position, kept)
-                notifications = await self._read(
-                    self.store.process_recorder.select_notifications, position + 1, BATCH
-                )
-                for notification in notifications:
-                    if notification.topic == REQUESTED_TOPIC:
-                        self._start(UUID(str(notification.originator_id)), notification.id)
-                    position = notification.id
-                if not notifications:
+                if time.monotonic() - kept_at >= self.poll_interval:
+                    kept, kept_at = await self._keep_place(position, kept), time.monotonic()
+                read_up_to, requested = await self._read(self._requests_after, position)
+                for requested_at, notification in requested:
+                    self._start(notification, requested_at)
+                if read_up_to == position:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                position = read_up_to
         finally:
             for task in self._deliveries.values():
                 task.cancel()
             await asyncio.gather(*self._deliveries.values(), return_exceptions=True)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+
+    def _requests_after(self, position: int) -> tuple[int, list[tuple[int, Notification]]]:
+        """In a worker thread: how far the log was read (at most BATCH past ``position``), and each
+        notification requested in that stretch with its place in the log, read there and then: one
+        trip to the store's thread for them all rather than one per delivery."""
+        stretch = self.store.process_recorder.select_notifications(position + 1, BATCH)
+        requested = []
+        for row in stretch:
+            if row.topic == REQUESTED_TOPIC:
+                notification = self.store.get_notification(UUID(str(row.originator_id)))
+                if notification is not None:
+                    requested.append((row.id, notification))
+        return (stretch[-1].id if stretch else position), requested
 
     async def _read(self, read: Callable[..., Read], *args: object) -> Read:
         """A read of the store, tried again until it succeeds (a locked or unreachable store passes)."""
@@ -96,7 +108,9 @@ class Dispatcher:
                 await asyncio.sleep(self.poll_interval)
 
     async def _keep_place(self, position: int, kept: int) -> int:
-        """Moves the kept place up to just before the oldest request still being delivered."""
+        """Moves the kept place up to just before the oldest request still being delivered. Done once
+        a poll interval at most, not at every wake: each is a transaction (and a row), and a restart
+        only reads a little more of the log, whose finished notifications it passes over."""
         finished_up_to = min(self._requested_at.values(), default=position + 1) - 1
         if finished_up_to <= kept:
             return kept
@@ -108,8 +122,9 @@ class Dispatcher:
             return kept
         return finished_up_to
 
-    def _start(self, delivery_id: UUID, requested_at: int) -> None:
-        task = asyncio.create_task(self.deliver(delivery_id))
+    def _start(self, notification: Notification, requested_at: int) -> None:
+        delivery_id = notification.id
+        task = asyncio.create_task(self.deliver(notification))
         self._deliveries[delivery_id] = task
         self._requested_at[delivery_id] = requested_at
 
@@ -119,10 +134,12 @@ class Dispatcher:
 
         task.add_done_callback(finished)
 
-    async def deliver(self, delivery_id: UUID) -> None:
-        """Attempts until the notification is delivered or given up. The notification is read once and
-        kept as each record of an attempt returns it; read again only after a failure to record."""
-        notification = await self._read(self.store.get_notification, delivery_id)
+    async def deliver(self, requested: Notification) -> None:
+        """Attempts until the notification is delivered or given up. The notification as read with the
+        log that requested it is kept as each record of an attempt returns it; read again only after a
+        failure to record."""
+        delivery_id = requested.id
+        notification: Notification | None = requested
         while notification is not None and notification.pending:
             if notification.retry_at is not None:
                 await asyncio.sleep(max(0.0, (notification.retry_at - now()).total_seconds()))
@@ -159,7 +176,8 @@ class Dispatcher:
         failure: DeliveryFailed | None = None
         timeout = self.config.timeout_seconds
         try:
-            await asyncio.wait_for(self.channels[channel].send(message), timeout)
+            async with asyncio.timeout(timeout):
+                await self.channels[channel].send(message)
         except DeliveryFailed as failed:
             failure = failed
         except TimeoutError:
@@ -168,7 +186,7 @@ class Dispatcher:
             log.error("channel %s failed on delivery %s: %s", channel, delivery_id, type(error).__name__)
             failure = DeliveryFailed("channel_error", permanent=False)
         if failure is None:
-            log.info("delivered %s by %s", delivery_id, channel)
+            log.debug("delivered %s by %s", delivery_id, channel)  # the record says so: NotificationSent
             return await self.writer.record(started, lambda n: n.deliver(now()))
         # Only the classified reason, in the log and on the record: never the provider's text.
         log.warning("delivery %s by %s failed: %s", delivery_id, channel, failure.reason)

@@ -65,8 +65,14 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
 
     vault = KeyVault(MasterKey.load(settings.master_key))
     sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
-    # The dispatcher wakes the relay (and itself) through the runtime after each commit.
-    dispatcher = Dispatcher(store, channels, config.delivery, vault, on_commit=lambda: runtime.committed())
+
+    def relay_recorded() -> None:
+        """After each commit of the dispatcher's writer: attempts and outcomes, for the relay to publish.
+        Never a request, so the dispatcher itself is not woken (the runtime wakes it on the others)."""
+        if runtime.relay is not None:
+            runtime.relay.wake()
+
+    dispatcher = Dispatcher(store, channels, config.delivery, vault, on_commit=relay_recorded)
     runtime = ServiceRuntime(
         settings,
         store,
