@@ -33,6 +33,7 @@ from kizuki.launcher import run_system
 from kizuki.permissions import ADMINISTRATOR, AUDITOR, bus_permissions, print_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS, provision_bus, provision_secrets
 from kizuki.qr import form_link, write_qr
+from kizuki.rebuild import REBUILT, RebuildRefused, rebuild_store
 from kizuki.reconcile import print_reconciliation, reconcile
 from kizuki.replay import replay
 from kizuki.report import Rebuild, iso_or_none
@@ -334,6 +335,11 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="bring a fresh machine to the state of a backup")
     restore.add_argument("dir", type=Path, help="the backup's directory")
     restore.add_argument("--force", action="store_true", help="move an existing data directory aside")
+    rebuilt = commands.add_parser(
+        "rebuild",
+        help=f"make a stopped service's lost store again from the record alone ({', '.join(REBUILT)} only)",
+    )
+    rebuilt.add_argument("service", choices=SERVICES)
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
@@ -476,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
         elif args.command in ("backup", "restore"):
             _backup_or_restore(settings, args)
+        elif args.command == "rebuild":
+            _rebuild(settings, args.service)
         elif args.command == "permissions":
             print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
         elif args.command == "token" and args.staff_id == "revoke":
@@ -532,6 +540,13 @@ def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
             for note in restore_backup(settings, args.dir, args.force):
                 print(f"kizuki: {note}")
     except (BackupRefused, SnapshotFailed, OSError, NatsError) as error:
+        sys.exit(f"kizuki: {error}")
+
+
+def _rebuild(settings: Settings, service: str) -> None:
+    try:
+        print(f"kizuki: {rebuild_store(settings, service)}")
+    except (RebuildRefused, NatsError, OSError) as error:
         sys.exit(f"kizuki: {error}")
 
 

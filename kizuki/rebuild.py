@@ -1,0 +1,134 @@
+"""`kizuki rebuild SERVICE`: a service's store, lost or broken without a backup, made again from the
+record alone, with the service stopped, read with the service's own bus credentials.
+
+Only escalation's store can be rebuilt: every other store holds facts the record does not (``HELD_ONLY``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from services.escalation.application import EscalationApplication
+from services.escalation.handlers import FROM_THE_RECORD, SUBSCRIPTIONS
+from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relayed
+from shared.bus import RECORD_STREAM, connect, record_subjects
+from shared.events import ComplaintReceived, decode_event
+from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of
+from shared.service import open_store
+from shared.settings import Settings
+
+REBUILT = ("escalation",)
+# What each other store holds that the record does not: why it cannot be rebuilt from the record.
+HELD_ONLY = {
+    "intake": "the idempotency keys of registrations, the traces that find possible duplicates, and the "
+    "register of messages received by each channel (with the reasons of those refused)",
+    "notifier": "each recipient's contact details and the text of each notification, which the record "
+    "never carries, and the bookkeeping of delivery attempts still to be made",
+    "followup": "the notes of each callback call, the patient's comments, and the callback rules and "
+    "calendar each callback keeps",
+    "console": "nothing of its own: it is a projection of the record that it reads again by itself",
+}
+
+
+class RebuildRefused(Exception):
+    """The rebuild cannot start or cannot finish; nothing is to be used of what it wrote."""
+
+
+def rebuild_store(settings: Settings, service: str) -> str:
+    """Rebuild the service's store; returns what was done, in a sentence."""
+    if service not in REBUILT:
+        raise RebuildRefused(
+            f"{service}'s store cannot be rebuilt from the record: it holds {HELD_ONLY[service]}"
+        )
+    _refuse_while_running(settings, service)
+    store = open_store(EscalationApplication, settings)
+    try:
+        held = store.process_recorder.max_notification_id() or 0
+        if held:
+            raise RebuildRefused(
+                f"{service}'s store holds {held} events: move it away ({_where(settings, service)}) first"
+            )
+        relayed, complaints, processed = asyncio.run(_read_record(settings, service))
+        try:
+            written = EscalationRebuild(store, complaints).rebuild(relayed, processed)
+        except CannotRebuild as missing:
+            raise RebuildRefused(
+                f"{missing}; the rebuilt store is incomplete: remove it ({_where(settings, service)})"
+            ) from None
+    finally:
+        store.close()
+    positions = ", ".join(f"{t.application_name} up to #{t.notification_id}" for t in processed) or "none"
+    return (
+        f"{service}'s store rebuilt from the record: {len(relayed)} of its events and the "
+        f"{len(complaints)} complaints it consumed, {written} events in all; messages taken as processed: "
+        f"{positions}. Start {service} again."
+    )
+
+
+def _refuse_while_running(settings: Settings, service: str) -> None:
+    try:
+        with socket.create_connection((settings.http_host, settings.http_ports[service]), timeout=1):
+            pass
+    except OSError:
+        return
+    raise RebuildRefused(
+        f"{service} is running (it answers on {settings.http_url(service)}): "
+        "stop it before rebuilding its store"
+    )
+
+
+def _where(settings: Settings, service: str) -> str:
+    if settings.postgres is not None:
+        return f"the PostgreSQL schema {service}"
+    return str(settings.service_dir(service) / "store.sqlite")
+
+
+async def _read_record(
+    settings: Settings, service: str
+) -> tuple[list[Relayed], dict[UUID, ComplaintReceived], list[Tracking]]:
+    nc: Client = await connect(settings.bus_url, name=f"{service}-rebuild", user=settings.bus_user(service))
+    try:
+        js = nc.jetstream()
+        # Every consumed message up to its consumer's acknowledged floor was handled by the lost store.
+        processed: list[Tracking] = []
+        for subscription in SUBSCRIPTIONS:
+            info = await js.consumer_info(subscription.stream, subscription.durable)
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            if floor:
+                processed.append(Tracking(subscription.stream, floor))
+        relayed: list[Relayed] = []
+        async for headers, data in _messages(js, record_subjects(service)):
+            message_id = headers["Nats-Msg-Id"]
+            if not message_id.endswith(CHECKPOINT_SUFFIX):
+                relayed.append(Relayed(notification_id_of(message_id, service), decode_event(data)))
+        complaints: dict[UUID, ComplaintReceived] = {}
+        received = next(
+            subject for subject in FROM_THE_RECORD.subjects if subject.endswith("ComplaintReceived")
+        )
+        async for _, data in _messages(js, received):
+            complaint = decode_event(data)
+            assert isinstance(complaint, ComplaintReceived)
+            complaints[complaint.complaint_id] = complaint
+        return sorted(relayed, key=lambda item: item.notification_id), complaints, processed
+    finally:
+        await nc.close()
+
+
+async def _messages(js: JetStreamContext, subject: str) -> AsyncIterator[tuple[dict[str, str], bytes]]:
+    """The record's messages on the subject, in order, one request each (all a service may do)."""
+    sequence = 1
+    while True:
+        try:
+            message = await js.get_msg(RECORD_STREAM, seq=sequence, subject=subject, next=True)
+        except NotFoundError:
+            return
+        yield message.headers or {}, message.data or b""
+        sequence = (message.seq or sequence) + 1
