@@ -28,8 +28,9 @@ from shared.settings import Settings
 REBUILT = ("escalation",)
 # What each other store holds that the record does not: why it cannot be rebuilt from the record.
 HELD_ONLY = {
-    "intake": "the idempotency keys of registrations, the traces that find possible duplicates, and the "
-    "register of messages received by each channel (with the reasons of those refused)",
+    "intake": "the fingerprint of each registration (which tells an Idempotency-Key sent again from one "
+    "used for another complaint) and the register of every message each channel received, with why "
+    "some were refused",
     "notifier": "each recipient's contact details and the text of each notification, which the record "
     "never carries, and the bookkeeping of delivery attempts still to be made",
     "followup": "the notes of each callback call, the patient's comments, and the callback rules and "
