@@ -12,20 +12,21 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.escalation.application import EscalationApplication
-from services.escalation.handlers import FROM_THE_RECORD, SUBSCRIPTIONS
+from services.escalation.handlers import SUBSCRIPTIONS
 from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relayed
 from shared.bus import RECORD_STREAM, connect, record_subjects
 from shared.events import ComplaintReceived, decode_event
-from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of
+from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of, set_timer
 from shared.service import open_store
 from shared.settings import Settings
 
 REBUILT = ("escalation",)
+# The complaints escalation consumed: a case starts from their facts.
+COMPLAINTS_RECEIVED = f"events.{ComplaintReceived.service}.{ComplaintReceived.type_name()}"
 # What each other store holds that the record does not: why it cannot be rebuilt from the record.
 HELD_ONLY = {
     "intake": "the fingerprint of each registration (which tells an Idempotency-Key sent again from one "
@@ -57,20 +58,34 @@ def rebuild_store(settings: Settings, service: str) -> str:
             raise RebuildRefused(
                 f"{service}'s store holds {held} events: move it away ({_where(settings, service)}) first"
             )
-        relayed, complaints, processed = asyncio.run(_read_record(settings, service))
+        return asyncio.run(_rebuild(settings, service, store))
+    finally:
+        store.close()
+
+
+async def _rebuild(settings: Settings, service: str, store: EscalationApplication) -> str:
+    nc = await connect(settings.bus_url, name=f"{service}-rebuild", user=settings.bus_user(service))
+    try:
+        js = nc.jetstream()
+        relayed, complaints, processed = await _read_record(js, service)
+        rebuilding = EscalationRebuild(store, complaints)
         try:
-            written = EscalationRebuild(store, complaints).rebuild(relayed, processed)
+            written = await asyncio.to_thread(rebuilding.rebuild, relayed, processed)
         except CannotRebuild as missing:
             raise RebuildRefused(
                 f"{missing}; the rebuilt store is incomplete: remove it ({_where(settings, service)})"
             ) from None
+        # Set again, in case the lost store had taken a fire whose effect never reached the record.
+        timers = await asyncio.to_thread(rebuilding.waiting_timers)
+        for timer in timers:
+            await set_timer(js, service, timer, f"{service}:rebuild")
     finally:
-        store.close()
+        await nc.close()
     positions = ", ".join(f"{t.application_name} up to #{t.notification_id}" for t in processed) or "none"
     return (
         f"{service}'s store rebuilt from the record: {len(relayed)} of its events and the "
         f"{len(complaints)} complaints it consumed, {written} events in all; messages taken as processed: "
-        f"{positions}. Start {service} again."
+        f"{positions}; {len(timers)} timers of its open work set again. Start {service} again."
     )
 
 
@@ -93,34 +108,26 @@ def _where(settings: Settings, service: str) -> str:
 
 
 async def _read_record(
-    settings: Settings, service: str
+    js: JetStreamContext, service: str
 ) -> tuple[list[Relayed], dict[UUID, ComplaintReceived], list[Tracking]]:
-    nc: Client = await connect(settings.bus_url, name=f"{service}-rebuild", user=settings.bus_user(service))
-    try:
-        js = nc.jetstream()
-        # Every consumed message up to its consumer's acknowledged floor was handled by the lost store.
-        processed: list[Tracking] = []
-        for subscription in SUBSCRIPTIONS:
-            info = await js.consumer_info(subscription.stream, subscription.durable)
-            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-            if floor:
-                processed.append(Tracking(subscription.stream, floor))
-        relayed: list[Relayed] = []
-        async for headers, data in _messages(js, record_subjects(service)):
-            message_id = headers["Nats-Msg-Id"]
-            if not message_id.endswith(CHECKPOINT_SUFFIX):
-                relayed.append(Relayed(notification_id_of(message_id, service), decode_event(data)))
-        complaints: dict[UUID, ComplaintReceived] = {}
-        received = next(
-            subject for subject in FROM_THE_RECORD.subjects if subject.endswith("ComplaintReceived")
-        )
-        async for _, data in _messages(js, received):
-            complaint = decode_event(data)
-            assert isinstance(complaint, ComplaintReceived)
-            complaints[complaint.complaint_id] = complaint
-        return sorted(relayed, key=lambda item: item.notification_id), complaints, processed
-    finally:
-        await nc.close()
+    # Every consumed message up to its consumer's acknowledged floor was handled by the lost store.
+    processed: list[Tracking] = []
+    for subscription in SUBSCRIPTIONS:
+        info = await js.consumer_info(subscription.stream, subscription.durable)
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        if floor:
+            processed.append(Tracking(subscription.stream, floor))
+    relayed: list[Relayed] = []
+    async for headers, data in _messages(js, record_subjects(service)):
+        message_id = headers["Nats-Msg-Id"]
+        if not message_id.endswith(CHECKPOINT_SUFFIX):
+            relayed.append(Relayed(notification_id_of(message_id, service), decode_event(data)))
+    complaints: dict[UUID, ComplaintReceived] = {}
+    async for _, data in _messages(js, COMPLAINTS_RECEIVED):
+        complaint = decode_event(data)
+        assert isinstance(complaint, ComplaintReceived)
+        complaints[complaint.complaint_id] = complaint
+    return sorted(relayed, key=lambda item: item.notification_id), complaints, processed
 
 
 async def _messages(js: JetStreamContext, subject: str) -> AsyncIterator[tuple[dict[str, str], bytes]]:

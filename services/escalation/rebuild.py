@@ -5,7 +5,8 @@ Every event of a case is on the record, field for field, except two texts that s
 report's text to an executive and the sealed notes of an apology call (``STORE_ONLY``). The store's
 other entries (the index of references, the index of learning notices) are derived again. The outbox is
 rebuilt in the same order, so that the relay, which resumes from the record, publishes none of it again
-and numbers the service's next event after the last one on the record.
+and numbers the service's next event after the last one on the record. The timers its open work waits
+for are named again (``waiting_timers``), to be set again: a fire for work already done changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
-from services.escalation.application import ACTIONS_ON_THE_RECORD, EscalationApplication
+from services.escalation.application import (
+    ACTIONS_ON_THE_RECORD,
+    ALERT_RULE,
+    DEADLINE_RULE,
+    NOTICE_DEADLINE_RULE,
+    EscalationApplication,
+)
 from services.escalation.case_notices import NoticesOfCase
 from services.escalation.domain import Case
 from services.escalation.notices import LEARNING_NOTICE, NoticeIndex
@@ -36,6 +43,7 @@ from shared.events import (
 )
 from shared.reference import indexed
 from shared.set_aside import RejectedMessage
+from shared.timers import Timer
 
 # Facts of a case the record does not hold: a rebuilt case has them empty.
 STORE_ONLY = {"text": "", "notes": ""}
@@ -70,6 +78,8 @@ class EscalationRebuild:
         # Entries of the store's indexes, written in the transaction after the case's events: each fills
         # the next place of the outbox that holds no event on the record.
         self.derived: list[Callable[[], Aggregate]] = []
+        # Every timer the relayed events set, by key (the last one for a key is the one pending).
+        self.timers: dict[str, Timer] = {}
 
     def rebuild(self, relayed: Iterable[Relayed], processed: list[Tracking]) -> int:
         """Write every relayed event in its place, the indexes between, and the consumers' positions;
@@ -82,12 +92,52 @@ class EscalationRebuild:
                     f"event {self.placed} of the rebuilt store: the record's order cannot be followed"
                 )
             self._add(self._domain_event(item.event))
+            for timer in self.store.timers_for(item.event):
+                self.timers[timer.key] = timer
         while self.derived:
             self._write_derived()
         self._flush()
         for tracking in processed:
             self.store.process_recorder.insert_tracking(tracking)
         return self.written
+
+    def waiting_timers(self) -> list[Timer]:
+        """The timers the rebuilt store's open work waits for: each chase's next alert, each open duty's
+        deadline, each notice's deadline while a department has not answered."""
+        cases: dict[UUID, Case | None] = {}
+
+        def case_of(case_id: UUID) -> Case | None:
+            if case_id not in cases:
+                cases[case_id] = self.store.get_case(case_id)
+            return cases[case_id]
+
+        waiting = []
+        for timer in self.timers.values():
+            if timer.rule == NOTICE_DEADLINE_RULE:
+                index = self.store.find(NoticeIndex, timer.aggregate_id)
+                case = case_of(index.complaint_id) if index is not None else None
+                notice = case.notices.get(timer.aggregate_id) if case is not None else None
+                parts = notice.departments.values() if notice is not None else []
+                needed = any(part.answer is None and not part.overdue for part in parts)
+            elif (case := case_of(timer.aggregate_id)) is None:
+                needed = False
+            elif timer.rule == ALERT_RULE and timer.part == LEARNING_NOTICE:
+                following = timer.attempt - 1
+                needed = any(
+                    part.last_alert_number == following and part.is_chased
+                    for notice in case.notices.values()
+                    for part in notice.departments.values()
+                )
+            elif (duty := case.duties.get(timer.part)) is None:
+                needed = False
+            elif timer.rule == ALERT_RULE:
+                needed = duty.is_chased and duty.alerts_sent == timer.attempt - 1
+            else:
+                assert timer.rule == DEADLINE_RULE
+                needed = duty.is_open and not duty.deadline_passed and duty.due_at == timer.due_at
+            if needed:
+                waiting.append(timer)
+        return waiting
 
     @property
     def placed(self) -> int:

@@ -11,8 +11,13 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from services.escalation.api import case_view
-from services.escalation.application import ALERT_RULE, EscalationApplication
-from services.escalation.notices import answerers
+from services.escalation.application import (
+    ALERT_RULE,
+    DEADLINE_RULE,
+    NOTICE_DEADLINE_RULE,
+    EscalationApplication,
+)
+from services.escalation.notices import LEARNING_NOTICE, answerers
 from services.escalation.rebuild import STORE_ONLY, CannotRebuild, EscalationRebuild, Relayed
 from shared.directory import load_directory
 from shared.events import ComplaintReceived, DutyAssigned, decode_event, encode_event
@@ -141,3 +146,31 @@ def test_an_event_missing_from_the_record_is_named() -> None:
     del relayed[20]
     with pytest.raises(CannotRebuild, match="not on the record"):
         EscalationRebuild(EscalationApplication(env=POPO), complaints).rebuild(relayed, [])
+
+
+def test_the_timers_the_open_work_waits_for_are_named_to_be_set_again() -> None:
+    lived, complaints, case_id = a_store_that_lived()
+    rebuilt = EscalationApplication(env=POPO)
+    rebuilding = EscalationRebuild(rebuilt, complaints)
+    rebuilding.rebuild(on_the_record(lived), [])
+    waiting = rebuilding.waiting_timers()
+    for complaint_id in complaints:
+        case = rebuilt.get_case(complaint_id)
+        assert case is not None
+        mine = [timer for timer in waiting if timer.aggregate_id == complaint_id]
+        alerts = {timer.part: timer.attempt for timer in mine if timer.rule == ALERT_RULE}
+        chased = {kind: duty.alerts_sent + 1 for kind, duty in case.duties.items() if duty.is_chased}
+        assert {kind: attempt for kind, attempt in alerts.items() if kind != LEARNING_NOTICE} == chased
+        deadlines = {timer.part for timer in mine if timer.rule == DEADLINE_RULE}
+        assert deadlines == {kind for kind, duty in case.duties.items() if duty.is_open}
+    case = rebuilt.get_case(case_id)
+    assert case is not None
+    assert "supervisor_acknowledgement" not in {
+        timer.part for timer in waiting if timer.aggregate_id == case_id
+    }
+    # The notice: its deadline, and the next alert of the one department that has not read it.
+    [notice] = case.notices.values()
+    [deadline] = [timer for timer in waiting if timer.rule == NOTICE_DEADLINE_RULE]
+    assert (deadline.aggregate_id, deadline.due_at) == (notice.notice_id, notice.due_at)
+    [chase] = [timer for timer in waiting if timer.part == LEARNING_NOTICE]
+    assert chase.attempt == notice.departments["Outpatients"].last_alert_number + 1
