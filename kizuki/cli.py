@@ -42,7 +42,7 @@ from kizuki.restore import restore_backup
 from kizuki.set_aside import list_set_aside, take_up
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
-from kizuki.verify import Awaited, Verifier
+from kizuki.verify import Awaited, Verification, Verifier
 from services.console.passwords import PasswordError, set_password
 from shared.auth import AuthError, issue_api_key, issue_token, token_id
 from shared.bus import RECORD_STREAM, connect
@@ -236,6 +236,8 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
     for problem in verifier.problems:
         print(problem)
     print(verifier.summary())
+    if bundle is None:  # the record itself: shown as its last verification in the console
+        Verification.of(verifier, now(), "kizuki audit verify").keep(settings.data_dir)
     return verifier.holds
 
 

@@ -56,6 +56,13 @@ async def test_operators_see_each_service_its_backlog_what_was_set_aside_and_the
         assert consumer_cell(page.text, "escalation on EVENTS", "pending").isdigit()
         assert 'id="set-aside"' not in page.text  # the messages themselves are for administrators
 
+        # `kizuki audit verify` against the server is the last verification now: the stray message fails it.
+        verified = await system.kizuki("audit", "verify")
+        assert verified.returncode != 0
+        page = await quality.get("/status")
+        verification = page.text[page.text.index('id="verification"') :]
+        assert '<dd class="fails">' in verification
+
         stop(system.services["followup"])
         page = await quality.get("/status")
         assert 'data-health="not-answering"' in page.text

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kizuki.verify import Verification
 from services.console.i18n import LANGUAGES
 from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TIERS, TRACKS, UNITS, overview
-from services.console.record_desk import ChainHead, Verification
+from services.console.record_desk import ChainHead
 from services.console.sessions import Session, Sessions
 from services.console.web import Pages
 from shared.directory import watch_directory
