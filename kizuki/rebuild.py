@@ -1,7 +1,7 @@
 """`kizuki rebuild SERVICE`: a service's store, lost or broken without a backup, made again from the
 record alone, with the service stopped, read with the service's own bus credentials.
 
-Only escalation's store can be rebuilt: every other store holds facts the record does not (``HELD_ONLY``).
+Only escalation's store can be rebuilt: ``NOT_REBUILT`` says why each other one is not.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from shared.settings import Settings
 REBUILT = ("escalation",)
 # The complaints escalation consumed: a case starts from their facts.
 COMPLAINTS_RECEIVED = f"events.{ComplaintReceived.service}.{ComplaintReceived.type_name()}"
-# What each other store holds that the record does not: why it cannot be rebuilt from the record.
-HELD_ONLY = {
+# Why each other store is not rebuilt from the record: what it holds that the record does not.
+NOT_REBUILT = {
     "intake": "the fingerprint of each registration (which tells an Idempotency-Key sent again from one "
     "used for another complaint) and the register of every message each channel received, with why "
     "some were refused",
@@ -36,7 +36,8 @@ HELD_ONLY = {
     "never carries, and the bookkeeping of delivery attempts still to be made",
     "followup": "the notes of each callback call, the patient's comments, and the callback rules and "
     "calendar each callback keeps",
-    "console": "nothing of its own: it is a projection of the record that it reads again by itself",
+    "console": "nothing the record lacks (its read model is folded from the record), but its consumer "
+    "would have to read the record again from the start, which this command does not do",
 }
 
 
@@ -48,7 +49,7 @@ def rebuild_store(settings: Settings, service: str) -> str:
     """Rebuild the service's store; returns what was done, in a sentence."""
     if service not in REBUILT:
         raise RebuildRefused(
-            f"{service}'s store cannot be rebuilt from the record: it holds {HELD_ONLY[service]}"
+            f"{service}'s store cannot be rebuilt from the record: it holds {NOT_REBUILT[service]}"
         )
     _refuse_while_running(settings, service)
     store = open_store(EscalationApplication, settings)
