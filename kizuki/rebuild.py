@@ -14,12 +14,13 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError
 
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import SUBSCRIPTIONS
-from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relayed
+from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relayed, handled_before
 from shared.bus import RECORD_STREAM, connect, record_subjects
-from shared.events import ComplaintReceived, decode_event
+from shared.events import ComplaintReceived, WireEvent, decode_event
 from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of, set_timer
 from shared.service import open_store
 from shared.settings import Settings
@@ -111,13 +112,6 @@ def _where(settings: Settings, service: str) -> str:
 async def _read_record(
     js: JetStreamContext, service: str
 ) -> tuple[list[Relayed], dict[UUID, ComplaintReceived], list[Tracking]]:
-    # Every consumed message up to its consumer's acknowledged floor was handled by the lost store.
-    processed: list[Tracking] = []
-    for subscription in SUBSCRIPTIONS:
-        info = await js.consumer_info(subscription.stream, subscription.durable)
-        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-        if floor:
-            processed.append(Tracking(subscription.stream, floor))
     relayed: list[Relayed] = []
     async for headers, data in _messages(js, record_subjects(service)):
         message_id = headers["Nats-Msg-Id"]
@@ -128,6 +122,23 @@ async def _read_record(
         complaint = decode_event(data)
         assert isinstance(complaint, ComplaintReceived)
         complaints[complaint.complaint_id] = complaint
+    # Every consumed message up to its consumer's acknowledged floor was handled by the lost store; so
+    # was the one delivered after it (one at most) if the record shows it.
+    processed: list[Tracking] = []
+    for subscription in SUBSCRIPTIONS:
+        info = await js.consumer_info(subscription.stream, subscription.durable)
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        delivered = info.delivered.stream_seq if info.delivered is not None else 0
+        if delivered > floor:
+            pending = await js.get_msg(subscription.stream, seq=delivered)
+            try:
+                consumed: WireEvent | None = decode_event(pending.data or b"")
+            except ValidationError:
+                consumed = None
+            if handled_before(subscription.stream, delivered, consumed, relayed):
+                floor = delivered
+        if floor:
+            processed.append(Tracking(subscription.stream, floor))
     return sorted(relayed, key=lambda item: item.notification_id), complaints, processed
 
 

@@ -32,6 +32,8 @@ from services.escalation.domain import Case
 from services.escalation.notices import LEARNING_NOTICE, NoticeIndex
 from shared.events import (
     AlertRequested,
+    CaseReopened,
+    CaseReopenRequested,
     ComplaintReceived,
     DutyAssigned,
     EscalationStarted,
@@ -269,6 +271,29 @@ class EscalationRebuild:
             **fields,
         )
         return made
+
+
+def handled_before(stream: str, sequence: int, consumed: WireEvent | None, relayed: list[Relayed]) -> bool:
+    """Whether the record shows that the lost store handled this consumed message (``None``: it does not
+    decode), delivered and not yet acknowledged when the service stopped: it set it aside, or opened its
+    case, or reopened the case as asked. Handling any other consumed message again changes nothing."""
+    if any(
+        isinstance(item.event, MessageRejected)
+        and (item.event.stream, item.event.stream_sequence) == (stream, sequence)
+        for item in relayed
+    ):
+        return True
+    if isinstance(consumed, ComplaintReceived):
+        return any(
+            isinstance(item.event, EscalationStarted) and item.event.complaint_id == consumed.complaint_id
+            for item in relayed
+        )
+    if isinstance(consumed, CaseReopenRequested):
+        return any(
+            isinstance(item.event, CaseReopened) and item.event.callback_id == consumed.callback_id
+            for item in relayed
+        )
+    return False
 
 
 def _named(source: object, *names: str) -> dict[str, Any]:

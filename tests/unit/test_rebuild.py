@@ -18,7 +18,7 @@ from services.escalation.application import (
     EscalationApplication,
 )
 from services.escalation.notices import LEARNING_NOTICE, answerers
-from services.escalation.rebuild import STORE_ONLY, CannotRebuild, EscalationRebuild, Relayed
+from services.escalation.rebuild import STORE_ONLY, CannotRebuild, EscalationRebuild, Relayed, handled_before
 from shared.directory import load_directory
 from shared.events import ComplaintReceived, DutyAssigned, decode_event, encode_event
 from shared.policy import load_policy
@@ -174,3 +174,13 @@ def test_the_timers_the_open_work_waits_for_are_named_to_be_set_again() -> None:
     assert (deadline.aggregate_id, deadline.due_at) == (notice.notice_id, notice.due_at)
     [chase] = [timer for timer in waiting if timer.part == LEARNING_NOTICE]
     assert chase.attempt == notice.departments["Outpatients"].last_alert_number + 1
+
+
+def test_a_message_delivered_and_not_acknowledged_is_taken_as_handled_when_the_record_shows_it() -> None:
+    lived, complaints, case_id = a_store_that_lived()
+    relayed = on_the_record(lived)
+    opened, unknown = complaints[case_id], received(uuid4())
+    assert handled_before("EVENTS", 1, opened, relayed)
+    assert not handled_before("EVENTS", 4, unknown, relayed)
+    assert handled_before("EVENTS", 3, None, relayed)  # it was set aside
+    assert not handled_before("TIMERS_ESCALATION", 2, None, relayed)  # a fire: taken again, changing nothing
