@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from uuid import UUID
 
-from eventsourcing.persistence import Tracking
+import psycopg
+from eventsourcing.persistence import PersistenceError, Tracking
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
@@ -53,9 +55,14 @@ def rebuild_store(settings: Settings, service: str) -> str:
             f"{service}'s store cannot be rebuilt from the record: it holds {NOT_REBUILT[service]}"
         )
     _refuse_while_running(settings, service)
-    store = open_store(EscalationApplication, settings)
     try:
+        store = open_store(EscalationApplication, settings)
         held = store.process_recorder.max_notification_id() or 0
+    except (sqlite3.DatabaseError, PersistenceError, psycopg.Error) as broken:
+        raise RebuildRefused(
+            f"{service}'s store cannot be read ({broken}): move it away ({_where(settings, service)}) first"
+        ) from None
+    try:
         if held:
             raise RebuildRefused(
                 f"{service}'s store holds {held} events: move it away ({_where(settings, service)}) first"

@@ -81,6 +81,11 @@ async def _lose_and_rebuild(system: System, http: httpx.AsyncClient) -> None:
     store = system.settings.service_dir("escalation")
     for file in store.glob("store.sqlite*"):
         file.unlink()
+    (store / "store.sqlite").write_bytes(b"broken " * 1000)
+    refused = await system.kizuki("rebuild", "escalation")
+    assert refused.returncode != 0
+    assert "store cannot be read" in refused.stderr
+    (store / "store.sqlite").unlink()
     rebuilt = await system.kizuki("rebuild", "escalation")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "escalation's store rebuilt from the record" in rebuilt.stdout
