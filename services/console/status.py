@@ -5,6 +5,7 @@ may take them up), and the record's last verification here."""
 # Without `from __future__ import annotations`: FastAPI reads the signatures of these routes.
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -45,7 +46,8 @@ async def status_of(gateway: Gateway, service: str, administrator: str | None) -
         return ServiceStatus(service, True, response.is_success, health)
     listed = await gateway.get(service, "/v1/set-aside", administrator)
     items: list[dict[str, Any]] = listed.body if listed.ok else []  # type: ignore[assignment]  # a list
-    return ServiceStatus(service, True, response.is_success, health, items, listed.refusal)
+    shown = [item | {"set_aside_at": datetime.fromisoformat(item["set_aside_at"])} for item in items]
+    return ServiceStatus(service, True, response.is_success, health, shown, listed.refusal)
 
 
 def router(pages: Pages, gateway: Gateway, desk: RecordDesk) -> APIRouter:
