@@ -39,7 +39,7 @@ from kizuki.report import Rebuild, iso_or_none
 from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
-from kizuki.verify import Awaited, Verifier
+from kizuki.verify import Awaited, Verification, Verifier
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
@@ -258,6 +258,8 @@ async def _verify(settings: Settings, bundle_path: Path | None, pinned: Path | N
     for problem in verifier.problems:
         print(problem)
     print(verifier.summary())
+    if bundle is None:  # the record itself: shown as its last verification in the console
+        Verification.of(verifier, now(), "kizuki audit verify").keep(settings.data_dir)
     return verifier.holds
 
 
@@ -357,6 +359,12 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="bring a fresh machine to the state of a backup")
     restore.add_argument("dir", type=Path, help="the backup's directory")
     restore.add_argument("--force", action="store_true", help="move an existing data directory aside")
+    rebuilt = commands.add_parser(
+        "rebuild",
+        help="make a stopped service's lost store again from the record alone (a store holding facts the record"
+        " lacks is refused, naming them)",
+    )
+    rebuilt.add_argument("service", choices=SERVICES)
     commands.add_parser(
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
@@ -495,6 +503,8 @@ def main(argv: list[str] | None = None) -> None:
         _run_or_provision(settings, args)
     elif args.command in ("backup", "restore"):
         _backup_or_restore(settings, args)
+    elif args.command == "rebuild":
+        _rebuild(settings, args.service)
     elif args.command == "permissions":
         from kizuki.provision import KEY_USES, SUBSCRIPTIONS
 
@@ -578,6 +588,15 @@ def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
             for note in restore_backup(settings, args.dir, args.force):
                 print(f"kizuki: {note}")
     except (BackupRefused, SnapshotFailed, OSError, NatsError) as error:
+        sys.exit(f"kizuki: {error}")
+
+
+def _rebuild(settings: Settings, service: str) -> None:
+    from kizuki.rebuild import RebuildRefused, rebuild_store
+
+    try:
+        print(f"kizuki: {rebuild_store(settings, service)}")
+    except (RebuildRefused, NatsError, OSError) as error:
         sys.exit(f"kizuki: {error}")
 
 

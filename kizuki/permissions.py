@@ -1,9 +1,9 @@
 """Who may do what on the bus, derived from the code's declarations, never from a hand-kept list.
 
 A service may publish its own record events and set timers in its own timer stream (if it consumes
-their fires), pull and acknowledge its own durable consumers, and read the record's last messages
-(the relay resumes from there). The auditor may read the record. Only the administrator, used by
-provisioning, may manage streams and consumers.
+their fires), pull and acknowledge its own durable consumers and read their state, and read the
+record's messages one at a time (the relay resumes from the last). The auditor may read the record. Only
+the administrator, used by provisioning, may manage streams and consumers.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ def service_permissions(
                 for stream in sorted({s for s, _ in consumers} - {RECORD_STREAM})
             ),
             *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
+            # Its consumers' state: for /health, and for a rebuild of its store from the record.
+            *(f"{JS_API}.CONSUMER.INFO.{stream}.{durable}" for stream, durable in consumers),
             *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),
             *key_permissions(key_use),
         ),

@@ -8,9 +8,11 @@ The stream's sequence numbers are checked too: no chain covers the order of two 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -35,6 +37,9 @@ PROBLEMS_KEPT = 1000
 # A relay looks for a due checkpoint about once a second, then publishes it: a little more than
 # one interval can pass between a link reaching the record and the checkpoint that signs it.
 AWAITING_GRACE_SECONDS = 5.0
+# The last verification of the record on the server, in the data directory, for the pages that show it.
+LAST_VERIFICATION = "last-verification.json"
+PROBLEMS_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -284,3 +289,43 @@ def _runs(missing: dict[int, int]) -> list[tuple[int, int, int]]:
         else:
             runs.append((index, index, sequence))
     return runs
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A verification of the whole record on the server: when, by whom (a staff id, or the command),
+    whether it held, and what it found."""
+
+    at: datetime
+    by: str
+    holds: bool
+    summary: str
+    problems: list[str]
+    heads: dict[str, int] = field(default_factory=dict)  # service: the last link read
+
+    @classmethod
+    def of(cls, verifier: Verifier, at: datetime, by: str) -> Verification:
+        return cls(
+            at,
+            by,
+            verifier.holds,
+            verifier.summary(),
+            [str(problem) for problem in verifier.problems[:PROBLEMS_SHOWN]],
+            {service: chain.head.index for service, chain in sorted(verifier.chains.items())},
+        )
+
+    def keep(self, data_dir: Path) -> None:
+        """As the last verification, replacing the one before at once (never half written)."""
+        kept = data_dir / LAST_VERIFICATION
+        written = kept.with_suffix(".tmp")
+        written.write_text(json.dumps(asdict(self) | {"at": self.at.isoformat()}), encoding="utf-8")
+        written.replace(kept)
+
+    @classmethod
+    def last(cls, data_dir: Path) -> Verification | None:
+        """The last verification kept in the data directory, if any."""
+        try:
+            kept = json.loads((data_dir / LAST_VERIFICATION).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return cls(**kept | {"at": datetime.fromisoformat(kept["at"])})

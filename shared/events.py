@@ -172,6 +172,16 @@ class EscalationStarted(WireEvent):
     policy_version: str = Field(description="Version of the policy in force; the case keeps it.")
     tier: Tier = Field(description="Tier of the case: given at intake, or classified by the policy.")
     tier_reason: str = Field(description="Where the tier came from (intake, a keyword rule, the default).")
+    chase: dict[str, int] | None = Field(
+        default=None,
+        description="The chase settings the case keeps (repeat_interval_seconds, attempts); absent in "
+        "records written before they were recorded.",
+    )
+    calendar: dict[str, str] | None = Field(
+        default=None,
+        description="The calendar the case keeps (country, timezone, quiet hours); absent in records "
+        "written before it was recorded.",
+    )
 
 
 class DutyAssigned(WireEvent):
@@ -185,6 +195,11 @@ class DutyAssigned(WireEvent):
     owner: str = Field(description="Staff id of the person who owes it.")
     due_at: AwareDatetime = Field(description="Its deadline, anchored as the policy says.")
     late_on_arrival: bool = Field(description="The deadline had already passed when the case opened.")
+    recipients: list[str] | None = Field(
+        default=None,
+        description="Who is chased, in order: the owner, then the chain above as it stood; absent in "
+        "records written before it was recorded.",
+    )
 
 
 class CaseEvent(WireEvent):
@@ -206,6 +221,13 @@ class AlertRequested(CaseEvent):
     attempt: int = Field(ge=1, description="Alerts to this recipient about this duty so far.")
     due_at: AwareDatetime = Field(description="Deadline of the duty.")
     next_alert_at: AwareDatetime | None = Field(description="When the next alert goes out if no one answers.")
+    notice_id: UUID | None = Field(
+        default=None, description="For a learning notice's alert: the notice (absent in older records)."
+    )
+    department: str | None = Field(
+        default=None,
+        description="For a learning notice's alert: the department chased (absent in older records).",
+    )
 
 
 class DutyReassigned(CaseEvent):
@@ -217,6 +239,11 @@ class DutyReassigned(CaseEvent):
     duty: DutyKind
     owner: str = Field(description="Staff id of the new owner.")
     reason: str
+    recipients: list[str] | None = Field(
+        default=None,
+        description="Who is chased now, the new owner first; absent in records written before it was "
+        "recorded.",
+    )
 
 
 class AlertAcknowledged(CaseEvent):
@@ -349,6 +376,11 @@ class LearningNoticeIssued(CaseEvent):
     responsible: dict[str, str] = Field(description="Per department, the staff id who answers for it.")
     categories: list[HcatCategory] = Field(description="What the notice is about, to follow the trend.")
     due_at: AwareDatetime = Field(description="When every answer is due.")
+    recipients: dict[str, list[str]] | None = Field(
+        default=None,
+        description="Per department, who is chased, the responsible person first; absent in records "
+        "written before it was recorded.",
+    )
 
 
 class LearningNoticeRead(CaseEvent):

@@ -1,5 +1,6 @@
 """/health and /ready: whether a service is up, and what it is going through: the relay's lag, what
-is failing (since when, the last error's class), what is set aside, how often each task restarted."""
+is failing (since when, the last error's class), what is set aside, what each consumer has pending on
+the server, how often each task restarted."""
 
 # No `from __future__ import annotations`: FastAPI reads the routes' signatures at runtime.
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,32 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
     return {
         "relay": relay,
         "consumers": {
-            consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside}
+            consumer_name(loop): {
+                **loop.fault.report(),
+                "set_aside": loop.set_aside,
+                **await _waiting(runtime, loop),
+            }
             for loop in runtime.loops
         },
         "tasks": {supervised.name: supervised.report() for supervised in runtime.supervised},
+    }
+
+
+async def _waiting(runtime: "ServiceRuntime", loop: ConsumerLoop[Any]) -> dict[str, Any]:
+    """The consumer as the server keeps it: messages not yet delivered, delivered and not yet
+    acknowledged, and delivered more than once (one request to the server)."""
+    subscription = loop.consumer.subscription
+    try:
+        assert runtime.nc is not None
+        info = await runtime.nc.jetstream().consumer_info(
+            subscription.stream, subscription.durable, timeout=1
+        )
+    except Exception as fault:
+        return {"pending": f"unknown ({type(fault).__name__})"}
+    return {
+        "pending": info.num_pending,
+        "unacknowledged": info.num_ack_pending,
+        "redelivered": info.num_redelivered,
     }
 
 

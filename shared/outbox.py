@@ -252,16 +252,21 @@ class OutboxRelay:
             await self.vault.put(complaint_id, wrapped)
 
     async def _set_timer(self, timer: Timer, notification_id: int) -> None:
-        service = self.app.service
-        await self.js.publish(
-            schedule_subject(service, timer.key),
-            timer.encode(),
-            headers={
-                "Nats-Msg-Id": f"{msg_id(service, notification_id)}:timer:{timer.key}",
-                "Nats-Schedule": timer.schedule,
-                "Nats-Schedule-Target": due_subject(service, timer.key),
-            },
-        )
+        await set_timer(self.js, self.app.service, timer, msg_id(self.app.service, notification_id))
+
+
+async def set_timer(js: JetStreamContext, service: str, timer: Timer, set_by: str) -> None:
+    """Schedule the timer's fire on the service's timer stream; ``set_by`` names what set it (the same
+    timer set again by the same message is one schedule)."""
+    await js.publish(
+        schedule_subject(service, timer.key),
+        timer.encode(),
+        headers={
+            "Nats-Msg-Id": f"{set_by}:timer:{timer.key}",
+            "Nats-Schedule": timer.schedule,
+            "Nats-Schedule-Target": due_subject(service, timer.key),
+        },
+    )
 
 
 def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:

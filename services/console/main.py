@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import actions, auditing, callbacks, erasure, oversight, pages, register, signin
+from services.console import actions, auditing, callbacks, erasure, oversight, pages, register, signin, status
 from services.console.application import ConsoleApplication
 from services.console.gateway import Gateway
 from services.console.handlers import consumers
@@ -53,6 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router(view, store, gateway))
     app.include_router(register.router(view, store, gateway))
     app.include_router(oversight.router(view, store))
-    app.include_router(auditing.router(view, RecordDesk(settings)))
+    desk = RecordDesk(settings)
+    app.include_router(auditing.router(view, desk))
+    app.include_router(status.router(view, gateway, desk))
     app.include_router(erasure.router(view, store, gateway))
     return app

@@ -11,7 +11,7 @@ import asyncio
 import io
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -22,13 +22,12 @@ from nats.js.errors import NotFoundError
 from kizuki import bundle
 from kizuki.audit import RecordMessage, read_messages
 from kizuki.permissions import AUDITOR
-from kizuki.verify import Awaited, Verifier
+from kizuki.verify import Awaited, Verification, Verifier
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.events import CheckpointSigned
 from shared.settings import SERVICES, Settings
 
-PROBLEMS_SHOWN = 50
 CHUNK = 64 * 1024
 
 
@@ -45,16 +44,6 @@ class ChainHead:
     sequence: int | None
 
 
-@dataclass(frozen=True)
-class Verification:
-    at: datetime
-    by: str
-    holds: bool
-    summary: str
-    problems: list[str]
-    heads: dict[str, int] = field(default_factory=dict)  # service: the last link read
-
-
 NO_AUDITOR_CREDENTIAL = (
     "The console has no credential of the auditor's on the bus: it cannot read the whole record. "
     "Run kizuki audit verify where that credential is kept."
@@ -68,8 +57,12 @@ BUS_DOWN = "The record cannot be read now: the NATS server does not answer."
 class RecordDesk:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.last: Verification | None = None
         self._one_at_a_time = asyncio.Lock()
+
+    @property
+    def last(self) -> Verification | None:
+        """The last verification of the record, here or by `kizuki audit verify`."""
+        return Verification.last(self.settings.data_dir)
 
     @property
     def reads_the_whole_record(self) -> bool:
@@ -105,15 +98,9 @@ class RecordDesk:
             verifier = Verifier(trust, awaited=Awaited(datetime.now(UTC), self.settings.checkpoint_seconds))
             await self._each_message(verifier.check)
             verifier.finish()
-            self.last = Verification(
-                datetime.now(UTC),
-                by,
-                verifier.holds,
-                verifier.summary(),
-                [str(problem) for problem in verifier.problems[:PROBLEMS_SHOWN]],
-                {service: chain.head.index for service, chain in sorted(verifier.chains.items())},
-            )
-            return self.last
+            verification = Verification.of(verifier, datetime.now(UTC), by)
+            await asyncio.to_thread(verification.keep, self.settings.data_dir)
+            return verification
 
     async def proof(self, complaint_id: str) -> tuple[TextIO, int]:
         """`kizuki audit prove`: the bundle in a temporary file, and how many of the complaint's own

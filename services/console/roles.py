@@ -8,6 +8,8 @@ from shared.directory import Role
 OVERVIEW: frozenset[Role] = frozenset({"executive", "quality", "auditor"})
 RECORD: frozenset[Role] = frozenset({"auditor"})
 ERASURE: frozenset[Role] = frozenset({"administrator"})
+# How the system is running: for those who run it (administrators) and who watch over it.
+STATUS: frozenset[Role] = frozenset({"administrator", "quality", "auditor"})
 # Each page's path and who may open it: its link is shown only to them.
-PAGES = {"/overview": OVERVIEW, "/record": RECORD, "/erase": ERASURE}
+PAGES = {"/overview": OVERVIEW, "/record": RECORD, "/erase": ERASURE, "/status": STATUS}
 NOT_FOR_YOUR_ROLE = "This page is not for your role."

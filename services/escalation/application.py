@@ -195,6 +195,8 @@ class EscalationApplication(ServiceApplication):
                     policy_version=domain_event.policy_version,
                     tier=domain_event.tier,
                     tier_reason=domain_event.tier_reason,
+                    chase=domain_event.chase,
+                    calendar=domain_event.calendar,
                 )
             case Case.DutyAssigned():
                 return DutyAssigned(
@@ -204,6 +206,7 @@ class EscalationApplication(ServiceApplication):
                     owner=domain_event.owner,
                     due_at=domain_event.due_at,
                     late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
+                    recipients=domain_event.recipients,
                 )
             case NoticesOfCase.NoticeAlertRequested():
                 return AlertRequested(
@@ -216,6 +219,8 @@ class EscalationApplication(ServiceApplication):
                     attempt=domain_event.attempt,
                     due_at=domain_event.due_at,
                     next_alert_at=domain_event.next_alert_at,
+                    notice_id=domain_event.notice_id,
+                    department=domain_event.department,
                 )
             case Case.AlertRequested():
                 return AlertRequested(

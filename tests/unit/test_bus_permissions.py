@@ -39,9 +39,10 @@ def test_a_service_may_publish_only_its_own_subjects_and_use_only_its_own_consum
         consumer = f"{subscription.stream}.{subscription.durable}"
         assert f"$JS.API.CONSUMER.MSG.NEXT.{consumer}" in permissions.publish
         assert f"$JS.ACK.{consumer}.>" in permissions.publish
+        assert f"$JS.API.CONSUMER.INFO.{consumer}" in permissions.publish
     others = [name for name in SERVICES if name != service]
     assert [s for s in permissions.publish if any(f".{other}" in s for other in others)] == []
-    reads = ("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT.")
+    reads = ("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT.", "$JS.API.CONSUMER.INFO.")
     assert [s for s in permissions.publish if s.startswith("$JS.API.") and not s.startswith(reads)] == []
     assert permissions.subscribe == (f"_INBOX.{service}.>",)
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kizuki.verify import Verification
 from services.console.i18n import LANGUAGES
 from services.console.live import ChangeFeed
 from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TIERS, TRACKS, UNITS, overview
-from services.console.record_desk import ChainHead, Verification
+from services.console.record_desk import ChainHead
 from services.console.sessions import Session, Sessions
 from services.console.web import Pages
 from shared.directory import watch_directory
@@ -45,9 +46,9 @@ def navigation_of(staff_id: str) -> set[str]:
 def test_each_person_is_offered_the_pages_of_their_roles_and_the_auditor_nothing_to_write() -> None:
     assert navigation_of("n-001") == {"/", "/register"}
     assert navigation_of("ex-001") == {"/", "/register", "/overview"}
-    assert navigation_of("q-001") == {"/", "/register", "/overview"}
-    assert navigation_of("au-001") == {"/", "/overview", "/record"}
-    assert navigation_of("dm-001") == {"/", "/register", "/erase"}
+    assert navigation_of("q-001") == {"/", "/register", "/overview", "/status"}
+    assert navigation_of("au-001") == {"/", "/overview", "/record", "/status"}
+    assert navigation_of("dm-001") == {"/", "/register", "/erase", "/status"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
