@@ -2,7 +2,8 @@
 
 A service may publish its own record events and set timers in its own timer stream (if it consumes
 their fires), pull and acknowledge its own durable consumers, and read the record's last messages
-(the relay resumes from there). The auditor may read the record. Only the administrator, used by
+(the relay resumes from there); for its metrics, it may read its own consumers' and timer stream's
+state. The auditor may read the record. Only the administrator, used by
 provisioning, may manage streams and consumers.
 """
 
@@ -22,6 +23,7 @@ from shared.bus import (
     record_subjects,
     schedule_subject,
     services_with_timers,
+    timer_stream,
 )
 
 ADMINISTRATOR = "admin"
@@ -57,7 +59,8 @@ def service_permissions(
 ) -> Permissions:
     consumers = [(subscription.stream, subscription.durable) for subscription in subscriptions]
     # Only its own schedule subjects: a schedule's target must be in the same stream, the service's own.
-    timers = [schedule_subject(service, ">")] if service in services_with_timers(subscriptions) else []
+    has_timers = service in services_with_timers(subscriptions)
+    timers = [schedule_subject(service, ">")] if has_timers else []
     return Permissions(
         publish=(
             record_subjects(service),
@@ -70,6 +73,9 @@ def service_permissions(
             ),
             *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
             *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),
+            # For /metrics: its consumers' pending and redelivered messages, its timers pending.
+            *(f"{JS_API}.CONSUMER.INFO.{stream}.{durable}" for stream, durable in consumers),
+            *([f"{JS_API}.STREAM.INFO.{timer_stream(service)}"] if has_timers else []),
             *key_permissions(key_use),
         ),
         subscribe=(f"{inbox_prefix(service)}.>",),
