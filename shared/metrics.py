@@ -75,6 +75,8 @@ Measure = Callable[[], list[Metric]]
 
 # How long a scrape waits for each answer of the bus before leaving its figures out.
 BUS_TIMEOUT = 2.0
+# A request's method as a label; any other a client makes up is `other`, so labels stay few.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class TimedRequests:
@@ -101,8 +103,8 @@ class TimedRequests:
             await self.app(scope, receive, send_noting_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(route, scope["method"], str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            HTTP_REQUESTS.labels(route, method, str(status)).observe(time.perf_counter() - started)
 
 
 def gauge(

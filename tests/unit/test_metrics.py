@@ -53,10 +53,12 @@ def test_a_request_is_counted_under_its_route_template_never_its_url() -> None:
     with TestClient(app) as client:
         assert client.get(f"/v1/cases/{complaint_id}").status_code == 200
         assert client.get(f"/nothing/{complaint_id}").status_code == 404
+        assert client.request("BREW", "/v1/cases/x").status_code == 405
     text = generate_latest(REGISTRY).decode()
     assert complaint_id not in text
     assert 'route="/v1/cases/{complaint_id}",status="200"' in text
     assert 'method="GET",route="unmatched",status="404"' in text
+    assert 'method="other",route="/v1/cases/{complaint_id}",status="405"' in text
 
 
 @pytest.mark.parametrize(("value", "on"), [(None, True), ("on", True), ("off", False)])
