@@ -226,7 +226,10 @@ async def test_a_locked_store_shows_messages_pending_redelivered_and_timers_fire
         store.execute("ROLLBACK")
         store.close()
 
-    async def fired_late() -> bool:
-        return late(await scrape(system, http, "escalation")) > late(before)
+    async def caught_up() -> bool:
+        figures = await scrape(system, http, "escalation")
+        pending = figure(figures, "kizuki_consumer_pending_messages", stream="EVENTS")
+        redelivered = figure(figures, "kizuki_consumer_redelivered_messages", stream="EVENTS")
+        return late(figures) > late(before) and pending == redelivered == 0
 
-    await eventually(fired_late, within=45, what="the acknowledgement's deadline taken late")
+    await eventually(caught_up, within=45, what="the deadline taken late, and nothing left in hand")
