@@ -187,9 +187,10 @@ async def measured(runtime: "ServiceRuntime") -> list[Metric]:
 async def _bus_figures(runtime: "ServiceRuntime") -> list[Metric]:
     assert runtime.nc is not None
     js = runtime.nc.jetstream()
-    streams = [loop.consumer.subscription for loop in runtime.loops]
-    infos = await asyncio.gather(*(_consumer_info(js, s.stream, s.durable) for s in streams))
-    known = [(s.stream, info) for s, info in zip(streams, infos, strict=True) if info is not None]
+    subscriptions = [loop.consumer.subscription for loop in runtime.loops]
+    infos = await asyncio.gather(*(_consumer_info(js, s.stream, s.durable) for s in subscriptions))
+    by_stream = {s.stream: info for s, info in zip(subscriptions, infos, strict=True)}
+    known = [(stream, info) for stream, info in by_stream.items() if info is not None]
     figures = [
         gauge(
             "kizuki_consumer_pending_messages",
@@ -205,9 +206,8 @@ async def _bus_figures(runtime: "ServiceRuntime") -> list[Metric]:
         ),
     ]
     service = runtime.store.service
-    if timer_stream(service) in {s.stream for s in streams}:
-        fires = dict(zip((s.stream for s in streams), infos, strict=True))[timer_stream(service)]
-        pending = await _timers_pending(js, service, fires)
+    if timer_stream(service) in by_stream:
+        pending = await _timers_pending(js, service, by_stream[timer_stream(service)])
         if pending is not None:
             figures.append(
                 gauge("kizuki_timers_pending", "Timers set and not yet fired", [], [((), pending)])
