@@ -19,9 +19,12 @@ from typing import Any
 from bench.audit import SOURCES, VERIFY_GOAL_PER_SECOND, audit_reading
 from bench.baseline import bus_baseline
 from bench.console import console_at_scale, console_table
-from bench.end_to_end import end_to_end
+from bench.end_to_end import SCRAPE_SECONDS, end_to_end
 from bench.timers import pending_timers
 from kizuki.processes import nats_server_binary
+
+# The rate at which metrics on and off are compared.
+METRICS_RATE = 100
 
 
 def machine() -> dict[str, Any]:
@@ -84,6 +87,11 @@ def table(results: dict[str, Any]) -> str:
         f"highest rate sustained without a growing backlog: {highest:.0f}/s "
         f"({highest / base['max_per_second']:.2f} of the bare bus's {base['max_per_second']:.0f}/s)"
     )
+    on, off = (sum(results["metrics_cost"][setting].values()) for setting in ("on", "off"))
+    lines.append(
+        f"metrics: CPU per complaint at {METRICS_RATE}/s, on (scraped every {SCRAPE_SECONDS:.0f} s) "
+        f"{on:.1f} ms, off {off:.1f} ms ({(on - off) / off:+.1%})"
+    )
     timers = results["timers"]
     lines.append("")
     lines.append(
@@ -141,6 +149,13 @@ def main() -> None:
     results["end_to_end"], results["highest_sustained_per_second"] = asyncio.run(
         end_to_end(rates, args.seconds, system)
     )
+    # What metrics cost: two fresh systems at the same rate, metrics on (and scraped) and off.
+    results["metrics_cost"] = {
+        setting: asyncio.run(
+            end_to_end([METRICS_RATE], args.seconds, system / f"metrics-{setting}", 0, setting == "on")
+        )[0][0]["cpu_ms_per_complaint"]
+        for setting in ("on", "off")
+    }
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = asyncio.run(audit_reading(args.audit_events))
     results["console"] = asyncio.run(console_at_scale(out.parent / "console", args.console_cases))

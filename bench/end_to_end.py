@@ -38,6 +38,8 @@ ONCE = ("ComplaintReceived", "EscalationStarted", "ComplainantAcknowledged")
 SUSTAINED_DRAIN_SECONDS = 2.0
 MAX_CONCURRENCY = 32
 POST_ATTEMPTS = 3
+# As often as a Prometheus server would scrape every service, or more: what metrics cost includes it.
+SCRAPE_SECONDS = 5.0
 
 
 def complaint(key: str) -> dict[str, Any]:
@@ -89,6 +91,13 @@ async def drive(
 
     await asyncio.gather(*(worker(k) for k in range(MAX_CONCURRENCY)))
     return sent
+
+
+async def scraped(client: httpx.AsyncClient, urls: list[str]) -> None:
+    """Every service's /metrics, every SCRAPE_SECONDS, until cancelled."""
+    while True:
+        await asyncio.gather(*(client.get(url + "/metrics") for url in urls))
+        await asyncio.sleep(SCRAPE_SECONDS)
 
 
 async def settled(js: JetStreamContext, quiet_for: float = 1.0, within: float = 120.0) -> None:
@@ -157,16 +166,18 @@ def bracket(runs: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 async def end_to_end(
-    rates: list[int], seconds: float, root: Path, search_steps: int = 3
+    rates: list[int], seconds: float, root: Path, search_steps: int = 3, metrics: bool = True
 ) -> tuple[list[dict[str, Any]], float]:
     """The system run with its data and logs under ``root``, an empty directory: the runs at each rate,
-    then as fast as it goes, then a bisection for the highest rate sustained without a growing
-    backlog; returns the runs and that rate."""
+    then (with ``search_steps``) as fast as it goes and a bisection for the highest rate sustained
+    without a growing backlog; returns the runs and that rate. With ``metrics``, every service is
+    scraped as it runs; without, KIZUKI_METRICS=off."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {
         "KIZUKI_DATA_DIR": str(root / "var"),
         "KIZUKI_NATS_PORT": str(free_port()),
         "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
+        "KIZUKI_METRICS": "on" if metrics else "off",
     }
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
     settings = load_settings(env)
@@ -191,6 +202,8 @@ async def end_to_end(
         async with httpx.AsyncClient(timeout=30, limits=limits, headers={"X-API-Key": api_key}) as client:
             pids = {service: process.pid for service, process in zip(SERVICES, processes, strict=True)}
             pids["nats-server"] = nats.pid
+            urls = [settings.http_url(service) for service in SERVICES]
+            scraping = asyncio.create_task(scraped(client, urls)) if metrics else None
 
             async def run_at(label: str, rate: int | None) -> dict[str, Any]:
                 used_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -208,7 +221,8 @@ async def end_to_end(
                 }
                 return run
 
-            for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
+            fastest = [("max", None)] if search_steps else []
+            for label, rate in [*((f"{r}/s", r) for r in rates), *fastest]:
                 runs.append(await run_at(label, rate))
             low, high = bracket(runs)
             for _ in range(search_steps):
@@ -218,6 +232,8 @@ async def end_to_end(
                 run = await run_at(f"search {probe}/s", probe)
                 runs.append(run)
                 low, high = (float(probe), high) if run["sustained"] else (low, float(probe))
+            if scraping is not None:
+                scraping.cancel()
         await nc.close()
         return runs, low
     finally:

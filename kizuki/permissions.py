@@ -1,9 +1,10 @@
 """Who may do what on the bus, derived from the code's declarations, never from a hand-kept list.
 
 A service may publish its own record events and set timers in its own timer stream (if it consumes
-their fires), pull and acknowledge its own durable consumers and read their state, and read the
-record's messages one at a time (the relay resumes from the last). The auditor may read the record. Only
-the administrator, used by provisioning, may manage streams and consumers.
+their fires), pull and acknowledge its own durable consumers and read their state, read the record's
+messages one at a time (the relay resumes from the last) and, for its metrics, its timer stream's state.
+The auditor may read the record. Only the administrator, used by provisioning, may manage streams and
+consumers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.bus import (
     record_subjects,
     schedule_subject,
     services_with_timers,
+    timer_stream,
 )
 
 ADMINISTRATOR = "admin"
@@ -57,7 +59,8 @@ def service_permissions(
 ) -> Permissions:
     consumers = [(subscription.stream, subscription.durable) for subscription in subscriptions]
     # Only its own schedule subjects: a schedule's target must be in the same stream, the service's own.
-    timers = [schedule_subject(service, ">")] if service in services_with_timers(subscriptions) else []
+    has_timers = service in services_with_timers(subscriptions)
+    timers = [schedule_subject(service, ">")] if has_timers else []
     return Permissions(
         publish=(
             record_subjects(service),
@@ -69,9 +72,11 @@ def service_permissions(
                 for stream in sorted({s for s, _ in consumers} - {RECORD_STREAM})
             ),
             *(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}" for stream, durable in consumers),
-            # Its consumers' state: for /health, and for a rebuild of its store from the record.
+            # Its consumers' state: for /health and /metrics, and for a rebuild of its store from the record.
             *(f"{JS_API}.CONSUMER.INFO.{stream}.{durable}" for stream, durable in consumers),
             *(f"$JS.ACK.{stream}.{durable}.>" for stream, durable in consumers),
+            # For /metrics: its timers pending.
+            *([f"{JS_API}.STREAM.INFO.{timer_stream(service)}"] if has_timers else []),
             *key_permissions(key_use),
         ),
         subscribe=(f"{inbox_prefix(service)}.>",),

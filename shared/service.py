@@ -27,6 +27,7 @@ from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import watch_directory
 from shared.faults import FaultWatch, Supervised
 from shared.health import NOT_READY_AFTER_SECONDS, consumer_name, health_router
+from shared.metrics import Measure, TimedRequests, metrics_router
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve
@@ -77,16 +78,19 @@ class ServiceRuntime:
         vault: KeyVault | None = None,
         workers: Sequence[Worker] = (),
         not_ready_after: float = NOT_READY_AFTER_SECONDS,
+        measures: Sequence[Measure] = (),
     ):
         """``vault``: for a service that publishes or opens patient data keys; ``workers``: its work
         besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver);
-        ``not_ready_after``: how long a passing fault may last before /ready answers 503."""
+        ``not_ready_after``: how long a passing fault may last before /ready answers 503;
+        ``measures``: its own figures for /metrics beyond every service's (the console's duties)."""
         self.settings = settings
         self.not_ready_after = not_ready_after
         self.store = store
         self.consumers = consumers
         self.vault = vault
         self.workers = workers
+        self.measures = measures
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
         self.loops: list[ConsumerLoop[Any]] = []
@@ -262,6 +266,9 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     app.add_exception_handler(BodyTooLarge, answer_too_large)
 
     app.include_router(health_router(runtime))
+    if runtime.settings.metrics:
+        app.add_middleware(TimedRequests)
+        app.include_router(metrics_router(runtime))
     directory = watch_directory(runtime.settings.directory_path)
     app.include_router(set_aside_router(runtime, Authenticator.from_settings(runtime.settings, directory)))
     return app

@@ -76,6 +76,8 @@ class Settings:
     timer_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
     token_max_lifetime: timedelta = timedelta(hours=12)
     console_oidc: OidcSettings | None = None
+    # /metrics and the timing of HTTP requests (KIZUKI_METRICS=off, e.g. to measure what they cost).
+    metrics: bool = True
 
     @property
     def bus_url(self) -> str:
@@ -195,6 +197,13 @@ def _yes(env: Mapping[str, str], name: str) -> bool:
     return raw == "yes"
 
 
+def _metrics(env: Mapping[str, str]) -> bool:
+    raw = env.get("KIZUKI_METRICS") or "on"
+    if raw not in ("on", "off"):
+        raise SettingsError(f"KIZUKI_METRICS must be 'on' or 'off', not {raw!r}")
+    return raw == "on"
+
+
 def _oidc(env: Mapping[str, str], secrets: Path) -> OidcSettings | None:
     issuer = env.get("KIZUKI_CONSOLE_OIDC_ISSUER")
     if not issuer:
@@ -288,4 +297,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_every=_positive(env, "KIZUKI_CHECKPOINT_EVERY", 1000),
         checkpoint_seconds=_positive(env, "KIZUKI_CHECKPOINT_SECONDS", 60),
         timer_clock_skew=_clock_skew(env),
+        metrics=_metrics(env),
     )

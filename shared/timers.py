@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.metrics import TIMER_LATENESS
+
 # How far the bus's clock may run ahead of the service's and a fire still be taken: 0 by default, so a
 # fire is taken only once the service's own clock has reached the due time (KIZUKI_TIMER_CLOCK_SKEW).
 DEFAULT_CLOCK_SKEW = timedelta(0)
@@ -72,10 +74,12 @@ def on_time(
     ``clock_skew``; an earlier fire raises FiredEarly and is put back for the time it is early."""
 
     def handle_on_time(timer: Timer, context: Context) -> None:
-        early = (timer.due_at - clock_skew - now()).total_seconds()
+        taken = now()
+        early = (timer.due_at - clock_skew - taken).total_seconds()
         if early > 0:
             raise FiredEarly(early)
         handle(timer, context)
+        TIMER_LATENESS.labels(timer.rule).observe(max((taken - timer.due_at).total_seconds(), 0.0))
 
     return handle_on_time
 

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import actions, auditing, callbacks, erasure, oversight, pages, register, signin, status
 from services.console.application import ConsoleApplication
+from services.console.duty_metrics import duty_figures
 from services.console.gateway import Gateway
 from services.console.handlers import consumers
 from services.console.live import ChangeFeed
@@ -26,7 +27,9 @@ def create_app(settings: Settings) -> FastAPI:
     directory = watch_directory(settings.directory_path)
     store = open_store(ConsoleApplication, settings)
     feed = ChangeFeed()
-    runtime = ServiceRuntime(settings, store, consumers(store), workers=[feed])
+    runtime = ServiceRuntime(
+        settings, store, consumers(store), workers=[feed], measures=[duty_figures(store)]
+    )
     app = http_app("kizuki console", runtime)
     app.middleware("http")(security_headers)
     view = Pages(Sessions(), directory, policy.escalation.calendar.timezone, feed)

@@ -32,6 +32,7 @@ from shared.events import (
     NotificationSent,
     WireEvent,
 )
+from shared.metrics import ALERTS_REACHING_NO_ONE
 from shared.policy import Policy
 from shared.privacy import PatientData
 from shared.reference import reference_of
@@ -121,6 +122,8 @@ class NotifierApplication(ServiceApplication):
         if not notification.channels:
             notification.give_up(f"{alert.recipient} has no contact on a configured channel", now)
         self.record(notification, tracking=tracking)
+        if not notification.channels:
+            ALERTS_REACHING_NO_ONE.inc()
 
     def complaint_erased(self, complaint_id: UUID, now: datetime, tracking: Tracking) -> None:
         """A receipt still pending is given up now, rather than at its next attempt."""

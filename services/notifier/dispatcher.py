@@ -17,6 +17,7 @@ from services.notifier.application import NotifierApplication
 from services.notifier.channels import Channel, DeliveryConfig, DeliveryFailed, Message
 from services.notifier.domain import COMPLAINANT, ERASED, Notification
 from services.notifier.writer import BATCH, Writer
+from shared.metrics import ALERTS_REACHING_NO_ONE, DELIVERIES
 from shared.privacy import KeyVault
 from shared.timers import now
 
@@ -187,11 +188,16 @@ class Dispatcher:
             failure = DeliveryFailed("channel_error", permanent=False)
         if failure is None:
             log.debug("delivered %s by %s", delivery_id, channel)  # the record says so: NotificationSent
+            DELIVERIES.labels(channel, "delivered").inc()
             return await self.writer.record(started, lambda n: n.deliver(now()))
-        # Only the classified reason, in the log and on the record: never the provider's text.
+        # Only the classified reason, in the log, on the record and in metrics: never the provider's text.
         log.warning("delivery %s by %s failed: %s", delivery_id, channel, failure.reason)
+        DELIVERIES.labels(channel, failure.kind).inc()
         reason, permanent, rule = failure.reason, failure.permanent, self.config.retry_rule
-        return await self.writer.record(started, lambda n: n.fail_attempt(reason, permanent, now(), rule))
+        recorded = await self.writer.record(started, lambda n: n.fail_attempt(reason, permanent, now(), rule))
+        if recorded.duty is not None and not recorded.pending:
+            ALERTS_REACHING_NO_ONE.inc()
+        return recorded
 
     async def _address(self, notification: Notification) -> str | None:
         """A member of staff's address as it is; a complainant's contact opened from the sealed

@@ -40,10 +40,17 @@ def test_a_service_may_publish_only_its_own_subjects_and_use_only_its_own_consum
         assert f"$JS.API.CONSUMER.MSG.NEXT.{consumer}" in permissions.publish
         assert f"$JS.ACK.{consumer}.>" in permissions.publish
         assert f"$JS.API.CONSUMER.INFO.{consumer}" in permissions.publish
+    reads_timer_stream = f"$JS.API.STREAM.INFO.TIMERS_{service.upper()}" in permissions.publish
+    assert reads_timer_stream == sets_timers
     others = [name for name in SERVICES if name != service]
     assert [s for s in permissions.publish if any(f".{other}" in s for other in others)] == []
     reads = ("$JS.API.STREAM.MSG.GET.", "$JS.API.CONSUMER.MSG.NEXT.", "$JS.API.CONSUMER.INFO.")
-    assert [s for s in permissions.publish if s.startswith("$JS.API.") and not s.startswith(reads)] == []
+    own_timers = f"$JS.API.STREAM.INFO.TIMERS_{service.upper()}"
+    assert [
+        s
+        for s in permissions.publish
+        if s.startswith("$JS.API.") and not s.startswith(reads) and s != own_timers
+    ] == []
     assert permissions.subscribe == (f"_INBOX.{service}.>",)
 
 
@@ -62,6 +69,9 @@ def test_a_new_consumer_or_service_is_granted_from_its_declaration_alone() -> No
         "timer.triage.schedule.>",
         "$JS.API.CONSUMER.MSG.NEXT.TIMERS_TRIAGE.triage",
         "$JS.ACK.TIMERS_TRIAGE.triage.>",
+        "$JS.API.CONSUMER.INFO.EVENTS.triage",
+        "$JS.API.CONSUMER.INFO.TIMERS_TRIAGE.triage",
+        "$JS.API.STREAM.INFO.TIMERS_TRIAGE",
     } <= set(triage.publish)
 
 
