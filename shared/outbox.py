@@ -22,6 +22,7 @@ from shared.privacy import KeyVault
 from shared.set_aside import UnpublishedEvent
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer, now
+from shared.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class OutboxRelay:
             self.app.process_recorder.select_notifications, self.position + 1, BATCH
         )
         for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
+            domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
             wire = self.app.wire_event(domain_event)
             # An event set aside and taken up had its timers set and keys kept when it was set aside.
             if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
@@ -173,18 +174,20 @@ class OutboxRelay:
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
             if wire is not None:
-                await self._publish_or_set_aside(wire, notification.id)
+                await self._publish_or_set_aside(wire, notification.id, traceparent)
             self.position = notification.id
             if self.head.index - self.signed.index >= self.checkpoints.every:
                 await self.sign_head()
         return len(notifications)
 
-    async def _publish_or_set_aside(self, wire: WireEvent, notification_id: int) -> None:
+    async def _publish_or_set_aside(
+        self, wire: WireEvent, notification_id: int, traceparent: str | None = None
+    ) -> None:
         """Publish the event; if the bus refuses it for good, it is kept as set aside in the store and
         an EventSetAside takes its place on the chain (same Msg-Id), so the events behind it go on."""
         message_id = msg_id(self.app.service, notification_id)
         try:
-            await self._publish(wire, message_id)
+            await self._publish(wire, message_id, traceparent)
         except (MaxPayloadError, APIError) as refusal:
             reason = _refused_for_good(refusal)
             if reason is None:
@@ -222,7 +225,7 @@ class OutboxRelay:
         self.set_aside -= 1
         self.wake()
 
-    async def _publish(self, wire: WireEvent, message_id: str) -> None:
+    async def _publish(self, wire: WireEvent, message_id: str, traceparent: str | None = None) -> None:
         payload = encode_event(wire)
         headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
         # Another relay of the same service (a replica) cannot fork the chain: the server refuses a
@@ -231,11 +234,12 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
-        if self._too_large(payload, headers | expectation):
+        sent = headers | expectation
+        if traceparent is not None:  # beside the chain's content, like the expectation
+            sent[TRACEPARENT] = traceparent
+        if self._too_large(payload, sent):
             raise MaxPayloadError
-        ack = await self.js.publish(
-            wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
-        )
+        ack = await self.js.publish(wire.subject, payload, stream=RECORD_STREAM, headers=sent)
         if ack.duplicate:
             await self.last_relayed()  # it was on the record already: the chain goes on from there
         else:

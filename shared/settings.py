@@ -76,6 +76,8 @@ class Settings:
     timer_clock_skew: timedelta = DEFAULT_CLOCK_SKEW
     token_max_lifetime: timedelta = timedelta(hours=12)
     console_oidc: OidcSettings | None = None
+    # Where traces go (an OTLP/HTTP collector, http://host:4318); none: no traces.
+    otlp_endpoint: str | None = None
 
     @property
     def bus_url(self) -> str:
@@ -195,6 +197,14 @@ def _yes(env: Mapping[str, str], name: str) -> bool:
     return raw == "yes"
 
 
+def _otlp_endpoint(env: Mapping[str, str]) -> str | None:
+    name = "KIZUKI_OTLP_ENDPOINT" if env.get("KIZUKI_OTLP_ENDPOINT") else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http:// or https:// URL (OTLP over HTTP), not {raw!r}")
+    return raw
+
+
 def _oidc(env: Mapping[str, str], secrets: Path) -> OidcSettings | None:
     issuer = env.get("KIZUKI_CONSOLE_OIDC_ISSUER")
     if not issuer:
@@ -288,4 +298,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_every=_positive(env, "KIZUKI_CHECKPOINT_EVERY", 1000),
         checkpoint_seconds=_positive(env, "KIZUKI_CHECKPOINT_SECONDS", 60),
         timer_clock_skew=_clock_skew(env),
+        otlp_endpoint=_otlp_endpoint(env),
     )

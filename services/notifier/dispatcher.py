@@ -16,6 +16,7 @@ from services.notifier.application import NotifierApplication
 from services.notifier.channels import Channel, DeliveryConfig, DeliveryFailed, Message
 from services.notifier.domain import COMPLAINANT, ERASED, Notification
 from services.notifier.writer import BATCH, Writer
+from shared import tracing
 from shared.privacy import KeyVault
 from shared.timers import now
 
@@ -74,7 +75,13 @@ class Dispatcher:
                 )
                 for notification in notifications:
                     if notification.topic == REQUESTED_TOPIC:
-                        self._start(UUID(str(notification.originator_id)), notification.id)
+                        # Its deliveries go on the trace of the event that asked for it, if traced.
+                        traceparent = (
+                            self.store.mapper.traced_domain_event(notification)[1]
+                            if tracing.enabled()
+                            else None
+                        )
+                        self._start(UUID(str(notification.originator_id)), notification.id, traceparent)
                     position = notification.id
                 if not notifications:
                     with contextlib.suppress(TimeoutError):
@@ -108,8 +115,8 @@ class Dispatcher:
             return kept
         return finished_up_to
 
-    def _start(self, delivery_id: UUID, requested_at: int) -> None:
-        task = asyncio.create_task(self.deliver(delivery_id))
+    def _start(self, delivery_id: UUID, requested_at: int, traceparent: str | None) -> None:
+        task = asyncio.create_task(self.deliver(delivery_id, traceparent))
         self._deliveries[delivery_id] = task
         self._requested_at[delivery_id] = requested_at
 
@@ -119,9 +126,10 @@ class Dispatcher:
 
         task.add_done_callback(finished)
 
-    async def deliver(self, delivery_id: UUID) -> None:
+    async def deliver(self, delivery_id: UUID, traceparent: str | None = None) -> None:
         """Attempts until the notification is delivered or given up. The notification is read once and
-        kept as each record of an attempt returns it; read again only after a failure to record."""
+        kept as each record of an attempt returns it; read again only after a failure to record. Each
+        attempt is logged, and traced, as handling its complaint's NotificationAttempted."""
         notification = await self._read(self.store.get_notification, delivery_id)
         while notification is not None and notification.pending:
             if notification.retry_at is not None:
@@ -132,7 +140,14 @@ class Dispatcher:
                     notification = await self.writer.record(notification, _give_up_erased)
                     continue
                 async with self.slots[notification.channel]:
-                    notification = await self._attempt(notification, address)
+                    with tracing.handling(
+                        "notifier",
+                        f"delivers by {notification.channel}",
+                        str(notification.complaint_id),
+                        "NotificationAttempted",
+                        traceparent,
+                    ):
+                        notification = await self._attempt(notification, address)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
