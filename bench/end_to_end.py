@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,16 @@ def bracket(runs: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 async def end_to_end(
-    rates: list[int], seconds: float, root: Path, search_steps: int = 3
+    rates: list[int],
+    seconds: float,
+    root: Path,
+    search_steps: int = 3,
+    as_fast_as_it_goes: bool = True,
+    settings_env: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """The system run with its data and logs under ``root``, an empty directory: the runs at each rate,
-    then as fast as it goes, then a bisection for the highest rate sustained without a growing
+    """The system run with its data and logs under ``root``, an empty directory, and ``settings_env``
+    beyond its ports and directories: the runs at each rate, then as fast as it goes (unless not
+    ``as_fast_as_it_goes``), then a bisection for the highest rate sustained without a growing
     backlog; returns the runs and that rate."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {
@@ -169,6 +176,7 @@ async def end_to_end(
         "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
     }
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
+    env |= settings_env or {}
     settings = load_settings(env)
     provision_secrets(settings)
     # As `kizuki run` does: each service with its own credential, permissions enforced.
@@ -208,7 +216,8 @@ async def end_to_end(
                 }
                 return run
 
-            for label, rate in [*((f"{r}/s", r) for r in rates), ("max", None)]:
+            as_fast: list[tuple[str, int | None]] = [("max", None)] if as_fast_as_it_goes else []
+            for label, rate in [*((f"{r}/s", r) for r in rates), *as_fast]:
                 runs.append(await run_at(label, rate))
             low, high = bracket(runs)
             for _ in range(search_steps):
