@@ -88,7 +88,7 @@ class ConsumerLoop(Generic[T]):
             except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
                 continue
             for message in messages:
-                with handling_message(message.headers, self.app.service, message.subject):
+                with handling_message(message.headers, self.app.service):
                     await self.process(message)
 
     async def process(self, message: Msg) -> None:

@@ -170,7 +170,7 @@ class OutboxRelay:
             # An event set aside and taken up had its timers set and keys kept when it was set aside.
             if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
                 for timer in self.app.timers_for(wire):
-                    await self._set_timer(timer, notification.id)
+                    await self._set_timer(timer, notification.id, traceparent)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
             if wire is not None:
@@ -255,17 +255,16 @@ class OutboxRelay:
         else:
             await self.vault.put(complaint_id, wrapped)
 
-    async def _set_timer(self, timer: Timer, notification_id: int) -> None:
+    async def _set_timer(self, timer: Timer, notification_id: int, traceparent: str | None = None) -> None:
         service = self.app.service
-        await self.js.publish(
-            schedule_subject(service, timer.key),
-            timer.encode(),
-            headers={
-                "Nats-Msg-Id": f"{msg_id(service, notification_id)}:timer:{timer.key}",
-                "Nats-Schedule": timer.schedule,
-                "Nats-Schedule-Target": due_subject(service, timer.key),
-            },
-        )
+        headers = {
+            "Nats-Msg-Id": f"{msg_id(service, notification_id)}:timer:{timer.key}",
+            "Nats-Schedule": timer.schedule,
+            "Nats-Schedule-Target": due_subject(service, timer.key),
+        }
+        if traceparent is not None:  # the server passes it on to the fire: the fire joins the trace
+            headers[TRACEPARENT] = traceparent
+        await self.js.publish(schedule_subject(service, timer.key), timer.encode(), headers=headers)
 
 
 def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:

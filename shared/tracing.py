@@ -78,14 +78,17 @@ def current_traceparent() -> str | None:
     return carrier.get(TRACEPARENT)
 
 
-def handling_message(
-    headers: Mapping[str, str] | None, service: str, subject: str
-) -> AbstractContextManager[None]:
-    """Handle one bus message: ``handling`` its complaint and event, continuing its ``traceparent``."""
+def handling_message(headers: Mapping[str, str] | None, service: str) -> AbstractContextManager[None]:
+    """Handle one bus message: ``handling`` its complaint and event (a timer's fire has neither),
+    continuing its ``traceparent``."""
     headers = headers or {}
     event = headers.get(EVENT_HEADER)
     return handling(
-        service, f"handles {event or subject}", headers.get(COMPLAINT_HEADER), event, headers.get(TRACEPARENT)
+        service,
+        f"handles {event or 'a timer'}",
+        headers.get(COMPLAINT_HEADER),
+        event,
+        headers.get(TRACEPARENT),
     )
 
 
@@ -112,6 +115,12 @@ def handling(
             yield
     finally:
         handling_now.reset(token)
+
+
+def traceparent_header() -> dict[str, str]:
+    """The header that carries the current trace to another service's HTTP API; none when off."""
+    traceparent = current_traceparent()
+    return {} if traceparent is None else {TRACEPARENT: traceparent}
 
 
 def trace_id() -> str | None:

@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 
 from shared.settings import SERVICES
-from tests.e2e.conftest import REGIME, System, complaint
+from shared.timers import now
+from tests.e2e.conftest import REGIME, System, complaint, write_policy
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.polling import eventually
 
@@ -22,6 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 NAME = "Hoshino Kaede"
 PHONE = "+81-90-5555-0199"
 STORY = "the call bell was unplugged all night"
+# The apology call's deadline, set as a timer when the case starts: its fire joins the trace.
+FIRST_RESPONSE_SECONDS = 4
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +40,16 @@ async def traced(
     """A system exporting its traces to the receiver (in batches a tenth of a second apart), and one
     complaint through it, posted within the test's own trace: (system, complaint id, trace id)."""
     env = {"KIZUKI_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    system = System(tmp_path_factory.mktemp("traced"), env=env)
+    root = tmp_path_factory.mktemp("traced")
+    policy = write_policy(root / "policy.toml", duty_seconds={"first_response": FIRST_RESPONSE_SECONDS})
+    system = System(root, policy, env=env)
     try:
         await system.start()
         trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
         headers = system.signed_in("n-001") | {"traceparent": f"00-{trace_id}-{parent}-01"}
-        body = complaint(summary=STORY, complainant={"name": NAME, "contact": PHONE})
+        body = complaint(
+            summary=STORY, complainant={"name": NAME, "contact": PHONE}, occurred_at=now().isoformat()
+        )
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(system.url("intake", "/v1/complaints"), json=body, headers=headers)
         assert response.status_code == 201, response.text
@@ -60,7 +67,8 @@ async def test_one_trace_links_the_post_through_intake_escalation_notifier_and_f
 
     async def of_the_trace() -> list[ReceivedSpan]:
         spans = [span for span in receiver.received() if span.trace_id == trace_id]
-        return spans if {span.service for span in spans} >= set(REGIME) else []
+        everyone = {span.service for span in spans} >= set(REGIME)
+        return spans if everyone and any(span.name == "escalation handles a timer" for span in spans) else []
 
     spans = await eventually(of_the_trace, within=30, what="spans of every service in the complaint's trace")
     [post] = [span for span in spans if span.service == "intake" and span.parent_span_id]
@@ -85,6 +93,10 @@ async def test_one_trace_links_the_post_through_intake_escalation_notifier_and_f
     assert all(
         span.attributes["kizuki.complaint_id"] == complaint_id for span in received + alerts + deliveries
     )
+    # The deadline's timer, set as the case started, fires within the trace.
+    # (Twice if it came a moment early and was put back.)
+    fires = [span for span in spans if span.name == "escalation handles a timer"]
+    assert {by_id[span.parent_span_id].name for span in fires} == {"escalation handles ComplaintReceived"}
     # The trace rides beside the record's chain: the record still verifies.
     verified = await system.kizuki("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

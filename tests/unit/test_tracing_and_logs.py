@@ -87,3 +87,15 @@ def test_a_log_line_is_json_with_the_complaint_and_event_being_handled() -> None
     assert (line["complaint_id"], line["event"]) == (complaint_id, "ComplaintReceived")
     assert "trace_id" not in line  # traces are off
     assert "complaint_id" not in log_line(None)
+
+
+def test_a_call_to_another_service_carries_the_trace_only_when_traces_are_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with tracing.handling("console", "handles a form", None, None, TRACEPARENT):
+        assert tracing.traceparent_header() == {}
+    monkeypatch.setattr(tracing, "_tracer", TracerProvider().get_tracer("test"))
+    with tracing.handling("console", "handles a form", None, None, TRACEPARENT):
+        [(name, value)] = tracing.traceparent_header().items()
+    assert name == "traceparent"
+    assert value.split("-")[1] == TRACEPARENT.split("-")[1]
