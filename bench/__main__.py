@@ -21,7 +21,7 @@ from bench.baseline import bus_baseline
 from bench.console import console_at_scale, console_table
 from bench.end_to_end import end_to_end
 from bench.timers import pending_timers
-from bench.traces import traces_cost, traces_line
+from bench.traces import traces_cost, traces_lines
 from kizuki.processes import nats_server_binary
 
 
@@ -116,7 +116,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append("")
     lines += console_table(results["console"])
     if "traces" in results:
-        lines += ["", traces_line(results["traces"])]
+        lines += ["", *traces_lines(results["traces"])]
     return "\n".join(lines)
 
 
