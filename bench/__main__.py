@@ -21,6 +21,7 @@ from bench.baseline import bus_baseline
 from bench.console import console_at_scale, console_table
 from bench.end_to_end import SCRAPE_SECONDS, end_to_end
 from bench.timers import pending_timers
+from bench.traces import traces_cost, traces_lines
 from kizuki.processes import nats_server_binary
 
 # The rate at which metrics on and off are compared.
@@ -122,6 +123,8 @@ def table(results: dict[str, Any]) -> str:
             )
     lines.append("")
     lines += console_table(results["console"])
+    if "traces" in results:
+        lines += ["", *traces_lines(results["traces"])]
     return "\n".join(lines)
 
 
@@ -136,6 +139,12 @@ def main() -> None:
         "--audit-events", type=int, default=1_000_000, help="events of the synthetic record audited"
     )
     parser.add_argument("--console-cases", type=int, default=10_000, help="open cases in the console")
+    parser.add_argument(
+        "--traces",
+        type=int,
+        metavar="RATE",
+        help="also what traces cost: complaints at RATE/s, traces off then on (to a receiver the bench runs)",
+    )
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
 
@@ -152,13 +161,19 @@ def main() -> None:
     # What metrics cost: two fresh systems at the same rate, metrics on (and scraped) and off.
     results["metrics_cost"] = {
         setting: asyncio.run(
-            end_to_end([METRICS_RATE], args.seconds, system / f"metrics-{setting}", 0, setting == "on")
+            end_to_end(
+                [METRICS_RATE], args.seconds, system / f"metrics-{setting}", 0, {"KIZUKI_METRICS": setting}
+            )
         )[0][0]["cpu_ms_per_complaint"]
         for setting in ("on", "off")
     }
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = asyncio.run(audit_reading(args.audit_events))
     results["console"] = asyncio.run(console_at_scale(out.parent / "console", args.console_cases))
+    if args.traces is not None:
+        traced = out.parent / "traces"
+        shutil.rmtree(traced, ignore_errors=True)
+        results["traces"] = asyncio.run(traces_cost(args.traces, args.seconds, traced))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -166,20 +167,24 @@ def bracket(runs: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 async def end_to_end(
-    rates: list[int], seconds: float, root: Path, search_steps: int = 3, metrics: bool = True
+    rates: list[int],
+    seconds: float,
+    root: Path,
+    search_steps: int = 3,
+    settings_env: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """The system run with its data and logs under ``root``, an empty directory: the runs at each rate,
-    then (with ``search_steps``) as fast as it goes and a bisection for the highest rate sustained
-    without a growing backlog; returns the runs and that rate. With ``metrics``, every service is
-    scraped as it runs; without, KIZUKI_METRICS=off."""
+    """The system run with its data and logs under ``root``, an empty directory, and ``settings_env``
+    beyond its ports and directories: the runs at each rate, then (with ``search_steps``) as fast as it
+    goes and a bisection for the highest rate sustained without a growing backlog; returns the runs and
+    that rate. Unless KIZUKI_METRICS=off, every service is scraped as it runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {
         "KIZUKI_DATA_DIR": str(root / "var"),
         "KIZUKI_NATS_PORT": str(free_port()),
         "KIZUKI_INTAKE_SMTP_PORT": str(free_port()),
-        "KIZUKI_METRICS": "on" if metrics else "off",
     }
     env |= {f"KIZUKI_{service.upper()}_PORT": str(free_port()) for service in SERVICES}
+    env |= settings_env or {}
     settings = load_settings(env)
     provision_secrets(settings)
     # As `kizuki run` does: each service with its own credential, permissions enforced.
@@ -203,7 +208,7 @@ async def end_to_end(
             pids = {service: process.pid for service, process in zip(SERVICES, processes, strict=True)}
             pids["nats-server"] = nats.pid
             urls = [settings.http_url(service) for service in SERVICES]
-            scraping = asyncio.create_task(scraped(client, urls)) if metrics else None
+            scraping = asyncio.create_task(scraped(client, urls)) if settings.metrics else None
 
             async def run_at(label: str, rate: int | None) -> dict[str, Any]:
                 used_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -221,7 +226,7 @@ async def end_to_end(
                 }
                 return run
 
-            fastest = [("max", None)] if search_steps else []
+            fastest: list[tuple[str, int | None]] = [("max", None)] if search_steps else []
             for label, rate in [*((f"{r}/s", r) for r in rates), *fastest]:
                 runs.append(await run_at(label, rate))
             low, high = bracket(runs)

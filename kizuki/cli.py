@@ -361,8 +361,8 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true", help="move an existing data directory aside")
     rebuilt = commands.add_parser(
         "rebuild",
-        help="make a stopped service's lost store again from the record alone (a store holding facts the record"
-        " lacks is refused, naming them)",
+        help="make a stopped service's lost store again from the record alone (refused, naming them, for a"
+        " store holding facts the record lacks)",
     )
     rebuilt.add_argument("service", choices=SERVICES)
     commands.add_parser(

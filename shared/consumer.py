@@ -36,6 +36,7 @@ from shared.faults import (
 from shared.set_aside import NotSetAside, taken_up_tracking
 from shared.store import ServiceApplication
 from shared.timers import FiredEarly
+from shared.tracing import handling_message
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class ConsumerLoop(Generic[T]):
             except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
                 continue
             for message in messages:
-                await self.process(message)
+                with handling_message(message.headers, self.app.service):
+                    await self.process(message)
 
     async def process(self, message: Msg) -> None:
         tracking = Tracking(self.consumer.subscription.stream, message.metadata.sequence.stream)

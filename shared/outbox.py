@@ -22,6 +22,7 @@ from shared.privacy import KeyVault
 from shared.set_aside import UnpublishedEvent
 from shared.store import ServiceApplication, stable_id
 from shared.timers import Timer, now
+from shared.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -164,27 +165,29 @@ class OutboxRelay:
             self.app.process_recorder.select_notifications, self.position + 1, BATCH
         )
         for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
+            domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
             wire = self.app.wire_event(domain_event)
             # An event set aside and taken up had its timers set and keys kept when it was set aside.
             if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
                 for timer in self.app.timers_for(wire):
-                    await self._set_timer(timer, notification.id)
+                    await self._set_timer(timer, notification.id, traceparent)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
             if wire is not None:
-                await self._publish_or_set_aside(wire, notification.id)
+                await self._publish_or_set_aside(wire, notification.id, traceparent)
             self.position = notification.id
             if self.head.index - self.signed.index >= self.checkpoints.every:
                 await self.sign_head()
         return len(notifications)
 
-    async def _publish_or_set_aside(self, wire: WireEvent, notification_id: int) -> None:
+    async def _publish_or_set_aside(
+        self, wire: WireEvent, notification_id: int, traceparent: str | None = None
+    ) -> None:
         """Publish the event; if the bus refuses it for good, it is kept as set aside in the store and
         an EventSetAside takes its place on the chain (same Msg-Id), so the events behind it go on."""
         message_id = msg_id(self.app.service, notification_id)
         try:
-            await self._publish(wire, message_id)
+            await self._publish(wire, message_id, traceparent)
         except (MaxPayloadError, APIError) as refusal:
             reason = _refused_for_good(refusal)
             if reason is None:
@@ -222,7 +225,7 @@ class OutboxRelay:
         self.set_aside -= 1
         self.wake()
 
-    async def _publish(self, wire: WireEvent, message_id: str) -> None:
+    async def _publish(self, wire: WireEvent, message_id: str, traceparent: str | None = None) -> None:
         payload = encode_event(wire)
         headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
         # Another relay of the same service (a replica) cannot fork the chain: the server refuses a
@@ -231,11 +234,12 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
-        if self._too_large(payload, headers | expectation):
+        sent = headers | expectation
+        if traceparent is not None:  # beside the chain's content, like the expectation
+            sent[TRACEPARENT] = traceparent
+        if self._too_large(payload, sent):
             raise MaxPayloadError
-        ack = await self.js.publish(
-            wire.subject, payload, stream=RECORD_STREAM, headers=headers | expectation
-        )
+        ack = await self.js.publish(wire.subject, payload, stream=RECORD_STREAM, headers=sent)
         if ack.duplicate:
             await self.last_relayed()  # it was on the record already: the chain goes on from there
         else:
@@ -251,22 +255,25 @@ class OutboxRelay:
         else:
             await self.vault.put(complaint_id, wrapped)
 
-    async def _set_timer(self, timer: Timer, notification_id: int) -> None:
-        await set_timer(self.js, self.app.service, timer, msg_id(self.app.service, notification_id))
+    async def _set_timer(self, timer: Timer, notification_id: int, traceparent: str | None = None) -> None:
+        service = self.app.service
+        await set_timer(self.js, service, timer, msg_id(service, notification_id), traceparent)
 
 
-async def set_timer(js: JetStreamContext, service: str, timer: Timer, set_by: str) -> None:
+async def set_timer(
+    js: JetStreamContext, service: str, timer: Timer, set_by: str, traceparent: str | None = None
+) -> None:
     """Schedule the timer's fire on the service's timer stream; ``set_by`` names what set it (the same
-    timer set again by the same message is one schedule)."""
-    await js.publish(
-        schedule_subject(service, timer.key),
-        timer.encode(),
-        headers={
-            "Nats-Msg-Id": f"{set_by}:timer:{timer.key}",
-            "Nats-Schedule": timer.schedule,
-            "Nats-Schedule-Target": due_subject(service, timer.key),
-        },
-    )
+    timer set again by the same message is one schedule). A traceparent is passed on by the server to
+    the fire, so the fire joins the trace."""
+    headers = {
+        "Nats-Msg-Id": f"{set_by}:timer:{timer.key}",
+        "Nats-Schedule": timer.schedule,
+        "Nats-Schedule-Target": due_subject(service, timer.key),
+    }
+    if traceparent is not None:
+        headers[TRACEPARENT] = traceparent
+    await js.publish(schedule_subject(service, timer.key), timer.encode(), headers=headers)
 
 
 def _refused_for_good(refusal: MaxPayloadError | APIError) -> str | None:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client
 from psycopg import sql
 
-from shared import refusals
+from shared import logs, refusals, tracing
 from shared.auth import ALL_ROLES, Authenticator, Person, refuse
 from shared.body_limit import BodySizeLimit, BodyTooLarge, answer_too_large
 from shared.bus import connect
@@ -265,6 +265,8 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(BodyTooLarge, answer_too_large)
 
+    if tracing.enabled():
+        app.add_middleware(tracing.TracedRequests, service=runtime.store.service)
     app.include_router(health_router(runtime))
     if runtime.settings.metrics:
         app.add_middleware(TimedRequests)
@@ -276,14 +278,14 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI]) -> None:
     """Run one service process until SIGTERM or Ctrl-C."""
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(service)
     settings = load_settings()
+    tracing.configure(service, settings.otlp_endpoint)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_ports[service],
         log_level="warning",
+        log_config=None,
         timeout_graceful_shutdown=10,
     )

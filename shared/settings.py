@@ -78,6 +78,8 @@ class Settings:
     console_oidc: OidcSettings | None = None
     # /metrics and the timing of HTTP requests (KIZUKI_METRICS=off, e.g. to measure what they cost).
     metrics: bool = True
+    # Where traces go (an OTLP/HTTP collector, http://host:4318); none: no traces.
+    otlp_endpoint: str | None = None
 
     @property
     def bus_url(self) -> str:
@@ -204,6 +206,14 @@ def _metrics(env: Mapping[str, str]) -> bool:
     return raw == "on"
 
 
+def _otlp_endpoint(env: Mapping[str, str]) -> str | None:
+    name = "KIZUKI_OTLP_ENDPOINT" if env.get("KIZUKI_OTLP_ENDPOINT") else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http:// or https:// URL (OTLP over HTTP), not {raw!r}")
+    return raw
+
+
 def _oidc(env: Mapping[str, str], secrets: Path) -> OidcSettings | None:
     issuer = env.get("KIZUKI_CONSOLE_OIDC_ISSUER")
     if not issuer:
@@ -298,4 +308,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_seconds=_positive(env, "KIZUKI_CHECKPOINT_SECONDS", 60),
         timer_clock_skew=_clock_skew(env),
         metrics=_metrics(env),
+        otlp_endpoint=_otlp_endpoint(env),
     )

@@ -14,6 +14,7 @@ from shared.events import MessageRejected, MessageTakenUp, WireEvent
 from shared.ids import stable_id as stable_id  # services import it from here
 from shared.set_aside import SET_ASIDE_TOPICS, NotSetAside, RejectedMessage, SetAside, UnpublishedEvent
 from shared.timers import Timer, now
+from shared.tracing import TracedMapper
 
 Found = TypeVar("Found", bound=Aggregate)
 Wire = TypeVar("Wire", bound=WireEvent)
@@ -32,6 +33,12 @@ class ServiceApplication(Application[UUID]):
     """
 
     service: ClassVar[str]
+    mapper: TracedMapper
+
+    def construct_mapper(self) -> TracedMapper:
+        mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=TracedMapper)
+        assert isinstance(mapper, TracedMapper)
+        return mapper
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()

@@ -14,6 +14,7 @@ from shared.auth import issue_token
 from shared.directory import Directory
 from shared.live_file import LiveFile
 from shared.settings import Settings
+from shared.tracing import traceparent_header
 
 # Long enough for one request; the console mints a new one for each action.
 TOKEN_LIFETIME = timedelta(minutes=2)
@@ -59,7 +60,7 @@ class Gateway:
                 method,
                 self.settings.http_url(service) + path,
                 json=body,
-                headers={"Authorization": f"Bearer {token}", **headers},
+                headers={"Authorization": f"Bearer {token}", **traceparent_header(), **headers},
             )
         except httpx.TransportError:
             # The person is told, and may send the form again once the service is back.

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from services.console import roles
 from services.console.gateway import Gateway
 from services.console.record_desk import RecordDesk
+from services.console.refusals import Refusal
 from services.console.web import Pages
 from shared.settings import SERVICES
 
@@ -30,7 +31,7 @@ class ServiceStatus:
     healthy: bool = False
     health: dict[str, Any] = field(default_factory=dict)
     set_aside: list[dict[str, Any]] = field(default_factory=list)
-    set_aside_refusal: str = ""
+    set_aside_refusal: Refusal | None = None
 
 
 async def status_of(gateway: Gateway, service: str, administrator: str | None) -> ServiceStatus:

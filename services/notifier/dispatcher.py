@@ -17,6 +17,7 @@ from services.notifier.application import NotifierApplication
 from services.notifier.channels import Channel, DeliveryConfig, DeliveryFailed, Message
 from services.notifier.domain import COMPLAINANT, ERASED, Notification
 from services.notifier.writer import BATCH, Writer
+from shared import tracing
 from shared.metrics import ALERTS_REACHING_NO_ONE, DELIVERIES
 from shared.privacy import KeyVault
 from shared.timers import now
@@ -73,8 +74,8 @@ class Dispatcher:
                 if time.monotonic() - kept_at >= self.poll_interval:
                     kept, kept_at = await self._keep_place(position, kept), time.monotonic()
                 read_up_to, requested = await self._read(self._requests_after, position)
-                for requested_at, notification in requested:
-                    self._start(notification, requested_at)
+                for requested_at, notification, traceparent in requested:
+                    self._start(notification, requested_at, traceparent)
                 if read_up_to == position:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -86,17 +87,19 @@ class Dispatcher:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    def _requests_after(self, position: int) -> tuple[int, list[tuple[int, Notification]]]:
+    def _requests_after(self, position: int) -> tuple[int, list[tuple[int, Notification, str | None]]]:
         """In a worker thread: how far the log was read (at most BATCH past ``position``), and each
         notification requested in that stretch with its place in the log, read there and then: one
-        trip to the store's thread for them all rather than one per delivery."""
+        trip to the store's thread for them all rather than one per delivery. With each, the trace of
+        the event that asked for it (if traced): its deliveries go on that trace."""
         stretch = self.store.process_recorder.select_notifications(position + 1, BATCH)
         requested = []
         for row in stretch:
             if row.topic == REQUESTED_TOPIC:
                 notification = self.store.get_notification(UUID(str(row.originator_id)))
                 if notification is not None:
-                    requested.append((row.id, notification))
+                    traceparent = self.store.mapper.traced_domain_event(row)[1] if tracing.enabled() else None
+                    requested.append((row.id, notification, traceparent))
         return (stretch[-1].id if stretch else position), requested
 
     async def _read(self, read: Callable[..., Read], *args: object) -> Read:
@@ -123,9 +126,9 @@ class Dispatcher:
             return kept
         return finished_up_to
 
-    def _start(self, notification: Notification, requested_at: int) -> None:
+    def _start(self, notification: Notification, requested_at: int, traceparent: str | None) -> None:
         delivery_id = notification.id
-        task = asyncio.create_task(self.deliver(notification))
+        task = asyncio.create_task(self.deliver(notification, traceparent))
         self._deliveries[delivery_id] = task
         self._requested_at[delivery_id] = requested_at
 
@@ -135,10 +138,11 @@ class Dispatcher:
 
         task.add_done_callback(finished)
 
-    async def deliver(self, requested: Notification) -> None:
+    async def deliver(self, requested: Notification, traceparent: str | None = None) -> None:
         """Attempts until the notification is delivered or given up. The notification as read with the
         log that requested it is kept as each record of an attempt returns it; read again only after a
-        failure to record."""
+        failure to record. Each attempt is logged, and traced, as handling its complaint's
+        NotificationAttempted."""
         delivery_id = requested.id
         notification: Notification | None = requested
         while notification is not None and notification.pending:
@@ -150,7 +154,14 @@ class Dispatcher:
                     notification = await self.writer.record(notification, _give_up_erased)
                     continue
                 async with self.slots[notification.channel]:
-                    notification = await self._attempt(notification, address)
+                    with tracing.handling(
+                        "notifier",
+                        f"delivers by {notification.channel}",
+                        str(notification.complaint_id),
+                        "NotificationAttempted",
+                        traceparent,
+                    ):
+                        notification = await self._attempt(notification, address)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
