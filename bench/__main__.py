@@ -143,7 +143,8 @@ def main() -> None:
         "--traces",
         type=int,
         metavar="RATE",
-        help="also what traces cost: complaints at RATE/s, traces off then on (to a receiver the bench runs)",
+        default=METRICS_RATE,
+        help="what traces cost: complaints at RATE/s, traces off then on (to a receiver it runs); 0 skips",
     )
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
@@ -170,7 +171,7 @@ def main() -> None:
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = asyncio.run(audit_reading(args.audit_events))
     results["console"] = asyncio.run(console_at_scale(out.parent / "console", args.console_cases))
-    if args.traces is not None:
+    if args.traces:
         traced = out.parent / "traces"
         shutil.rmtree(traced, ignore_errors=True)
         results["traces"] = asyncio.run(traces_cost(args.traces, args.seconds, traced))
