@@ -45,9 +45,9 @@ def navigation_of(staff_id: str) -> set[str]:
 
 def test_each_person_is_offered_the_pages_of_their_roles_and_the_auditor_nothing_to_write() -> None:
     assert navigation_of("n-001") == {"/", "/register"}
-    assert navigation_of("ex-001") == {"/", "/register", "/overview"}
-    assert navigation_of("q-001") == {"/", "/register", "/overview", "/status"}
-    assert navigation_of("au-001") == {"/", "/overview", "/record", "/status"}
+    assert navigation_of("ex-001") == {"/", "/register", "/overview", "/analysis"}
+    assert navigation_of("q-001") == {"/", "/register", "/overview", "/analysis", "/status"}
+    assert navigation_of("au-001") == {"/", "/overview", "/analysis", "/record", "/status"}
     assert navigation_of("dm-001") == {"/", "/register", "/erase", "/status"}
 
 
