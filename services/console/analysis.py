@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
-from kizuki.analysis_figures import PERIOD_KINDS
+from kizuki.analysis_figures import PERIOD_KINDS, RECUR_RUN
 from kizuki.analysis_forms import COUNTED, print_csv, print_json
 from services.console import labels, roles
 from services.console.overview import UNITS, readable_duration
@@ -36,6 +36,25 @@ ANSWERS = {"action_complete": "action complete", "not_applicable": "does not app
 AFTERWARDS = {"fell": "fell", "rose": "rose", "unchanged": "unchanged"}
 
 
+def shown(found: dict[str, Any]) -> dict[str, Any]:
+    """What the page template is given: the figures, and the words and forms for showing them."""
+    return {
+        "found": found,
+        "period_kinds": PERIOD_LABELS,
+        "counted": [section for section in COUNTED if found[section]],
+        "sections": SECTIONS,
+        "trends": TRENDS,
+        "times": TIMES,
+        "answers": ANSWERS,
+        "afterwards": AFTERWARDS,
+        "downloads": DOWNLOADS,
+        "readable": readable_duration,
+        "units": UNITS,
+        "recur_run": RECUR_RUN,
+        "moment": datetime.fromisoformat,
+    }
+
+
 def router(pages: Pages, desk: RecordDesk, policy: Policy) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
@@ -51,24 +70,7 @@ def router(pages: Pages, desk: RecordDesk, policy: Policy) -> APIRouter:
     async def page(request: Request, period: str = "month") -> Response:
         session = pages.session_of(request, roles.ANALYSIS)
         found = await analysis(period)
-        return pages.render(
-            "analysis.html",
-            session.language,
-            session,
-            here="/analysis",
-            found=found,
-            period_kinds=PERIOD_LABELS,
-            counted=[section for section in COUNTED if found[section]],
-            sections=SECTIONS,
-            trends=TRENDS,
-            times=TIMES,
-            answers=ANSWERS,
-            afterwards=AFTERWARDS,
-            downloads=DOWNLOADS,
-            readable=readable_duration,
-            units=UNITS,
-            moment=datetime.fromisoformat,
-        )
+        return pages.render("analysis.html", session.language, session, here="/analysis", **shown(found))
 
     @api.get("/analysis.{form}")
     async def download(request: Request, form: str, period: str = "month") -> Response:
