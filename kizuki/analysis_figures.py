@@ -31,11 +31,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kizuki.agreement import agreement
-from kizuki.analysis import CATEGORIES, DOMAIN_OF, NOT_CODED, Case, Notice
+from kizuki.analysis import (
+    CATEGORIES,
+    DOMAIN_OF,
+    NOT_CODED,
+    AnalysisRebuild,
+    Case,
+    Notice,
+    suggested_categories,
+)
 from kizuki.report import iso_or_none
 from shared.duty_status import nearest_rank
 from shared.events import HCAT_DOMAINS
+from shared.policy import Policy
 
+PERIOD_KINDS = ("month", "quarter")
 RECUR_RUN = 3  # consecutive periods above the baseline
 ABOVE_SIGMAS = 2  # how far above the baseline, in Poisson standard deviations, a count must be
 NOTICE_SPAN = 3
@@ -63,6 +73,19 @@ class Periods:
                 names.append(self.of(local))
             local = (local + timedelta(days=32)).replace(day=1)
         return names
+
+
+def analysis_of(
+    rebuild: AnalysisRebuild,
+    policy: Policy,
+    period_kind: str,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+) -> dict[str, Any]:
+    """The figures of the record read into ``rebuild``: what `kizuki analysis` prints and the console's
+    analysis page shows, per month or quarter in the hospital's time zone."""
+    periods = Periods(period_kind, ZoneInfo(policy.escalation.calendar.timezone))
+    found = rebuild.found(*window)
+    return figures(found, rebuild.notices.values(), periods, window, suggested_categories(policy.hcat))
 
 
 def figures(

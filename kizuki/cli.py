@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
-from kizuki.analysis import AnalysisRebuild, suggested_categories
-from kizuki.analysis_figures import Periods, figures
+from kizuki.analysis import AnalysisRebuild
+from kizuki.analysis_figures import PERIOD_KINDS, Periods, analysis_of
 from kizuki.analysis_forms import print_csv as analysis_csv
 from kizuki.analysis_forms import print_json as analysis_json
 from kizuki.analysis_forms import print_table as analysis_table
@@ -310,11 +310,7 @@ async def _rebuilt(settings: Settings, bundle_path: Path | None) -> AnalysisRebu
 async def _analysis(settings: Settings, args: argparse.Namespace) -> None:
     """The analysis from the record (or a bundle): a table, CSV or JSON, or the board report."""
     policy = load_policy(settings.policy_path)
-    rebuild = await _rebuilt(settings, args.bundle)
-    periods = Periods(args.period, ZoneInfo(policy.escalation.calendar.timezone))
-    window = (args.since, args.until)
-    cases = rebuild.found(*window)
-    found = figures(cases, rebuild.notices.values(), periods, window, suggested_categories(policy.hcat))
+    found = analysis_of(await _rebuilt(settings, args.bundle), policy, args.period, (args.since, args.until))
     if args.board is not None:
         from kizuki.board import FontMissing, write_board
 
@@ -480,7 +476,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (analysis, fhir):
         command.add_argument("--bundle", type=Path, help="an exported bundle, instead of the server")
-        command.add_argument("--period", choices=("month", "quarter"), default="month")
+        command.add_argument("--period", choices=PERIOD_KINDS, default="month")
         command.add_argument(
             "--since", type=_moment, help="complaints that occurred from then (ISO, UTC by default)"
         )

@@ -6,7 +6,18 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import actions, auditing, callbacks, erasure, oversight, pages, register, signin, status
+from services.console import (
+    actions,
+    analysis,
+    auditing,
+    callbacks,
+    erasure,
+    oversight,
+    pages,
+    register,
+    signin,
+    status,
+)
 from services.console.application import ConsoleApplication
 from services.console.duty_metrics import duty_figures
 from services.console.gateway import Gateway
@@ -58,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(oversight.router(view, store))
     desk = RecordDesk(settings)
     app.include_router(auditing.router(view, desk))
+    app.include_router(analysis.router(view, desk, policy))
     app.include_router(status.router(view, gateway, desk))
     app.include_router(erasure.router(view, store, gateway))
     return app

@@ -1,5 +1,6 @@
 """The auditor's desk: the chain heads the record's checkpoints sign, a verification of the whole
-record, a complaint's proof and the record's bundle, with `kizuki audit`'s own code.
+record, a complaint's proof and the record's bundle, with `kizuki audit`'s own code; and the periodic
+analysis, with `kizuki analysis`'s.
 
 The console's own bus user may read the record's messages one at a time, which is enough for each
 service's last checkpoint; reading the whole record (verify, prove, export) takes the auditor's bus
@@ -13,19 +14,22 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 
 from kizuki import bundle
+from kizuki.analysis import AnalysisRebuild
+from kizuki.analysis_figures import analysis_of
 from kizuki.audit import RecordMessage, read_messages
 from kizuki.permissions import AUDITOR
 from kizuki.verify import Awaited, Verification, Verifier
 from shared.bus import RECORD_STREAM, connect
 from shared.chain import TrustFile
 from shared.events import CheckpointSigned
+from shared.policy import Policy
 from shared.settings import SERVICES, Settings
 
 CHUNK = 64 * 1024
@@ -50,6 +54,10 @@ NO_AUDITOR_CREDENTIAL = (
 )
 NO_TRUST_FILE = (
     "There is no trust file in the data directory: run kizuki provision, or verify with your own copy."
+)
+NO_AUDITOR_CREDENTIAL_TO_ANALYSE = (
+    "The console has no credential of the auditor's on the bus: it cannot read the whole record. "
+    "Run kizuki analysis where that credential is kept."
 )
 BUS_DOWN = "The record cannot be read now: the NATS server does not answer."
 
@@ -116,6 +124,14 @@ class RecordDesk:
         trust, out = self._trust(), _spool()
         await bundle.export(self._messages(), trust, out, self.settings.checkpoint_seconds)
         return out
+
+    async def analysis(self, policy: Policy, period_kind: str) -> dict[str, Any]:
+        """`kizuki analysis`'s figures over the whole record as it is now, per ``period_kind``."""
+        if not self.reads_the_whole_record:
+            raise DeskUnavailable(NO_AUDITOR_CREDENTIAL_TO_ANALYSE)
+        rebuild = AnalysisRebuild()
+        await self._each_message(rebuild.add)
+        return analysis_of(rebuild, policy, period_kind)
 
     def _trust(self) -> TrustFile:
         if not self.reads_the_whole_record:

@@ -1,6 +1,7 @@
 """Done when: a year of synthetic complaints on a real record; `kizuki analysis` names the planted
 recurring cause, its department and its trend, and the learning notice's sign-off; the same record
-gives the same bytes; the board report renders in Japanese, Chinese and English; the FHIR export
+gives the same bytes; the console's analysis page shows it to quality (not to a nurse) and downloads
+the command's own bytes; the board report renders in Japanese, Chinese and English; the FHIR export
 validates with the fhir.resources models and carries nothing of the patient."""
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fhir.resources.adverseevent import AdverseEvent
 from fhir.resources.bundle import Bundle
 from fhir.resources.communication import Communication
@@ -25,10 +30,15 @@ from pydantic import BaseModel
 
 from kizuki.processes import free_port, start_nats, stop
 from kizuki.provision import provision_bus, provision_secrets
+from services.console.main import create_app
+from services.console.passwords import set_password
 from shared.bus import connect
 from shared.chain import SigningKey
+from shared.directory import load_directory
 from shared.events import ComplaintReceived
 from shared.settings import Settings, load_settings
+from tests.e2e.test_console_browser import PASSWORD
+from tests.e2e.test_console_sign_in import sign_in
 from tests.learning_year import (
     NOTICE_ID,
     PLANTED_CATEGORY,
@@ -47,12 +57,16 @@ RESOURCES: dict[str, type[BaseModel]] = {
 }
 
 
+def environment(settings: Settings, nats_url: str) -> dict[str, str]:
+    """Of the `kizuki` command and the console, against this server and data directory."""
+    return os.environ | {"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url}
+
+
 def kizuki(settings: Settings, nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The `kizuki` command as the quality officer runs it against this server and data directory."""
-    env = os.environ | {"KIZUKI_DATA_DIR": str(settings.data_dir), "NATS_URL": nats_url}
     done = subprocess.run(
         [sys.executable, "-m", "kizuki.cli", *args],
-        env=env,
+        env=environment(settings, nats_url),
         capture_output=True,
         text=True,
         timeout=120,
@@ -253,3 +267,74 @@ async def test_the_fhir_export_of_the_year_validates_and_identifies_no_patient(
     assert all(event.patient_data not in text for event in complaints)
     assert all(set(a["subject"]) == {"type", "display"} for a in kinds["AdverseEvent"])
     assert (tmp_path / "again.json").read_bytes() == out.read_bytes()
+
+
+async def analysis_printed(settings: Settings, nats_url: str, form: str) -> bytes:
+    """`kizuki analysis --csv` or `--json`: the bytes it prints."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "kizuki.cli", "analysis", form],
+        env=environment(settings, nats_url),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+async def test_the_consoles_analysis_page_shows_the_year_to_quality_and_downloads_the_commands_bytes(
+    year: Year, settings: Settings, nats_url: str
+) -> None:
+    console_settings = load_settings(environment(settings, nats_url))
+    directory = load_directory(console_settings.directory_path)
+    for staff_id in ("q-001", "n-001"):
+        set_password(console_settings.console_passwords, staff_id, PASSWORD, directory)
+    app = create_app(console_settings)  # served in the test; it reads the record with its desk
+    as_csv, as_json = await asyncio.gather(
+        *(analysis_printed(settings, nats_url, form) for form in ("--csv", "--json"))
+    )
+    figures = json.loads(as_json)
+
+    async with signed_in(app, "q-001") as quality:
+        page = await quality.get("/analysis")
+        assert page.status_code == 200, page.text
+        assert 'href="/analysis"' in page.text  # in the navigation
+        shown = page.text
+        safety = re.search(r'id="by_category".*?data-key="safety">(.*?)</tr>', shown, re.DOTALL)
+        assert safety is not None
+        counts = re.findall(r"<td data-label=\"2025-\d\d\">(\d+)</td>", safety.group(1))
+        assert counts == [str(count) for count in figures["by_category"]["safety"]["counts"]]
+        assert len(counts) == 12
+        assert f'data-department="{PLANTED_DEPARTMENT}" data-category="{PLANTED_CATEGORY}"' in shown
+        notice = shown[shown.index(f'data-notice="{NOTICE_ID}"') :]
+        ward_5 = notice[notice.index('data-department="Ward 5"') :]
+        assert 'data-answer="not_applicable"' in ward_5[: ward_5.index("</tr>")]
+        assert "sv-005" in ward_5[: ward_5.index("</tr>")]
+        assert REASON_NOT_APPLICABLE in ward_5[: ward_5.index("</tr>")]
+        ward_3 = notice[notice.index('data-department="Ward 3"') :]
+        assert 'data-afterwards="rose"' in ward_3[: ward_3.index("</tr>")]
+        cardiology = notice[notice.index('data-department="Cardiology"') :]
+        assert 'data-answer="none"' in cardiology[: cardiology.index("</tr>")]
+
+        downloaded = await quality.get("/analysis.csv")
+        assert downloaded.headers["content-type"].startswith("text/csv")
+        assert downloaded.content == as_csv
+        assert (await quality.get("/analysis.json")).content == as_json
+        quarterly = await quality.get("/analysis", params={"period": "quarter"})
+        assert '<th scope="col">2025-Q4</th>' in quarterly.text
+        assert (await quality.get("/analysis", params={"period": "week"})).status_code == 422
+        assert (await quality.get("/analysis.xlsx")).status_code == 404
+
+    async with signed_in(app, "n-001") as nurse:
+        assert (await nurse.get("/analysis")).status_code == 403
+        assert (await nurse.get("/analysis.csv")).status_code == 403
+        assert 'href="/analysis"' not in (await nurse.get("/")).text
+
+
+@asynccontextmanager
+async def signed_in(app: FastAPI, staff_id: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8005", timeout=30
+    ) as console:
+        assert (await sign_in(console, staff_id)).status_code == 303
+        yield console

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kizuki.analysis_figures import analysis_of
 from kizuki.verify import Verification
+from services.console.analysis import shown
 from services.console.i18n import LANGUAGES
 from services.console.live import ChangeFeed
 from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TIERS, TRACKS, UNITS, overview
@@ -16,7 +18,10 @@ from services.console.sessions import Session, Sessions
 from services.console.web import Pages
 from shared.directory import watch_directory
 from shared.duty_status import STATUSES
+from shared.policy import load_policy
 from shared.settings import load_settings
+from tests.learning_year import NOTICE_ID, PLANTED_CATEGORY, PLANTED_DEPARTMENT, Year
+from tests.unit.test_analysis import record
 from tests.unit.test_console_overview import NOW, known_cases
 
 pytestmark = pytest.mark.unit
@@ -45,9 +50,9 @@ def navigation_of(staff_id: str) -> set[str]:
 
 def test_each_person_is_offered_the_pages_of_their_roles_and_the_auditor_nothing_to_write() -> None:
     assert navigation_of("n-001") == {"/", "/register"}
-    assert navigation_of("ex-001") == {"/", "/register", "/overview"}
-    assert navigation_of("q-001") == {"/", "/register", "/overview", "/status"}
-    assert navigation_of("au-001") == {"/", "/overview", "/record", "/status"}
+    assert navigation_of("ex-001") == {"/", "/register", "/overview", "/analysis"}
+    assert navigation_of("q-001") == {"/", "/register", "/overview", "/analysis", "/status"}
+    assert navigation_of("au-001") == {"/", "/overview", "/analysis", "/record", "/status"}
     assert navigation_of("dm-001") == {"/", "/register", "/erase", "/status"}
 
 
@@ -76,3 +81,16 @@ def test_the_overview_record_and_erasure_pages_render(language: str) -> None:
     ).body)  # fmt: skip
     assert 'name="reason"' in erase
     assert 'name="confirm"' in erase
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_analysis_page_renders_a_year_per_quarter(language: str) -> None:
+    pages, session = pages_and_session("q-001", language)
+    policy = load_policy(load_settings({}).policy_path)
+    found = analysis_of(record(Year().events), policy, "quarter")
+    page = text(pages.render("analysis.html", language, session, **shown(found)).body)
+    assert page.count('<th scope="col">2025-Q') == 4 * (1 + len(shown(found)["counted"]))
+    assert f'data-department="{PLANTED_DEPARTMENT}" data-category="{PLANTED_CATEGORY}"' in page
+    assert f'data-notice="{NOTICE_ID}"' in page
+    assert 'href="/analysis.csv?period=quarter"' in page
+    assert '<option value="quarter" selected>' in page

@@ -1,5 +1,6 @@
 """The auditor's desk says what it cannot do: without the auditor's bus credential it reads no whole
-record (and says so), and without a trust file it verifies nothing. Pure: nothing is connected."""
+record (and says so, for a verification and for the analysis), and without a trust file it verifies
+nothing. Pure: nothing is connected."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from services.console.record_desk import NO_AUDITOR_CREDENTIAL, NO_TRUST_FILE, DeskUnavailable, RecordDesk
+from services.console.record_desk import (
+    NO_AUDITOR_CREDENTIAL,
+    NO_AUDITOR_CREDENTIAL_TO_ANALYSE,
+    NO_TRUST_FILE,
+    DeskUnavailable,
+    RecordDesk,
+)
+from shared.policy import load_policy
 from shared.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -31,6 +39,9 @@ async def test_without_the_auditors_credential_the_desk_says_it_cannot_read_the_
         await desk.verify("au-001")
     assert str(refused.value) == NO_AUDITOR_CREDENTIAL
     assert desk.last is None
+    with pytest.raises(DeskUnavailable) as refused:
+        await desk.analysis(load_policy(desk.settings.policy_path), "month")
+    assert str(refused.value) == NO_AUDITOR_CREDENTIAL_TO_ANALYSE
 
 
 async def test_with_the_credential_but_no_trust_file_it_says_how_to_get_one(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2.ext import babel_extract
 
-from services.console import labels, signin, web
+from services.console import analysis, labels, record_desk, signin, web
 from services.console.i18n import LANGUAGES, translations
 from services.console.passwords import PasswordError, check_password, set_password
 from services.console.sessions import Attempts, Sessions
@@ -87,6 +87,14 @@ def test_every_string_of_the_pages_is_in_each_catalogue() -> None:
         signin.SIGN_ON_FAILED,
         web.STALE_FORM,
         *labels.ALL.values(),
+        analysis.NOT_A_PERIOD,
+        analysis.NOT_A_FORM,
+        record_desk.NO_AUDITOR_CREDENTIAL_TO_ANALYSE,
+        *analysis.PERIOD_LABELS.values(),
+        *analysis.SECTIONS.values(),
+        *analysis.TRENDS.values(),
+        *analysis.ANSWERS.values(),
+        *analysis.AFTERWARDS.values(),
     }
     for template in TEMPLATES.glob("*.html"):
         with template.open("rb") as source:
