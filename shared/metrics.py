@@ -8,27 +8,18 @@ a service adds (the console's open and overdue duties). A label never carries a 
 complaint's text, an id or a raw URL: a route is its template, a failure its classified reason.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the route's signature at runtime.
+from __future__ import annotations
+
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Response
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import timer_stream
 from shared.set_aside import OUTBOX
@@ -75,36 +66,6 @@ Measure = Callable[[], list[Metric]]
 
 # How long a scrape waits for each answer of the bus before leaving its figures out.
 BUS_TIMEOUT = 2.0
-# A request's method as a label; any other a client makes up is `other`, so labels stay few.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class TimedRequests:
-    """ASGI middleware: each request counted and timed under its route's template (``/v1/cases/
-    {complaint_id}``), never its URL; a request no route takes is ``unmatched``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless the app answers: an exception reaches the server as a 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            HTTP_REQUESTS.labels(route, method, str(status)).observe(time.perf_counter() - started)
 
 
 def gauge(
@@ -153,7 +114,7 @@ def _unacknowledged(info: ConsumerInfo) -> int:
     return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
 
-async def measured(runtime: "ServiceRuntime") -> list[Metric]:
+async def measured(runtime: ServiceRuntime) -> list[Metric]:
     """What one scrape measures: one store read (the relay's lag) and one bus request per consumer."""
     figures: list[Metric] = []
     set_aside: list[tuple[Sequence[str], float]] = []
@@ -184,7 +145,7 @@ async def measured(runtime: "ServiceRuntime") -> list[Metric]:
     return figures
 
 
-async def _bus_figures(runtime: "ServiceRuntime") -> list[Metric]:
+async def _bus_figures(runtime: ServiceRuntime) -> list[Metric]:
     assert runtime.nc is not None
     js = runtime.nc.jetstream()
     subscriptions = [loop.consumer.subscription for loop in runtime.loops]
@@ -213,19 +174,3 @@ async def _bus_figures(runtime: "ServiceRuntime") -> list[Metric]:
                 gauge("kizuki_timers_pending", "Timers set and not yet fired", [], [((), pending)])
             )
     return figures
-
-
-def metrics_router(runtime: "ServiceRuntime") -> APIRouter:
-    router = APIRouter(tags=["health"])
-
-    @router.get(
-        "/metrics",
-        summary="Metrics in the Prometheus text format (README: Metrics); a figure the store or the bus "
-        "cannot give now is left out of this scrape",
-        response_class=Response,
-    )
-    async def metrics() -> Response:
-        figures = Measured(await measured(runtime))
-        return Response(generate_latest(REGISTRY) + generate_latest(figures), media_type=CONTENT_TYPE_LATEST)
-
-    return router

@@ -27,7 +27,8 @@ from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import watch_directory
 from shared.faults import FaultWatch, Supervised
 from shared.health import NOT_READY_AFTER_SECONDS, consumer_name, health_router
-from shared.metrics import Measure, TimedRequests, metrics_router
+from shared.metrics import Measure
+from shared.metrics_http import TimedRequests, metrics_router
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve

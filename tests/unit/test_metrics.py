@@ -13,7 +13,8 @@ from prometheus_client import generate_latest
 
 from services.console.domain import Case, Duty
 from services.console.duty_metrics import owed_duties
-from shared.metrics import REGISTRY, TimedRequests
+from shared.metrics import REGISTRY
+from shared.metrics_http import TimedRequests
 from shared.policy import DUTY_KINDS
 from shared.settings import SettingsError, load_settings
 
