@@ -103,6 +103,11 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
         headers=system.signed_in(callback["assignee"]),
     )
     assert response.status_code == 200, response.text
+    # Not resolved: escalation opens the case again. The case is compared before and after erasure once
+    # that is on the record, so that only the erasure could make them differ.
+    await until_record(
+        system, "the case reopened by the callback", lambda record: of(record, complaint_id, "CaseReopened")
+    )
 
     holding_category = {path.relative_to(tmp_path).parts[:2] for path in files_holding(tmp_path, CATEGORY)}
     assert {("var", "nats"), ("var", "intake")} <= holding_category  # the record's and intake's files
