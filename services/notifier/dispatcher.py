@@ -198,7 +198,7 @@ class Dispatcher:
             log.error("channel %s failed on delivery %s: %s", channel, delivery_id, type(error).__name__)
             failure = DeliveryFailed("channel_error", permanent=False)
         if failure is None:
-            log.debug("delivered %s by %s", delivery_id, channel)  # the record says so: NotificationSent
+            log.info("delivered %s by %s", delivery_id, channel)  # the night operator sees each delivery
             DELIVERIES.labels(channel, "delivered").inc()
             return await self.writer.record(started, lambda n: n.deliver(now()))
         # Only the classified reason, in the log, on the record and in metrics: never the provider's text.
