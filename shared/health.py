@@ -7,15 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from nats.js.api import ConsumerInfo
 
 from shared.consumer import ConsumerLoop
 from shared.faults import FaultWatch
+from shared.metrics import consumer_infos
 
 if TYPE_CHECKING:
     from shared.service import ServiceRuntime
 
 # /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
 NOT_READY_AFTER_SECONDS = 60.0
+# How long /health waits for the server's answer about each consumer.
+CONSUMER_INFO_TIMEOUT = 1.0
 
 
 def consumer_name(loop: ConsumerLoop[Any]) -> str:
@@ -24,7 +28,8 @@ def consumer_name(loop: ConsumerLoop[Any]) -> str:
 
 
 async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
-    """What /health says beyond up or down. One store read (the relay's lag), none per message."""
+    """What /health says beyond up or down: one store read (the relay's lag), none per message, and one
+    request to the server per consumer (none while the bus is down, so the answer comes at once)."""
     relay: dict[str, Any] = {}
     if runtime.relay is not None:
         try:
@@ -32,31 +37,22 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
         except Exception as fault:
             relay["lag"] = f"unknown ({type(fault).__name__})"
         relay |= runtime.relay.fault.report() | {"set_aside": runtime.relay.set_aside}
+    infos = await consumer_infos(runtime, answer_within=CONSUMER_INFO_TIMEOUT)
     return {
         "relay": relay,
         "consumers": {
-            consumer_name(loop): {
-                **loop.fault.report(),
-                "set_aside": loop.set_aside,
-                **await _waiting(runtime, loop),
-            }
-            for loop in runtime.loops
+            consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside, **_waiting(info)}
+            for loop, info in zip(runtime.loops, infos, strict=True)
         },
         "tasks": {supervised.name: supervised.report() for supervised in runtime.supervised},
     }
 
 
-async def _waiting(runtime: "ServiceRuntime", loop: ConsumerLoop[Any]) -> dict[str, Any]:
+def _waiting(info: ConsumerInfo | None) -> dict[str, Any]:
     """The consumer as the server keeps it: messages not yet delivered, delivered and not yet
-    acknowledged, and delivered more than once (one request to the server)."""
-    subscription = loop.consumer.subscription
-    try:
-        assert runtime.nc is not None
-        info = await runtime.nc.jetstream().consumer_info(
-            subscription.stream, subscription.durable, timeout=1
-        )
-    except Exception as fault:
-        return {"pending": f"unknown ({type(fault).__name__})"}
+    acknowledged, and delivered more than once."""
+    if info is None:
+        return {"pending": "unknown (the bus does not answer)"}
     return {
         "pending": info.num_pending,
         "unacknowledged": info.num_ack_pending,

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shared.bus import timer_stream
+from shared.bus import Subscription, timer_stream
 from shared.set_aside import OUTBOX
 
 if TYPE_CHECKING:
@@ -87,10 +87,25 @@ class Measured(Collector):
         return self.figures
 
 
-async def _consumer_info(js: JetStreamContext, stream: str, durable: str) -> ConsumerInfo | None:
+async def consumer_infos(
+    runtime: ServiceRuntime, answer_within: float = BUS_TIMEOUT
+) -> list[ConsumerInfo | None]:
+    """Each of the service's consumers as the server keeps it, in the order of ``runtime.loops``
+    (one request each, at once); None where the server does not answer, or the bus is not connected."""
+    if runtime.nc is None or not runtime.nc.is_connected:
+        return [None for _ in runtime.loops]
+    js = runtime.nc.jetstream()
+    asked = [_consumer_info(js, loop.consumer.subscription, answer_within) for loop in runtime.loops]
+    return await asyncio.gather(*asked)
+
+
+async def _consumer_info(
+    js: JetStreamContext, subscription: Subscription, answer_within: float
+) -> ConsumerInfo | None:
+    stream, durable = subscription.stream, subscription.durable
     try:
-        info: ConsumerInfo = await js.consumer_info(stream, durable, timeout=BUS_TIMEOUT)
-    except Exception as error:  # the figure is left out of this scrape; /health says what fails
+        info: ConsumerInfo = await js.consumer_info(stream, durable, timeout=answer_within)
+    except Exception as error:  # left out of this answer; /health says what fails
         log.warning("no consumer info for %s on %s (%s)", durable, stream, type(error).__name__)
         return None
     return info
@@ -149,7 +164,7 @@ async def _bus_figures(runtime: ServiceRuntime) -> list[Metric]:
     assert runtime.nc is not None
     js = runtime.nc.jetstream()
     subscriptions = [loop.consumer.subscription for loop in runtime.loops]
-    infos = await asyncio.gather(*(_consumer_info(js, s.stream, s.durable) for s in subscriptions))
+    infos = await consumer_infos(runtime)
     by_stream = {s.stream: info for s, info in zip(subscriptions, infos, strict=True)}
     known = [(stream, info) for stream, info in by_stream.items() if info is not None]
     figures = [
