@@ -28,9 +28,11 @@ class Filters:
     def any(self) -> bool:
         return bool(self.tier or self.department or self.overdue)
 
-    def query(self) -> str:
-        """As a query string (with its "?"), or "" when nothing is filtered."""
+    def query(self, page: int = 1) -> str:
+        """As a query string (with its "?"), with the page when it is not the first; "" when nothing is
+        filtered on the first page."""
         fields = {"tier": self.tier, "department": self.department, "overdue": "yes" if self.overdue else ""}
+        fields["page"] = str(page) if page > 1 else ""
         kept = urlencode({name: value for name, value in fields.items() if value})
         return f"?{kept}" if kept else ""
 

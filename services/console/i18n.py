@@ -9,6 +9,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -32,12 +33,18 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+@cache
+def locale_of(language: str) -> Locale:
+    """Parsed once: Babel parses a locale given by name on every date it formats."""
+    return Locale.parse(LOCALES[language])
+
+
 class Clock:
     """Times as a person reads them: in the hospital's time zone, in their language."""
 
     def __init__(self, timezone: str, language: str) -> None:
         self.zone = ZoneInfo(timezone)
-        self.locale = LOCALES[language]
+        self.locale = locale_of(language)
 
     def time(self, moment: datetime, now: datetime) -> str:
         """The time alone when it is today, the date and time otherwise."""

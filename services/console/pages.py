@@ -21,9 +21,12 @@ from services.console.labels import TIERS
 from services.console.refusals import Refusal
 from services.console.sessions import Session
 from services.console.web import Pages
-from services.console.work import WorkItem, may_see, my_work
+from services.console.work import WORK_SHOWN, WorkItem, may_see, my_work
 from shared.reference import parse_reference
 from shared.timers import now
+
+# No one pages further than this; a larger number in an address is a mistake, said as such.
+MAX_PAGE = 10_000
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
@@ -33,6 +36,14 @@ def filtered(request: Request, session: Session) -> Filters:
     """The filters the address chose, kept in the session for the pages to come."""
     session.filters = Filters.chosen(request.query_params, session.filters)
     return session.filters
+
+
+def page_number(request: Request) -> int:
+    """The page of "My work" the address asks for, from 1."""
+    asked = request.query_params.get("page", "1")
+    if not (asked.isascii() and asked.isdigit() and len(asked) <= 5 and 1 <= int(asked) <= MAX_PAGE):
+        raise HTTPException(400, detail=f"page is a whole number from 1 to {MAX_PAGE}, not {asked[:20]!r}")
+    return int(asked)
 
 
 def case_id(store: ConsoleApplication, case_ref: str) -> UUID | None:
@@ -62,22 +73,25 @@ def router(pages: Pages, store: ConsoleApplication, gateway: Gateway) -> APIRout
         """Its own time in a ``Server-Timing`` header (what `make bench` reports), transport aside."""
         started = time.perf_counter()
         session = pages.session(request)
-        filters = filtered(request, session)
+        filters, number = filtered(request, session), page_number(request)
         moment, directory = now(), pages.directory
+        skip = (number - 1) * WORK_SHOWN
 
         def mine(cases: dict[UUID, Case], index: WorkIndex) -> tuple[list[WorkItem], int]:
             keys = index.keys_of(session.staff_id)
-            return my_work(cases, keys, session.staff_id, directory, moment, filters)
+            return my_work(cases, keys, session.staff_id, directory, moment, filters, WORK_SHOWN, skip)
 
         items, more = store.read_work(directory, mine)
         page = pages.render(
             "work.html",
             session.language,
             session,
-            here="/" + filters.query(),
+            here="/" + filters.query(number),
             items=items,
             more=more,
             filters=filters,
+            earlier="/" + filters.query(number - 1) if number > 1 else "",
+            later="/" + filters.query(number + 1) if more else "",
             **filter_choices(pages),
         )
         page.headers["Server-Timing"] = f"work;dur={(time.perf_counter() - started) * 1000:.2f}"

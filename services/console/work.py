@@ -15,8 +15,9 @@ from services.console.index import Key
 from shared.auth import OVERSEERS
 from shared.directory import Directory
 
-# "My work" shows the soonest due; a page of thousands would help no one on a ward phone.
-WORK_SHOWN = 200
+# "My work" shows the soonest due a page at a time: a page of hundreds of forms would help no one on a
+# ward phone (nor answer fast enough for an executive who is in every chain).
+WORK_SHOWN = 50
 # The one action that fits each duty, as the case page and "My work" offer it: the form's path
 # under /cases/<complaint id>/.
 ACTION_FOR_DUTY = {
@@ -52,14 +53,17 @@ def my_work(
     now: datetime,
     filters: Filters = NO_FILTERS,
     shown: int = WORK_SHOWN,
+    skip: int = 0,
 ) -> tuple[list[WorkItem], int]:
     """``staff_id``'s items (``keys``, soonest due first, from the work index) that pass the filters:
-    the first ``shown``, and how many more there are."""
-    items: list[WorkItem] = []
+    the ``shown`` after the first ``skip`` (a page), and how many more come after them."""
+    if not filters.any:  # the page is a slice of the keys; the rest all count, unread
+        page = keys[skip : skip + shown]
+        items = [_item(cases[key[1]], key[2], key[3], staff_id, directory, now) for key in page]
+        return items, max(len(keys) - skip - len(page), 0)
+    items = []
     matching = 0
-    for position, (_, complaint_id, kind, callback_id) in enumerate(keys):
-        if not filters.any and len(items) == shown:  # the rest all count, unread
-            return items, len(keys) - position
+    for _, complaint_id, kind, callback_id in keys:
         case = cases[complaint_id]
         if (filters.tier and case.tier != filters.tier) or (
             filters.department and case.department != filters.department
@@ -67,10 +71,10 @@ def my_work(
             continue
         if filters.overdue and not _late(case, kind, callback_id, now):
             continue
-        matching += 1
-        if len(items) < shown:
+        if skip <= matching < skip + shown:
             items.append(_item(case, kind, callback_id, staff_id, directory, now))
-    return items, matching - len(items)
+        matching += 1
+    return items, max(matching - skip - shown, 0)
 
 
 def _late(case: Case, kind: str, callback_id: UUID | None, now: datetime) -> bool:

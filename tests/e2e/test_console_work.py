@@ -65,6 +65,12 @@ async def test_a_case_by_its_reference_with_filters_kept_and_only_the_forms_allo
         assert "selected>Outpatients</option>" in back.text
         cleared = await supervisor.get("/", params={"filter": "yes"})
         assert complaint_id in cleared.text
+        # One case is one page: the second is empty, and a page that is no number is said to be so.
+        assert complaint_id not in (await supervisor.get("/", params={"page": "2"})).text
+        for wrong in ("0", "two", "9" * 5000):
+            refused = await supervisor.get("/", params={"page": wrong})
+            assert refused.status_code == 400
+            assert "page is a whole number" in refused.text
 
     async with console_of(system, "n-001") as nurse:
         page = await nurse.get(f"/cases/{complaint_id}")

@@ -10,12 +10,14 @@ import pytest
 from kizuki.analysis_figures import analysis_of
 from kizuki.verify import Verification
 from services.console.analysis import shown
+from services.console.filters import NO_FILTERS, Filters
 from services.console.i18n import LANGUAGES
 from services.console.live import ChangeFeed
 from services.console.overview import ROLE_LABELS, SHORTFALLS, STATUS_LABELS, TIERS, TRACKS, UNITS, overview
 from services.console.record_desk import ChainHead
 from services.console.sessions import Session, Sessions
 from services.console.web import Pages
+from services.console.work import WorkItem
 from shared.directory import watch_directory
 from shared.duty_status import STATUSES
 from shared.policy import load_policy
@@ -94,3 +96,24 @@ def test_the_analysis_page_renders_a_year_per_quarter(language: str) -> None:
     assert f'data-notice="{NOTICE_ID}"' in page
     assert 'href="/analysis.csv?period=quarter"' in page
     assert '<option value="quarter" selected>' in page
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_my_work_links_to_the_pages_before_and_after_and_acts_back_to_the_same_page(language: str) -> None:
+    pages, session = pages_and_session("sv-003", language)
+    case = known_cases()[0]
+    duty = "supervisor_acknowledgement"
+    item = WorkItem(case.complaint_id, "Ward 3", "minor", duty, "sv-003", NOW, False, True, "acknowledge")
+    filters = Filters(tier="minor")
+    page = text(pages.render(
+        "work.html", language, session, here="/" + filters.query(2), items=[item], more=7, filters=filters,
+        earlier="/" + filters.query(1), later="/" + filters.query(3), tiers=[], departments=[],
+    ).body)  # fmt: skip
+    assert 'href="/?tier=minor" rel="prev"' in page
+    assert 'href="/?tier=minor&amp;page=3" rel="next"' in page
+    assert 'name="next" value="/?tier=minor&amp;page=2"' in page  # an action comes back to this page
+    first = text(pages.render(
+        "work.html", language, session, here="/", items=[item], more=0, filters=NO_FILTERS, earlier="",
+        later="", tiers=[], departments=[],
+    ).body)  # fmt: skip
+    assert 'class="pages"' not in first

@@ -116,6 +116,21 @@ def test_filters_narrow_my_work_and_count_what_they_leave_out_of_the_page() -> N
     assert shown(NO_FILTERS, page=3)[1] == 5
 
 
+def test_my_work_in_pages_shows_each_item_once_in_order_and_counts_what_comes_after() -> None:
+    cases: dict[UUID, Case] = {}
+    index = WorkIndex()
+    for minutes in range(-25, 25, 5):
+        opened(cases, index, "Ward 3" if minutes % 2 else "Outpatients", "minor", minutes)
+    keys = index.refreshed(cases, DIRECTORY).keys_of("ex-001")
+
+    for filters in (NO_FILTERS, Filters(department="Ward 3"), Filters(overdue=True)):
+        everything, none_after = my_work(cases, keys, "ex-001", DIRECTORY, NOW, filters, shown=1000)
+        assert none_after == 0
+        pages = [my_work(cases, keys, "ex-001", DIRECTORY, NOW, filters, 3, skip) for skip in range(0, 60, 3)]
+        assert [item for items, _ in pages for item in items] == everything
+        assert [more for _, more in pages] == [max(len(everything) - skip - 3, 0) for skip in range(0, 60, 3)]
+
+
 def test_filters_come_from_the_address_or_stay_as_the_session_kept_them() -> None:
     kept = Filters(tier="major")
     assert Filters.chosen({}, kept) is kept  # a link without filters: the session's
