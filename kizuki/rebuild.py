@@ -24,7 +24,7 @@ from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relaye
 from shared.bus import RECORD_STREAM, connect, record_subjects
 from shared.events import ComplaintReceived, WireEvent, decode_event
 from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of, set_timer
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 
 REBUILT = ("escalation",)

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from shared.directory import Directory, Role, StaffMember
 from shared.events import Channel
 from shared.live_file import LiveFile
 from shared.revocations import Revocations, load_revocations
+from shared.secret_files import write_secret
 from shared.settings import Settings
 from shared.timers import now
 
@@ -53,14 +53,6 @@ OVERSEERS: frozenset[Role] = frozenset({"executive", "quality", "auditor", "admi
 
 class AuthError(ValueError):
     """A key or token could not be made or read; the message says which and why."""
-
-
-def write_secret(path: Path, content: bytes) -> None:
-    """Write a secret readable by its owner only, created with those permissions from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.unlink(missing_ok=True)
-    with open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:
-        file.write(content)
 
 
 def ensure_token_keys(private_path: Path, public_path: Path) -> None:

@@ -78,6 +78,12 @@ class ConsumerLoop(Generic[T]):
         self.fault = FaultWatch()
         self.set_aside = set_aside
 
+    @property
+    def name(self) -> str:
+        """As /health and the logs name it: its durable consumer on its stream."""
+        subscription = self.consumer.subscription
+        return f"{subscription.durable} on {subscription.stream}"
+
     async def run(self) -> None:
         subscription = self.consumer.subscription
         pull = await self.js.pull_subscribe_bind(durable=subscription.durable, stream=subscription.stream)

@@ -9,22 +9,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from nats.js.api import ConsumerInfo
 
-from shared.consumer import ConsumerLoop
 from shared.faults import FaultWatch
 from shared.metrics import consumer_infos
+from shared.runtime import NOT_READY_AFTER_SECONDS
 
 if TYPE_CHECKING:
-    from shared.service import ServiceRuntime
+    from shared.runtime import ServiceRuntime
 
-# /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
-NOT_READY_AFTER_SECONDS = 60.0
 # How long /health waits for the server's answer about each consumer.
 CONSUMER_INFO_TIMEOUT = 1.0
-
-
-def consumer_name(loop: ConsumerLoop[Any]) -> str:
-    subscription = loop.consumer.subscription
-    return f"{subscription.durable} on {subscription.stream}"
 
 
 async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
@@ -41,7 +34,7 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
     return {
         "relay": relay,
         "consumers": {
-            consumer_name(loop): {**loop.fault.report(), "set_aside": loop.set_aside, **_waiting(info)}
+            loop.name: {**loop.fault.report(), "set_aside": loop.set_aside, **_waiting(info)}
             for loop, info in zip(runtime.loops, infos, strict=True)
         },
         "tasks": {supervised.name: supervised.report() for supervised in runtime.supervised},
@@ -63,7 +56,7 @@ def _waiting(info: ConsumerInfo | None) -> dict[str, Any]:
 def failing_too_long(runtime: "ServiceRuntime") -> list[str]:
     """The parts whose passing fault has lasted longer than the runtime's ``not_ready_after``."""
     watched: list[tuple[str, FaultWatch]] = [(task.name, task.current_fault()) for task in runtime.supervised]
-    watched += [(consumer_name(loop), loop.fault) for loop in runtime.loops]
+    watched += [(loop.name, loop.fault) for loop in runtime.loops]
     return sorted({name for name, fault in watched if fault.failing_for() > runtime.not_ready_after})
 
 

@@ -25,7 +25,7 @@ from shared.bus import Subscription, timer_stream
 from shared.set_aside import OUTBOX
 
 if TYPE_CHECKING:
-    from shared.service import ServiceRuntime
+    from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 

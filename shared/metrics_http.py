@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.metrics import HTTP_REQUESTS, REGISTRY, Measured, measured
 
 if TYPE_CHECKING:
-    from shared.service import ServiceRuntime
+    from shared.runtime import ServiceRuntime
 
 # A request's method as a label; any other a client makes up is `other`, so labels stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -32,8 +32,8 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
-from shared.auth import write_secret
 from shared.bus import KEY_BUCKET, KEY_STREAM
+from shared.secret_files import write_secret
 
 log = logging.getLogger(__name__)
 

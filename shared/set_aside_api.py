@@ -17,7 +17,7 @@ from shared.consumer import ConsumerLoop
 from shared.set_aside import OUTBOX, NotSetAside, RejectedMessage, SetAside
 
 if TYPE_CHECKING:
-    from shared.service import ServiceRuntime
+    from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,8 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TRACEPARENT = "traceparent"
 COMPLAINT_HEADER = "Kizuki-Complaint-Id"
@@ -117,6 +116,22 @@ def handling(
         handling_now.reset(token)
 
 
+@contextlib.contextmanager
+def serving(service: str, method: str, headers: Mapping[str, str]) -> Iterator[Span | None]:
+    """One HTTP request: with traces on, a server span continued from the request's ``traceparent``
+    (None when traces are off)."""
+    if _tracer is None:
+        yield None
+        return
+    with _tracer.start_as_current_span(
+        f"{service} {method}",
+        context=_propagator.extract(headers),
+        kind=SpanKind.SERVER,
+        attributes={"kizuki.service": service, "http.request.method": method},
+    ) as span:
+        yield span
+
+
 def traceparent_header() -> dict[str, str]:
     """The header that carries the current trace to another service's HTTP API; none when off."""
     traceparent = current_traceparent()
@@ -129,40 +144,6 @@ def trace_id() -> str | None:
         return None
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
-
-
-class TracedRequests:
-    """ASGI middleware: each HTTP request a span, continued from its ``traceparent`` header. Named by
-    method and route template, never the path itself (it may hold a reference or a token)."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _tracer is None:
-            await self.app(scope, receive, send)
-            return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        with _tracer.start_as_current_span(
-            f"{self.service} {scope['method']}",
-            context=_propagator.extract(headers),
-            kind=SpanKind.SERVER,
-            attributes={"kizuki.service": self.service, "http.request.method": scope["method"]},
-        ) as span:
-
-            async def send_and_note_status(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    span.set_attribute("http.response.status_code", message["status"])
-                await send(message)
-
-            try:
-                await self.app(scope, receive, send_and_note_status)
-            finally:
-                route = scope.get("route")
-                if route is not None:
-                    span.update_name(f"{self.service} {scope['method']} {route.path}")
-                    span.set_attribute("http.route", route.path)
 
 
 class TracedMapper(Mapper[UUID]):

@@ -29,7 +29,8 @@ from services.console.sessions import Attempts, Sessions
 from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
 from shared.directory import watch_directory
 from shared.policy import load_policy
-from shared.service import ServiceRuntime, http_app, open_store
+from shared.runtime import ServiceRuntime, open_store
+from shared.service import http_app
 from shared.settings import Settings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from shared.auth import write_secret
 from shared.directory import Directory
+from shared.secret_files import write_secret
 
 MIN_LENGTH = 8
 _hasher = PasswordHasher()  # Argon2id with the library's (RFC 9106 low-memory) parameters

@@ -21,7 +21,8 @@ from shared.events import CareStage, HcatCategory, NoticeAnswer
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve
-from shared.service import ServiceRuntime, applied, complaint_id_in_path
+from shared.runtime import ServiceRuntime
+from shared.service import applied, complaint_id_in_path
 from shared.timers import now
 
 # Who codes: a handler of the case, or the quality officer (any case).

@@ -23,7 +23,8 @@ from shared.events import CallbackPurpose
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.service import ServiceRuntime, applied, complaint_id_in_path, found
+from shared.runtime import ServiceRuntime
+from shared.service import applied, complaint_id_in_path, found
 from shared.timers import now
 
 

@@ -18,7 +18,8 @@ from shared.events import Channel, Language, Tier
 from shared.live_file import LiveFile
 from shared.privacy import PatientData, Unreadable, unseal_patient_data
 from shared.reference import reference_of
-from shared.service import ServiceRuntime, complaint_id_in_path, found
+from shared.runtime import ServiceRuntime
+from shared.service import complaint_id_in_path, found
 from shared.timers import now
 
 

@@ -14,7 +14,7 @@ from services.intake.domain import Registration
 from services.intake.limits import MAX_CATEGORY, MAX_FIELD, MAX_SUMMARY
 from shared.auth import WRITERS, ActionBody, Authenticator, Caller
 from shared.events import Channel, Language, Tier
-from shared.service import ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 MAX_ROWS = 500

@@ -15,7 +15,8 @@ from shared.auth import Authenticator
 from shared.directory import watch_directory
 from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
-from shared.service import ServiceRuntime, http_app, open_store
+from shared.runtime import ServiceRuntime, open_store
+from shared.service import http_app
 from shared.settings import Settings
 
 

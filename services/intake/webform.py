@@ -27,7 +27,7 @@ from services.intake.pages import (
 )
 from services.intake.ratelimit import RateLimiter
 from shared.policy import WebForm
-from shared.service import ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 FORM_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -22,7 +22,7 @@ from services.intake.channels import (
 from services.intake.domain import Receipt
 from shared.auth import Refused
 from shared.policy import Inbox, IntakePolicy
-from shared.service import ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 

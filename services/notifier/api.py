@@ -13,7 +13,7 @@ from services.notifier.application import NotifierApplication
 from services.notifier.domain import Notification
 from services.notifier.links import LinkRefused, LinkSigner
 from shared.reference import reference_of
-from shared.service import ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 Token = Annotated[str, Path(max_length=200, description="The token of the link, as sent.")]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from shared.auth import write_secret
+from shared.secret_files import write_secret
 
 
 class LinkRefused(ValueError):

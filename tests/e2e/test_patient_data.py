@@ -17,7 +17,7 @@ from kizuki.processes import stop
 from services.escalation.application import EscalationApplication
 from shared.bus import KEY_BUCKET
 from shared.privacy import KeyVault, MasterKey
-from shared.service import open_store
+from shared.runtime import open_store
 from tests.e2e.conftest import System, complaint, of, until_record
 from tests.polling import eventually
 

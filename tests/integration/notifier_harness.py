@@ -19,7 +19,7 @@ from services.notifier.main import open_channels
 from shared.bus import connect
 from shared.directory import Directory
 from shared.privacy import KeyVault, MasterKey
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import alert_requested

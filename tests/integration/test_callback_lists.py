@@ -19,7 +19,7 @@ from services.followup.main import create_app
 from shared.directory import Directory
 from shared.events import EscalationStarted
 from shared.policy import Policy
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.conftest import Headers

@@ -24,3 +24,23 @@ def test_the_command_and_its_parser_load_none_of_the_slow_modules() -> None:
     loaded = modules_loaded("from kizuki.cli import _parser; _parser().format_help()")
     assert "kizuki.cli" in loaded
     assert [module for module in SLOW if module in loaded] == []
+
+
+# The bus and store plumbing every service runs; the HTTP layer is shared/service.py and what it loads.
+PLUMBING = (
+    "shared.runtime",
+    "shared.outbox",
+    "shared.consumer",
+    "shared.store",
+    "shared.privacy",
+    "shared.timers",
+    "shared.metrics",
+    "shared.secret_files",
+)
+HTTP_LAYER = ("fastapi", "starlette", "uvicorn", "shared.auth", "shared.service")
+
+
+def test_the_bus_and_store_plumbing_loads_no_http_layer() -> None:
+    loaded = modules_loaded("; ".join(f"import {module}" for module in PLUMBING))
+    assert set(PLUMBING) <= loaded
+    assert [module for module in HTTP_LAYER if module in loaded] == []

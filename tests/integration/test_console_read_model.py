@@ -15,7 +15,7 @@ from services.console.application import ConsoleApplication
 from services.console.handlers import RECORD, consumers
 from shared.consumer import ConsumerLoop
 from shared.events import DutyAssigned, WireEvent, encode_event, headers_for
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import complaint_received

@@ -25,7 +25,7 @@ from shared.events import ComplaintReceived, EscalationStarted, decode_event, en
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.privacy import KeyVault, MasterKey
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import Timer, now
 from tests.factories import DATA_KEY, another_patients, complaint_received

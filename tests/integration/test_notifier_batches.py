@@ -18,7 +18,7 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.domain import Notification, NotPending
 from shared.directory import Directory
 from shared.privacy import KeyVault, MasterKey
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import alert_requested

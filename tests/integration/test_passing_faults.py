@@ -30,7 +30,8 @@ from shared.directory import Directory, watch_directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, MessageTakenUp, encode_event
 from shared.policy import Policy
 from shared.privacy import KeyVault, MasterKey
-from shared.service import ServiceRuntime, http_app, open_store
+from shared.runtime import ServiceRuntime, open_store
+from shared.service import http_app
 from shared.settings import Settings, load_settings
 from shared.store import ServiceApplication
 from shared.timers import now

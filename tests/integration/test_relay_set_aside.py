@@ -30,7 +30,8 @@ from shared.chain import SigningKey, TrustFile
 from shared.events import ComplaintReceived, EventSetAside, MessageRejected, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault, MasterKey
-from shared.service import ServiceRuntime, http_app
+from shared.runtime import ServiceRuntime
+from shared.service import http_app
 from shared.settings import Settings, load_settings
 from shared.timers import now
 from tests.factories import registration

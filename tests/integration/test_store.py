@@ -15,7 +15,7 @@ from services.intake.main import open_intake_store
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, PossibleDuplicateFlagged
 from shared.policy import Policy
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import complaint_received, registration

@@ -24,7 +24,7 @@ from shared.consumer import Consumer, ConsumerLoop
 from shared.directory import Directory
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import Timer, now, on_time
 from tests.factories import complaint_received

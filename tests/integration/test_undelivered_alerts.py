@@ -12,7 +12,7 @@ from shared.chain import SigningKey, new_seed
 from shared.directory import Directory
 from shared.events import NotificationNotDelivered, decode_event
 from shared.outbox import Checkpoints, OutboxRelay
-from shared.service import open_store
+from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
 from tests.factories import alert_requested

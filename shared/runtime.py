@@ -1,0 +1,162 @@
+"""What runs in every service process besides its HTTP app: its store, the outbox relay, one loop per
+consumer and its workers. Bus and store only: no HTTP layer is loaded from here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+from nats.aio.client import Client
+from psycopg import sql
+
+from shared.bus import connect
+from shared.chain import SigningKey
+from shared.consumer import Consumer, ConsumerLoop
+from shared.faults import FaultWatch, Supervised
+from shared.metrics import Measure
+from shared.outbox import Checkpoints, OutboxRelay
+from shared.privacy import KeyVault
+from shared.set_aside import OUTBOX, RejectedMessage
+from shared.settings import Settings
+from shared.store import ServiceApplication
+
+log = logging.getLogger(__name__)
+
+# /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
+NOT_READY_AFTER_SECONDS = 60.0
+
+A = TypeVar("A", bound=ServiceApplication)
+
+
+def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
+    """The service's store: a SQLite file in its data directory, or its own PostgreSQL schema."""
+    if settings.postgres is not None:
+        with psycopg.connect(
+            host=settings.postgres.host,
+            port=settings.postgres.port,
+            user=settings.postgres.user,
+            password=settings.postgres.password,
+            dbname=settings.postgres.dbname,
+            autocommit=True,
+        ) as connection:
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
+    else:
+        settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
+    return cls(env=settings.store_env(cls.service), **collaborators)
+
+
+class Worker(Protocol):
+    """Background work of a service beyond its consumers, run until the service stops and woken like
+    the relay after each commit (which it may ignore)."""
+
+    async def run(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+class ServiceRuntime:
+    """Runs a service's background work: the outbox relay, one loop per consumer, and its workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ServiceApplication,
+        consumers: Sequence[Consumer[Any]],
+        vault: KeyVault | None = None,
+        workers: Sequence[Worker] = (),
+        not_ready_after: float = NOT_READY_AFTER_SECONDS,
+        measures: Sequence[Measure] = (),
+    ):
+        """``vault``: for a service that publishes or opens patient data keys; ``workers``: its work
+        besides consumers and HTTP (the notifier's dispatcher, intake's SMTP receiver);
+        ``not_ready_after``: how long a passing fault may last before /ready answers 503;
+        ``measures``: its own figures for /metrics beyond every service's (the console's duties)."""
+        self.settings = settings
+        self.not_ready_after = not_ready_after
+        self.store = store
+        self.consumers = consumers
+        self.vault = vault
+        self.workers = workers
+        self.measures = measures
+        self.nc: Client | None = None
+        self.relay: OutboxRelay | None = None
+        self.loops: list[ConsumerLoop[Any]] = []
+        self.supervised: list[Supervised] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        service = self.store.service
+        checkpoints = Checkpoints(
+            key=SigningKey.load(self.settings.signing_key_file(service)),
+            every=self.settings.checkpoint_every,
+            seconds=self.settings.checkpoint_seconds,
+        )
+        nc = self.nc = await connect(
+            self.settings.bus_url, name=service, user=self.settings.bus_user(service)
+        )
+        js = self.nc.jetstream()
+        if self.vault is not None:
+            await self.vault.bind(js)
+        set_aside = Counter(
+            kept.stream if isinstance(kept, RejectedMessage.Rejected) else OUTBOX
+            for kept in await asyncio.to_thread(self.store.set_aside)
+        )
+        relay = self.relay = OutboxRelay(
+            self.store,
+            js,
+            checkpoints,
+            self.vault,
+            max_payload=lambda: nc.max_payload,
+            set_aside=set_aside[OUTBOX],
+        )
+        self._supervise("relay", relay.run, relay.fault)
+        for consumer in self.consumers:
+            stream = consumer.subscription.stream
+            loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])
+            self.loops.append(loop)
+            self._supervise(loop.name, loop.run)
+        for worker in self.workers:
+            self._supervise(type(worker).__name__, worker.run)
+
+    def _supervise(
+        self, name: str, run: Callable[[], Awaitable[None]], fault: FaultWatch | None = None
+    ) -> None:
+        supervised = Supervised(name, run, fault)
+        self.supervised.append(supervised)
+        self._tasks.append(asyncio.create_task(supervised.forever()))
+
+    def committed(self) -> None:
+        """Tell the relay and the workers that new events are stored."""
+        if self.relay is not None:
+            self.relay.wake()
+        for worker in self.workers:
+            worker.wake()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.relay.relay_pending()  # what is left is relayed on the next start anyway
+                await self.relay.sign_head()
+        if self.nc is not None:
+            # Not drain(): nothing is left to hand over (every message is acked after its commit, and
+            # an unacked one comes back), and draining a pull subscription can wait out its timeout.
+            await self.nc.close()
+        self.store.close()
+
+    async def healthy(self) -> bool:
+        if self.nc is None or not self.nc.is_connected:
+            return False
+        try:
+            await asyncio.to_thread(self.store.process_recorder.max_notification_id)
+        except Exception:
+            log.exception("store is not answering")
+            return False
+        return True
