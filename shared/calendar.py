@@ -1,4 +1,5 @@
-"""The organisation's calendar: working days and quiet hours, in its own time zone. Pure."""
+"""The organisation's calendar: working days and quiet hours, in its own time zone, and when a duty or a
+notice falls due from its anchor, in clock time or in working days. Pure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from shared.policy import CalendarPolicy
+from shared.policy import CalendarPolicy, DutyRule, Window
 
 
 @cache
@@ -55,3 +56,16 @@ def next_working_moment(moment: datetime, calendar: CalendarPolicy) -> datetime:
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         local = outside_quiet_hours(midnight, calendar).astimezone(ZoneInfo(calendar.timezone))
     return local
+
+
+def due_at(
+    rule: DutyRule, occurred_at: datetime, registered_at: datetime, calendar: CalendarPolicy
+) -> datetime:
+    return window_end(rule, occurred_at if rule.anchor == "occurred_at" else registered_at, calendar)
+
+
+def window_end(window: Window, anchor: datetime, calendar: CalendarPolicy) -> datetime:
+    if window.within_seconds is not None:
+        return anchor + timedelta(seconds=window.within_seconds)
+    assert window.within_working_days is not None  # the policy guarantees one of the two
+    return add_working_days(anchor, window.within_working_days, calendar)

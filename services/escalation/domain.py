@@ -12,9 +12,9 @@ from services.escalation.case_notices import NoticesOfCase
 from services.escalation.chase import Chased
 from services.escalation.classification import classify
 from services.escalation.coding import CodingOfCase
-from services.escalation.deadlines import due_at
 from services.escalation.safety import SafetyLinksOfCase
 from shared import refusals
+from shared.calendar import due_at
 from shared.case_rules import REPORT_TRACKS, report_tracks
 from shared.directory import Directory
 from shared.entered import check_entered

@@ -12,10 +12,10 @@ from pydantic import Field, model_validator
 
 from services.escalation.api import CaseView, acted_on, case_view
 from services.escalation.application import EscalationApplication
-from services.escalation.deadlines import window_end
 from services.escalation.domain import Case
 from services.escalation.notices import UnknownDepartment, answerers
 from shared.auth import WRITERS, ActionBody, Authenticator, Person
+from shared.calendar import window_end
 from shared.directory import Directory, Role
 from shared.events import CareStage, HcatCategory, NoticeAnswer
 from shared.live_file import LiveFile

@@ -10,7 +10,6 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from services.escalation.deadlines import due_at
 from services.notifier.domain import (
     COMPLAINANT,
     ERASED,
@@ -19,6 +18,7 @@ from services.notifier.domain import (
     receipt_text,
     staff_alert_text,
 )
+from shared.calendar import due_at
 from shared.directory import Directory
 from shared.events import (
     AlertRequested,

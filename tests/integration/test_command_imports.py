@@ -4,8 +4,10 @@ the FHIR models or every service's handlers."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,19 @@ def test_the_bus_and_store_plumbing_loads_no_http_layer() -> None:
     loaded = modules_loaded("; ".join(f"import {module}" for module in PLUMBING))
     assert set(PLUMBING) <= loaded
     assert [module for module in HTTP_LAYER if module in loaded] == []
+
+
+def test_no_service_imports_another_service() -> None:
+    root = Path(__file__).parents[2]
+    crossing = []
+    for source in sorted((root / "services").glob("*/**/*.py")):
+        own = source.relative_to(root / "services").parts[0]
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            crossing += [
+                f"{source.relative_to(root)} imports {name}"
+                for name in names
+                if name.startswith("services.") and name.split(".")[1] != own
+            ]
+    assert crossing == []

@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from kizuki.processes import free_port
-from services.escalation.deadlines import due_at
 from services.notifier.channels import ChannelError, Message, load_channels
 from services.notifier.domain import Notification, receipt_text
 from services.notifier.main import open_channels
 from services.notifier.webhooks import HttpChannel, WebhookChannel
+from shared.calendar import due_at
 from shared.directory import Directory
 from shared.policy import Policy
 from shared.privacy import KeyVault

@@ -9,9 +9,8 @@ from uuid import uuid4
 import pytest
 
 from services.escalation.classification import classify
-from services.escalation.deadlines import due_at
 from services.escalation.domain import Case, ComplaintFacts, plan_duties
-from shared.calendar import add_working_days
+from shared.calendar import add_working_days, due_at
 from shared.directory import Directory, DirectoryError, load_directory
 from shared.policy import DutyRule, EscalationPolicy, Policy, PolicyError, load_policy
 from shared.settings import load_settings
