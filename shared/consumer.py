@@ -123,7 +123,7 @@ class ConsumerLoop(Generic[T]):
         try:
             decoded = self.consumer.decode(message.data)
         except (ValidationError, ValueError) as error:
-            await self._reject(message, tracking, f"not a valid message: {error}")
+            await self._reject(message, tracking, f"not a valid message: {described(error)}")
             return
         try:
             await _while_telling_the_server(
@@ -165,12 +165,23 @@ class ConsumerLoop(Generic[T]):
             try:
                 decoded = self.consumer.decode(message.data or b"")
             except (ValidationError, ValueError) as error:
-                raise refusals.NotPossible(f"it is still not a valid message: {error}") from None
+                raise refusals.NotPossible(f"it is still not a valid message: {described(error)}") from None
             await asyncio.to_thread(self.consumer.handle, decoded, tracking)
         await asyncio.to_thread(self.app.taken_up, rejection, requested_by)
         self.set_aside -= 1
         self.on_commit()
         log.info("took up %s #%d again, as %s asked", stream, stream_sequence, requested_by)
+
+
+def described(error: ValidationError | ValueError) -> str:
+    """What is wrong with a message, without quoting it: the reason goes on the record, which cannot be
+    erased, and a message may hold what it should not (pydantic's own text shows the input)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'message'}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False, include_context=False)
+        )
+    return type(error).__name__
 
 
 def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
