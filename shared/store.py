@@ -34,6 +34,10 @@ class ServiceApplication(Application[UUID]):
 
     service: ClassVar[str]
     mapper: TracedMapper
+    # Aggregates kept in memory (eventsourcing's aggregate cache), fast-forwarded from the store on each
+    # read and copied for each use: handling an event no longer replays every earlier one of its
+    # aggregate, and what another writer stored is still read.
+    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "20000"}
 
     def construct_mapper(self) -> TracedMapper:
         mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=TracedMapper)

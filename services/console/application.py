@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -48,9 +48,6 @@ class CaseRecord(Aggregate):
 
 class ConsoleApplication(ServiceApplication):
     service = "console"
-    # The complaints' event lists kept in memory (eventsourcing's aggregate cache, fast-forwarded from
-    # the store on each read): adding an event no longer replays every earlier one of the complaint.
-    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "20000"}
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
