@@ -146,7 +146,11 @@ def _recurring(figures: dict[str, Any], w: dict[str, str]) -> Figure:
         name = f"{row['department']} · {w[row['category']]}"
         line = axes.plot(figures["periods"], row["counts"], marker="o", label=name)[0]
         limit = [math.nan if b is None else b + ABOVE_SIGMAS * math.sqrt(b) for b in row["baseline"]]
-        axes.plot(figures["periods"], limit, linestyle="--", color=line.get_color(), label=w["above_from"])
+        # Over the axis, not under it: a limit of 0 (no other department has the category) is drawn too.
+        axes.plot(
+            figures["periods"], limit, linestyle="--", color=line.get_color(), label=w["above_from"],
+            clip_on=False, zorder=3,
+        )  # fmt: skip
     axes.set_ylim(bottom=0)
     axes.set_ylabel(w["complaints"])
     axes.tick_params(axis="x", labelrotation=45)
