@@ -114,7 +114,9 @@ async def test_a_backup_taken_while_running_restores_the_same_system_on_a_new_ma
     altered = tmp_path / "altered"
     shutil.copytree(backup, altered)
     with (altered / "files" / "secrets" / "master.key").open("r+b") as key:
-        key.write(b"\0")
+        first = key.read(1)
+        key.seek(0)
+        key.write(bytes([first[0] ^ 0xFF]))  # changed whatever it was (a byte written over may be the same)
     refused = await restored.kizuki("restore", str(altered))
     assert refused.returncode != 0
     assert "changed: files/secrets/master.key" in refused.stderr, refused.stderr

@@ -35,9 +35,10 @@ from fhir.resources.task import Task
 from pydantic import BaseModel
 
 from kizuki.analysis import CATEGORIES
+from kizuki.audit import RecordEntry
 from kizuki.processes import stop
 from shared.timers import now
-from tests.e2e.conftest import System, complaint, write_policy
+from tests.e2e.conftest import System, complaint, until_record, write_policy
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -339,7 +340,13 @@ async def year(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[
             policy_of(policy, "year-2", (INTERVAL, ATTEMPTS))
             await system.restart("escalation")
             await chased_notice(staff, published)
-        record = await system.record()
+
+        def answered(record: list[RecordEntry]) -> bool:
+            about = [e for e in record if e.complaint_id == published.notice["complaint_id"]]
+            return len([e for e in about if e.event_type == "LearningNoticeAnswered"]) == 2
+
+        # The last answer is stored by escalation; its relay puts it on the record a moment later.
+        record = await until_record(system, "both departments' answers on the record", answered)
         published.record = Counter(entry.event_type for entry in record)
         published.notice_events = [
             (entry.event_type, entry.body)
