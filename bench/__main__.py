@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.audit import SOURCES, VERIFY_GOAL_PER_SECOND, audit_reading
-from bench.baseline import bus_baseline
+from bench.baseline import CLIENTS, bus_baseline
 from bench.console import console_at_scale, console_table
 from bench.end_to_end import SCRAPE_SECONDS, end_to_end
 from bench.timers import pending_timers
@@ -43,11 +43,13 @@ def machine() -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}", ""]
-    base = results["baseline"]
-    lines.append(
-        f"baseline (nats-py, 3 hops)  max {base['max_per_second']:>7.0f}/s   "
-        f"at {base['rate']}/s: p50 {base['p50_ms']:.1f} ms  p99 {base['p99_ms']:.1f} ms"
-    )
+    base = results["baseline"]["nats-py"]
+    for client, bare in results["baseline"].items():
+        lines.append(
+            f"baseline ({client}, 3 hops){'':<{12 - len(client)}}max {bare['max_per_second']:>7.0f}/s "
+            f"({bare['max_per_second'] / base['max_per_second']:.2f} x nats-py)   "
+            f"at {bare['rate']}/s: p50 {bare['p50_ms']:.1f} ms  p99 {bare['p99_ms']:.1f} ms"
+        )
     lines.append("")
     lines.append(
         f"{'end to end':<14}{'sent/s':>8}{'done/s':>8}  {'stage':<26}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
@@ -150,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, Any] = {"machine": machine()}
-    results["baseline"] = asyncio.run(bus_baseline())
+    results["baseline"] = {client: asyncio.run(bus_baseline(client)) for client in CLIENTS}
     rates = [int(rate) for rate in args.rates.split(",") if rate]
     out = Path(args.out)
     system = out.parent / "system"  # the services' data and logs, kept for a look afterwards

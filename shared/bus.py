@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
+from faststream.nats import NatsBroker
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -55,6 +57,8 @@ KEY_STREAM_CONFIG = StreamConfig(
 )
 
 ACK_WAIT_SECONDS = 5.0
+# How many messages a consumer fetches at once, and so how many it may have unacknowledged.
+BATCH_SIZE = 64
 
 
 def record_subjects(service: str) -> str:
@@ -113,8 +117,9 @@ class Subscription:
             ack_wait=ACK_WAIT_SECONDS,
             # The service decides when to give up on a message (and records why), never the server.
             max_deliver=-1,
-            # One message in flight keeps sequences in order, which makes tracking exact.
-            max_ack_pending=1,
+            # One batch in flight: handled in order, and one passing fault holds back the whole batch
+            # (see ConsumerLoop); tracking is exact per message, whatever the order.
+            max_ack_pending=BATCH_SIZE,
             filter_subjects=list(self.subjects),
         )
 
@@ -147,6 +152,27 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX.{user}"
 
 
+def inbox_of(user: BusUser | None) -> str:
+    """Where a process connected as ``user`` gets its replies and deliveries."""
+    return DEFAULT_INBOX_PREFIX.decode() if user is None else inbox_prefix(user.name)
+
+
+def _connection_options(
+    name: str, on_disconnect: Callable[[], Awaitable[None]] | None, user: BusUser | None
+) -> dict[str, Any]:
+    """How every process connects, as ``user`` or without credentials to a server that asks for none."""
+    if user is not None and not user.seed_file.is_file():
+        raise FileNotFoundError(f"no NATS credential for {user.name}: {user.seed_file} does not exist")
+    return {
+        "name": name,
+        "max_reconnect_attempts": -1,  # never give up (nats-py's default stops after 60): outages end
+        "reconnect_time_wait": 0.5,
+        "disconnected_cb": on_disconnect,
+        "nkeys_seed": None if user is None else str(user.seed_file),
+        "inbox_prefix": inbox_of(user),
+    }
+
+
 async def connect(
     url: str,
     name: str,
@@ -154,17 +180,14 @@ async def connect(
     user: BusUser | None = None,
 ) -> Client:
     """Connect as ``user``, or without credentials to a server that asks for none."""
-    if user is not None and not user.seed_file.is_file():
-        raise FileNotFoundError(f"no NATS credential for {user.name}: {user.seed_file} does not exist")
-    return await nats.connect(
-        url,
-        name=name,
-        max_reconnect_attempts=-1,  # never give up (nats-py's default stops after 60): outages end
-        reconnect_time_wait=0.5,
-        disconnected_cb=on_disconnect,
-        nkeys_seed=None if user is None else str(user.seed_file),
-        inbox_prefix=DEFAULT_INBOX_PREFIX if user is None else inbox_prefix(user.name),
-    )
+    return await nats.connect(url, **_connection_options(name, on_disconnect, user))
+
+
+def broker(url: str, name: str, user: BusUser | None = None) -> NatsBroker:
+    """A service's faststream broker (not yet connected): its consumers' subscribers, and once
+    connected its one connection, which the relay publishes through too. It declares nothing
+    (every stream is bound with ``declare=False``) and logs through the service's own log lines."""
+    return NatsBroker(url, logger=None, **_connection_options(name, None, user))
 
 
 async def _declare_stream(js: JetStreamContext, config: StreamConfig) -> None:

@@ -12,20 +12,24 @@ again once its cause is fixed (``take_up``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+import nats.errors
 from eventsourcing.persistence import Tracking
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared import refusals
-from shared.bus import ACK_WAIT_SECONDS, Subscription
+from shared.bus import ACK_WAIT_SECONDS, BATCH_SIZE, BusUser, Subscription, inbox_of
 from shared.faults import (
     ATTEMPTS_BEFORE_SETTING_ASIDE,
     FIRST_RETRY_DELAY,
@@ -41,6 +45,11 @@ from shared.tracing import handling_message
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# How long a fetch waits for the first message of a batch before asking again.
+WAIT_SECONDS = 5.0
+# Beyond a nak's delay, before fetching again: the server has put the messages back by then.
+REDELIVERY_MARGIN = 0.05
 
 # What handling a message raises when the message breaks a domain rule: it will never succeed.
 BROKEN_RULES = (refusals.NotPossible, refusals.NotPermitted)
@@ -60,23 +69,43 @@ class Consumer(Generic[T]):
 
 
 class ConsumerLoop(Generic[T]):
+    """A consumer bound by faststream to its durable consumer, a batch at a time.
+
+    The batch is handled in order, each message committed with its tracking record and then
+    acknowledged. A passing fault puts that message and the rest of the batch back with a delay, and
+    the loop waits that long before fetching again, so they come back before anything newer.
+    """
+
     def __init__(
         self,
         app: ServiceApplication,
-        js: JetStreamContext,
+        broker: NatsBroker,
         consumer: Consumer[T],
         on_commit: Callable[[], None],
         first_retry_delay: float = FIRST_RETRY_DELAY,
         set_aside: int = 0,
+        user: BusUser | None = None,
     ) -> None:
-        """``set_aside``: how many of this consumer's messages are set aside already (from the store)."""
+        """``set_aside``: how many of this consumer's messages are set aside already (from the store);
+        ``user``: who the broker connects as (its deliveries come to that user's inbox)."""
         self.app = app
-        self.js = js
+        self.broker = broker
         self.consumer = consumer
         self.on_commit = on_commit
         self.first_retry_delay = first_retry_delay
         self.fault = FaultWatch()
         self.set_aside = set_aside
+        subscription = consumer.subscription
+        self.subscriber = broker.subscriber(
+            subscription.subjects[0],
+            stream=JStream(subscription.stream, declare=False),
+            durable=subscription.durable,
+            pull_sub=PullSub(batch_size=BATCH_SIZE, timeout=None, batch=True),
+            ack_policy=AckPolicy.MANUAL,
+            inbox_prefix=f"{inbox_of(user)}.".encode(),
+            title=self.name,
+        )
+        self.subscriber(self._on_batch)
 
     @property
     def name(self) -> str:
@@ -84,28 +113,47 @@ class ConsumerLoop(Generic[T]):
         subscription = self.consumer.subscription
         return f"{subscription.durable} on {subscription.stream}"
 
-    async def run(self) -> None:
-        subscription = self.consumer.subscription
-        pull = await self.js.pull_subscribe_bind(durable=subscription.durable, stream=subscription.stream)
-        log.info("%s consuming %s", subscription.durable, subscription.stream)
-        while True:
-            try:
-                messages = await pull.fetch(1, timeout=5)
-            except TimeoutError:  # nats-py raises its own or asyncio's, both TimeoutError
-                continue
-            for message in messages:
-                with handling_message(message.headers, self.app.service):
-                    await self.process(message)
+    @property
+    def js(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
 
-    async def process(self, message: Msg) -> None:
+    async def run(self) -> None:
+        """Bind to the durable consumer and handle its batches until cancelled; a failure to bind ends
+        the run (the runtime starts it again later)."""
+        subscriber = self.subscriber
+        await self.broker.connect()  # once per broker: its loops and relay share the connection
+        try:
+            await start_handing_what_is_there(subscriber)
+            log.info("%s consuming %s", self.consumer.subscription.durable, self.consumer.subscription.stream)
+            await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscriber.stop()
+
+    async def _on_batch(self, _: object) -> None:
+        messages: list[Msg] = self.broker.context.get_local("message").raw_message
+        await self.handle_batch(messages)
+
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        for index, message in enumerate(messages):
+            with handling_message(message.headers, self.app.service):
+                held_back = await self.process(message, messages[index + 1 :])
+            if held_back:
+                # The rest comes back after the delay: wait as long, so it comes before newer messages.
+                await asyncio.sleep(held_back + REDELIVERY_MARGIN)
+                return
+
+    async def process(self, message: Msg, behind: Sequence[Msg] = ()) -> float:
+        """Handle one message; returns 0, or the delay after which it and ``behind`` (put back with it)
+        come back after a passing fault."""
         tracking = Tracking(self.consumer.subscription.stream, message.metadata.sequence.stream)
         try:
             if not await asyncio.to_thread(self.app.has_processed, tracking):
-                await self._apply(message, tracking)
-            await message.ack_sync()
+                await self._apply(message, tracking, behind)
+            await message.ack()
         except FiredEarly as early:
             await _nak_quietly(message, early.wait)
-            return
+            return 0.0
         except Exception as fault:
             # A passing fault: the message stays unacknowledged and comes back, later each time.
             failures = self.fault.failed(fault)
@@ -114,12 +162,15 @@ class ConsumerLoop(Generic[T]):
                 log.exception("could not process %s; trying again until it works", where)
             else:
                 log.warning("could not process %s (%d failures in a row): %r", where, failures, fault)
-            await _nak_quietly(message, retry_delay(message.metadata.num_delivered, self.first_retry_delay))
-            return
+            delay = retry_delay(message.metadata.num_delivered, self.first_retry_delay)
+            for held in (message, *behind):
+                await _nak_quietly(held, delay)
+            return delay
         self.fault.worked()
         self.on_commit()
+        return 0.0
 
-    async def _apply(self, message: Msg, tracking: Tracking) -> None:
+    async def _apply(self, message: Msg, tracking: Tracking, behind: Sequence[Msg]) -> None:
         try:
             decoded = self.consumer.decode(message.data)
         except (ValidationError, ValueError) as error:
@@ -127,7 +178,7 @@ class ConsumerLoop(Generic[T]):
             return
         try:
             await _while_telling_the_server(
-                message, asyncio.to_thread(self.consumer.handle, decoded, tracking)
+                [message, *behind], asyncio.to_thread(self.consumer.handle, decoded, tracking)
             )
         except BROKEN_RULES as refusal:
             await self._reject(message, tracking, f"breaks a rule: {refusal}")
@@ -191,14 +242,53 @@ def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
         return None
 
 
-async def _while_telling_the_server(message: Msg, work: Awaitable[None]) -> None:
-    """Run the work, telling the server every so often that the message is still being handled."""
+async def _while_telling_the_server(waiting: Sequence[Msg], work: Awaitable[None]) -> None:
+    """Run the work, telling the server every so often that the messages waiting on it (the one being
+    handled and the rest of its batch) are still in hand."""
     task = asyncio.ensure_future(work)
     while True:
         done, _ = await asyncio.wait({task}, timeout=ACK_WAIT_SECONDS / 3)
         if done:
             return task.result()
-        await message.in_progress()
+        for message in waiting:
+            await message.in_progress()
+
+
+async def start_handing_what_is_there(subscriber: Any) -> None:
+    """Start a faststream batch subscriber whose fetches hand over what is there (``WhatIsThere``)."""
+    await subscriber.start()
+    # Before the consume task the start made first runs (nothing is awaited in between).
+    subscriber.subscription = WhatIsThere(subscriber.subscription)
+
+
+class WhatIsThere:
+    """A pull subscription whose fetch hands faststream's batch loop what is there, at once.
+
+    faststream 0.7.8's batch loop fetches again until its batch is full or its timeout passes: with a
+    short timeout a consumer polls the server all night (11 % of a core each, measured) and adds that
+    timeout to every hop; with a long one, a trickle of messages waits for it. And a plain
+    ``TimeoutError`` that nats-py raises near a deadline is not caught there: the consume task dies
+    and the messages it had fetched wait out ``ack_wait`` (5 s), then come back out of order.
+    So: a fetch waits for the first messages of a batch (up to ``WAIT_SECONDS``), the next call of the
+    same round ends the round, and every timeout is the one faststream catches."""
+
+    def __init__(self, subscription: JetStreamContext.PullSubscription) -> None:
+        self.subscription = subscription
+        self._handed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.subscription, name)
+
+    async def fetch(self, batch: int = 1, timeout: float | None = None) -> list[Msg]:  # noqa: ASYNC109 (as faststream calls it)
+        if self._handed:
+            self._handed = False
+            raise nats.errors.TimeoutError  # faststream's loop handles the batch it has
+        try:
+            messages = await self.subscription.fetch(batch, timeout=WAIT_SECONDS)
+        except TimeoutError as waited:  # nats-py's own or a plain one
+            raise nats.errors.TimeoutError from waited
+        self._handed = True
+        return messages
 
 
 async def _nak_quietly(message: Msg, delay: float) -> None:

@@ -14,7 +14,7 @@ import psycopg
 from nats.aio.client import Client
 from psycopg import sql
 
-from shared.bus import connect
+from shared.bus import broker
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
 from shared.faults import FaultWatch, Supervised
@@ -96,10 +96,10 @@ class ServiceRuntime:
             every=self.settings.checkpoint_every,
             seconds=self.settings.checkpoint_seconds,
         )
-        nc = self.nc = await connect(
-            self.settings.bus_url, name=service, user=self.settings.bus_user(service)
-        )
-        js = self.nc.jetstream()
+        user = self.settings.bus_user(service)
+        consumers = broker(self.settings.bus_url, name=service, user=user)
+        nc = self.nc = await consumers.connect()
+        js = nc.jetstream()
         if self.vault is not None:
             await self.vault.bind(js)
         set_aside = Counter(
@@ -117,7 +117,9 @@ class ServiceRuntime:
         self._supervise("relay", relay.run, relay.fault)
         for consumer in self.consumers:
             stream = consumer.subscription.stream
-            loop = ConsumerLoop(self.store, js, consumer, self.committed, set_aside=set_aside[stream])
+            loop = ConsumerLoop(
+                self.store, consumers, consumer, self.committed, set_aside=set_aside[stream], user=user
+            )
             self.loops.append(loop)
             self._supervise(loop.name, loop.run)
         for worker in self.workers:

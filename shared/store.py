@@ -9,6 +9,10 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.popo import POPOProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
+from psycopg.sql import SQL, Identifier
 
 from shared.events import MessageRejected, MessageTakenUp, WireEvent
 from shared.ids import stable_id as stable_id  # services import it from here
@@ -58,8 +62,31 @@ class ServiceApplication(Application[UUID]):
         self.events.put(pending, tracking=tracking)
 
     def has_processed(self, tracking: Tracking) -> bool:
-        # Exact because every consumer keeps one message in flight: sequences arrive in order.
-        return self.process_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+        """Whether this very message was processed. Not eventsourcing's ``has_tracking_id``, which
+        answers from the highest id recorded: after a crash JetStream redelivers what the dead process
+        held behind newer messages, and those would be taken as done and acked unprocessed."""
+        recorder = self.process_recorder
+        match recorder:
+            case SQLiteProcessRecorder():
+                with recorder.datastore.transaction(commit=False) as cursor:
+                    cursor.execute(
+                        "SELECT 1 FROM tracking WHERE application_name=? AND notification_id=?",
+                        (tracking.application_name, tracking.notification_id),
+                    )
+                    return cursor.fetchone() is not None
+            case PostgresProcessRecorder():
+                statement = SQL("SELECT 1 FROM {}.{} WHERE application_name=%s AND notification_id=%s")
+                table = (Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name))
+                with recorder.datastore.transaction(commit=False) as cursor:
+                    cursor.execute(
+                        statement.format(*table),
+                        (tracking.application_name, tracking.notification_id),
+                        prepare=True,
+                    )
+                    return cursor.fetchone() is not None
+            case POPOProcessRecorder():  # in memory, for tests of the rules: messages come in order
+                return recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+        raise TypeError(f"no exact tracking check for {type(recorder).__name__}")
 
     def reject(
         self, tracking: Tracking, message_subject: str, reason: str, complaint_id: UUID | None

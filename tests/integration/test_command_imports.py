@@ -39,7 +39,8 @@ PLUMBING = (
     "shared.metrics",
     "shared.secret_files",
 )
-HTTP_LAYER = ("fastapi", "starlette", "uvicorn", "shared.auth", "shared.service")
+# Not uvicorn: faststream imports it at import time when it is installed, to offer its ASGI runner.
+HTTP_LAYER = ("fastapi", "starlette", "shared.auth", "shared.service")
 
 
 def test_the_bus_and_store_plumbing_loads_no_http_layer() -> None:

@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import Tracking
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from services.console.application import ConsoleApplication
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_each_event_is_folded_once_across_a_redelivery_and_a_restart(
-    nc: Client, store_settings: Settings
+    consumer_broker: NatsBroker, nc: Client, store_settings: Settings
 ) -> None:
     js = nc.jetstream()
     received = complaint_received(heard_by="n-001", department="Ward 3")
@@ -48,7 +49,9 @@ async def test_each_event_is_folded_once_across_a_redelivery_and_a_restart(
     store.note(consumer.decode(first.data), Tracking(RECORD.stream, first.metadata.sequence.stream))
     await pull.unsubscribe()
 
-    loop = asyncio.create_task(ConsumerLoop(store, js, consumer, lambda: None, first_retry_delay=0.1).run())
+    loop = asyncio.create_task(
+        ConsumerLoop(store, consumer_broker, consumer, lambda: None, first_retry_delay=0.1).run()
+    )
     try:
 
         async def both_duties() -> bool:

@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import Tracking
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -114,34 +115,42 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
 
 
 async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_processed(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
+    consumer_broker: NatsBroker,
+    nc: Client,
+    settings: Settings,
+    policy: Policy,
+    directory: Directory,
+    vault: KeyVault,
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
     relay = OutboxRelay(store, js, CHECKPOINTS)
     consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
-    tasks = await run_loops(ConsumerLoop(store, js, consumer, relay.wake))
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
         first, second = complaint_received(summary="first"), complaint_received(summary="second")
         await publish_complaint(js, vault, first)
         # Not valid, and quoting what should never be on the record: the reason says what is wrong only.
         await js.publish(first.subject, b'{"type": "ComplaintReceived", "oops": "Mrs Quiller, room 12"}')
+        # Not even JSON, though it says it is (what the consumer's framework would try to decode).
+        await js.publish(first.subject, b"\xff{not json", headers={"Content-Type": "application/json"})
         await publish_complaint(js, vault, second)
 
-        async def three_results() -> list[Any]:
+        async def four_results() -> list[Any]:
             found = [
                 m
                 for m in await record_of(js)
                 if m[0] in ("events.escalation.EscalationStarted", "events.escalation.MessageRejected")
             ]
-            return found if len(found) == 3 else []
+            return found if len(found) == 4 else []
 
-        results = await eventually(three_results, what="two cases and one rejection")
+        results = await eventually(four_results, what="two cases and two rejections")
         kinds = sorted(type(body).__name__ for _, body, _ in results)
-        assert kinds == ["EscalationStarted", "EscalationStarted", "MessageRejected"]
-        [rejection] = [body for _, body, _ in results if type(body).__name__ == "MessageRejected"]
-        assert rejection.stream_sequence == 2
+        assert kinds == ["EscalationStarted", "EscalationStarted", "MessageRejected", "MessageRejected"]
+        rejection, not_json = [body for _, body, _ in results if type(body).__name__ == "MessageRejected"]
+        assert (rejection.stream_sequence, not_json.stream_sequence) == (2, 3)
+        assert not_json.reason.startswith("not a valid message")
         assert rejection.reason.startswith("not a valid message: ComplaintReceived.event_id: Field required")
         assert "ComplaintReceived.oops: Extra inputs are not permitted" in rejection.reason
         assert "Quiller" not in rejection.reason
@@ -154,8 +163,51 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
         store.close()
 
 
+async def test_a_trickle_of_messages_is_handled_in_order_each_at_its_first_delivery(
+    consumer_broker: NatsBroker, nc: Client, settings: Settings
+) -> None:
+    """Messages arriving a few milliseconds apart, as at a steady load: every batch the consumer
+    fetches is handled, none is left to wait out ack_wait and come back behind newer ones (as with
+    faststream's own batch loop, whose consume task a timeout near its deadline ends)."""
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    trickle = Subscription(RECORD_STREAM, "trickle", ["events.trickle.>"])
+    await js.add_consumer(RECORD_STREAM, trickle.consumer_config())
+    handled: list[int] = []
+
+    def handle(_: bytes, tracking: Tracking) -> None:
+        handled.append(tracking.notification_id)
+        store.record(tracking=tracking)
+
+    tasks = await run_loops(
+        ConsumerLoop(store, consumer_broker, Consumer(trickle, bytes, handle), lambda: None)
+    )
+    try:
+        count = 200
+        for n in range(count):
+            await js.publish("events.trickle.Tick", str(n).encode())
+            await asyncio.sleep(0.003)
+
+        async def drained() -> bool:
+            info = await js.consumer_info(RECORD_STREAM, "trickle")
+            return (info.num_pending, info.num_ack_pending) == (0, 0) and len(handled) == count
+
+        await eventually(drained, what="every tick handled and acknowledged")
+        assert handled == list(range(1, count + 1))
+        info = await js.consumer_info(RECORD_STREAM, "trickle")
+        assert info.num_redelivered == 0
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
 async def test_a_redelivered_message_changes_nothing(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory, vault: KeyVault
+    consumer_broker: NatsBroker,
+    nc: Client,
+    settings: Settings,
+    policy: Policy,
+    directory: Directory,
+    vault: KeyVault,
 ) -> None:
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
@@ -165,14 +217,16 @@ async def test_a_redelivered_message_changes_nothing(
     await js.add_consumer(RECORD_STREAM, replay.consumer_config())
     for summary in ("a", "b", "c"):
         await publish_complaint(js, vault, complaint_received(summary=summary))
-    tasks = await run_loops(ConsumerLoop(store, js, consumer, lambda: None))
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, lambda: None))
     try:
         await eventually(
             lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, 3)), what="three processed"
         )
         stored_before = store.process_recorder.max_notification_id()
         tasks += await run_loops(
-            ConsumerLoop(store, js, Consumer(replay, consumer.decode, consumer.handle), lambda: None)
+            ConsumerLoop(
+                store, consumer_broker, Consumer(replay, consumer.decode, consumer.handle), lambda: None
+            )
         )
 
         async def replay_drained() -> bool:
@@ -188,7 +242,7 @@ async def test_a_redelivered_message_changes_nothing(
 
 
 async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
-    nc: Client, settings: Settings, directory: Directory
+    consumer_broker: NatsBroker, nc: Client, settings: Settings, directory: Directory
 ) -> None:
     js = nc.jetstream()
     store = open_store(FollowupApplication, settings)
@@ -206,7 +260,7 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
         }
     )
     _, timer_consumer = followup_consumers(store, policy, watch_directory(settings.directory_path))
-    tasks = await run_loops(ConsumerLoop(store, js, timer_consumer, relay.wake))
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, timer_consumer, relay.wake))
     tasks.append(asyncio.create_task(relay.run()))
     try:
         responded = datetime.now(UTC)

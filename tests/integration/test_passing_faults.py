@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from eventsourcing.persistence import Tracking
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -78,6 +79,7 @@ async def works_again(loop: ConsumerLoop[Any]) -> bool:
 
 
 async def test_a_handler_failing_longer_than_five_deliveries_is_retried_until_it_works_never_set_aside(
+    consumer_broker: NatsBroker,
     nc: Client,
     settings: Settings,
     policy: Policy,
@@ -96,7 +98,7 @@ async def test_a_handler_failing_longer_than_five_deliveries_is_retried_until_it
         consumer.handle(event, tracking)
 
     flaky = Consumer(consumer.subscription, consumer.decode, key_bucket_slow_for_seven_tries)
-    loop = ConsumerLoop(store, js, flaky, lambda: None, first_retry_delay=0.01)
+    loop = ConsumerLoop(store, consumer_broker, flaky, lambda: None, first_retry_delay=0.01)
     for department in ("slow", "works"):
         await publish_complaint(js, vault, complaint_received(department=department))
     running = [asyncio.create_task(loop.run())]
@@ -120,6 +122,7 @@ async def test_a_handler_failing_longer_than_five_deliveries_is_retried_until_it
 
 
 async def test_a_handler_defect_is_tried_five_times_then_set_aside_so_the_messages_behind_it_go_on(
+    consumer_broker: NatsBroker,
     nc: Client,
     settings: Settings,
     policy: Policy,
@@ -137,7 +140,7 @@ async def test_a_handler_defect_is_tried_five_times_then_set_aside_so_the_messag
         consumer.handle(event, tracking)
 
     buggy = Consumer(consumer.subscription, consumer.decode, a_defect_for_one_department)
-    loop = ConsumerLoop(store, js, buggy, lambda: None, first_retry_delay=0.01)
+    loop = ConsumerLoop(store, consumer_broker, buggy, lambda: None, first_retry_delay=0.01)
     for department in ("defect", "works"):
         await publish_complaint(js, vault, complaint_received(department=department))
     running = [asyncio.create_task(loop.run())]
@@ -155,6 +158,7 @@ async def test_a_handler_defect_is_tried_five_times_then_set_aside_so_the_messag
 
 
 async def test_a_store_locked_by_another_writer_is_waited_out_and_the_message_handled_once(
+    consumer_broker: NatsBroker,
     nc: Client,
     settings: Settings,
     policy: Policy,
@@ -166,7 +170,7 @@ async def test_a_store_locked_by_another_writer_is_waited_out_and_the_message_ha
     # A one-second lock timeout instead of ten, so that many deliveries fail within the test.
     store = EscalationApplication(env={**settings.store_env("escalation"), "SQLITE_LOCK_TIMEOUT": "1"})
     consumer = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)[0]
-    loop = ConsumerLoop(store, js, consumer, lambda: None, first_retry_delay=0.01)
+    loop = ConsumerLoop(store, consumer_broker, consumer, lambda: None, first_retry_delay=0.01)
     other_writer = sqlite3.connect(settings.service_dir("escalation") / "store.sqlite", isolation_level=None)
     other_writer.execute("BEGIN EXCLUSIVE")
     running: list[asyncio.Task[None]] = []

@@ -9,7 +9,14 @@ from nats.js.api import RetentionPolicy, StorageType
 from nats.js.errors import ServerError
 
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
-from shared.bus import RECORD_STREAM, RECORD_STREAM_CONFIG, connect, services_with_timers, timer_stream
+from shared.bus import (
+    BATCH_SIZE,
+    RECORD_STREAM,
+    RECORD_STREAM_CONFIG,
+    connect,
+    services_with_timers,
+    timer_stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +42,7 @@ async def test_provisioning_declares_an_immutable_record_and_the_consumers(any_n
         for subscription in ALL_SUBSCRIPTIONS:
             consumer = await js.consumer_info(subscription.stream, subscription.durable)
             assert consumer.config.filter_subjects == list(subscription.subjects)
-            assert consumer.config.max_ack_pending == 1
+            assert consumer.config.max_ack_pending == BATCH_SIZE
 
         await js.publish("events.intake.ComplaintReceived", b"{}", headers={"Nats-Msg-Id": "intake:1"})
         with pytest.raises(ServerError):

@@ -81,6 +81,23 @@ def test_effects_and_tracking_are_one_transaction(
         store.close()
 
 
+def test_a_message_redelivered_behind_newer_ones_is_not_taken_as_processed(store_settings: Settings) -> None:
+    """After a crash JetStream redelivers what the dead process held after newer messages: a message is
+    processed only if its own tracking record is there, not because a later one's is."""
+    store = open_store(EscalationApplication, store_settings)
+    try:
+        store.record(tracking=Tracking("EVENTS", 78))
+        assert store.has_processed(Tracking("EVENTS", 78))
+        assert not store.has_processed(Tracking("EVENTS", 63))
+        assert not store.has_processed(Tracking("TIMERS_ESCALATION", 78))
+        store.record(tracking=Tracking("EVENTS", 63))
+        assert store.has_processed(Tracking("EVENTS", 63))
+        with pytest.raises(IntegrityError):
+            store.record(tracking=Tracking("EVENTS", 63))
+    finally:
+        store.close()
+
+
 def test_a_rejected_message_is_recorded_with_its_reason(store_settings: Settings) -> None:
     store = open_store(EscalationApplication, store_settings)
     try:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from eventsourcing.persistence import Tracking
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
@@ -66,7 +67,7 @@ def next_second_and(fraction: float) -> datetime:
 
 
 async def test_a_fire_is_never_taken_before_its_due_time_and_is_gone_once_handled(
-    nc: Client, settings: Settings
+    consumer_broker: NatsBroker, nc: Client, settings: Settings
 ) -> None:
     js = nc.jetstream()
     store = open_store(FollowupApplication, settings)
@@ -83,7 +84,7 @@ async def test_a_fire_is_never_taken_before_its_due_time_and_is_gone_once_handle
         store.record(tracking=tracking)
 
     consumer = Consumer(timer_subscription(SERVICE), decode, on_time(handle))
-    task = asyncio.create_task(ConsumerLoop(store, js, consumer, lambda: None).run())
+    task = asyncio.create_task(ConsumerLoop(store, consumer_broker, consumer, lambda: None).run())
     try:
         # Scheduled as the relay does it: at the next whole second, so the server never fires early.
         ceiled = timer(next_second_and(0.2))
