@@ -55,3 +55,30 @@ async def test_provisioning_declares_an_immutable_record_and_the_consumers(any_n
         assert (await js.stream_info(RECORD_STREAM)).state.messages == 1
     finally:
         await nc.close()
+
+
+async def test_provisioning_brings_consumers_of_an_earlier_version_to_batches(nats_url: str) -> None:
+    """An installation from when each consumer kept one message in flight: provisioning again lets each
+    have a batch unacknowledged, and keeps its place."""
+    await provision_bus(nats_url)
+    nc = await connect(nats_url, "test")
+    js = nc.jetstream()
+    try:
+        await js.publish("events.intake.ComplaintReceived", b"{}")
+        for subscription in ALL_SUBSCRIPTIONS:
+            earlier = dataclasses.replace(subscription.consumer_config(), max_ack_pending=1)
+            await js.add_consumer(subscription.stream, earlier)
+        escalation = next(
+            s for s in ALL_SUBSCRIPTIONS if (s.durable, s.stream) == ("escalation", RECORD_STREAM)
+        )
+        pull = await js.pull_subscribe_bind(durable=escalation.durable, stream=escalation.stream)
+        [message] = await pull.fetch(1, timeout=5)
+        await message.ack_sync()
+
+        await provision_bus(nats_url)
+        for subscription in ALL_SUBSCRIPTIONS:
+            consumer = await js.consumer_info(subscription.stream, subscription.durable)
+            assert consumer.config.max_ack_pending == BATCH_SIZE
+        assert (await js.consumer_info(RECORD_STREAM, "escalation")).ack_floor.stream_seq == 1
+    finally:
+        await nc.close()
