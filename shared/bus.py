@@ -36,6 +36,7 @@ RECORD_STREAM_CONFIG = StreamConfig(
     deny_purge=True,
     allow_rollup_hdrs=False,
     duplicate_window=120.0,
+    allow_atomic=True,  # each relay publishes its events in atomic batches (shared/outbox.py)
 )
 
 # Per-complaint data keys (see shared/privacy.py): a key-value bucket as nats-py makes one, except

@@ -135,13 +135,59 @@ class ConsumerLoop(Generic[T]):
         await self.handle_batch(messages)
 
     async def handle_batch(self, messages: list[Msg]) -> None:
-        for index, message in enumerate(messages):
-            with handling_message(message.headers, self.app.service):
-                held_back = await self.process(message, messages[index + 1 :])
+        """Handle the batch in order, as many messages together as can be (one transaction); a message
+        that cannot be is handled by itself, then the rest together again."""
+        rest = messages
+        while rest:
+            rest = rest[await self.store_together(rest) :]
+            if not rest:
+                return
+            first, rest = rest[0], rest[1:]
+            with handling_message(first.headers, self.app.service):
+                held_back = await self.process(first, rest)
             if held_back:
                 # The rest comes back after the delay: wait as long, so it comes before newer messages.
                 await asyncio.sleep(held_back + REDELIVERY_MARGIN)
                 return
+
+    async def store_together(self, messages: Sequence[Msg]) -> int:
+        """Handle the messages in turn and store what they did in one transaction, then ack them. Stops
+        before the first that does not decode or whose handler raises (``store_together`` of the store);
+        returns how many were stored and acked."""
+        stream = self.consumer.subscription.stream
+        service = self.app.service
+
+        def handling(message: Msg, tracking: Tracking, processed: set[int]) -> Callable[[], None]:
+            def handle() -> None:
+                if tracking.notification_id in processed:
+                    return
+                decoded = self.consumer.decode(message.data)
+                with handling_message(message.headers, service):
+                    self.consumer.handle(decoded, tracking)
+
+            return handle
+
+        def handle_all() -> int:
+            trackings = [Tracking(stream, message.metadata.sequence.stream) for message in messages]
+            processed = self.app.processed_among(stream, [tracking.notification_id for tracking in trackings])
+            pairs = zip(messages, trackings, strict=True)
+            return self.app.store_together(
+                handling(message, tracking, processed) for message, tracking in pairs
+            )
+
+        try:
+            stored = await _while_telling_the_server(messages, asyncio.to_thread(handle_all))
+        except PASSING_FAULTS:
+            return 0  # handled by itself, the first message meets the fault again and says so
+        except Exception:
+            log.exception("could not handle a batch together; its messages are handled one by one")
+            return 0
+        for message in messages[:stored]:
+            await message.ack()
+        if stored:
+            self.fault.worked()
+            self.on_commit()
+        return stored
 
     async def process(self, message: Msg, behind: Sequence[Msg] = ()) -> float:
         """Handle one message; returns 0, or the delay after which it and ``behind`` (put back with it)
@@ -242,7 +288,7 @@ def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
         return None
 
 
-async def _while_telling_the_server(waiting: Sequence[Msg], work: Awaitable[None]) -> None:
+async def _while_telling_the_server(waiting: Sequence[Msg], work: Awaitable[T]) -> T:
     """Run the work, telling the server every so often that the messages waiting on it (the one being
     handled and the rest of its batch) are still in hand."""
     task = asyncio.ensure_future(work)
@@ -250,8 +296,11 @@ async def _while_telling_the_server(waiting: Sequence[Msg], work: Awaitable[None
         done, _ = await asyncio.wait({task}, timeout=ACK_WAIT_SECONDS / 3)
         if done:
             return task.result()
-        for message in waiting:
-            await message.in_progress()
+        try:
+            for message in waiting:
+                await message.in_progress()
+        except Exception:  # the work goes on: at worst the server sends a message again, which is known
+            log.warning("could not tell the server that messages are in hand", exc_info=True)
 
 
 async def start_handing_what_is_there(subscriber: Any) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from nats.errors import MaxPayloadError
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 
 from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_subject
@@ -34,6 +35,12 @@ HEADER_ROOM = 4096
 # JetStream's refusals of a publish that will be refused again however often it is tried: the
 # message is larger than the stream takes, its headers are larger than the server takes.
 REFUSED_FOR_GOOD = {10054: "larger than the stream's max_msg_size", 10097: "headers larger than 64 KiB"}
+# JetStream's refusal of an atomic batch holding a message already on the record (by its Nats-Msg-Id).
+DUPLICATE_IN_BATCH = 10201
+# A record stream declared by an earlier version, before provisioning brought it to allow_atomic.
+ATOMIC_PUBLISH_DISABLED = 10174
+# How long the relay waits for the server to acknowledge a publish (nats-py's own default).
+PUBLISH_TIMEOUT = 5.0
 
 
 def msg_id(service: str, notification_id: int) -> str:
@@ -48,6 +55,29 @@ def notification_id_of(message_id: str, service: str) -> int:
     if prefix != service or not number.isdigit():
         raise ValueError(f"record message id {message_id!r} was not written by the {service} relay")
     return int(number)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A stored event to publish: its wire event, its notification, the trace that stored it."""
+
+    wire: WireEvent
+    notification_id: int
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An outgoing event as it goes on the record, linked to the one before it: ``head`` is its link."""
+
+    event: Outgoing
+    payload: bytes
+    headers: dict[str, str]
+    head: Link
+
+
+class OnTheRecordAlready(Exception):
+    """A batch held an event already on the record: the relay goes on from the record's head."""
 
 
 @dataclass(frozen=True)
@@ -160,25 +190,108 @@ class OutboxRelay:
         self.signed = self.head
 
     async def relay_pending(self) -> int:
-        """Publish what is stored and not yet relayed; returns how many notifications were passed."""
+        """Publish what is stored and not yet relayed; returns how many notifications were passed.
+
+        The timers and keys the stretch's events ask for are set first; then its events go out as
+        atomic batches (one round trip each, all stored or none), a batch ending where a checkpoint is
+        due. Only a batch's first message carries the expectation that the chain's head is still the
+        last message of the service: the rest follow it in the same commit, so no replica's event can
+        come between them."""
         notifications = await asyncio.to_thread(
             self.app.process_recorder.select_notifications, self.position + 1, BATCH
         )
+        outgoing: list[Outgoing] = []
         for notification in notifications:
             domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
             wire = self.app.wire_event(domain_event)
+            if wire is None:
+                continue
             # An event set aside and taken up had its timers set and keys kept when it was set aside.
-            if wire is not None and not isinstance(domain_event, UnpublishedEvent.TakenUp):
-                for timer in self.app.timers_for(wire):
-                    await self._set_timer(timer, notification.id, traceparent)
+            if not isinstance(domain_event, UnpublishedEvent.TakenUp):
+                await self._set_timers(self.app.timers_for(wire), notification.id, traceparent)
                 for complaint_id, wrapped in self.app.keys_for(wire):
                     await self._keep_key(complaint_id, wrapped)
-            if wire is not None:
-                await self._publish_or_set_aside(wire, notification.id, traceparent)
-            self.position = notification.id
-            if self.head.index - self.signed.index >= self.checkpoints.every:
-                await self.sign_head()
+            outgoing.append(Outgoing(wire, notification.id, traceparent))
+        try:
+            await self._publish_all(outgoing)
+        except OnTheRecordAlready:  # published before, unknown to this relay (it crashed, a replica)
+            self.position = await self.last_relayed()
+            await self._publish_all([event for event in outgoing if event.notification_id > self.position])
+        if notifications:
+            self.position = notifications[-1].id
         return len(notifications)
+
+    async def _publish_all(self, outgoing: Sequence[Outgoing]) -> None:
+        batch: list[Prepared] = []
+        for event in outgoing:
+            prepared = self._prepared(event, batch[-1].head if batch else self.head)
+            if self._too_large(prepared.payload, prepared.headers):
+                await self._publish_batch(batch)
+                batch = []
+                await self._publish_batch([prepared])  # refused by the client: set aside
+            else:
+                batch.append(prepared)
+            if self.head.index + len(batch) - self.signed.index >= self.checkpoints.every:
+                await self._publish_batch(batch)
+                batch = []
+                await self.sign_head()
+        await self._publish_batch(batch)
+
+    def _prepared(self, event: Outgoing, previous: Link) -> Prepared:
+        message_id = msg_id(self.app.service, event.notification_id)
+        payload = encode_event(event.wire)
+        headers = chained(event.wire.subject, headers_for(event.wire, message_id), payload, previous)
+        head = Link.of(headers)
+        if event.traceparent is not None:  # beside the chain's content, like the expectation
+            headers[TRACEPARENT] = event.traceparent
+        return Prepared(event, payload, headers, head)
+
+    async def _publish_batch(self, batch: Sequence[Prepared]) -> None:
+        """Publish the links as one atomic batch; a single one (or a batch the stream will not take,
+        e.g. one of its messages is larger than the stream's limit) the way of ``_publish_or_set_aside``."""
+        if len(batch) == 1:
+            [event] = [prepared.event for prepared in batch]
+            await self._publish_or_set_aside(event.wire, event.notification_id, event.traceparent)
+            self.position = event.notification_id
+            return
+        if not batch:
+            return
+        try:
+            ack = await self._atomic(batch)
+        except APIError as refusal:
+            if refusal.err_code == DUPLICATE_IN_BATCH:
+                raise OnTheRecordAlready from refusal
+            if refusal.err_code == ATOMIC_PUBLISH_DISABLED:
+                log.warning("the record stream takes no atomic batches: run `kizuki provision`")
+            elif _refused_for_good(refusal) is None:
+                raise
+            for prepared in batch:  # one by one, to set aside the one the stream refuses
+                await self._publish_batch([prepared])
+            return
+        last = batch[-1]
+        self.head, self.head_sequence = last.head, ack.seq
+        self.position = last.event.notification_id
+        log.debug("relayed %d events up to seq %d", len(batch), ack.seq)
+
+    async def _atomic(self, batch: Sequence[Prepared]) -> api.PubAck:
+        nc = self.js._nc  # nats-py has no batch publish: the messages go out on the context's connection
+        batch_id = str(uuid4())
+        last = len(batch)
+        for number, prepared in enumerate(batch, start=1):
+            subject = prepared.event.wire.subject
+            headers = prepared.headers | {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(number)}
+            if number == 1:
+                headers |= self._expectation()
+            if number < last:
+                await nc.publish(subject, prepared.payload, headers=headers)
+                continue
+            headers["Nats-Batch-Commit"] = "1"
+            reply = await nc.request(subject, prepared.payload, timeout=PUBLISH_TIMEOUT, headers=headers)
+            answer = json.loads(reply.data)
+            if "error" in answer:
+                raise APIError.from_error(answer["error"])
+            return api.PubAck.from_response(answer)
+        raise AssertionError("a batch has a last message")
 
     async def _publish_or_set_aside(
         self, wire: WireEvent, notification_id: int, traceparent: str | None = None
@@ -228,13 +341,7 @@ class OutboxRelay:
     async def _publish(self, wire: WireEvent, message_id: str, traceparent: str | None = None) -> None:
         payload = encode_event(wire)
         headers = chained(wire.subject, headers_for(wire, message_id), payload, self.head)
-        # Another relay of the same service (a replica) cannot fork the chain: the server refuses a
-        # link whose head is no longer the last message of the service, and this relay starts again.
-        expectation = {
-            "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
-            "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
-        }
-        sent = headers | expectation
+        sent = headers | self._expectation()
         if traceparent is not None:  # beside the chain's content, like the expectation
             sent[TRACEPARENT] = traceparent
         if self._too_large(payload, sent):
@@ -246,6 +353,14 @@ class OutboxRelay:
             self.head, self.head_sequence = Link.of(headers), ack.seq
         log.debug("relayed %s as %s seq %d (duplicate=%s)", message_id, wire.subject, ack.seq, ack.duplicate)
 
+    def _expectation(self) -> dict[str, str]:
+        """Another relay of the same service (a replica) cannot fork the chain: the server refuses a
+        link whose head is no longer the last message of the service, and this relay starts again."""
+        return {
+            "Nats-Expected-Last-Subject-Sequence": str(self.head_sequence),
+            "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
+        }
+
     async def _keep_key(self, complaint_id: UUID, wrapped: bytes | None) -> None:
         """Put the key where the services that need it find it, or destroy it there."""
         if self.vault is None:
@@ -255,9 +370,13 @@ class OutboxRelay:
         else:
             await self.vault.put(complaint_id, wrapped)
 
-    async def _set_timer(self, timer: Timer, notification_id: int, traceparent: str | None = None) -> None:
+    async def _set_timers(
+        self, timers: Sequence[Timer], notification_id: int, traceparent: str | None
+    ) -> None:
+        """Set them all at once: each is its own schedule, and setting one again changes nothing."""
         service = self.app.service
-        await set_timer(self.js, service, timer, msg_id(service, notification_id), traceparent)
+        set_by = msg_id(service, notification_id)
+        await asyncio.gather(*(set_timer(self.js, service, timer, set_by, traceparent) for timer in timers))
 
 
 async def set_timer(

@@ -50,9 +50,20 @@ def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
     return cls(env=settings.store_env(cls.service), **collaborators)
 
 
+def _in_loop(call: Callable[[], None]) -> Callable[[], None]:
+    """``call``, made from whichever thread committed, in the running event loop's thread."""
+    loop = asyncio.get_running_loop()
+
+    def from_any_thread() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the service is stopping
+            loop.call_soon_threadsafe(call)
+
+    return from_any_thread
+
+
 class Worker(Protocol):
-    """Background work of a service beyond its consumers, run until the service stops and woken like
-    the relay after each commit (which it may ignore)."""
+    """Background work of a service beyond its consumers, run until the service stops and woken after
+    each batch its consumers stored (which it may ignore)."""
 
     async def run(self) -> None: ...
 
@@ -114,11 +125,12 @@ class ServiceRuntime:
             max_payload=lambda: nc.max_payload,
             set_aside=set_aside[OUTBOX],
         )
+        self.store.after_each_commit(_in_loop(relay.wake))
         self._supervise("relay", relay.run, relay.fault)
         for consumer in self.consumers:
             stream = consumer.subscription.stream
             loop = ConsumerLoop(
-                self.store, consumers, consumer, self.committed, set_aside=set_aside[stream], user=user
+                self.store, consumers, consumer, self.wake_workers, set_aside=set_aside[stream], user=user
             )
             self.loops.append(loop)
             self._supervise(loop.name, loop.run)
@@ -132,10 +144,8 @@ class ServiceRuntime:
         self.supervised.append(supervised)
         self._tasks.append(asyncio.create_task(supervised.forever()))
 
-    def committed(self) -> None:
-        """Tell the relay and the workers that new events are stored."""
-        if self.relay is not None:
-            self.relay.wake()
+    def wake_workers(self) -> None:
+        """Tell the workers that a consumer stored what it handled (the relay is woken by the store)."""
         for worker in self.workers:
             worker.wake()
 

@@ -35,18 +35,15 @@ MAX_BODY_BYTES = 64 * 1024
 Item = TypeVar("Item")
 
 
-async def applied(
-    http: Request, person: Person, runtime: ServiceRuntime, action: Callable[[], Item | None], what: str
-) -> Item:
+async def applied(http: Request, person: Person, action: Callable[[], Item | None], what: str) -> Item:
     """A person's action, applied in the store in a worker thread: the aggregate's refusals become 403
-    (logged, see ``refuse``) or 409, no such aggregate 404; once stored, the relay is woken."""
+    (logged, see ``refuse``) or 409, no such aggregate 404."""
     try:
         result = await asyncio.to_thread(action)
     except refusals.NotPermitted as refusal:
         raise refuse(http, person, str(refusal)) from None
     except refusals.NotPossible as refusal:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=refusal.detail()) from None
-    runtime.committed()
     return found(result, what)
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
+from copy import deepcopy
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, AggregateEvent, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from eventsourcing.popo import POPOProcessRecorder
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.popo import POPOFactory, POPOProcessRecorder
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.utils import EnvType
 from psycopg.sql import SQL, Identifier
 
 from shared.events import MessageRejected, MessageTakenUp, WireEvent
 from shared.ids import stable_id as stable_id  # services import it from here
+from shared.recorders import RECORDER_TOPICS, InMemoryRecorder, Recorder
 from shared.set_aside import SET_ASIDE_TOPICS, NotSetAside, RejectedMessage, SetAside, UnpublishedEvent
 from shared.timers import Timer, now
 from shared.tracing import TracedMapper
@@ -27,6 +33,22 @@ WIRE_ONLY_FIELDS = frozenset({"type", "version", "event_id", "recorded_at"})
 
 # An action and a timer fire can meet on the same aggregate; the loser tries again on the new state.
 ATTEMPTS_ON_CONFLICT = 5
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Handled:
+    """What handling one message recorded, kept in memory until its batch is stored."""
+
+    stored: list[StoredEvent] = field(default_factory=list)
+    trackings: list[Tracking] = field(default_factory=list)
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+
+# The messages being handled together in this thread, while ``store_together`` runs.
+_together: ContextVar[list[_Handled] | None] = ContextVar("together", default=None)
 
 
 class ServiceApplication(Application[UUID]):
@@ -48,7 +70,17 @@ class ServiceApplication(Application[UUID]):
         assert isinstance(mapper, TracedMapper)
         return mapper
 
+    def construct_env(self, name: str, env: EnvType | None = None) -> Any:
+        """eventsourcing's environment, with the services' recorders (shared/recorders.py) configured."""
+        environment = super().construct_env(name, env)
+        topic = RECORDER_TOPICS.get(environment.get("PERSISTENCE_MODULE", ""))
+        if topic is not None and not environment.get("PROCESS_RECORDER_TOPIC"):
+            environment["PROCESS_RECORDER_TOPIC"] = topic
+        return environment
+
     def construct_recorder(self) -> ProcessRecorder:
+        if isinstance(self.factory, POPOFactory):  # it takes no recorder topic
+            return InMemoryRecorder()
         return self.factory.process_recorder()
 
     @property
@@ -56,36 +88,101 @@ class ServiceApplication(Application[UUID]):
         assert isinstance(self.recorder, ProcessRecorder)
         return self.recorder
 
+    def after_each_commit(self, committed: Callable[[], None]) -> None:
+        """Have ``committed`` called after every transaction that stored events, in the thread that
+        stored them (the service's runtime wakes its relay and workers with it)."""
+        assert isinstance(self.recorder, Recorder)
+        self.recorder.after_commit = committed
+
     def record(self, *aggregates: Aggregate, tracking: Tracking | None = None) -> None:
-        """Store the aggregates' new events, and the tracking record if given, atomically."""
+        """Store the aggregates' new events, and the tracking record if given, atomically; while
+        messages are handled together (``store_together``), with the others of the batch."""
         pending = [new for aggregate in aggregates for new in aggregate.collect_events()]
-        self.events.put(pending, tracking=tracking)
+        together = _together.get()
+        if together is None:
+            self.events.put(pending, tracking=tracking)
+            return
+        handled = together[-1]
+        handled.stored.extend(self.mapper.to_stored_event(new) for new in pending)  # in the message's span
+        handled.trackings.extend([tracking] if tracking is not None else [])
+        handled.aggregates.update((aggregate.id, aggregate) for aggregate in aggregates)
+
+    def when_stored(self, then: Callable[[], None]) -> None:
+        """Do ``then`` once what was recorded is stored: at once, or when the batch is (an effect outside
+        the store, such as a read model in memory, must not run ahead of the commit)."""
+        together = _together.get()
+        if together is None:
+            then()
+        else:
+            together[-1].after.append(then)
+
+    def store_together(self, handlers: Iterable[Callable[[], None]]) -> int:
+        """Run each message's handler in turn, keeping what it records in memory (a later one finds what
+        an earlier one recorded), then store everything with every tracking record in one transaction.
+
+        Stops at the first handler that raises: nothing it recorded is kept, and it is left to be handled
+        by itself, the way that says what its fault is. Returns how many handlers ran and were stored: 0
+        when storing them failed (a conflict with a person's action, a passing fault), and then each is
+        to be handled by itself."""
+        together: list[_Handled] = []
+        token = _together.set(together)
+        try:
+            for handler in handlers:
+                together.append(_Handled())
+                try:
+                    handler()
+                except Exception:
+                    together.pop()
+                    break
+        finally:
+            _together.reset(token)
+        if not together:
+            return 0
+        stored = [event for handled in together for event in handled.stored]
+        trackings = [tracking for handled in together for tracking in handled.trackings]
+        try:
+            self.recorder.insert_events(stored, trackings=trackings)
+        except Exception as failed:
+            log.info("%s: %d messages stored one by one: %r", self.service, len(together), failed)
+            return 0
+        for handled in together:
+            for then in handled.after:
+                then()
+        return len(together)
 
     def has_processed(self, tracking: Tracking) -> bool:
-        """Whether this very message was processed. Not eventsourcing's ``has_tracking_id``, which
-        answers from the highest id recorded: after a crash JetStream redelivers what the dead process
-        held behind newer messages, and those would be taken as done and acked unprocessed."""
+        """Whether this very message was processed."""
+        sequence = tracking.notification_id
+        return sequence in self.processed_among(tracking.application_name, [sequence])
+
+    def processed_among(self, stream: str, sequences: Sequence[int]) -> set[int]:
+        """Which of these messages of the stream were processed, each by its own tracking record. Not
+        eventsourcing's ``has_tracking_id``, which answers from the highest id recorded: after a crash
+        JetStream redelivers what the dead process held behind newer messages, and those would be taken
+        as done and acked unprocessed."""
+        if not sequences:
+            return set()
         recorder = self.process_recorder
         match recorder:
             case SQLiteProcessRecorder():
                 with recorder.datastore.transaction(commit=False) as cursor:
+                    marks = ",".join("?" * len(sequences))
                     cursor.execute(
-                        "SELECT 1 FROM tracking WHERE application_name=? AND notification_id=?",
-                        (tracking.application_name, tracking.notification_id),
+                        "SELECT notification_id FROM tracking"
+                        f" WHERE application_name=? AND notification_id IN ({marks})",
+                        (stream, *sequences),
                     )
-                    return cursor.fetchone() is not None
+                    return {row[0] for row in cursor.fetchall()}
             case PostgresProcessRecorder():
-                statement = SQL("SELECT 1 FROM {}.{} WHERE application_name=%s AND notification_id=%s")
+                statement = SQL(
+                    "SELECT notification_id FROM {}.{} WHERE application_name=%s AND notification_id=ANY(%s)"
+                )
                 table = (Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name))
                 with recorder.datastore.transaction(commit=False) as cursor:
-                    cursor.execute(
-                        statement.format(*table),
-                        (tracking.application_name, tracking.notification_id),
-                        prepare=True,
-                    )
-                    return cursor.fetchone() is not None
+                    cursor.execute(statement.format(*table), (stream, list(sequences)), prepare=True)
+                    return {row["notification_id"] for row in cursor.fetchall()}
             case POPOProcessRecorder():  # in memory, for tests of the rules: messages come in order
-                return recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+                return {n for n in sequences if recorder.has_tracking_id(stream, n)}
         raise TypeError(f"no exact tracking check for {type(recorder).__name__}")
 
     def reject(
@@ -192,7 +289,12 @@ class ServiceApplication(Application[UUID]):
         return []
 
     def find(self, kind: type[Found], aggregate_id: UUID) -> Found | None:
-        """The aggregate of that kind with that id, or None if there is none."""
+        """The aggregate of that kind with that id, or None if there is none; while messages are handled
+        together, as an earlier one of them left it."""
+        for handled in reversed(_together.get() or ()):
+            if aggregate_id in handled.aggregates:
+                recorded = handled.aggregates[aggregate_id]
+                return deepcopy(recorded) if isinstance(recorded, kind) else None
         try:
             found: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:

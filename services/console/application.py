@@ -70,7 +70,7 @@ class ConsoleApplication(ServiceApplication):
         else:
             record.note(body)
         self.record(record, tracking=tracking)
-        self._fold(complaint_id, received)
+        self.when_stored(lambda: self._fold(complaint_id, received))
 
     def read(self, query: Callable[[dict[UUID, Case]], Result]) -> Result:
         """Answer a query over the read model, which does not change meanwhile."""

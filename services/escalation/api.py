@@ -23,7 +23,6 @@ from shared.live_file import LiveFile
 from shared.policy import HcatPolicy, Policy
 from shared.privacy import KeyVault
 from shared.reference import reference_of
-from shared.runtime import ServiceRuntime
 from shared.service import applied, complaint_id_in_path, found
 from shared.timers import now
 
@@ -122,7 +121,6 @@ def case_view(case: Case, hcat: HcatPolicy) -> CaseView:
 
 async def acted_on(
     store: EscalationApplication,
-    runtime: ServiceRuntime,
     hcat: HcatPolicy,
     http: Request,
     person: Person,
@@ -136,13 +134,12 @@ async def acted_on(
         return case
 
     what = f"case for complaint {complaint_id}"
-    case = await applied(http, person, runtime, lambda: store.act(complaint_id, apply), what)
+    case = await applied(http, person, lambda: store.act(complaint_id, apply), what)
     return case_view(case, hcat)
 
 
 def router(
     store: EscalationApplication,
-    runtime: ServiceRuntime,
     directory: LiveFile[Directory],
     auth: Authenticator,
     vault: KeyVault,
@@ -159,7 +156,7 @@ def router(
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
     ) -> CaseView:
-        return await acted_on(store, runtime, policy.hcat, http, person, complaint_id, action)
+        return await acted_on(store, policy.hcat, http, person, complaint_id, action)
 
     @api.get("/{complaint_id}", response_model=CaseView)
     async def get_case(http: Request, complaint_id: ComplaintId, person: reader) -> CaseView:

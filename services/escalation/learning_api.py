@@ -21,7 +21,6 @@ from shared.events import CareStage, HcatCategory, NoticeAnswer
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference, resolve
-from shared.runtime import ServiceRuntime
 from shared.service import applied, complaint_id_in_path
 from shared.timers import now
 
@@ -89,7 +88,6 @@ def unprocessable(message: str) -> HTTPException:
 
 def router(
     store: EscalationApplication,
-    runtime: ServiceRuntime,
     directory: LiveFile[Directory],
     auth: Authenticator,
     policy: Policy,
@@ -104,7 +102,7 @@ def router(
     async def act(
         http: Request, person: Person, complaint_id: UUID, action: Callable[[Case], object]
     ) -> CaseView:
-        return await acted_on(store, runtime, policy.hcat, http, person, complaint_id, action)
+        return await acted_on(store, policy.hcat, http, person, complaint_id, action)
 
     @api.post("/{complaint_id}/coding", response_model=CaseView)
     async def code(http: Request, complaint_id: ComplaintId, body: Coding, person: coder) -> CaseView:
@@ -137,9 +135,7 @@ def router(
             case.issue_notice(notice_id, person.staff_id, anywhere, recipients, categories, due, moment)
 
         what = f"case for complaint {complaint_id}"
-        case = await applied(
-            http, person, runtime, lambda: store.issue_notice(complaint_id, notice_id, issue), what
-        )
+        case = await applied(http, person, lambda: store.issue_notice(complaint_id, notice_id, issue), what)
         return case_view(case, policy.hcat)
 
     @api.post("/{complaint_id}/learning-notices/{notice_id}/read", response_model=CaseView)

@@ -27,6 +27,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app = http_app("kizuki escalation", runtime)
     auth = Authenticator.from_settings(settings, directory)
-    app.include_router(router(store, runtime, directory, auth, vault, policy))
-    app.include_router(learning_router(store, runtime, directory, auth, policy))
+    app.include_router(router(store, directory, auth, vault, policy))
+    app.include_router(learning_router(store, directory, auth, policy))
     return app

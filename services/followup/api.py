@@ -23,7 +23,6 @@ from shared.events import CallbackPurpose
 from shared.live_file import LiveFile
 from shared.policy import Policy
 from shared.privacy import KeyVault
-from shared.runtime import ServiceRuntime
 from shared.service import applied, complaint_id_in_path, found
 from shared.timers import now
 
@@ -93,7 +92,6 @@ async def callback_view(callback: Callback, vault: KeyVault) -> CallbackView:
 
 def router(
     store: FollowupApplication,
-    runtime: ServiceRuntime,
     policy: Policy,
     directory: LiveFile[Directory],
     auth: Authenticator,
@@ -126,7 +124,7 @@ def router(
             return callback
 
         what = f"callback {callback_id}"
-        callback = await applied(http, person, runtime, lambda: store.act(callback_id, apply), what)
+        callback = await applied(http, person, lambda: store.act(callback_id, apply), what)
         return await callback_view(callback, vault)
 
     @api.get("/callbacks", response_model=list[CallbackView])
@@ -198,7 +196,6 @@ def router(
         callback = await asyncio.to_thread(
             store.register_discharge, complaint_id, body.discharged_at, policy, directory.current
         )
-        runtime.committed()
         return await callback_view(found(callback, what), vault)
 
     async def sealed(callback_id: UUID, purpose: str, text: str) -> str:

@@ -27,5 +27,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app = http_app("kizuki followup", runtime)
     auth = Authenticator.from_settings(settings, directory)
-    app.include_router(router(store, runtime, policy, directory, auth, vault))
+    app.include_router(router(store, policy, directory, auth, vault))
     return app

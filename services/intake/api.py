@@ -18,7 +18,6 @@ from shared.events import Channel, Language, Tier
 from shared.live_file import LiveFile
 from shared.privacy import PatientData, Unreadable, unseal_patient_data
 from shared.reference import reference_of
-from shared.runtime import ServiceRuntime
 from shared.service import complaint_id_in_path, found
 from shared.timers import now
 
@@ -142,7 +141,6 @@ def first_hearer(http: Request, caller: Caller, channel: Channel) -> str:
 
 def router(
     store: IntakeApplication,
-    runtime: ServiceRuntime,
     default_language: str,
     auth: Authenticator,
     directory: LiveFile[Directory],
@@ -187,9 +185,7 @@ def router(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
         except (IdempotencyConflict, Erased) as error:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
-        if created:
-            runtime.committed()
-        else:
+        if not created:
             response.headers["Idempotent-Replayed"] = "true"
         return ComplaintCreated(complaint_id=complaint_id, reference=reference_of(complaint_id))
 
@@ -220,7 +216,6 @@ def router(
             )
         except NotAnonymous as error:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from None
-        runtime.committed()
         return Reporter(
             complaint_id=complaint_id,
             reporter=found(reporter, f"complaint {complaint_id}"),
@@ -237,7 +232,6 @@ def router(
             await asyncio.to_thread(store.erase, complaint_id, person.staff_id, now()),
             f"complaint {complaint_id}",
         )
-        runtime.committed()
         return complaint_view(complaint, store)
 
     return api

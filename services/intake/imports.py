@@ -14,7 +14,6 @@ from services.intake.domain import Registration
 from services.intake.limits import MAX_CATEGORY, MAX_FIELD, MAX_SUMMARY
 from shared.auth import WRITERS, ActionBody, Authenticator, Caller
 from shared.events import Channel, Language, Tier
-from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 MAX_ROWS = 500
@@ -107,9 +106,7 @@ def import_row(
     )
 
 
-def router(
-    store: IntakeApplication, runtime: ServiceRuntime, default_language: str, auth: Authenticator
-) -> APIRouter:
+def router(store: IntakeApplication, default_language: str, auth: Authenticator) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post("/imports", response_model=list[RowResult])
@@ -122,8 +119,6 @@ def router(
         for row in batch.rows:
             result = await asyncio.to_thread(import_row, store, batch, row, heard_by, default_language)
             results.append(result)
-            if result.new:
-                runtime.committed()
         return results
 
     return api

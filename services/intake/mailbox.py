@@ -12,7 +12,6 @@ What a sender sees at each limit (the values are the policy's ``[intake.email]``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from typing import AnyStr
 
@@ -30,10 +29,9 @@ class ComplaintsMailbox:
     """The aiosmtpd handler: mail for the policy's address only, within the policy's limits; each message
     recorded before the 250 answer, so that a sender told "accepted" can rely on it."""
 
-    def __init__(self, store: IntakeApplication, policy: IntakePolicy, on_commit: Callable[[], None]) -> None:
+    def __init__(self, store: IntakeApplication, policy: IntakePolicy) -> None:
         self.store = store
         self.policy = policy
-        self.on_commit = on_commit
         period = timedelta(seconds=policy.email.period_seconds)
         self.per_client = RateLimiter(policy.email.messages_per_client, period)
         self.per_sender = RateLimiter(policy.email.messages_per_sender, period)
@@ -78,8 +76,6 @@ class ComplaintsMailbox:
         receipt = await asyncio.to_thread(
             self.store.receive_message, message, self.policy.email, self.policy.default_language, now()
         )
-        if receipt.new:
-            self.on_commit()
         if receipt.outcome == "rejected":
             return f"250 2.0.0 received, not registered: {receipt.reason}"
         return f"250 2.0.0 received as complaint {receipt.complaint_id}"
@@ -105,9 +101,8 @@ class SmtpReceiver:
         policy: IntakePolicy,
         host: str,
         port: int,
-        on_commit: Callable[[], None],
     ) -> None:
-        self.handler = ComplaintsMailbox(store, policy, on_commit)
+        self.handler = ComplaintsMailbox(store, policy)
         self.max_message_bytes = policy.email.max_message_bytes
         self.host = host
         self.port = port

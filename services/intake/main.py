@@ -43,17 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
             f"[intake] names first hearers not in the staff directory: {', '.join(sorted(unknown))}"
         )
     store = open_intake_store(settings)
-    smtp = SmtpReceiver(
-        store, policy.intake, settings.http_host, settings.smtp_port, on_commit=lambda: runtime.committed()
-    )
+    smtp = SmtpReceiver(store, policy.intake, settings.http_host, settings.smtp_port)
     runtime = ServiceRuntime(settings, store, consumers=[], vault=KeyVault(store.keys.master), workers=[smtp])
     app = http_app("kizuki intake", runtime)
     auth = Authenticator.from_settings(settings, directory)
-    app.include_router(router(store, runtime, policy.intake.default_language, auth, directory))
+    app.include_router(router(store, policy.intake.default_language, auth, directory))
     app.include_router(
         webhooks.router(
             store,
-            runtime,
             policy.intake,
             settings.line_channel_secret,
             settings.wechat_token,
@@ -61,9 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.wechat_plaintext,
         )
     )
-    app.include_router(imports.router(store, runtime, policy.intake.default_language, auth))
+    app.include_router(imports.router(store, policy.intake.default_language, auth))
     timezone = policy.escalation.calendar.timezone
-    app.include_router(
-        webform.router(store, runtime, policy.intake.web, timezone, policy.intake.default_language)
-    )
+    app.include_router(webform.router(store, policy.intake.web, timezone, policy.intake.default_language))
     return app

@@ -27,7 +27,6 @@ from services.intake.pages import (
 )
 from services.intake.ratelimit import RateLimiter
 from shared.policy import WebForm
-from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 FORM_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -73,9 +72,7 @@ def occurred_at(value: str, local: ZoneInfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=local)
 
 
-def router(
-    store: IntakeApplication, runtime: ServiceRuntime, web: WebForm, timezone: str, default_language: str
-) -> APIRouter:
+def router(store: IntakeApplication, web: WebForm, timezone: str, default_language: str) -> APIRouter:
     api = APIRouter(tags=["web form"])
     local = ZoneInfo(timezone)
     limiter = RateLimiter(web.submissions_per_client, timedelta(seconds=web.period_seconds))
@@ -147,8 +144,6 @@ def router(
             language=language,
         )
         receipt = await asyncio.to_thread(store.receive, f"web:{form_id}", registration, now())
-        if receipt.new:
-            runtime.committed()
         if receipt.complaint_id is None:  # a rule of registration the checks above do not know
             html = refused_page(language, receipt.reason or "")
             return page(language, html, status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -22,7 +22,6 @@ from services.intake.channels import (
 from services.intake.domain import Receipt
 from shared.auth import Refused
 from shared.policy import Inbox, IntakePolicy
-from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 
@@ -51,7 +50,6 @@ def channel_secret(path: Path, channel: str, what: str) -> bytes:
 
 def router(
     store: IntakeApplication,
-    runtime: ServiceRuntime,
     policy: IntakePolicy,
     line_secret: Path,
     wechat_token: Path,
@@ -69,8 +67,6 @@ def router(
                 store.receive_message, message, inbox, policy.default_language, now()
             )
             receipts.append(receipt)
-            if receipt.new:
-                runtime.committed()
         return receipts
 
     @api.post("/line")

@@ -13,7 +13,6 @@ from services.notifier.application import NotifierApplication
 from services.notifier.domain import Notification
 from services.notifier.links import LinkRefused, LinkSigner
 from shared.reference import reference_of
-from shared.runtime import ServiceRuntime
 from shared.timers import now
 
 Token = Annotated[str, Path(max_length=200, description="The token of the link, as sent.")]
@@ -35,7 +34,7 @@ def what(alert: Notification) -> str:
     return f"case {reference_of(alert.complaint_id)}, {duty}, alert {alert.alert_number} to {alert.recipient}"
 
 
-def router(store: NotifierApplication, runtime: ServiceRuntime, signer: LinkSigner) -> APIRouter:
+def router(store: NotifierApplication, signer: LinkSigner) -> APIRouter:
     api = APIRouter(prefix="/ack")
 
     async def alert_of(token: str) -> Notification | HTMLResponse:
@@ -64,7 +63,6 @@ def router(store: NotifierApplication, runtime: ServiceRuntime, signer: LinkSign
         if isinstance(alert, HTMLResponse):
             return alert
         await asyncio.to_thread(store.act_on_notification, alert.id, lambda n: n.acknowledge(now()))
-        runtime.committed()
         return page("Acknowledged", f"{what(alert)}: acknowledged. The reminders about it stop.")
 
     return api

@@ -123,7 +123,7 @@ class NotifierApplication(ServiceApplication):
             notification.give_up(f"{alert.recipient} has no contact on a configured channel", now)
         self.record(notification, tracking=tracking)
         if not notification.channels:
-            ALERTS_REACHING_NO_ONE.inc()
+            self.when_stored(ALERTS_REACHING_NO_ONE.inc)
 
     def complaint_erased(self, complaint_id: UUID, now: datetime, tracking: Tracking) -> None:
         """A receipt still pending is given up now, rather than at its next attempt."""

@@ -47,7 +47,6 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         config: DeliveryConfig,
         vault: KeyVault,
-        on_commit: Callable[[], None],
         poll_interval: float = 1.0,
     ) -> None:
         self.store = store
@@ -55,7 +54,7 @@ class Dispatcher:
         self.config = config
         self.vault = vault
         self.poll_interval = poll_interval
-        self.writer = Writer(store, on_commit)
+        self.writer = Writer(store)
         self.slots = {name: asyncio.Semaphore(config.concurrency_per_channel) for name in channels}
         self._wake = asyncio.Event()
         self._deliveries: dict[UUID, asyncio.Task[None]] = {}

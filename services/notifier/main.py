@@ -67,13 +67,7 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
     vault = KeyVault(MasterKey.load(settings.master_key))
     sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
 
-    def relay_recorded() -> None:
-        """After each commit of the dispatcher's writer: attempts and outcomes, for the relay to publish.
-        Never a request, so the dispatcher itself is not woken (the runtime wakes it on the others)."""
-        if runtime.relay is not None:
-            runtime.relay.wake()
-
-    dispatcher = Dispatcher(store, channels, config.delivery, vault, on_commit=relay_recorded)
+    dispatcher = Dispatcher(store, channels, config.delivery, vault)
     runtime = ServiceRuntime(
         settings,
         store,
@@ -82,5 +76,5 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
         workers=[dispatcher],
     )
     app = http_app("kizuki notifier", runtime)
-    app.include_router(router(store, runtime, signer))
+    app.include_router(router(store, signer))
     return app

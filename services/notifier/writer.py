@@ -36,9 +36,8 @@ class Writer:
     and wait for it; whatever was queued while the last batch was being stored is the next batch,
     stored in one transaction, so that many deliveries cost one commit rather than one each."""
 
-    def __init__(self, store: NotifierApplication, on_commit: Callable[[], None]) -> None:
+    def __init__(self, store: NotifierApplication) -> None:
         self.store = store
-        self.on_commit = on_commit
         self._queue: asyncio.Queue[ToRecord] = asyncio.Queue()
 
     async def record(self, notification: Notification, action: Action) -> Notification:
@@ -65,7 +64,7 @@ class Writer:
                         queued.recorded.set_exception(WriterFailed(type(error).__name__))
 
     async def _store(self, batch: list[ToRecord]) -> None:
-        """One transaction for the batch; the relay is woken once for it."""
+        """One transaction for the batch (the store wakes the relay once for it)."""
         acts = [(queued.notification, queued.action) for queued in batch]
         try:
             outcomes = await asyncio.to_thread(self.store.act_on_all, acts)
@@ -78,5 +77,3 @@ class Writer:
                 queued.recorded.set_exception(outcome)
             else:
                 queued.recorded.set_result(outcome)
-        if not all(isinstance(outcome, Exception) for outcome in outcomes):
-            self.on_commit()

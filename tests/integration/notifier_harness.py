@@ -62,9 +62,7 @@ class Notifier:
         self.channels = open_channels(self.config, settings, env)
         self.store = open_store(NotifierApplication, settings)
         vault = vault or KeyVault(MasterKey.load(settings.master_key))
-        self.dispatcher = Dispatcher(
-            self.store, self.channels, self.config.delivery, vault, on_commit=lambda: None
-        )
+        self.dispatcher = Dispatcher(self.store, self.channels, self.config.delivery, vault)
         self.sequence = 0
 
     def tracking(self) -> Tracking:

@@ -29,7 +29,7 @@ from kizuki.cli import main
 from kizuki.provision import provision_signing_keys
 from kizuki.verify import AWAITING_GRACE_SECONDS, Verifier
 from services.intake.main import open_intake_store
-from shared.bus import connect
+from shared.bus import RECORD_STREAM_CONFIG, connect
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
 from shared.outbox import Checkpoints, OutboxRelay
@@ -276,6 +276,78 @@ def test_provisioning_makes_owner_only_keys_and_a_trust_file_that_keeps_old_keys
     trust = provision_signing_keys(rotated)
     assert trust.keys["escalation"] == [*first.keys["escalation"], SigningKey.load(supplied).public_key]
     assert TrustFile.load(settings.trust_file) == trust
+
+
+async def test_a_stretch_of_events_goes_on_the_record_as_one_atomic_batch_or_not_at_all(
+    nats_url: str, nc: Client, settings: Settings
+) -> None:
+    """The relay publishes what is stored as one atomic batch (one round trip); a replica whose head is
+    stale has its whole batch refused (none of it is on the record), finds its place and goes on."""
+    provision_signing_keys(settings)
+    key = SigningKey.load(settings.signing_key_file("intake"))
+    replica_nc = await connect(nats_url, "replica")
+    stores = [open_intake_store(settings), open_intake_store(settings)]
+    js = nc.jetstream()
+    try:
+        first, second = [
+            OutboxRelay(
+                store, client.jetstream(), Checkpoints(key), await key_vault(client.jetstream(), settings)
+            )
+            for store, client in zip(stores, (nc, replica_nc), strict=True)
+        ]
+        for n in range(4):
+            stores[0].register(another_patients(n), None, now())
+        first.position = await first.last_relayed()
+        assert await first.relay_pending() == 8  # four complaints, each with its index entry
+        record = [message async for message in read_messages(js)]
+        assert [message.headers["Nats-Msg-Id"] for message in record] == [f"intake:{n}" for n in (1, 3, 5, 7)]
+        assert len({message.headers["Nats-Batch-Id"] for message in record}) == 1
+
+        second.position = await second.last_relayed()
+        await first.sign_head()  # the head moves on: the second relay does not know it
+        for n in range(4, 7):
+            stores[1].register(another_patients(n), None, now())
+        with pytest.raises(APIError) as refused:
+            await second.relay_pending()
+        assert refused.value.err_code == WRONG_LAST_SEQUENCE
+        assert len([message async for message in read_messages(js)]) == 5  # and the checkpoint
+
+        second.position = await second.last_relayed()
+        assert await second.relay_pending() == 6
+        await second.sign_head()
+    finally:
+        await replica_nc.close()
+        for store in stores:
+            store.close()
+    record = [message async for message in read_messages(js)]
+    assert [message.headers["Kizuki-Event-Type"] for message in record] == [
+        *["ComplaintReceived"] * 4,
+        "CheckpointSigned",
+        *["ComplaintReceived"] * 3,
+        "CheckpointSigned",
+    ]
+    verifier = Verifier(TrustFile.load(settings.trust_file))
+    for message in record:
+        verifier.check(message)
+    verifier.finish()
+    assert verifier.holds, verifier.problems
+
+
+async def test_a_record_stream_that_takes_no_atomic_batches_gets_the_events_one_by_one(
+    nc: Client, settings: Settings
+) -> None:
+    """A record stream declared by an earlier version (until provisioning runs again) refuses batches:
+    the relay publishes the same events one at a time."""
+    js = nc.jetstream()
+    await js.update_stream(replace(RECORD_STREAM_CONFIG, allow_atomic=False))
+    provision_signing_keys(settings)
+    await relay_complaints(js, settings, 3, every=100)
+    record = [message async for message in read_messages(js)]
+    assert [message.headers["Kizuki-Event-Type"] for message in record] == [
+        *["ComplaintReceived"] * 3,
+        "CheckpointSigned",
+    ]
+    assert not any("Nats-Batch-Id" in message.headers for message in record)
 
 
 async def test_two_relays_of_one_service_keep_one_chain(

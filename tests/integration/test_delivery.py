@@ -201,6 +201,44 @@ async def test_a_trickle_of_messages_is_handled_in_order_each_at_its_first_deliv
         store.close()
 
 
+async def test_a_backlog_is_stored_a_batch_at_a_time_in_order_each_message_with_its_tracking(
+    consumer_broker: NatsBroker, nc: Client, settings: Settings
+) -> None:
+    """What waits for a consumer (after a restart, a burst) is handled in batches, each stored in one
+    transaction: not one transaction per message."""
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    backlog = Subscription(RECORD_STREAM, "backlog", ["events.backlog.>"])
+    await js.add_consumer(RECORD_STREAM, backlog.consumer_config())
+    transactions: list[None] = []
+    store.after_each_commit(lambda: transactions.append(None))
+    handled: list[int] = []
+
+    def handle(_: bytes, tracking: Tracking) -> None:
+        handled.append(tracking.notification_id)
+        store.record(tracking=tracking)
+
+    count = 150
+    for n in range(count):
+        await js.publish("events.backlog.Tick", str(n).encode())
+    tasks = await run_loops(
+        ConsumerLoop(store, consumer_broker, Consumer(backlog, bytes, handle), lambda: None)
+    )
+    try:
+
+        async def drained() -> bool:
+            info = await js.consumer_info(RECORD_STREAM, "backlog")
+            return (info.num_pending, info.num_ack_pending) == (0, 0)
+
+        await eventually(drained, what="the backlog handled and acknowledged")
+        assert handled == list(range(1, count + 1))
+        assert store.processed_among(RECORD_STREAM, handled) == set(handled)
+        assert len(transactions) < count // 10  # 64 to a batch: 3 here
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
 async def test_a_redelivered_message_changes_nothing(
     consumer_broker: NatsBroker,
     nc: Client,

@@ -75,7 +75,7 @@ def with_email_policy(settings: Settings, tmp_path: Path) -> Callable[..., Setti
 async def running(settings: Settings) -> AsyncIterator[Mailbox]:
     store = open_intake_store(settings)
     port = free_port()
-    receiver = SmtpReceiver(store, load_policy(settings.policy_path).intake, "127.0.0.1", port, lambda: None)
+    receiver = SmtpReceiver(store, load_policy(settings.policy_path).intake, "127.0.0.1", port)
     task = asyncio.create_task(receiver.run())
 
     async def listening() -> bool:

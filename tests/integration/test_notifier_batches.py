@@ -97,7 +97,7 @@ async def dispatching(store: NotifierApplication, settings: Settings) -> AsyncIt
     def start(channel: HeldChannel, concurrency: int = 8) -> None:
         vault = KeyVault(MasterKey.load(settings.master_key))  # staff alerts open no complaint's key
         config = DeliveryConfig(concurrency_per_channel=concurrency)
-        dispatcher = Dispatcher(store, {"email": channel, "sms": channel}, config, vault, lambda: None)
+        dispatcher = Dispatcher(store, {"email": channel, "sms": channel}, config, vault)
         tasks.append(asyncio.create_task(dispatcher.run()))
 
     yield start

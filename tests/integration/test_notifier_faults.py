@@ -80,17 +80,24 @@ async def test_a_store_read_that_fails_is_tried_again_and_nothing_dies(
 
 
 async def test_a_writer_that_fails_goes_on_and_what_it_held_is_recorded_after_all(
-    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+    settings: Settings,
+    directory: Directory,
+    endpoint: tuple[str, Endpoint],
+    running: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, hook = endpoint
     notifier = Notifier(settings, DELIVERY.format(concurrency=4) + webhook_channel(url + "/hook"), {})
-    failures = [RuntimeError("the relay could not be woken")]
+    failures = [RuntimeError("the writer's batch failed after it was stored")]
+    writer = notifier.dispatcher.writer
+    store_batch = writer._store
 
-    def wake_the_relay() -> None:
+    async def store_then_fail_once(batch: Any) -> None:
+        await store_batch(batch)
         if failures:
             raise failures.pop()
 
-    notifier.dispatcher.writer.on_commit = wake_the_relay
+    monkeypatch.setattr(writer, "_store", store_then_fail_once)
     first = notifier.alert(directory, "sv-003")
     running(notifier)
     assert (await notifier.until_done(first)).outcome == "delivered by email"

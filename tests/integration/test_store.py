@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from services.console.application import CaseRecord, ConsoleApplication
 from services.escalation.application import EscalationApplication
 from services.followup.application import FollowupApplication
 from services.intake.application import IdempotencyConflict, IntakeApplication
@@ -94,6 +96,77 @@ def test_a_message_redelivered_behind_newer_ones_is_not_taken_as_processed(store
         assert store.has_processed(Tracking("EVENTS", 63))
         with pytest.raises(IntegrityError):
             store.record(tracking=Tracking("EVENTS", 63))
+    finally:
+        store.close()
+
+
+def test_messages_handled_together_are_stored_in_one_transaction_and_see_each_other(
+    store_settings: Settings,
+) -> None:
+    """A batch's messages: a later one finds what an earlier one recorded, everything is stored in one
+    transaction with a tracking record per message, and what happens outside the store (the console's
+    read model) happens once it is stored. A message whose handler fails is left out, with nothing of
+    it kept; the ones before it are stored."""
+    store = open_store(ConsoleApplication, store_settings)
+    try:
+        transactions: list[None] = []
+        store.after_each_commit(lambda: transactions.append(None))
+        received = complaint_received()
+        started = EscalationStarted(
+            event_id=uuid4(), complaint_id=received.complaint_id, occurred_at=NOW, recorded_at=NOW,
+            policy_version="test", tier="minor", tier_reason="given at intake",
+        )  # fmt: skip
+        folded_before_commit: list[bool] = []
+
+        def fails() -> None:
+            store.note(complaint_received(), Tracking("EVENTS", 3))
+            raise RuntimeError("a defect of the handler, after it recorded")
+
+        def folded() -> bool:
+            return store.read(lambda cases: received.complaint_id in cases)
+
+        stored = store.store_together(
+            [
+                lambda: store.note(received, Tracking("EVENTS", 1)),
+                lambda: folded_before_commit.append(folded()),
+                lambda: store.note(started, Tracking("EVENTS", 2)),
+                fails,
+                lambda: store.note(complaint_received(), Tracking("EVENTS", 4)),
+            ]
+        )
+        assert stored == 3  # the fourth failed, the fifth is left for after it
+        assert folded_before_commit == [False]
+        assert folded()
+        assert len(transactions) == 1
+        assert store.processed_among("EVENTS", [1, 2, 3, 4]) == {1, 2}
+        record = store.find(CaseRecord, received.complaint_id)
+        assert record is not None
+        assert record.version == 2  # the second message found the record the first one made
+        assert store.process_recorder.max_notification_id() == 2
+    finally:
+        store.close()
+
+
+def test_messages_handled_together_that_meet_another_writer_are_stored_by_none(
+    store_settings: Settings,
+) -> None:
+    """When storing the batch conflicts with what another writer stored meanwhile, nothing of the batch
+    is stored and nothing outside the store happens: each message is then handled by itself."""
+    store = open_store(ConsoleApplication, store_settings)
+    try:
+        received = complaint_received()
+
+        def meets_another_writer() -> None:
+            store.note(received, Tracking("EVENTS", 1))
+            other = threading.Thread(target=store.note, args=(received, Tracking("TIMERS_CONSOLE", 1)))
+            other.start()  # another thread is another writer: it stores at once
+            other.join()
+
+        assert store.store_together([lambda: store.note(complaint_received(), Tracking("EVENTS", 2)),
+                                     meets_another_writer]) == 0  # fmt: skip
+        assert store.processed_among("EVENTS", [1, 2]) == set()
+        assert store.processed_among("TIMERS_CONSOLE", [1]) == {1}
+        assert store.read(len) == 1  # only the other writer's event is folded
     finally:
         store.close()
 
