@@ -103,6 +103,7 @@ class ConsumerLoop(Generic[T]):
             pull_sub=PullSub(batch_size=BATCH_SIZE, timeout=None, batch=True),
             ack_policy=AckPolicy.MANUAL,
             inbox_prefix=f"{inbox_of(user)}.".encode(),
+            decoder=_undecoded,  # the consumer's own decoder reads each message, in its worker thread
             title=self.name,
         )
         self.subscriber(self._on_batch)
@@ -301,6 +302,10 @@ async def _while_telling_the_server(waiting: Sequence[Msg], work: Awaitable[T]) 
                 await message.in_progress()
         except Exception:  # the work goes on: at worst the server sends a message again, which is known
             log.warning("could not tell the server that messages are in hand", exc_info=True)
+
+
+async def _undecoded(_: object) -> None:
+    """faststream's decoding of a batch (JSON, whatever the consumer takes), which nothing reads."""
 
 
 async def start_handing_what_is_there(subscriber: Any) -> None:

@@ -51,6 +51,15 @@ class _Handled:
 _together: ContextVar[list[_Handled] | None] = ContextVar("together", default=None)
 
 
+def _mutated(aggregate: Aggregate | None, events: Iterable[DomainEventProtocol[UUID]]) -> Aggregate | None:
+    """eventsourcing's projection of an aggregate, without its check that each event can mutate (a
+    runtime protocol check per event, a twentieth of a consumer's time): every stored event is an
+    aggregate's event."""
+    for event in events:
+        aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+    return aggregate
+
+
 class ServiceApplication(Application[UUID]):
     """Base of every service's store.
 
@@ -296,7 +305,7 @@ class ServiceApplication(Application[UUID]):
                 recorded = handled.aggregates[aggregate_id]
                 return deepcopy(recorded) if isinstance(recorded, kind) else None
         try:
-            found: Aggregate = self.repository.get(aggregate_id)
+            found: Aggregate = self.repository.get(aggregate_id, projector_func=_mutated)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, kind) else None
