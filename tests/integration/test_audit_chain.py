@@ -32,7 +32,7 @@ from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM_CONFIG, connect
 from shared.chain import Link, SigningKey, TrustFile, chained, checkpoint_statement, new_seed
 from shared.events import CheckpointSigned
-from shared.outbox import Checkpoints, OutboxRelay
+from shared.outbox import ATOMIC_FROM, Checkpoints, OutboxRelay
 from shared.privacy import KeyVault, MasterKey
 from shared.settings import Settings
 from shared.timers import now
@@ -281,8 +281,9 @@ def test_provisioning_makes_owner_only_keys_and_a_trust_file_that_keeps_old_keys
 async def test_a_stretch_of_events_goes_on_the_record_as_one_atomic_batch_or_not_at_all(
     nats_url: str, nc: Client, settings: Settings
 ) -> None:
-    """The relay publishes what is stored as one atomic batch (one round trip); a replica whose head is
-    stale has its whole batch refused (none of it is on the record), finds its place and goes on."""
+    """The relay publishes a long stretch of what is stored as one atomic batch (one round trip); a
+    replica whose head is stale has its whole batch refused (none of it is on the record), finds its
+    place and goes on."""
     provision_signing_keys(settings)
     key = SigningKey.load(settings.signing_key_file("intake"))
     replica_nc = await connect(nats_url, "replica")
@@ -295,25 +296,26 @@ async def test_a_stretch_of_events_goes_on_the_record_as_one_atomic_batch_or_not
             )
             for store, client in zip(stores, (nc, replica_nc), strict=True)
         ]
-        for n in range(4):
+        for n in range(ATOMIC_FROM):
             stores[0].register(another_patients(n), None, now())
         first.position = await first.last_relayed()
-        assert await first.relay_pending() == 8  # four complaints, each with its index entry
+        assert await first.relay_pending() == 2 * ATOMIC_FROM  # each complaint with its index entry
         record = [message async for message in read_messages(js)]
-        assert [message.headers["Nats-Msg-Id"] for message in record] == [f"intake:{n}" for n in (1, 3, 5, 7)]
+        complaints = [f"intake:{n}" for n in range(1, 2 * ATOMIC_FROM, 2)]
+        assert [message.headers["Nats-Msg-Id"] for message in record] == complaints
         assert len({message.headers["Nats-Batch-Id"] for message in record}) == 1
 
         second.position = await second.last_relayed()
         await first.sign_head()  # the head moves on: the second relay does not know it
-        for n in range(4, 7):
+        for n in range(ATOMIC_FROM, 2 * ATOMIC_FROM):
             stores[1].register(another_patients(n), None, now())
         with pytest.raises(APIError) as refused:
             await second.relay_pending()
         assert refused.value.err_code == WRONG_LAST_SEQUENCE
-        assert len([message async for message in read_messages(js)]) == 5  # and the checkpoint
+        assert len([message async for message in read_messages(js)]) == ATOMIC_FROM + 1  # a checkpoint
 
         second.position = await second.last_relayed()
-        assert await second.relay_pending() == 6
+        assert await second.relay_pending() == 2 * ATOMIC_FROM
         await second.sign_head()
     finally:
         await replica_nc.close()
@@ -321,11 +323,12 @@ async def test_a_stretch_of_events_goes_on_the_record_as_one_atomic_batch_or_not
             store.close()
     record = [message async for message in read_messages(js)]
     assert [message.headers["Kizuki-Event-Type"] for message in record] == [
-        *["ComplaintReceived"] * 4,
+        *["ComplaintReceived"] * ATOMIC_FROM,
         "CheckpointSigned",
-        *["ComplaintReceived"] * 3,
+        *["ComplaintReceived"] * ATOMIC_FROM,
         "CheckpointSigned",
     ]
+    assert len({message.headers.get("Nats-Batch-Id") for message in record}) == 3  # None: checkpoints
     verifier = Verifier(TrustFile.load(settings.trust_file))
     for message in record:
         verifier.check(message)
@@ -341,10 +344,10 @@ async def test_a_record_stream_that_takes_no_atomic_batches_gets_the_events_one_
     js = nc.jetstream()
     await js.update_stream(replace(RECORD_STREAM_CONFIG, allow_atomic=False))
     provision_signing_keys(settings)
-    await relay_complaints(js, settings, 3, every=100)
+    await relay_complaints(js, settings, ATOMIC_FROM, every=100)
     record = [message async for message in read_messages(js)]
     assert [message.headers["Kizuki-Event-Type"] for message in record] == [
-        *["ComplaintReceived"] * 3,
+        *["ComplaintReceived"] * ATOMIC_FROM,
         "CheckpointSigned",
     ]
     assert not any("Nats-Batch-Id" in message.headers for message in record)

@@ -106,9 +106,14 @@ async def test_a_fire_is_never_taken_before_its_due_time_and_is_gone_once_handle
         assert arrived[ceiled.key][0] >= ceiled.due_at
         assert arrived[truncated.key][0] < truncated.due_at  # it did come early, and was put back
 
-        # Handled fires are gone from the stream; the schedule a year away is still there.
+        # Handled fires are gone from the stream once acknowledged (just after the handler's commit);
+        # the schedule a year away is still there.
         stream = timer_stream(SERVICE)
-        assert not await held(js, stream, due_subject(SERVICE, ">"))
+
+        async def fires_gone() -> bool:
+            return not await held(js, stream, due_subject(SERVICE, ">"))
+
+        await eventually(fires_gone, what="both fires acknowledged and gone")
         assert not await held(js, stream, schedule_subject(SERVICE, ceiled.key))
         assert await held(js, stream, schedule_subject(SERVICE, pending.key))
         assert (await js.stream_info(stream)).state.messages == 1
