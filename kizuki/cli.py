@@ -502,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "rebuild":
         _rebuild(settings, args.service)
     elif args.command == "permissions":
-        from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+        from kizuki.provision import KEY_USES
+        from shared.contracts import SUBSCRIPTIONS
 
         print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
     elif args.command == "token" and args.staff_id == "revoke":

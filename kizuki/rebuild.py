@@ -19,9 +19,9 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from services.escalation.application import EscalationApplication
-from services.escalation.handlers import SUBSCRIPTIONS
 from services.escalation.rebuild import CannotRebuild, EscalationRebuild, Relayed, handled_before
 from shared.bus import RECORD_STREAM, connect, record_subjects
+from shared.contracts import ESCALATION
 from shared.events import ComplaintReceived, WireEvent, decode_event
 from shared.outbox import CHECKPOINT_SUFFIX, notification_id_of, set_timer
 from shared.runtime import open_store
@@ -132,7 +132,7 @@ async def _read_record(
     # Every consumed message up to its consumer's acknowledged floor was handled by the lost store; so
     # was the one delivered after it (one at most) if the record shows it.
     processed: list[Tracking] = []
-    for subscription in SUBSCRIPTIONS:
+    for subscription in ESCALATION.subscriptions:
         info = await js.consumer_info(subscription.stream, subscription.durable)
         floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
         delivered = info.delivered.stream_seq if info.delivered is not None else 0

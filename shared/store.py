@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -19,6 +19,9 @@ from shared.ids import stable_id as stable_id  # services import it from here
 from shared.set_aside import SET_ASIDE_TOPICS, NotSetAside, RejectedMessage, SetAside, UnpublishedEvent
 from shared.timers import Timer, now
 from shared.tracing import TracedMapper
+
+if TYPE_CHECKING:  # shared.messages builds on this module
+    from shared.messages import Publishes
 
 Found = TypeVar("Found", bound=Aggregate)
 Wire = TypeVar("Wire", bound=WireEvent)
@@ -37,6 +40,8 @@ class ServiceApplication(Application[UUID]):
     """
 
     service: ClassVar[str]
+    # What the service publishes (its message table, shared/messages.py); none for one that only reads.
+    publishes: ClassVar[Publishes | None] = None
     mapper: TracedMapper
     # Aggregates kept in memory (eventsourcing's aggregate cache), fast-forwarded from the store on each
     # read and copied for each use: handling an event no longer replays every earlier one of its
@@ -157,6 +162,8 @@ class ServiceApplication(Application[UUID]):
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         """The event to put on the record for one stored event, or None if it stays inside."""
+        if self.publishes is not None and (wire := self.publishes.wire_event(self, domain_event)) is not None:
+            return wire
         if isinstance(domain_event, RejectedMessage.Rejected):
             return MessageRejected(
                 **self.wire_fields(domain_event),
