@@ -8,7 +8,6 @@ import os
 
 from kizuki.permissions import KeyUse
 from kizuki.timer_migration import migrate_shared_timers
-from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
 from shared.bus import BusUser, connect, provision, services_with_timers
 from shared.chain import SigningKey, TrustFile, new_seed
@@ -44,7 +43,7 @@ def provision_secrets(settings: Settings) -> None:
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
     ensure_key_file(settings.match_key)
-    ensure_link_secret(settings.ack_link_secret)
+    ensure_key_file(settings.ack_link_secret)  # what the notifier signs acknowledgement links with
     provision_signing_keys(settings)
 
 
