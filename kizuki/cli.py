@@ -366,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
     commands.add_parser(
+        "map", help="who reacts to what: each event on the record, its publisher, who handles it, the loops"
+    )
+    commands.add_parser(
         "staff", help="the staff directory: id, name, roles, department, line, language (whom to sign in as)"
     )
     token = commands.add_parser(
@@ -507,6 +510,11 @@ def main(argv: list[str] | None = None) -> None:
         from shared.contracts import SUBSCRIPTIONS
 
         print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+    elif args.command == "map":
+        from kizuki.message_map import print_map
+        from shared.contracts import CONTRACTS
+
+        print_map(CONTRACTS, sys.stdout)
     elif args.command == "token" and args.staff_id == "revoke":
         _revoke(settings, args.id, args.staff)
     elif args.command == "staff":
