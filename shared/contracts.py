@@ -3,7 +3,7 @@
 Provisioning, the bus permissions, the AsyncAPI documents and ``kizuki map`` are derived from these
 contracts, so the ``kizuki`` command never imports a service. Each service binds its own message table
 to its contract (shared/messages.py): a domain event for every wire event it publishes, a handler for
-every wire event it handles; a table that says more or less than its contract does not load.
+every wire event it handles; a table that says more or less than its contract is refused when built.
 """
 
 from __future__ import annotations
@@ -90,8 +90,7 @@ class Contract:
 
 
 INTAKE = Contract("intake")
-# The subjects of each subscription follow the order of ``handles``: a durable consumer's filter is
-# compared as a list when provisioning declares it again.
+# A consumer's filter subjects follow the order of ``handles``: the order they were declared in before.
 ESCALATION = Contract(
     "escalation",
     handles=(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),

@@ -59,17 +59,20 @@ def of_case(event: Happened) -> dict[str, Any]:
     return {"complaint_id": event.originator_id, "occurred_at": event.at}
 
 
-class OfDuty(Happened, Protocol):
+class AboutADuty(Happened, Protocol):
+    """A domain event about one duty of a case (its ``kind``)."""
+
     @property
     def kind(self) -> str: ...
 
 
-def of_duty(event: OfDuty) -> dict[str, Any]:
+def of_duty(event: AboutADuty) -> dict[str, Any]:
     """As ``of_case``, the duty under its wire name."""
     return {**of_case(event), "duty": event.kind}
 
 
-def alert_requested(alert: Case.AlertRequested | NoticesOfCase.NoticeAlertRequested) -> dict[str, Any]:
+def of_alert(alert: Case.AlertRequested | NoticesOfCase.NoticeAlertRequested) -> dict[str, Any]:
+    """An alert of a case: its id, and when the alert was requested."""
     return {"complaint_id": alert.originator_id, "occurred_at": alert.requested_at}
 
 
@@ -90,14 +93,12 @@ PUBLISHES = Publishes(
             "late_on_arrival": assigned.due_at <= assigned.assigned_at,
         },
     ),
-    Publish(
-        Case.AlertRequested, AlertRequested, lambda alert: {**alert_requested(alert), "duty": alert.kind}
-    ),
+    Publish(Case.AlertRequested, AlertRequested, lambda alert: {**of_alert(alert), "duty": alert.kind}),
     # A learning notice's alert: its department is chased like a duty (shared/events.py AlertSubject).
     Publish(
         NoticesOfCase.NoticeAlertRequested,
         AlertRequested,
-        lambda alert: {**alert_requested(alert), "duty": LEARNING_NOTICE},
+        lambda alert: {**of_alert(alert), "duty": LEARNING_NOTICE},
     ),
     Publish(Case.DutyReassigned, DutyReassigned, of_duty),
     Publish(Case.AlertAcknowledged, AlertAcknowledged, of_duty),

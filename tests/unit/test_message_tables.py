@@ -5,7 +5,7 @@ their contract refused when they are built."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,10 +13,17 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import Tracking
 from pydantic import Field
 
+from services.console.application import ConsoleApplication
+from services.console.handlers import consumers as console_consumers
+from services.escalation.application import EscalationApplication
+from services.escalation.handlers import consumers as escalation_consumers
+from services.followup.application import FollowupApplication
+from services.followup.handlers import consumers as followup_consumers
 from services.notifier.application import NotifierApplication
 from services.notifier.domain import COMPLAINANT, Notification
+from services.notifier.handlers import consumers as notifier_consumers
 from shared.bus import RECORD_STREAM, timer_subscription
-from shared.contracts import NOTIFIER, Contract
+from shared.contracts import CONTRACTS, NOTIFIER, Contract
 from shared.events import (
     AlertRequested,
     CaseClosed,
@@ -186,3 +193,18 @@ def test_timer_fires_come_through_the_same_table() -> None:
 def test_no_service_subscribes_to_what_no_one_service_publishes() -> None:
     with pytest.raises(ValueError, match="MessageRejected"):
         Contract("desk", handles=(ComplaintReceived, MessageRejected))
+
+
+def test_every_service_builds_its_table_of_what_it_handles_as_its_contract_says() -> None:
+    unused: Any = object()  # what the handlers use when a message comes, not to be built
+    built = {
+        "escalation": escalation_consumers(EscalationApplication(env=POPO), unused, unused, unused),
+        "notifier": notifier_consumers(NotifierApplication(env=POPO), unused, unused, (), unused, unused),
+        "followup": followup_consumers(FollowupApplication(env=POPO), unused, unused),
+        "console": console_consumers(ConsoleApplication(env=POPO)),
+    }
+
+    for contract in CONTRACTS:
+        assert [
+            consumer.subscription for consumer in built.get(contract.service, [])
+        ] == contract.subscriptions
