@@ -76,13 +76,12 @@ PUBLISHES = Publishes(
     Publish(Complaint.PossibleDuplicateFlagged, PossibleDuplicateFlagged, of_complaint),
     Publish(Complaint.ReporterOpened, ReporterIdentityOpened, of_complaint),
     Publish(Complaint.Erased, ComplaintErased, of_complaint),
+    # A channel's message that was registered is on the record through its complaint; one refused, as itself.
     Publish(
         InboundMessage.Recorded,
         ChannelMessageRejected,
         lambda recorded: {"occurred_at": recorded.at},
-        when=lambda recorded: (
-            recorded.reason is not None
-        ),  # one that became a complaint is on the record as that
+        when=lambda recorded: recorded.reason is not None,
     ),
 )
 
