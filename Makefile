@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install fonts browser run test lint unit integration e2e bench lock clean
+.PHONY: install fonts browser run test lint unit integration e2e bench docs lock clean
 
 install: $(STAMP) fonts
 
@@ -46,6 +46,11 @@ e2e: install browser
 # Figures, not pass or fail on timing: a table, and every figure in var/bench/results.json.
 bench: install
 	$(BIN)/python -m bench
+
+# Each service's AsyncAPI document, from its contract (shared/contracts.py), into docs/asyncapi/: commit
+# them with the change; a unit test fails while they differ from what the code makes.
+docs: install
+	$(BIN)/python -m shared.asyncapi
 
 # Re-pin every dependency after editing pyproject.toml.
 lock: install

@@ -25,10 +25,10 @@ from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import provision_bus, provision_secrets
 from kizuki.server_config import write_server_config
-from services.console.passwords import set_password
 from shared.bus import connect
 from shared.directory import load_directory
 from shared.events import ComplaintReceived, DutyAssigned, WireEvent, encode_event, headers_for
+from shared.passwords import set_password
 from shared.reference import reference_of
 from shared.settings import load_settings
 from shared.timers import now

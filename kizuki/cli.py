@@ -1,8 +1,9 @@
 """The `kizuki` command.
 
-Each run does one command, so what loads slowly (FastAPI under shared.auth, argon2, openpyxl, every
-service's handlers under kizuki.provision, matplotlib, the FHIR models) is imported by the commands
-that need it, not by all of them.
+Each run does one command, so what loads slowly (FastAPI under shared.auth, argon2, openpyxl,
+matplotlib, the FHIR models) is imported by the commands that need it, not by all of them. No command
+imports a service: what one needs of a service is declared in shared/ (its contract, shared/contracts.py),
+or runs as that service's own process (``kizuki rebuild``).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _revoke(settings: Settings, token_ids: list[str], staff_ids: list[str]) -> N
 
 def _set_password(settings: Settings, staff_id: str) -> None:
     """The first line of standard input, typed at a prompt that does not echo it, or piped."""
-    from services.console.passwords import PasswordError, set_password
+    from shared.passwords import PasswordError, set_password
 
     if sys.stdin.isatty():
         entered = getpass.getpass(f"password for {staff_id}: ")
@@ -365,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
         "permissions", help="what each NATS user may publish and subscribe to (JSON), for a cluster's config"
     )
     commands.add_parser(
+        "map", help="who reacts to what: each event on the record, its publisher, who handles it, the loops"
+    )
+    commands.add_parser(
         "staff", help="the staff directory: id, name, roles, department, line, language (whom to sign in as)"
     )
     token = commands.add_parser(
@@ -500,11 +504,17 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command in ("backup", "restore"):
         _backup_or_restore(settings, args)
     elif args.command == "rebuild":
-        _rebuild(settings, args.service)
+        _rebuild(args.service)
     elif args.command == "permissions":
-        from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+        from kizuki.provision import KEY_USES
+        from shared.contracts import SUBSCRIPTIONS
 
         print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+    elif args.command == "map":
+        from kizuki.message_map import print_map
+        from shared.contracts import CONTRACTS
+
+        print_map(CONTRACTS, sys.stdout)
     elif args.command == "token" and args.staff_id == "revoke":
         _revoke(settings, args.id, args.staff)
     elif args.command == "staff":
@@ -587,13 +597,10 @@ def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(f"kizuki: {error}")
 
 
-def _rebuild(settings: Settings, service: str) -> None:
-    from kizuki.rebuild import RebuildRefused, rebuild_store
+def _rebuild(service: str) -> None:
+    from kizuki.rebuild import rebuild_store
 
-    try:
-        print(f"kizuki: {rebuild_store(settings, service)}")
-    except (RebuildRefused, NatsError, OSError) as error:
-        sys.exit(f"kizuki: {error}")
+    sys.exit(rebuild_store(service))
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> bool:

@@ -8,25 +8,13 @@ import os
 
 from kizuki.permissions import KeyUse
 from kizuki.timer_migration import migrate_shared_timers
-from services.console.handlers import SUBSCRIPTIONS as CONSOLE
-from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
-from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
-from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
-from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
-from shared.bus import BusUser, Subscription, connect, provision, services_with_timers
+from shared.bus import BusUser, connect, provision, services_with_timers
 from shared.chain import SigningKey, TrustFile, new_seed
+from shared.contracts import SUBSCRIPTIONS
 from shared.privacy import ensure_key_file
 from shared.settings import SERVICES, Settings
 
-# Each service's durable consumers; what it may consume on the bus is derived from these.
-SUBSCRIPTIONS: dict[str, list[Subscription]] = {
-    "intake": [],
-    "escalation": ESCALATION,
-    "notifier": NOTIFIER,
-    "followup": FOLLOWUP,
-    "console": CONSOLE,
-}
 # What each service does with the patient data keys (see kizuki/permissions.py).
 KEY_USES: dict[str, KeyUse] = {
     "intake": "keeps",
@@ -55,7 +43,7 @@ def provision_secrets(settings: Settings) -> None:
     ensure_key_file(settings.master_key)
     ensure_key_file(settings.reporter_key)
     ensure_key_file(settings.match_key)
-    ensure_link_secret(settings.ack_link_secret)
+    ensure_key_file(settings.ack_link_secret)  # what the notifier signs acknowledgement links with
     provision_signing_keys(settings)
 
 

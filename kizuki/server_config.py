@@ -14,8 +14,9 @@ from pathlib import Path
 import nkeys
 
 from kizuki.permissions import Permissions, bus_permissions
-from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+from kizuki.provision import KEY_USES
 from shared.bus import BusUser
+from shared.contracts import SUBSCRIPTIONS
 from shared.settings import Settings, SettingsError
 
 OWNER_ONLY_FILE = 0o600

@@ -8,7 +8,7 @@ so that an auditor can decode the record without this code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -68,11 +68,16 @@ class WireEvent(BaseModel):
 
     @property
     def subject(self) -> str:
-        return f"events.{self.service}.{self.type_name()}"
+        return subject_of(type(self))
 
     @classmethod
     def type_name(cls) -> str:
         return cls.__name__
+
+
+def subject_of(kind: type[WireEvent]) -> str:
+    """The subject events of that kind are published on: known from the class, before any is made."""
+    return f"events.{kind.service}.{kind.type_name()}"
 
 
 class ComplaintReceived(WireEvent):
@@ -745,6 +750,8 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+# Every kind of event on the record, in the order above.
+WIRE_EVENTS: tuple[type[WireEvent], ...] = get_args(get_args(AnyEvent)[0])
 
 
 def decode_event(data: bytes) -> AnyEvent:

@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shared import logs, refusals, tracing
+from shared.asyncapi import asyncapi_document
 from shared.auth import ALL_ROLES, Authenticator, Person, refuse
 from shared.body_limit import BodySizeLimit, BodyTooLarge, answer_too_large
+from shared.contracts import CONTRACT_OF
 from shared.directory import watch_directory
 from shared.health import health_router
 from shared.metrics_http import TimedRequests, metrics_router
@@ -130,6 +132,16 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
         app.include_router(metrics_router(runtime))
     directory = watch_directory(runtime.settings.directory_path)
     app.include_router(set_aside_router(runtime, Authenticator.from_settings(runtime.settings, directory)))
+
+    # Beside /openapi.json and, like it, open to anyone: it describes messages, it carries none. Only
+    # the document: no page that loads script, and nothing that publishes.
+    bus_document = asyncapi_document(CONTRACT_OF[runtime.store.service])
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        """What the service publishes and handles on the bus, as an AsyncAPI 3.0 document."""
+        return bus_document
+
     return app
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -25,6 +25,9 @@ from shared.recorders import RECORDER_TOPICS, InMemoryRecorder, Recorder
 from shared.set_aside import SET_ASIDE_TOPICS, NotSetAside, RejectedMessage, SetAside, UnpublishedEvent
 from shared.timers import Timer, now
 from shared.tracing import TracedMapper
+
+if TYPE_CHECKING:  # shared.messages builds on this module
+    from shared.messages import Publishes
 
 Found = TypeVar("Found", bound=Aggregate)
 Wire = TypeVar("Wire", bound=WireEvent)
@@ -68,6 +71,8 @@ class ServiceApplication(Application[UUID]):
     """
 
     service: ClassVar[str]
+    # What the service publishes (its message table, shared/messages.py); none for one that only reads.
+    publishes: ClassVar[Publishes | None] = None
     mapper: TracedMapper
     # Aggregates kept in memory (eventsourcing's aggregate cache), fast-forwarded from the store on each
     # read and copied for each use: handling an event no longer replays every earlier one of its
@@ -263,6 +268,8 @@ class ServiceApplication(Application[UUID]):
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         """The event to put on the record for one stored event, or None if it stays inside."""
+        if self.publishes is not None and (wire := self.publishes.wire_event(self, domain_event)) is not None:
+            return wire
         if isinstance(domain_event, RejectedMessage.Rejected):
             return MessageRejected(
                 **self.wire_fields(domain_event),

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from services.console.i18n import LANGUAGES
 from services.console.oidc import PENDING_SECONDS, SignOn, SignOnRefused
-from services.console.passwords import check_password
 from services.console.sessions import Attempts
 from services.console.web import SESSION_COOKIE, STALE_FORM, Pages, form_of, local_path, see_other
+from shared.passwords import check_password
 
 # The sign-in form's CSRF token: the same random value in a cookie and in the form (no session yet).
 SIGN_IN_COOKIE = "kizuki_console_sign_in"

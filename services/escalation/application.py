@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.escalation.case_notices import NoticesOfCase
@@ -16,6 +15,7 @@ from services.escalation.coding import CodingOfCase
 from services.escalation.domain import Case, ComplaintFacts, NotPermitted, NotPossible
 from services.escalation.notices import LEARNING_NOTICE, NoticeIndex
 from services.escalation.safety import SafetyLinksOfCase
+from shared.contracts import ESCALATION
 from shared.directory import Directory
 from shared.events import (
     AlertAcknowledged,
@@ -44,6 +44,7 @@ from shared.events import (
     SafetyEventLinked,
     WireEvent,
 )
+from shared.messages import Happened, Publish, Publishes
 from shared.policy import Policy
 from shared.reference import indexed
 from shared.store import ATTEMPTS_ON_CONFLICT, ServiceApplication
@@ -52,27 +53,72 @@ from shared.timers import Timer
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 
-ACTIONS_ON_THE_RECORD: dict[type[Aggregate.Event], type[WireEvent]] = {
-    Case.DutyReassigned: DutyReassigned,
-    Case.AlertAcknowledged: AlertAcknowledged,
-    Case.DutyFulfilled: DutyFulfilled,
-    Case.DutyMissed: DutyMissed,
-    Case.DeadlinePassed: DeadlinePassed,
-    Case.ReportFiled: ReportFiled,
-    Case.FirstResponseRecorded: FirstResponseRecorded,
-    Case.HarassmentAssessed: HarassmentAssessed,
-    Case.CorrectiveMeasureRecorded: CorrectiveMeasureRecorded,
-    Case.Closed: CaseClosed,
-    Case.Reopened: CaseReopened,
+
+def of_case(event: Happened) -> dict[str, Any]:
+    """What people did on a case, and what its deadlines did: its id, and when it happened."""
+    return {"complaint_id": event.originator_id, "occurred_at": event.at}
+
+
+class AboutADuty(Happened, Protocol):
+    """A domain event about one duty of a case (its ``kind``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+def of_duty(event: AboutADuty) -> dict[str, Any]:
+    """As ``of_case``, the duty under its wire name."""
+    return {**of_case(event), "duty": event.kind}
+
+
+def of_alert(alert: Case.AlertRequested | NoticesOfCase.NoticeAlertRequested) -> dict[str, Any]:
+    """An alert of a case: its id, and when the alert was requested."""
+    return {"complaint_id": alert.originator_id, "occurred_at": alert.requested_at}
+
+
+PUBLISHES = Publishes(
+    ESCALATION,
+    Publish(
+        Case.Started,
+        EscalationStarted,
+        lambda started: {"complaint_id": started.originator_id, "occurred_at": started.opened_at},
+    ),
+    Publish(
+        Case.DutyAssigned,
+        DutyAssigned,
+        lambda assigned: {
+            "complaint_id": assigned.originator_id,
+            "occurred_at": assigned.assigned_at,
+            "duty": assigned.kind,
+            "late_on_arrival": assigned.due_at <= assigned.assigned_at,
+        },
+    ),
+    Publish(Case.AlertRequested, AlertRequested, lambda alert: {**of_alert(alert), "duty": alert.kind}),
+    # A learning notice's alert: its department is chased like a duty (shared/events.py AlertSubject).
+    Publish(
+        NoticesOfCase.NoticeAlertRequested,
+        AlertRequested,
+        lambda alert: {**of_alert(alert), "duty": LEARNING_NOTICE},
+    ),
+    Publish(Case.DutyReassigned, DutyReassigned, of_duty),
+    Publish(Case.AlertAcknowledged, AlertAcknowledged, of_duty),
+    Publish(Case.DutyFulfilled, DutyFulfilled, of_duty),
+    Publish(Case.DutyMissed, DutyMissed, of_duty),
+    Publish(Case.DeadlinePassed, DeadlinePassed, of_duty),
+    Publish(Case.ReportFiled, ReportFiled, of_case),
+    Publish(Case.FirstResponseRecorded, FirstResponseRecorded, of_case),
+    Publish(Case.HarassmentAssessed, HarassmentAssessed, of_case),
+    Publish(Case.CorrectiveMeasureRecorded, CorrectiveMeasureRecorded, of_case),
+    Publish(Case.Closed, CaseClosed, of_case),
+    Publish(Case.Reopened, CaseReopened, of_case),
     # The parts of a case declared in their own modules keep their own event classes.
-    CodingOfCase.Coded: CaseCoded,
-    NoticesOfCase.LearningNoticeIssued: LearningNoticeIssued,
-    NoticesOfCase.LearningNoticeRead: LearningNoticeRead,
-    NoticesOfCase.LearningNoticeAnswered: LearningNoticeAnswered,
-    NoticesOfCase.LearningNoticeOverdue: LearningNoticeOverdue,
-    SafetyLinksOfCase.SafetyEventLinked: SafetyEventLinked,
-}
-CASE_EVENTS = (Case.Event, CodingOfCase.Event, NoticesOfCase.Event, SafetyLinksOfCase.Event)
+    Publish(CodingOfCase.Coded, CaseCoded, of_case),
+    Publish(NoticesOfCase.LearningNoticeIssued, LearningNoticeIssued, of_case),
+    Publish(NoticesOfCase.LearningNoticeRead, LearningNoticeRead, of_case),
+    Publish(NoticesOfCase.LearningNoticeAnswered, LearningNoticeAnswered, of_case),
+    Publish(NoticesOfCase.LearningNoticeOverdue, LearningNoticeOverdue, of_case),
+    Publish(SafetyLinksOfCase.SafetyEventLinked, SafetyEventLinked, of_case),
+)
 
 ALERT_RULE = "alert"
 DEADLINE_RULE = "deadline"
@@ -81,6 +127,7 @@ NOTICE_DEADLINE_RULE = "notice_deadline"
 
 class EscalationApplication(ServiceApplication):
     service = "escalation"
+    publishes = PUBLISHES
 
     def open_case(
         self,
@@ -173,68 +220,6 @@ class EscalationApplication(ServiceApplication):
 
     def get_case(self, complaint_id: UUID) -> Case | None:
         return self.find(Case, complaint_id)
-
-    def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if not isinstance(domain_event, CASE_EVENTS):
-            return super().wire_event(domain_event)
-        base: dict[str, Any] = {**self.wire_fields(domain_event), "complaint_id": domain_event.originator_id}
-        if type(domain_event) in ACTIONS_ON_THE_RECORD:
-            # What people did, and what deadlines did: field for field, the duty under its wire name.
-            given: dict[str, Any] = {
-                "complaint_id": domain_event.originator_id,
-                "occurred_at": domain_event.at,  # type: ignore[attr-defined]  # every event in the table has it
-            }
-            if hasattr(domain_event, "kind"):
-                given["duty"] = domain_event.kind
-            return self.copied_to_wire(ACTIONS_ON_THE_RECORD[type(domain_event)], domain_event, **given)
-        match domain_event:
-            case Case.Started():
-                return EscalationStarted(
-                    **base,
-                    occurred_at=domain_event.opened_at,
-                    policy_version=domain_event.policy_version,
-                    tier=domain_event.tier,
-                    tier_reason=domain_event.tier_reason,
-                    chase=domain_event.chase,
-                    calendar=domain_event.calendar,
-                )
-            case Case.DutyAssigned():
-                return DutyAssigned(
-                    **base,
-                    occurred_at=domain_event.assigned_at,
-                    duty=domain_event.kind,
-                    owner=domain_event.owner,
-                    due_at=domain_event.due_at,
-                    late_on_arrival=domain_event.due_at <= domain_event.assigned_at,
-                    recipients=domain_event.recipients,
-                )
-            case NoticesOfCase.NoticeAlertRequested():
-                return AlertRequested(
-                    **base,
-                    occurred_at=domain_event.requested_at,
-                    duty=LEARNING_NOTICE,
-                    recipient=domain_event.recipient,
-                    tier=domain_event.tier,
-                    alert_number=domain_event.alert_number,
-                    attempt=domain_event.attempt,
-                    due_at=domain_event.due_at,
-                    next_alert_at=domain_event.next_alert_at,
-                    notice_id=domain_event.notice_id,
-                    department=domain_event.department,
-                )
-            case Case.AlertRequested():
-                return AlertRequested(
-                    **base,
-                    occurred_at=domain_event.requested_at,
-                    duty=domain_event.kind,
-                    recipient=domain_event.recipient,
-                    tier=domain_event.tier,
-                    alert_number=domain_event.alert_number,
-                    attempt=domain_event.attempt,
-                    due_at=domain_event.due_at,
-                    next_alert_at=domain_event.next_alert_at,
-                )
-        return None
 
     def timers_for(self, wire_event: WireEvent) -> list[Timer]:
         """Each duty's and each notice's deadline, and the next alert of a chase that nobody has

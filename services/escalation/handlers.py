@@ -8,33 +8,15 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from services.escalation.application import EscalationApplication
-from shared.bus import RECORD_STREAM, Subscription, timer_subscription
 from shared.consumer import Consumer
+from shared.contracts import ESCALATION
 from shared.directory import Directory
-from shared.events import (
-    CallbackCompleted,
-    CaseReopenRequested,
-    ComplaintReceived,
-    NotificationAcknowledged,
-    decoder,
-)
+from shared.events import CallbackCompleted, CaseReopenRequested, ComplaintReceived, NotificationAcknowledged
 from shared.live_file import LiveFile
+from shared.messages import Handles, On
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import DEFAULT_CLOCK_SKEW, Timer, now, on_time
-
-FROM_THE_RECORD = Subscription(
-    RECORD_STREAM,
-    "escalation",
-    [
-        "events.intake.ComplaintReceived",
-        "events.followup.CallbackCompleted",
-        "events.followup.CaseReopenRequested",
-        "events.notifier.NotificationAcknowledged",
-    ],
-)
-TIMER_FIRED = timer_subscription("escalation")
-SUBSCRIPTIONS = [FROM_THE_RECORD, TIMER_FIRED]
 
 
 def consumers(
@@ -44,31 +26,26 @@ def consumers(
     vault: KeyVault,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> list[Consumer[Any]]:
-    def when_complaint_received_open_case_when_callback_done_close_the_loop(
-        event: Any, tracking: Tracking
+    def when_complaint_received_open_a_case(complaint: ComplaintReceived, tracking: Tracking) -> None:
+        # The text is read to classify the complaint, then forgotten: the case never keeps it.
+        patient = vault.open_patient_data(complaint.complaint_id, complaint.patient_data)
+        summary = patient.summary if patient is not None else ""  # erased before the case opened
+        store.open_case(complaint, summary, policy, directory.current, now(), tracking)
+
+    def when_a_reopening_is_requested_reopen_the_case(
+        request: CaseReopenRequested, tracking: Tracking
     ) -> None:
-        if isinstance(event, ComplaintReceived):
-            # The text is read to classify the complaint, then forgotten: the case never keeps it.
-            patient = vault.open_patient_data(event.complaint_id, event.patient_data)
-            summary = patient.summary if patient is not None else ""  # erased before the case opened
-            store.open_case(event, summary, policy, directory.current, now(), tracking)
-        elif isinstance(event, CallbackCompleted):
-            store.callback_completed(event, tracking)
-        elif isinstance(event, NotificationAcknowledged):
-            store.acknowledged_through_link(event, tracking)
-        else:
-            store.reopen_case(event, policy, tracking)
+        store.reopen_case(request, policy, tracking)
 
     def when_a_timer_fires_chase_or_close_the_deadline(timer: Timer, tracking: Tracking) -> None:
         store.timer_fired(timer, now(), tracking)
 
-    return [
-        Consumer(
-            FROM_THE_RECORD,
-            decoder(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
-            when_complaint_received_open_case_when_callback_done_close_the_loop,
-        ),
-        Consumer(
-            TIMER_FIRED, Timer.decode, on_time(when_a_timer_fires_chase_or_close_the_deadline, clock_skew)
-        ),
-    ]
+    return Handles(
+        ESCALATION,
+        On(ComplaintReceived, when_complaint_received_open_a_case),
+        # When a callback is done, close the loop.
+        On(CallbackCompleted, store.callback_completed),
+        On(CaseReopenRequested, when_a_reopening_is_requested_reopen_the_case),
+        On(NotificationAcknowledged, store.acknowledged_through_link),
+        timer_fired=on_time(when_a_timer_fires_chase_or_close_the_deadline, clock_skew),
+    ).consumers()

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.followup.access import ComplaintScope
@@ -19,6 +18,7 @@ from services.followup.listing import (
     OpenCallbacks,
     notifications_of,
 )
+from shared.contracts import FOLLOWUP
 from shared.directory import Directory
 from shared.events import (
     CallbackAbandoned,
@@ -33,6 +33,7 @@ from shared.events import (
     EscalationStarted,
     WireEvent,
 )
+from shared.messages import Happened, Publish, Publishes
 from shared.policy import Policy
 from shared.reference import indexed
 from shared.store import ATTEMPTS_ON_CONFLICT, ServiceApplication, stable_id
@@ -42,15 +43,6 @@ Result = TypeVar("Result")
 
 CALLBACK_RULE = "callback"
 OVERDUE_RULE = "overdue"
-
-ON_THE_RECORD: dict[type[Callback.Event], type[WireEvent]] = {
-    Callback.Rescheduled: CallbackScheduled,
-    Callback.Attempted: CallbackAttempted,
-    Callback.Completed: CallbackCompleted,
-    Callback.ReopenRequested: CaseReopenRequested,
-    Callback.Abandoned: CallbackAbandoned,
-    Callback.BecameOverdue: CallbackOverdue,
-}
 
 
 def callback_id_for(complaint_id: UUID, purpose: CallbackPurpose, cause: object) -> UUID:
@@ -62,8 +54,35 @@ def scope_id_for(complaint_id: UUID) -> UUID:
     return stable_id("scope", complaint_id)
 
 
+def of_callback(event: Happened) -> dict[str, Any]:
+    """An event of a callback after it was scheduled: its id, and when it happened."""
+    return {"callback_id": event.originator_id, "occurred_at": event.at}
+
+
+PUBLISHES = Publishes(
+    FOLLOWUP,
+    Publish(
+        Callback.Scheduled,
+        CallbackScheduled,
+        lambda scheduled: {"callback_id": scheduled.originator_id, "occurred_at": scheduled.timestamp},
+    ),
+    Publish(Callback.Rescheduled, CallbackScheduled, of_callback),
+    Publish(
+        Callback.FellDue,
+        CallbackDue,
+        lambda fell_due: {"callback_id": fell_due.originator_id, "occurred_at": fell_due.due_at},
+    ),
+    Publish(Callback.Attempted, CallbackAttempted, of_callback),
+    Publish(Callback.Completed, CallbackCompleted, of_callback),
+    Publish(Callback.ReopenRequested, CaseReopenRequested, of_callback),
+    Publish(Callback.Abandoned, CallbackAbandoned, of_callback),
+    Publish(Callback.BecameOverdue, CallbackOverdue, of_callback),
+)
+
+
 class FollowupApplication(ServiceApplication):
     service = "followup"
+    publishes = PUBLISHES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -200,20 +219,6 @@ class FollowupApplication(ServiceApplication):
             if callback.id not in indexes[complaint_id].callback_ids:
                 indexes[complaint_id].add(callback.id)
         self.record(*indexes.values(), CallbacksIndexed())
-
-    def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if not isinstance(domain_event, Callback.Event):
-            return super().wire_event(domain_event)
-        given: dict[str, Any] = {"callback_id": domain_event.originator_id}
-        if isinstance(domain_event, Callback.Scheduled):
-            return self.copied_to_wire(
-                CallbackScheduled, domain_event, occurred_at=domain_event.timestamp, **given
-            )
-        if isinstance(domain_event, Callback.FellDue):
-            return self.copied_to_wire(CallbackDue, domain_event, occurred_at=domain_event.due_at, **given)
-        wire_class = ON_THE_RECORD[type(domain_event)]
-        occurred_at = domain_event.at  # type: ignore[attr-defined]  # every event in the table has it
-        return self.copied_to_wire(wire_class, domain_event, occurred_at=occurred_at, **given)
 
     def timers_for(self, wire_event: WireEvent) -> list[Timer]:
         """Each attempt's due time, and for the first one the deadline after which it is overdue."""

@@ -8,14 +8,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.channels import ChannelMessage
 from services.intake.domain import Complaint, InboundMessage, Receipt, Registration, RegistrationError
 from services.intake.matching import MatchIndex
+from shared.contracts import INTAKE
 from shared.events import (
     ChannelMessageRejected,
     ComplaintErased,
@@ -25,6 +26,7 @@ from shared.events import (
     ReporterIdentityOpened,
     WireEvent,
 )
+from shared.messages import Happened, Publish, Publishes
 from shared.policy import Inbox, IntakePolicy
 from shared.privacy import IntakeKeys, PatientData, seal_patient_data
 from shared.reference import indexed
@@ -62,8 +64,31 @@ def _inbound_id(message_ref: str) -> UUID:
     return stable_id("inbound message", message_ref)
 
 
+def of_complaint(event: Happened) -> dict[str, Any]:
+    """An event of a complaint after its registration: its id, and when it happened."""
+    return {"complaint_id": event.originator_id, "occurred_at": event.at}
+
+
+PUBLISHES = Publishes(
+    INTAKE,
+    Publish(Complaint.Received, ComplaintReceived, lambda received: {"complaint_id": received.originator_id}),
+    Publish(Complaint.MessageAppended, ComplaintMessageAppended, of_complaint),
+    Publish(Complaint.PossibleDuplicateFlagged, PossibleDuplicateFlagged, of_complaint),
+    Publish(Complaint.ReporterOpened, ReporterIdentityOpened, of_complaint),
+    Publish(Complaint.Erased, ComplaintErased, of_complaint),
+    # A channel's message that was registered is on the record through its complaint; one refused, as itself.
+    Publish(
+        InboundMessage.Recorded,
+        ChannelMessageRejected,
+        lambda recorded: {"occurred_at": recorded.at},
+        when=lambda recorded: recorded.reason is not None,
+    ),
+)
+
+
 class IntakeApplication(ServiceApplication):
     service = "intake"
+    publishes = PUBLISHES
 
     def __init__(
         self, env: Mapping[str, str], keys: IntakeKeys, matches: MatchIndex, policy: IntakePolicy
@@ -252,51 +277,3 @@ class IntakeApplication(ServiceApplication):
         if isinstance(wire, ComplaintErased):
             return [(wire.complaint_id, None)]
         return []
-
-    def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if isinstance(domain_event, Complaint.Received):
-            return ComplaintReceived(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.occurred_at,
-                channel=domain_event.channel,
-                heard_by=domain_event.heard_by,
-                department=domain_event.department,
-                patient_data=domain_event.patient_data,
-                reporter_sealed=domain_event.reporter_sealed,
-                category=domain_event.category,
-                tier=domain_event.tier,
-                language=domain_event.language,
-            )
-        if isinstance(domain_event, Complaint.MessageAppended):
-            return self.copied_to_wire(
-                ComplaintMessageAppended,
-                domain_event,
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Complaint.PossibleDuplicateFlagged):
-            return self.copied_to_wire(
-                PossibleDuplicateFlagged,
-                domain_event,
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, InboundMessage.Recorded) and domain_event.reason is not None:
-            return self.copied_to_wire(ChannelMessageRejected, domain_event, occurred_at=domain_event.at)
-        if isinstance(domain_event, Complaint.ReporterOpened):
-            return ReporterIdentityOpened(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-                by=domain_event.by,
-                reason=domain_event.reason,
-            )
-        if isinstance(domain_event, Complaint.Erased):
-            return ComplaintErased(
-                **self.wire_fields(domain_event),
-                complaint_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-                by=domain_event.by,
-            )
-        return super().wire_event(domain_event)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
 from services.notifier.domain import (
@@ -19,6 +18,7 @@ from services.notifier.domain import (
     staff_alert_text,
 )
 from shared.calendar import due_at
+from shared.contracts import NOTIFIER
 from shared.directory import Directory
 from shared.events import (
     AlertRequested,
@@ -30,8 +30,8 @@ from shared.events import (
     NotificationFailed,
     NotificationNotDelivered,
     NotificationSent,
-    WireEvent,
 )
+from shared.messages import Happened, Publish, Publishes
 from shared.metrics import ALERTS_REACHING_NO_ONE
 from shared.policy import Policy
 from shared.privacy import PatientData
@@ -46,8 +46,39 @@ def channel_for_contact(contact: str) -> str:
     return "email" if "@" in contact else "sms"
 
 
+def of_delivery(event: Happened) -> dict[str, Any]:
+    """An event of a notification: its id is the delivery's, and when it happened."""
+    return {"delivery_id": event.originator_id, "occurred_at": event.at}
+
+
+def to_the_complainant(event: Notification.Event) -> bool:
+    return event.recipient == COMPLAINANT
+
+
+PUBLISHES = Publishes(
+    NOTIFIER,
+    Publish(Notification.AttemptStarted, NotificationAttempted, of_delivery),
+    Publish(Notification.AttemptFailed, NotificationFailed, of_delivery),
+    Publish(Notification.Delivered, ComplainantAcknowledged, of_delivery, when=to_the_complainant),
+    Publish(Notification.Delivered, NotificationSent, of_delivery),
+    Publish(
+        Notification.GaveUp,
+        ComplainantNotAcknowledged,
+        lambda gave_up: {"occurred_at": gave_up.at},
+        when=to_the_complainant,
+    ),
+    Publish(Notification.GaveUp, NotificationNotDelivered, of_delivery),
+    Publish(
+        Notification.Acknowledged,
+        NotificationAcknowledged,
+        lambda acknowledged: {**of_delivery(acknowledged), "by": acknowledged.recipient},
+    ),
+)
+
+
 class NotifierApplication(ServiceApplication):
     service = "notifier"
+    publishes = PUBLISHES
 
     def request_receipt(
         self,
@@ -139,51 +170,3 @@ class NotifierApplication(ServiceApplication):
 
     def get_notification(self, delivery_id: UUID) -> Notification | None:
         return self.find(Notification, delivery_id)
-
-    def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
-        if isinstance(domain_event, Notification.AttemptStarted):
-            return self.copied_to_wire(
-                NotificationAttempted,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Notification.AttemptFailed):
-            return self.copied_to_wire(
-                NotificationFailed,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Notification.Delivered) and domain_event.recipient == COMPLAINANT:
-            return self.copied_to_wire(
-                ComplainantAcknowledged,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Notification.Delivered):
-            return self.copied_to_wire(
-                NotificationSent,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Notification.GaveUp) and domain_event.recipient == COMPLAINANT:
-            return self.copied_to_wire(ComplainantNotAcknowledged, domain_event, occurred_at=domain_event.at)
-        if isinstance(domain_event, Notification.GaveUp):
-            return self.copied_to_wire(
-                NotificationNotDelivered,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                occurred_at=domain_event.at,
-            )
-        if isinstance(domain_event, Notification.Acknowledged):
-            return self.copied_to_wire(
-                NotificationAcknowledged,
-                domain_event,
-                delivery_id=domain_event.originator_id,
-                by=domain_event.recipient,
-                occurred_at=domain_event.at,
-            )
-        return super().wire_event(domain_event)

@@ -10,26 +10,15 @@ from eventsourcing.persistence import Tracking
 
 from services.notifier.application import NotifierApplication
 from services.notifier.sink import FileSink
-from shared.bus import RECORD_STREAM, Subscription
 from shared.consumer import Consumer
+from shared.contracts import NOTIFIER
 from shared.directory import Directory
-from shared.events import AlertRequested, ComplaintErased, ComplaintReceived, decoder
+from shared.events import AlertRequested, ComplaintErased, ComplaintReceived
 from shared.live_file import LiveFile
+from shared.messages import Handles, On
 from shared.policy import Policy
 from shared.privacy import KeyVault
 from shared.timers import now
-
-SUBSCRIPTIONS = [
-    Subscription(
-        RECORD_STREAM,
-        "notifier",
-        [
-            "events.intake.ComplaintReceived",
-            "events.escalation.AlertRequested",
-            "events.intake.ComplaintErased",
-        ],
-    )
-]
 
 
 def consumers(
@@ -41,23 +30,23 @@ def consumers(
     vault: KeyVault,
     sinks: Sequence[FileSink] = (),
 ) -> list[Consumer[Any]]:
-    def when_the_record_asks_owe_a_receipt_or_an_alert(event: Any, tracking: Tracking) -> None:
-        if isinstance(event, ComplaintReceived):
-            patient = vault.open_patient_data(event.complaint_id, event.patient_data)
-            store.request_receipt(event, patient, policy, configured, now(), tracking)
-        elif isinstance(event, ComplaintErased):
-            # The local channel's copies of the receipt go with the key: the record cannot be erased,
-            # these files can. (Done again, harmlessly, if the message comes again.)
-            for sink in sinks:
-                sink.erase(event.complaint_id)
-            store.complaint_erased(event.complaint_id, now(), tracking)
-        else:
-            store.request_alert(event, directory.current, configured, acknowledge_link, now(), tracking)
+    def when_a_complaint_is_received_owe_a_receipt(complaint: ComplaintReceived, tracking: Tracking) -> None:
+        patient = vault.open_patient_data(complaint.complaint_id, complaint.patient_data)
+        store.request_receipt(complaint, patient, policy, configured, now(), tracking)
 
-    return [
-        Consumer(
-            SUBSCRIPTIONS[0],
-            decoder(ComplaintReceived, AlertRequested, ComplaintErased),
-            when_the_record_asks_owe_a_receipt_or_an_alert,
-        )
-    ]
+    def when_an_alert_is_requested_owe_it(alert: AlertRequested, tracking: Tracking) -> None:
+        store.request_alert(alert, directory.current, configured, acknowledge_link, now(), tracking)
+
+    def when_a_complaint_is_erased_forget_its_receipt(erased: ComplaintErased, tracking: Tracking) -> None:
+        # The local channel's copies of the receipt go with the key: the record cannot be erased,
+        # these files can. (Done again, harmlessly, if the message comes again.)
+        for sink in sinks:
+            sink.erase(erased.complaint_id)
+        store.complaint_erased(erased.complaint_id, now(), tracking)
+
+    return Handles(
+        NOTIFIER,
+        On(ComplaintReceived, when_a_complaint_is_received_owe_a_receipt),
+        On(AlertRequested, when_an_alert_is_requested_owe_it),
+        On(ComplaintErased, when_a_complaint_is_erased_forget_its_receipt),
+    ).consumers()

@@ -9,12 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
-
-from shared.secret_files import write_secret
 
 
 class LinkRefused(ValueError):
@@ -23,12 +20,6 @@ class LinkRefused(ValueError):
     def __init__(self, reason: str, expired: bool = False) -> None:
         super().__init__(reason)
         self.expired = expired
-
-
-def ensure_link_secret(path: Path) -> None:
-    """Create the signing secret unless it exists (a configured one is kept as it is)."""
-    if not path.exists():
-        write_secret(path, secrets.token_bytes(32))
 
 
 class LinkSigner:

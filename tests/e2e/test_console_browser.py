@@ -22,8 +22,8 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, as
 
 from services.console import labels
 from services.console.i18n import LANGUAGES, translations
-from services.console.passwords import set_password as store_password
 from shared.directory import load_directory
+from shared.passwords import set_password as store_password
 from shared.reference import reference_of
 from shared.settings import SERVICES
 from tests.e2e.conftest import KIZUKI, System, of, until_record, write_policy

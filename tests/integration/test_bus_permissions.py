@@ -27,7 +27,7 @@ from nats.js.errors import BadRequestError
 from kizuki.audit import read_record
 from kizuki.permissions import ADMINISTRATOR, AUDITOR
 from kizuki.processes import free_port, start_nats, stop
-from kizuki.provision import ALL_SUBSCRIPTIONS, SUBSCRIPTIONS, provision_bus
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
 from kizuki.server_config import write_server_config
 from shared.bus import (
     KEY_BUCKET,
@@ -43,6 +43,7 @@ from shared.bus import (
     services_with_timers,
     timer_stream,
 )
+from shared.contracts import SUBSCRIPTIONS
 from shared.privacy import KeyVault, MasterKey
 from shared.settings import SERVICES, Settings, load_settings
 from tests.polling import eventually

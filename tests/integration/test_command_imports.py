@@ -1,6 +1,6 @@
 """Each `kizuki` run is a process of its own: what loads slowly is imported by the commands that need it,
 so that reading the record or printing the help does not pay for FastAPI, argon2, openpyxl, matplotlib,
-the FHIR models or every service's handlers."""
+the FHIR models; and no command loads a service's code at all."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SLOW = ("fastapi", "argon2", "openpyxl", "matplotlib", "fhir", "services.escalation.handlers")
+SLOW = ("fastapi", "argon2", "openpyxl", "matplotlib", "fhir")
 
 
 def modules_loaded(code: str) -> set[str]:
@@ -26,6 +26,14 @@ def test_the_command_and_its_parser_load_none_of_the_slow_modules() -> None:
     loaded = modules_loaded("from kizuki.cli import _parser; _parser().format_help()")
     assert "kizuki.cli" in loaded
     assert [module for module in SLOW if module in loaded] == []
+
+
+def test_no_module_of_the_command_loads_a_service() -> None:
+    root = Path(__file__).parents[2]
+    commands = [f"kizuki.{source.stem}" for source in sorted((root / "kizuki").glob("*.py"))]
+    loaded = modules_loaded("; ".join(f"import {module}" for module in commands))
+    assert set(commands) - {"kizuki.__init__"} <= loaded
+    assert sorted(module for module in loaded if module.split(".")[0] == "services") == []
 
 
 # The bus and store plumbing every service runs; the HTTP layer is shared/service.py and what it loads.

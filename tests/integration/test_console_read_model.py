@@ -13,7 +13,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from services.console.application import ConsoleApplication
-from services.console.handlers import RECORD, consumers
+from services.console.handlers import consumers
 from shared.consumer import ConsumerLoop
 from shared.events import DutyAssigned, WireEvent, encode_event, headers_for
 from shared.runtime import open_store
@@ -43,10 +43,11 @@ async def test_each_event_is_folded_once_across_a_redelivery_and_a_restart(
 
     store = open_store(ConsoleApplication, store_settings)
     [consumer] = consumers(store)
+    record = consumer.subscription
     # The console dies after committing the first message and before acking it.
-    pull = await js.pull_subscribe_bind(durable=RECORD.durable, stream=RECORD.stream)
+    pull = await js.pull_subscribe_bind(durable=record.durable, stream=record.stream)
     [first] = await pull.fetch(1, timeout=5)
-    store.note(consumer.decode(first.data), Tracking(RECORD.stream, first.metadata.sequence.stream))
+    store.note(consumer.decode(first.data), Tracking(record.stream, first.metadata.sequence.stream))
     await pull.unsubscribe()
 
     loop = asyncio.create_task(

@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 
 from kizuki.provision import provision_secrets
 from services.intake.main import create_app
+from shared.asyncapi import asyncapi_document
 from shared.auth import issue_api_key, issue_token
+from shared.contracts import INTAKE
 from shared.directory import Directory, load_directory
 from shared.settings import Settings, load_settings
 from shared.timers import now
@@ -32,6 +34,15 @@ VALID: dict[str, Any] = {
 def client(settings: Settings, signed_in: Headers) -> TestClient:
     """Signed in as the nurse n-001. Without entering the client the lifespan does not run: no bus."""
     return TestClient(create_app(settings), headers=signed_in("n-001"))
+
+
+def test_the_bus_messages_are_described_beside_the_api_and_like_it_to_anyone(settings: Settings) -> None:
+    anyone = TestClient(create_app(settings))
+
+    assert anyone.get("/openapi.json").status_code == 200
+    answer = anyone.get("/asyncapi.json")
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == asyncapi_document(INTAKE)
 
 
 @pytest.mark.parametrize(

@@ -31,11 +31,11 @@ from pydantic import BaseModel
 from kizuki.processes import free_port, start_nats, stop
 from kizuki.provision import provision_bus, provision_secrets
 from services.console.main import create_app
-from services.console.passwords import set_password
 from shared.bus import connect
 from shared.chain import SigningKey
 from shared.directory import load_directory
 from shared.events import ComplaintReceived
+from shared.passwords import set_password
 from shared.settings import Settings, load_settings
 from tests.e2e.test_console_browser import PASSWORD
 from tests.e2e.test_console_sign_in import sign_in

@@ -15,9 +15,10 @@ from kizuki.permissions import (
     print_permissions,
     service_permissions,
 )
-from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+from kizuki.provision import KEY_USES
 from kizuki.server_config import server_config
 from shared.bus import RECORD_STREAM, BusUser, Subscription, services_with_timers, timer_subscription
+from shared.contracts import SUBSCRIPTIONS
 from shared.settings import SERVICES, load_settings
 
 pytestmark = pytest.mark.unit

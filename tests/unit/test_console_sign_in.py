@@ -10,9 +10,9 @@ from jinja2.ext import babel_extract
 
 from services.console import analysis, labels, record_desk, signin, web
 from services.console.i18n import LANGUAGES, translations
-from services.console.passwords import PasswordError, check_password, set_password
 from services.console.sessions import Attempts, Sessions
 from shared.directory import load_directory
+from shared.passwords import PasswordError, check_password, set_password
 from shared.settings import load_settings
 
 pytestmark = pytest.mark.unit

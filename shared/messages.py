@@ -1,0 +1,139 @@
+"""A service's message table: what it publishes (a domain event becomes a wire event) and what it handles
+(a wire event goes to a handler typed for it), bound to its contract (shared/contracts.py).
+
+Every service declares the same two parts the same way; the subjects and decoders of its consumers
+follow from them, and a table that publishes another service's events, leaves one of its own
+unpublished, handles an event its subscription does not carry or carries one it does not handle, fails
+when it is built, not when a message comes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import AggregateEvent, DomainEventProtocol
+from eventsourcing.persistence import Tracking
+
+from shared.consumer import Consumer
+from shared.contracts import Contract
+from shared.events import WireEvent, decoder
+from shared.store import ServiceApplication
+from shared.timers import Timer
+
+Domain = TypeVar("Domain", bound=AggregateEvent)
+Wire = TypeVar("Wire", bound=WireEvent)
+
+
+class Happened(Protocol):
+    """A domain event of an aggregate that says when it happened in the world (``at``)."""
+
+    @property
+    def originator_id(self) -> UUID: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+def _nothing_given(_: object) -> Mapping[str, Any]:
+    return {}
+
+
+def _always(_: object) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Publish(Generic[Domain, Wire]):
+    """A domain event of this kind goes on the record as that wire event: every field of the same name
+    copied (``ServiceApplication.copied_to_wire``), ``given`` the ones renamed or computed. ``when``:
+    for a domain event that becomes one wire event or another, the first row whose test holds."""
+
+    domain: type[Domain]
+    wire: type[Wire]
+    given: Callable[[Domain], Mapping[str, Any]] = _nothing_given
+    when: Callable[[Domain], bool] = _always
+
+
+class Publishes:
+    """What a service publishes: its rows in order, every one of its contract's events among them."""
+
+    def __init__(self, contract: Contract, *rows: Publish[Any, Any]) -> None:
+        foreign = _names(row.wire for row in rows if row.wire.service != contract.service)
+        if foreign:
+            raise ValueError(f"{contract.service} cannot publish {foreign}: they are another service's")
+        unpublished = _names(set(contract.publishes) - {row.wire for row in rows})
+        if unpublished:
+            raise ValueError(f"{contract.service} publishes {unpublished} from no domain event")
+        self.contract = contract
+        self.rows = rows
+
+    def wire_event(
+        self, store: ServiceApplication, domain_event: DomainEventProtocol[UUID]
+    ) -> WireEvent | None:
+        """The wire event of a stored domain event, or None when no row takes it (it stays inside)."""
+        for row in self.rows:
+            if isinstance(domain_event, row.domain) and row.when(domain_event):
+                wire: WireEvent = store.copied_to_wire(row.wire, domain_event, **row.given(domain_event))
+                return wire
+        return None
+
+
+@dataclass(frozen=True)
+class On(Generic[Wire]):
+    """When an event of this kind comes, this handler records its effects with the tracking record."""
+
+    wire: type[Wire]
+    handle: Callable[[Wire, Tracking], None]
+
+
+class Handles:
+    """What a service does with the events of its record subscription, one handler for each, and with
+    its timer fires; its consumers are made from these."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        *rows: On[Any],
+        timer_fired: Callable[[Timer, Tracking], None] | None = None,
+    ) -> None:
+        handled = [row.wire for row in rows]
+        unsubscribed = _names(kind for kind in handled if kind not in contract.handles)
+        if unsubscribed:
+            raise ValueError(
+                f"{contract.service} handles {unsubscribed}, which its subscription does not carry"
+            )
+        unhandled = _names(kind for kind in contract.handles if kind not in handled)
+        if unhandled:
+            raise ValueError(f"{contract.service} subscribes to {unhandled} and handles none of them")
+        twice = _names(kind for kind, rows_of_it in Counter(handled).items() if rows_of_it > 1)
+        if twice:
+            raise ValueError(f"{contract.service} has two handlers for {twice}")
+        if contract.timers and timer_fired is None:
+            raise ValueError(f"{contract.service} sets timers and has no handler for their fires")
+        if timer_fired is not None and not contract.timers:
+            raise ValueError(f"{contract.service} has a handler for timer fires and sets no timers")
+        self.contract = contract
+        self.handlers: dict[type[WireEvent], Callable[[Any, Tracking], None]] = {
+            row.wire: row.handle for row in rows
+        }
+        self.timer_fired = timer_fired
+
+    def handle(self, event: WireEvent, tracking: Tracking) -> None:
+        """Hand the event to the handler of its kind (the decoder lets no other kind through)."""
+        self.handlers[type(event)](event, tracking)
+
+    def consumers(self) -> list[Consumer[Any]]:
+        record, timer = self.contract.record, self.contract.timer
+        return [
+            *([Consumer(record, decoder(*self.contract.handles), self.handle)] if record is not None else []),
+            *([Consumer(timer, Timer.decode, self.timer_fired)] if timer and self.timer_fired else []),
+        ]
+
+
+def _names(kinds: Iterable[type[WireEvent]]) -> str:
+    return ", ".join(sorted(kind.type_name() for kind in kinds))
