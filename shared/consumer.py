@@ -140,63 +140,73 @@ class ConsumerLoop(Generic[T]):
         that cannot be is handled by itself, then the rest together again."""
         rest = messages
         while rest:
-            rest = rest[await self.store_together(rest) :]
+            stored, failure = await self.store_together(rest)
+            rest = rest[stored:]
             if not rest:
                 return
             first, rest = rest[0], rest[1:]
             with handling_message(first.headers, self.app.service):
-                held_back = await self.process(first, rest)
+                held_back = await self.process(first, rest, failure)
             if held_back:
                 # The rest comes back after the delay: wait as long, so it comes before newer messages.
                 await asyncio.sleep(held_back + REDELIVERY_MARGIN)
                 return
 
-    async def store_together(self, messages: Sequence[Msg]) -> int:
+    async def store_together(self, messages: Sequence[Msg]) -> tuple[int, Exception | None]:
         """Handle the messages in turn and store what they did in one transaction, then ack them. Stops
-        before the first that does not decode or whose handler raises (``store_together`` of the store);
-        returns how many were stored and acked."""
+        before the first that does not decode or whose handler raises (``store_together`` of the store).
+        Returns how many were stored and acked, and what the handler of the next one raised, if it did
+        (so that it is not run twice for one delivery)."""
         stream = self.consumer.subscription.stream
         service = self.app.service
+        failures: dict[int, Exception] = {}
 
-        def handling(message: Msg, tracking: Tracking, processed: set[int]) -> Callable[[], None]:
+        def handling(index: int, message: Msg, tracking: Tracking, processed: set[int]) -> Callable[[], None]:
             def handle() -> None:
                 if tracking.notification_id in processed:
                     return
                 decoded = self.consumer.decode(message.data)
                 with handling_message(message.headers, service):
-                    self.consumer.handle(decoded, tracking)
+                    try:
+                        self.consumer.handle(decoded, tracking)
+                    except Exception as failure:
+                        failures[index] = failure
+                        raise
 
             return handle
 
         def handle_all() -> int:
             trackings = [Tracking(stream, message.metadata.sequence.stream) for message in messages]
             processed = self.app.processed_among(stream, [tracking.notification_id for tracking in trackings])
-            pairs = zip(messages, trackings, strict=True)
             return self.app.store_together(
-                handling(message, tracking, processed) for message, tracking in pairs
+                handling(index, message, tracking, processed)
+                for index, (message, tracking) in enumerate(zip(messages, trackings, strict=True))
             )
 
         try:
             stored = await _while_telling_the_server(messages, asyncio.to_thread(handle_all))
         except PASSING_FAULTS:
-            return 0  # handled by itself, the first message meets the fault again and says so
+            return 0, None  # handled by itself, the first message meets the fault again and says so
         except Exception:
             log.exception("could not handle a batch together; its messages are handled one by one")
-            return 0
+            return 0, None
         for message in messages[:stored]:
             await message.ack()
         if stored:
             self.fault.worked()
             self.on_commit()
-        return stored
+        # Storing the ones before it may have failed: then its failure is not the next one's.
+        return stored, failures.get(stored)
 
-    async def process(self, message: Msg, behind: Sequence[Msg] = ()) -> float:
+    async def process(
+        self, message: Msg, behind: Sequence[Msg] = (), failure: Exception | None = None
+    ) -> float:
         """Handle one message; returns 0, or the delay after which it and ``behind`` (put back with it)
-        come back after a passing fault."""
+        come back after a passing fault. ``failure``: what its handler raised at this delivery already."""
         tracking = Tracking(self.consumer.subscription.stream, message.metadata.sequence.stream)
         try:
             if not await asyncio.to_thread(self.app.has_processed, tracking):
-                await self._apply(message, tracking, behind)
+                await self._apply(message, tracking, behind, failure)
             await message.ack()
         except FiredEarly as early:
             await _nak_quietly(message, early.wait)
@@ -217,13 +227,17 @@ class ConsumerLoop(Generic[T]):
         self.on_commit()
         return 0.0
 
-    async def _apply(self, message: Msg, tracking: Tracking, behind: Sequence[Msg]) -> None:
+    async def _apply(
+        self, message: Msg, tracking: Tracking, behind: Sequence[Msg], failure: Exception | None
+    ) -> None:
         try:
             decoded = self.consumer.decode(message.data)
         except (ValidationError, ValueError) as error:
             await self._reject(message, tracking, f"not a valid message: {described(error)}")
             return
         try:
+            if failure is not None:
+                raise failure
             await _while_telling_the_server(
                 [message, *behind], asyncio.to_thread(self.consumer.handle, decoded, tracking)
             )
