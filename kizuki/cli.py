@@ -40,7 +40,7 @@ from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verification, Verifier
-from shared.bus import RECORD_STREAM, connect
+from shared.bus import RECORD_STREAM, connect, inbox_of, submission_subject
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
 from shared.events import Channel, Language
@@ -391,6 +391,13 @@ def _parser() -> argparse.ArgumentParser:
         "--channel", required=True, action="append", choices=get_args(Channel), help="repeat for several"
     )
     api_key.add_argument("--heard-by", required=True, help="staff id who owns this inbox (the first hearer)")
+    channel_credential = commands.add_parser(
+        "channel-credential",
+        help="the NATS credential a channel system publishes its submissions with (made once, then kept)",
+    )
+    channel_credential.add_argument(
+        "channel", help="as the policy's [intake.bus_channels] names it, e.g. call-centre"
+    )
     erase = commands.add_parser(
         "erase", help="destroy a complaint's key: its patient data becomes unreadable everywhere"
     )
@@ -503,8 +510,11 @@ def main(argv: list[str] | None = None) -> None:
         _rebuild(settings, args.service)
     elif args.command == "permissions":
         from kizuki.provision import KEY_USES, SUBSCRIPTIONS
+        from kizuki.server_config import channels_with_credentials
 
-        print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+        credentials = settings.nats_credentials
+        channels = channels_with_credentials(credentials) if credentials is not None else []
+        print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES, channels), sys.stdout)
     elif args.command == "token" and args.staff_id == "revoke":
         _revoke(settings, args.id, args.staff)
     elif args.command == "staff":
@@ -518,6 +528,8 @@ def main(argv: list[str] | None = None) -> None:
         _set_password(settings, args.staff_id)
     elif args.command == "api-key":
         _api_key(settings, args.name, args.channel, args.heard_by)
+    elif args.command == "channel-credential":
+        _channel_credential(settings, args.channel)
     elif args.command == "erase":
         _erase(settings, args.complaint_id, args.by)
     elif args.command == "case":
@@ -556,6 +568,30 @@ def _api_key(settings: Settings, name: str, channels: list[Channel], heard_by: s
     directory = load_directory(settings.directory_path)
     with _keys_and_tokens():
         print(issue_api_key(settings.api_keys_path, name, channels, heard_by, directory))
+
+
+def _channel_credential(settings: Settings, channel: str) -> None:
+    """The channel's seed among the bus users' credentials; the server takes it in at its next start."""
+    from kizuki.server_config import make_channel_credential, public_key
+
+    if channel not in load_policy(settings.policy_path).intake.bus_channels:
+        sys.exit(f"kizuki: the policy declares no channel {channel!r}: add it to [intake.bus_channels] first")
+    try:
+        user, made = make_channel_credential(settings, channel)
+    except ValueError as error:
+        sys.exit(f"kizuki: {error}")
+    print(
+        f"kizuki: {user.seed_file} ({'made now' if made else 'made before, kept'}; public key "
+        f"{public_key(user.seed_file)})"
+    )
+    print(
+        f"kizuki: with it, {channel} may publish to {submission_subject(channel)} only, connected with the "
+        f"inbox prefix {inbox_of(user)}; give its system a copy, readable by it alone"
+    )
+    if settings.embedded_nats:
+        print("kizuki: `kizuki run` takes a new credential in at its start: restart it if it is running")
+    else:
+        print(f"kizuki: add the user {user.name} to your NATS server's configuration (`kizuki permissions`)")
 
 
 def _set_aside(settings: Settings, args: argparse.Namespace) -> None:

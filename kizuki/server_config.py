@@ -15,7 +15,7 @@ import nkeys
 
 from kizuki.permissions import Permissions, bus_permissions
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS
-from shared.bus import BusUser
+from shared.bus import BusUser, channel_user, check_channel_name
 from shared.settings import Settings, SettingsError
 
 OWNER_ONLY_FILE = 0o600
@@ -59,13 +59,33 @@ def write_server_config(settings: Settings) -> Path:
     credentials = settings.nats_credentials
     if credentials is None:
         raise SettingsError("the embedded nats-server needs KIZUKI_NATS_CREDENTIALS, a directory")
+    permissions = bus_permissions(SUBSCRIPTIONS, KEY_USES, channels_with_credentials(credentials))
     users = {
-        name: (public_key(BusUser.in_directory(credentials, name).seed_file), permissions)
-        for name, permissions in bus_permissions(SUBSCRIPTIONS, KEY_USES).items()
+        name: (public_key(BusUser.in_directory(credentials, name).seed_file), allowed)
+        for name, allowed in permissions.items()
     }
     config = settings.nats_dir / "server.conf"
     _write_owner_only(config, server_config(users).encode())
     return config
+
+
+def channels_with_credentials(credentials: Path) -> list[str]:
+    """The channels whose seed is kept among the credentials (see ``make_channel_credential``)."""
+    prefix = channel_user("")
+    return sorted(seed.stem.removeprefix(prefix) for seed in credentials.glob(f"{prefix}*.nk"))
+
+
+def make_channel_credential(settings: Settings, channel: str) -> tuple[BusUser, bool]:
+    """The channel's bus user, its seed made (owner-only) unless it has one already; and whether it was
+    made now. Raises ValueError for a name that is not a channel's."""
+    check_channel_name(channel)
+    credentials = settings.nats_credentials
+    if credentials is None:
+        raise SettingsError("a channel's credential is kept with the others: set KIZUKI_NATS_CREDENTIALS")
+    user = BusUser.in_directory(credentials, channel_user(channel))
+    made = not user.seed_file.exists()
+    public_key(user.seed_file)
+    return user, made
 
 
 def _write_owner_only(path: Path, content: bytes) -> None:
