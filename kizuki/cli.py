@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import get_args
 from zoneinfo import ZoneInfo
 
+import nats
 from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
@@ -40,7 +44,7 @@ from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verification, Verifier
-from shared.bus import RECORD_STREAM, connect, inbox_of, submission_subject
+from shared.bus import RECORD_STREAM, BusUser, connect, inbox_of, submission_subject
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
 from shared.events import Channel, Language
@@ -570,6 +574,10 @@ def _api_key(settings: Settings, name: str, channels: list[Channel], heard_by: s
         print(issue_api_key(settings.api_keys_path, name, channels, heard_by, directory))
 
 
+# How long `kizuki channel-credential` waits for a running server to let the new channel in.
+ADMISSION_SECONDS = 5.0
+
+
 def _channel_credential(settings: Settings, channel: str) -> None:
     """The channel's seed among the bus users' credentials; the server takes it in at its next start."""
     from kizuki.server_config import make_channel_credential, public_key
@@ -588,10 +596,46 @@ def _channel_credential(settings: Settings, channel: str) -> None:
         f"kizuki: with it, {channel} may publish to {submission_subject(channel)} only, connected with the "
         f"inbox prefix {inbox_of(user)}; give its system a copy, readable by it alone"
     )
-    if settings.embedded_nats:
-        print("kizuki: `kizuki run` takes a new credential in at its start: restart it if it is running")
-    else:
+    if not settings.embedded_nats:
         print(f"kizuki: add the user {user.name} to your NATS server's configuration (`kizuki permissions`)")
+    elif not _listening(settings.nats_port):
+        print("kizuki: `kizuki run` takes it in when it starts")
+    elif asyncio.run(_admitted(settings.bus_url, user, within=ADMISSION_SECONDS)):
+        print(f"kizuki: the running nats-server lets {channel} in: it may publish now")
+    else:
+        sys.exit(
+            f"kizuki: the running nats-server still refuses {channel} after {ADMISSION_SECONDS:g} s: "
+            "restart `kizuki run`"
+        )
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _admitted(url: str, user: BusUser, within: float) -> bool:
+    """Whether the server lets the user in, asked again until ``within`` seconds have passed: a
+    running `kizuki run` has nats-server reload its users within a second of a new credential."""
+    logging.getLogger("nats.aio.client").setLevel(logging.CRITICAL)  # each refusal until then is expected
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            nc = await nats.connect(
+                url, nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user), allow_reconnect=False,
+                error_cb=_ignored,
+            )  # fmt: skip
+        except NatsError:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+            continue
+        await nc.close()
+        return True
+
+
+async def _ignored(_: Exception) -> None:
+    """A refusal the caller handles."""
 
 
 def _set_aside(settings: Settings, args: argparse.Namespace) -> None:
