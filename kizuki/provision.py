@@ -11,6 +11,7 @@ from kizuki.timer_migration import migrate_shared_timers
 from services.console.handlers import SUBSCRIPTIONS as CONSOLE
 from services.escalation.handlers import SUBSCRIPTIONS as ESCALATION
 from services.followup.handlers import SUBSCRIPTIONS as FOLLOWUP
+from services.intake.handlers import SUBSCRIPTIONS as INTAKE
 from services.notifier.handlers import SUBSCRIPTIONS as NOTIFIER
 from services.notifier.links import ensure_link_secret
 from shared.auth import ensure_token_keys
@@ -21,7 +22,7 @@ from shared.settings import SERVICES, Settings
 
 # Each service's durable consumers; what it may consume on the bus is derived from these.
 SUBSCRIPTIONS: dict[str, list[Subscription]] = {
-    "intake": [],
+    "intake": INTAKE,
     "escalation": ESCALATION,
     "notifier": NOTIFIER,
     "followup": FOLLOWUP,
