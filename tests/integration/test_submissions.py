@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
 from kizuki.audit import RecordEntry, read_record
 from kizuki.cli import main
@@ -41,37 +44,49 @@ CHANNEL = "call-centre"  # declared in deploy/policy.toml: first hearer n-002, p
 STORY = "受付で三時間待たされ、説明もありませんでした"
 
 
+@dataclass
+class Embedded:
+    """The embedded server as `kizuki run` runs it, and what its launcher does every half second."""
+
+    settings: Settings
+    nats: Supervised
+    channels: list[str] = field(default_factory=list)
+
+    def launcher_looks(self) -> None:
+        self.channels = users_reloaded_for_new_channels(self.settings, self.nats, self.channels)
+
+
 @pytest.fixture
-async def secured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> AsyncIterator[Settings]:
-    """The embedded server as `kizuki run` runs it, while `kizuki channel-credential call-centre` makes
-    the channel's credential: the launcher's loop has the server take the new user in."""
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedded]:
     monkeypatch.setenv("KIZUKI_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("KIZUKI_NATS_PORT", str(free_port()))
     monkeypatch.setenv("KIZUKI_INTAKE_SMTP_PORT", str(free_port()))
     settings = load_settings()
     provision_secrets(settings)
     config = write_server_config(settings)
-    nats = Supervised(
-        "nats-server",
-        partial(start_nats, settings.nats_port, settings.nats_dir, tmp_path / "nats.log", config),
+    log = tmp_path / "nats.log"
+    server = Supervised(
+        "nats-server", partial(start_nats, settings.nats_port, settings.nats_dir, log, config)
     )
-    try:
-        made = asyncio.ensure_future(asyncio.to_thread(main, ["channel-credential", CHANNEL]))
-        channels: list[str] = []
-        while not made.done():
-            channels = users_reloaded_for_new_channels(settings, nats, channels)
-            await asyncio.sleep(0.5)  # as often as the launcher looks
-        await made
-        said = capsys.readouterr().out
-        assert f"channel-{CHANNEL}.nk (made now; public key U" in said
-        inbox = f"_INBOX.channel-{CHANNEL}"
-        assert f"may publish to submissions.{CHANNEL} only, connected with the inbox prefix {inbox}" in said
-        assert f"the running nats-server lets {CHANNEL} in: it may publish now" in said
-        yield settings
-    finally:
-        stop(nats.process)
+    yield Embedded(settings, server)
+    stop(server.process)
+
+
+@pytest.fixture
+async def secured(embedded: Embedded, capsys: pytest.CaptureFixture[str]) -> Settings:
+    """The system running while `kizuki channel-credential call-centre` makes the channel's
+    credential: the launcher has the server take the new user in."""
+    made = asyncio.ensure_future(asyncio.to_thread(main, ["channel-credential", CHANNEL]))
+    while not made.done():
+        embedded.launcher_looks()
+        await asyncio.sleep(0.5)
+    await made
+    said = capsys.readouterr().out
+    assert f"channel-{CHANNEL}.nk (made now; public key U" in said
+    inbox = f"_INBOX.channel-{CHANNEL}"
+    assert f"may publish to submissions.{CHANNEL} only, connected with the inbox prefix {inbox}" in said
+    assert f"the running nats-server lets {CHANNEL} in: it may publish now" in said
+    return embedded.settings
 
 
 @pytest.fixture
@@ -244,3 +259,19 @@ async def test_a_bad_submission_is_recorded_as_rejected_and_the_next_one_goes_th
     assert (set_aside["stream"], set_aside["stream_sequence"]) == (SUBMISSION_STREAM, 3)
     assert set_aside["reason"].startswith("not a valid message: message: Invalid JSON")
     assert all(STORY not in json.dumps(entry.body, ensure_ascii=False) for entry in entries)
+
+
+async def test_a_channel_whose_credential_is_removed_is_let_in_no_more(
+    embedded: Embedded, channel: Client, tmp_path: Path
+) -> None:
+    assert embedded.settings.nats_credentials is not None
+    kept = tmp_path / "kept.nk"
+    (embedded.settings.nats_credentials / f"channel-{CHANNEL}.nk").rename(kept)
+    embedded.launcher_looks()
+
+    async def dropped() -> bool:
+        return not channel.is_connected
+
+    await eventually(dropped, what="the channel's connection closed by the server")
+    with pytest.raises(NatsError, match="Authorization Violation"):
+        await nats.connect(embedded.settings.bus_url, nkeys_seed=str(kept), allow_reconnect=False)
