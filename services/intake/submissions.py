@@ -72,7 +72,7 @@ def take_submission(
 ) -> Receipt:
     """Register a channel's submission, or record why not (``ChannelMessageRejected``); the same message
     id again changes nothing, and another submission under an id already taken is rejected. A channel
-    the policy does not declare breaks a rule: its messages are set aside until it is declared."""
+    the policy does not declare (its credential left behind) breaks a rule: the message is set aside."""
     declared = policy.bus_channels.get(channel)
     if declared is None:
         raise refusals.NotPossible(f"the policy declares no channel {channel!r} in [intake.bus_channels]")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kizuki.cli import main
 from kizuki.permissions import (
     ADMINISTRATOR,
     AUDITOR,
@@ -17,6 +18,7 @@ from kizuki.permissions import (
     print_permissions,
     service_permissions,
 )
+from kizuki.processes import free_port
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS
 from kizuki.server_config import (
     channels_with_credentials,
@@ -183,3 +185,21 @@ def test_credentials_live_with_the_embedded_server_or_where_the_environment_says
     assert load_settings({"NATS_URL": "nats://10.0.0.5:4222"}).bus_user("intake") is None
     given = load_settings({"NATS_URL": "nats://10.0.0.5:4222", "KIZUKI_NATS_CREDENTIALS": "/run/secrets"})
     assert given.bus_user("notifier") == BusUser("notifier", Path("/run/secrets/notifier.nk"))
+
+
+def test_the_command_makes_a_credential_only_for_a_channel_the_policy_declares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KIZUKI_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KIZUKI_NATS_PORT", str(free_port()))  # no server there: it is taken in at the start
+    for undeclared in ("kiosk", "Call-Centre"):
+        with pytest.raises(SystemExit, match=f"the policy declares no channel '{undeclared}'"):
+            main(["channel-credential", undeclared])
+    main(["channel-credential", "call-centre"])
+    assert "`kizuki run` takes it in when it starts" in capsys.readouterr().out
+    main(["permissions"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["channel-call-centre"] == {
+        "publish": ["submissions.call-centre"],
+        "subscribe": ["_INBOX.channel-call-centre.>"],
+    }
