@@ -62,10 +62,12 @@ KEY_STREAM_CONFIG = StreamConfig(
 # its own subject submissions.<channel> with its own credential. It holds patient data in clear, so a
 # submission stays only until intake has registered (and sealed) it or recorded why not: work-queue
 # retention, acknowledged means removed. Full, it refuses new submissions (the channel keeps them and
-# publishes again) rather than dropping any it took. A submission published again with the same
-# Nats-Msg-Id within the window is dropped by the server (its publish is answered as a duplicate);
-# later, intake recognises the channel's message id itself.
+# publishes again) rather than dropping any it took; each channel's backlog is limited apart, so one
+# that floods it holds up only itself. A submission published again with the same Nats-Msg-Id within
+# the window is dropped by the server (its publish is answered as a duplicate); later, intake
+# recognises the channel's message id itself.
 SUBMISSION_STREAM = "SUBMISSIONS"
+MAX_WAITING_PER_CHANNEL = 2000  # at most 128 MiB: eight channels' full backlogs fit the stream
 SUBMISSION_STREAM_CONFIG = StreamConfig(
     name=SUBMISSION_STREAM,
     description="Channels' submissions, each kept until intake has registered or rejected it.",
@@ -73,8 +75,10 @@ SUBMISSION_STREAM_CONFIG = StreamConfig(
     retention=RetentionPolicy.WORK_QUEUE,
     storage=StorageType.FILE,
     max_age=0,  # never dropped unregistered, however long intake is away
-    max_bytes=256 * 1024 * 1024,
+    max_bytes=1024 * 1024 * 1024,
+    max_msgs_per_subject=MAX_WAITING_PER_CHANNEL,
     discard=DiscardPolicy.NEW,
+    discard_new_per_subject=True,
     max_msg_size=64 * 1024,  # as much as an HTTP request's body: a summary is at most 4,000 characters
     duplicate_window=120.0,
 )

@@ -37,7 +37,8 @@ MessageId = Annotated[
         max_length=MAX_REF,
         pattern=r"^[!-~]+$",  # printable ASCII without spaces: it goes on the record as the reference
         description="The channel's own id of this message, unique among its messages: the same id again "
-        "registers nothing new. Publish it as the Nats-Msg-Id header too.",
+        "registers nothing new. Publish '<channel>:<message_id>' as the Nats-Msg-Id header too (the "
+        "server's duplicate window is the stream's, which every channel shares).",
     ),
 ]
 

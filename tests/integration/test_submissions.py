@@ -18,6 +18,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from nats.js.errors import ServiceUnavailableError
 
 from kizuki.audit import RecordEntry, read_record
 from kizuki.cli import main
@@ -30,7 +31,7 @@ from services.intake import handlers
 from services.intake.application import IntakeApplication
 from services.intake.main import open_intake_store
 from services.intake.submissions import PublishedSubjects
-from shared.bus import SUBMISSION_STREAM, BusUser, channel_user, connect
+from shared.bus import MAX_WAITING_PER_CHANNEL, SUBMISSION_STREAM, BusUser, channel_user, connect
 from shared.consumer import Consumer
 from shared.policy import load_policy
 from shared.privacy import KeyVault
@@ -148,7 +149,7 @@ def submission(message_id: str, **changes: Any) -> bytes:
 
 async def publish(channel: Client, data: bytes, message_id: str | None) -> bool:
     """As a channel publishes: the message id as Nats-Msg-Id; True if the server took it as new."""
-    headers = {"Nats-Msg-Id": message_id} if message_id else None
+    headers = {"Nats-Msg-Id": f"{CHANNEL}:{message_id}"} if message_id else None
     ack = await channel.jetstream().publish(f"submissions.{CHANNEL}", data, headers=headers)
     assert ack.stream == SUBMISSION_STREAM
     return not ack.duplicate
@@ -275,3 +276,15 @@ async def test_a_channel_whose_credential_is_removed_is_let_in_no_more(
     await eventually(dropped, what="the channel's connection closed by the server")
     with pytest.raises(NatsError, match="Authorization Violation"):
         await nats.connect(embedded.settings.bus_url, nkeys_seed=str(kept), allow_reconnect=False)
+
+
+async def test_a_channel_whose_backlog_is_full_is_refused_more_and_the_others_go_on(
+    channel: Client, record: Client
+) -> None:
+    js = channel.jetstream()
+    for n in range(MAX_WAITING_PER_CHANNEL):  # intake is not running: nothing is taken
+        await js.publish(f"submissions.{CHANNEL}", b"{}", headers={"Nats-Msg-Id": f"{CHANNEL}:{n}"})
+    with pytest.raises(ServiceUnavailableError, match="maximum messages per subject exceeded"):
+        await js.publish(f"submissions.{CHANNEL}", b"{}", headers={"Nats-Msg-Id": f"{CHANNEL}:more"})
+    ack = await record.jetstream().publish("submissions.kiosk", b"{}")  # another channel's
+    assert ack.seq == MAX_WAITING_PER_CHANNEL + 1
