@@ -16,7 +16,8 @@ import nkeys
 from kizuki.permissions import Permissions, bus_permissions
 from kizuki.processes import SERVER_NAME
 from kizuki.provision import KEY_USES, SUBSCRIPTIONS
-from shared.bus import BusUser, channel_user, check_channel_name
+from shared.bus import BusUser, channel_user
+from shared.channel_names import check_channel_name
 from shared.settings import Settings, SettingsError
 
 OWNER_ONLY_FILE = 0o600

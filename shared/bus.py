@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +81,6 @@ SUBMISSION_STREAM_CONFIG = StreamConfig(
     max_msg_size=64 * 1024,  # as much as an HTTP request's body: a summary is at most 4,000 characters
     duplicate_window=120.0,
 )
-# A channel's name is one subject token, a file name and part of a bus user's name: nothing else fits.
-CHANNEL_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-MAX_CHANNEL_NAME = 40
-
 ACK_WAIT_SECONDS = 5.0
 # How many messages a consumer fetches at once, and so how many it may have unacknowledged.
 BATCH_SIZE = 64
@@ -109,14 +104,6 @@ def channel_of(subject: str) -> str:
 def channel_user(channel: str) -> str:
     """A channel's bus user: never a service's name, so its inbox is never a service's inbox."""
     return f"channel-{channel}"
-
-
-def check_channel_name(channel: str) -> None:
-    if len(channel) > MAX_CHANNEL_NAME or not CHANNEL_NAME.match(channel):
-        raise ValueError(
-            f"a channel's name is lowercase letters, digits and single hyphens, at most "
-            f"{MAX_CHANNEL_NAME} characters (e.g. call-centre), not {channel!r}"
-        )
 
 
 def timer_stream(service: str) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from shared.bus import CHANNEL_NAME, MAX_CHANNEL_NAME
+from shared.channel_names import CHANNEL_NAME, MAX_CHANNEL_NAME
 from shared.events import Channel, DutyKind, HcatCategory, Tier
 
 

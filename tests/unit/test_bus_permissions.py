@@ -30,10 +30,10 @@ from shared.bus import (
     RECORD_STREAM,
     BusUser,
     Subscription,
-    check_channel_name,
     services_with_timers,
     timer_subscription,
 )
+from shared.channel_names import check_channel_name
 from shared.settings import SERVICES, load_settings
 
 pytestmark = pytest.mark.unit
