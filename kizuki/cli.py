@@ -13,7 +13,10 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import get_args
 from zoneinfo import ZoneInfo
 
+import nats
 from nats.errors import Error as NatsError
 
 from kizuki import bundle as bundles
@@ -41,7 +45,7 @@ from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verification, Verifier
-from shared.bus import RECORD_STREAM, connect
+from shared.bus import RECORD_STREAM, BusUser, connect, inbox_of, submission_subject
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
 from shared.events import Channel, Language
@@ -395,6 +399,13 @@ def _parser() -> argparse.ArgumentParser:
         "--channel", required=True, action="append", choices=get_args(Channel), help="repeat for several"
     )
     api_key.add_argument("--heard-by", required=True, help="staff id who owns this inbox (the first hearer)")
+    channel_credential = commands.add_parser(
+        "channel-credential",
+        help="the NATS credential a channel system publishes its submissions with (made once, then kept)",
+    )
+    channel_credential.add_argument(
+        "channel", help="as the policy's [intake.bus_channels] names it, e.g. call-centre"
+    )
     erase = commands.add_parser(
         "erase", help="destroy a complaint's key: its patient data becomes unreadable everywhere"
     )
@@ -507,9 +518,12 @@ def main(argv: list[str] | None = None) -> None:
         _rebuild(args.service)
     elif args.command == "permissions":
         from kizuki.provision import KEY_USES
+        from kizuki.server_config import channels_with_credentials
         from shared.contracts import SUBSCRIPTIONS
 
-        print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES), sys.stdout)
+        credentials = settings.nats_credentials
+        channels = channels_with_credentials(credentials) if credentials is not None else []
+        print_permissions(bus_permissions(SUBSCRIPTIONS, KEY_USES, channels), sys.stdout)
     elif args.command == "map":
         from kizuki.message_map import print_map
         from shared.contracts import CONTRACTS
@@ -528,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
         _set_password(settings, args.staff_id)
     elif args.command == "api-key":
         _api_key(settings, args.name, args.channel, args.heard_by)
+    elif args.command == "channel-credential":
+        _channel_credential(settings, args.channel)
     elif args.command == "erase":
         _erase(settings, args.complaint_id, args.by)
     elif args.command == "case":
@@ -566,6 +582,70 @@ def _api_key(settings: Settings, name: str, channels: list[Channel], heard_by: s
     directory = load_directory(settings.directory_path)
     with _keys_and_tokens():
         print(issue_api_key(settings.api_keys_path, name, channels, heard_by, directory))
+
+
+# How long `kizuki channel-credential` waits for a running server to let the new channel in.
+ADMISSION_SECONDS = 5.0
+
+
+def _channel_credential(settings: Settings, channel: str) -> None:
+    """The channel's seed among the bus users' credentials; the server takes it in at its next start."""
+    from kizuki.server_config import make_channel_credential, public_key
+
+    if channel not in load_policy(settings.policy_path).intake.bus_channels:
+        sys.exit(f"kizuki: the policy declares no channel {channel!r}: add it to [intake.bus_channels] first")
+    try:
+        user, made = make_channel_credential(settings, channel)
+    except ValueError as error:
+        sys.exit(f"kizuki: {error}")
+    print(
+        f"kizuki: {user.seed_file} ({'made now' if made else 'made before, kept'}; public key "
+        f"{public_key(user.seed_file)})"
+    )
+    print(
+        f"kizuki: with it, {channel} may publish to {submission_subject(channel)} only, connected with the "
+        f"inbox prefix {inbox_of(user)}; give its system a copy, readable by it alone"
+    )
+    if not settings.embedded_nats:
+        print(f"kizuki: add the user {user.name} to your NATS server's configuration (`kizuki permissions`)")
+    elif not _listening(settings.nats_port):
+        print("kizuki: `kizuki run` takes it in when it starts")
+    elif asyncio.run(_admitted(settings.bus_url, user, within=ADMISSION_SECONDS)):
+        print(f"kizuki: the running nats-server lets {channel} in: it may publish now")
+    else:
+        sys.exit(
+            f"kizuki: the running nats-server still refuses {channel} after {ADMISSION_SECONDS:g} s: "
+            "restart `kizuki run`"
+        )
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _admitted(url: str, user: BusUser, within: float) -> bool:
+    """Whether the server lets the user in, asked again until ``within`` seconds have passed: a
+    running `kizuki run` has nats-server reload its users within a second of a new credential."""
+    logging.getLogger("nats.aio.client").setLevel(logging.CRITICAL)  # each refusal until then is expected
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            nc = await nats.connect(
+                url, nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user), allow_reconnect=False,
+                error_cb=_ignored,
+            )  # fmt: skip
+        except NatsError:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+            continue
+        await nc.close()
+        return True
+
+
+async def _ignored(_: Exception) -> None:
+    """A refusal the caller handles."""
 
 
 def _set_aside(settings: Settings, args: argparse.Namespace) -> None:

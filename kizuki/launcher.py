@@ -16,7 +16,7 @@ from types import FrameType
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import Supervised, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import provision_bus, provision_secrets
-from kizuki.server_config import write_server_config
+from kizuki.server_config import channels_with_credentials, write_server_config
 from shared.settings import SERVICES, Settings
 
 
@@ -60,7 +60,10 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         print(f"kizuki: intake SMTP receiver on {settings.http_host}:{settings.smtp_port}")
         print(f"kizuki: staff sign in at {settings.http_url('console')} (kizuki password STAFF_ID sets one)")
         print("kizuki: ready. Ctrl-C stops everything.", flush=True)
+        channels = _channels(settings)
         while not stopping.wait(0.5):
+            if nats is not None:
+                channels = users_reloaded_for_new_channels(settings, nats, channels)
             for supervised in [nats, *services.values()]:
                 if supervised is not None and not stopping.is_set():
                     supervised.check()
@@ -73,3 +76,22 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
         if nats is not None:
             stop(nats.process)
         print("kizuki: stopped", flush=True)
+
+
+def _channels(settings: Settings) -> list[str]:
+    credentials = settings.nats_credentials
+    return channels_with_credentials(credentials) if credentials is not None else []
+
+
+def users_reloaded_for_new_channels(settings: Settings, nats: Supervised, known: list[str]) -> list[str]:
+    """When a channel's credential is made (`kizuki channel-credential`) or its file removed while the
+    system runs, the server's configuration is written again and nats-server reloads it (SIGHUP), so
+    the channel may publish within a second, or no longer may, without a restart."""
+    channels = _channels(settings)
+    if channels != known:
+        write_server_config(settings)
+        nats.process.send_signal(signal.SIGHUP)
+        print(
+            f"kizuki: nats-server reloaded its users; channels: {', '.join(channels) or 'none'}", flush=True
+        )
+    return channels

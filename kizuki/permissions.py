@@ -3,14 +3,14 @@
 A service may publish its own record events and set timers in its own timer stream (if it consumes
 their fires), pull and acknowledge its own durable consumers and read their state, read the record's
 messages one at a time (the relay resumes from the last) and, for its metrics, its timer stream's state.
-The auditor may read the record. Only the administrator, used by provisioning, may manage streams and
-consumers.
+The auditor may read the record. A channel system may publish its submissions on its own subject and
+nothing else. Only the administrator, used by provisioning, may manage streams and consumers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, TextIO
 
@@ -19,10 +19,12 @@ from shared.bus import (
     KEY_STREAM,
     RECORD_STREAM,
     Subscription,
+    channel_user,
     inbox_prefix,
     record_subjects,
     schedule_subject,
     services_with_timers,
+    submission_subject,
     timer_stream,
 )
 
@@ -96,17 +98,29 @@ def auditor_permissions() -> Permissions:
     )
 
 
+def channel_permissions(channel: str) -> Permissions:
+    """Publish submissions on its own subject, and receive the server's answers to them (the stream's
+    acknowledgement) on its own inbox: it can neither read a submission, its own included, nor the
+    record, nor publish anywhere else."""
+    return Permissions(
+        publish=(submission_subject(channel),), subscribe=(f"{inbox_prefix(channel_user(channel))}.>",)
+    )
+
+
 def bus_permissions(
-    subscriptions: Mapping[str, Sequence[Subscription]], key_uses: Mapping[str, KeyUse]
+    subscriptions: Mapping[str, Sequence[Subscription]],
+    key_uses: Mapping[str, KeyUse],
+    channels: Collection[str] = (),
 ) -> dict[str, Permissions | None]:
-    """Every bus user and what it may do: one user per service, the auditor, and the administrator
-    (``None``: no limit)."""
+    """Every bus user and what it may do: one user per service, the auditor, one per channel that
+    publishes submissions, and the administrator (``None``: no limit)."""
     return {
         **{
             service: service_permissions(service, declared, key_uses.get(service))
             for service, declared in subscriptions.items()
         },
         AUDITOR: auditor_permissions(),
+        **{channel_user(channel): channel_permissions(channel) for channel in sorted(channels)},
         ADMINISTRATOR: None,
     }
 

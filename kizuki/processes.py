@@ -36,6 +36,11 @@ def nats_server_binary() -> str:
     return found
 
 
+# Named in the configuration too: nats-server refuses to reload one that does not name it (it would
+# take the missing name for a change of name), and new channels' users are taken in by a reload.
+SERVER_NAME = "kizuki"
+
+
 def start_nats(
     port: int, store_dir: Path, log_file: Path, config: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -44,7 +49,7 @@ def start_nats(
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [nats_server_binary(), "--jetstream", "--addr", "127.0.0.1", "--port", str(port),
-             "--store_dir", str(store_dir), "--server_name", "kizuki",
+             "--store_dir", str(store_dir), "--server_name", SERVER_NAME,
              *(["--config", str(config)] if config is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip

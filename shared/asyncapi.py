@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from eventsourcing.utils import resolve_topic
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.bus import due_subject, schedule_subject
+from shared.bus import due_subject, schedule_subject, submission_subject
 from shared.contracts import ANY_SERVICE, CONTRACTS, Contract
 from shared.events import WIRE_EVENTS, WireEvent, subject_of
 from shared.timers import Timer
@@ -25,6 +26,7 @@ DOCS = Path(__file__).parents[1] / "docs" / "asyncapi"
 DOCUMENT_VERSION = "1.0.0"
 SCHEMAS = "#/components/schemas/{model}"
 TIMER_KEY = {"key": {"description": "The timer's key: its rule, aggregate, part and attempt."}}
+CHANNEL_NAME = {"channel": {"description": "The channel system's name, as the policy declares it."}}
 
 
 def asyncapi_document(contract: Contract) -> dict[str, Any]:
@@ -43,6 +45,8 @@ def asyncapi_document(contract: Contract) -> dict[str, Any]:
         }
         if "{key}" in address:
             channel["parameters"] = TIMER_KEY
+        if "{channel}" in address:
+            channel["parameters"] = CHANNEL_NAME
         channels[name] = channel
         operations[f"{action}{name}"] = {
             "action": action,
@@ -63,6 +67,18 @@ def asyncapi_document(contract: Contract) -> dict[str, Any]:
         add(kind.type_name(), contract.published_subject(kind), kind, "send", f"{service} publishes it.")
     for kind in contract.handles:
         add(kind.type_name(), subject_of(kind), kind, "receive", f"{service} handles it from the record.")
+    if contract.submissions is not None:
+        summary = (
+            "A channel system's complaint, published with its own credential on its own subject: "
+            f"{service} registers it once per message id, or records why not (ChannelMessageRejected)."
+        )
+        add(
+            "Submission",
+            submission_subject("{channel}"),
+            resolve_topic(contract.submissions),
+            "receive",
+            summary,
+        )
     if contract.timers:
         summary = "A timer it sets for itself: a NATS message schedule on its own timer stream."
         add("TimerSet", schedule_subject(service, "{key}"), Timer, "send", summary)

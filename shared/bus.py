@@ -57,6 +57,30 @@ KEY_STREAM_CONFIG = StreamConfig(
     duplicate_window=120.0,
 )
 
+# What channel systems (a call centre, a chat gateway, a kiosk) publish for intake to register, each on
+# its own subject submissions.<channel> with its own credential. It holds patient data in clear, so a
+# submission stays only until intake has registered (and sealed) it or recorded why not: work-queue
+# retention, acknowledged means removed. Full, it refuses new submissions (the channel keeps them and
+# publishes again) rather than dropping any it took; each channel's backlog is limited apart, so one
+# that floods it holds up only itself. A submission published again with the same Nats-Msg-Id within
+# the window is dropped by the server (its publish is answered as a duplicate); later, intake
+# recognises the channel's message id itself.
+SUBMISSION_STREAM = "SUBMISSIONS"
+MAX_WAITING_PER_CHANNEL = 2000  # at most 128 MiB: eight channels' full backlogs fit the stream
+SUBMISSION_STREAM_CONFIG = StreamConfig(
+    name=SUBMISSION_STREAM,
+    description="Channels' submissions, each kept until intake has registered or rejected it.",
+    subjects=["submissions.*"],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    max_age=0,  # never dropped unregistered, however long intake is away
+    max_bytes=1024 * 1024 * 1024,
+    max_msgs_per_subject=MAX_WAITING_PER_CHANNEL,
+    discard=DiscardPolicy.NEW,
+    discard_new_per_subject=True,
+    max_msg_size=64 * 1024,  # as much as an HTTP request's body: a summary is at most 4,000 characters
+    duplicate_window=120.0,
+)
 ACK_WAIT_SECONDS = 5.0
 # How many messages a consumer fetches at once, and so how many it may have unacknowledged.
 BATCH_SIZE = 64
@@ -65,6 +89,21 @@ BATCH_SIZE = 64
 def record_subjects(service: str) -> str:
     """Every subject a service writes on the record (``events.<service>.<EventName>``)."""
     return f"events.{service}.>"
+
+
+def submission_subject(channel: str) -> str:
+    """Where a channel publishes its submissions; its credential may publish nowhere else."""
+    return f"submissions.{channel}"
+
+
+def channel_of(subject: str) -> str:
+    """The channel that published on a submission subject: the subject is the channel's own."""
+    return subject.removeprefix("submissions.")
+
+
+def channel_user(channel: str) -> str:
+    """A channel's bus user: never a service's name, so its inbox is never a service's inbox."""
+    return f"channel-{channel}"
 
 
 def timer_stream(service: str) -> str:
@@ -205,5 +244,6 @@ async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription])
     for service in services_with_timers(subscriptions):
         await _declare_stream(js, timer_stream_config(service))
     await _declare_stream(js, KEY_STREAM_CONFIG)
+    await _declare_stream(js, SUBMISSION_STREAM_CONFIG)
     for subscription in subscriptions:
         await js.add_consumer(subscription.stream, subscription.consumer_config())

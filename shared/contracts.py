@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.bus import RECORD_STREAM, Subscription, timer_subscription
+from shared.bus import RECORD_STREAM, SUBMISSION_STREAM, Subscription, submission_subject, timer_subscription
 from shared.events import (
     WIRE_EVENTS,
     AlertAcknowledged,
@@ -51,12 +51,15 @@ ANY_SERVICE = "any"
 @dataclass(frozen=True)
 class Contract:
     """One service's messages: the wire events it handles from the record (on its durable consumer,
-    named after it) and whether it sets timers for itself. What it publishes is known from the wire
-    classes: each names its service."""
+    named after it), whether it sets timers for itself, and whether it takes what channel systems
+    submit on the bus (``submissions``: the topic of the submission's model, read only to describe it,
+    so that no service's code is imported here). What it publishes is known from the wire classes:
+    each names its service."""
 
     service: str
     handles: tuple[type[WireEvent], ...] = ()
     timers: bool = False
+    submissions: str | None = None
 
     def __post_init__(self) -> None:
         unnamed = ", ".join(kind.type_name() for kind in self.handles if kind.service == ANY_SERVICE)
@@ -81,15 +84,23 @@ class Contract:
         return timer_subscription(self.service) if self.timers else None
 
     @property
+    def submitted(self) -> Subscription | None:
+        """Its durable consumer of every channel's submissions."""
+        if self.submissions is None:
+            return None
+        return Subscription(SUBMISSION_STREAM, self.service, [submission_subject("*")])
+
+    @property
     def subscriptions(self) -> list[Subscription]:
-        return [subscription for subscription in (self.record, self.timer) if subscription is not None]
+        declared = (self.record, self.timer, self.submitted)
+        return [subscription for subscription in declared if subscription is not None]
 
     def published_subject(self, kind: type[WireEvent]) -> str:
         """Where this service publishes events of that kind (its own, or those of any service)."""
         return f"events.{self.service}.{kind.type_name()}"
 
 
-INTAKE = Contract("intake")
+INTAKE = Contract("intake", submissions="services.intake.submissions:Submission")
 # A consumer's filter subjects follow the order of ``handles``: the order they were declared in before.
 ESCALATION = Contract(
     "escalation",

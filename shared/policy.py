@@ -5,11 +5,12 @@ from __future__ import annotations
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from shared.events import DutyKind, HcatCategory, Tier
+from shared.channel_names import CHANNEL_NAME, MAX_CHANNEL_NAME
+from shared.events import Channel, DutyKind, HcatCategory, Tier
 
 
 class FollowupPolicy(BaseModel):
@@ -82,6 +83,23 @@ class WebForm(BaseModel):
     period_seconds: int = Field(gt=0, description="... of this many seconds; more are refused, saying so.")
 
 
+class BusChannel(BaseModel):
+    """A channel system that publishes submissions on the bus (a call centre, a chat gateway, a kiosk),
+    as an API key does over HTTP: its inbox's owner is the first hearer of what it submits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heard_by: str = Field(min_length=1, description="Staff id of its inbox's owner, the first hearer.")
+    channels: list[Channel] = Field(
+        min_length=1,
+        description="How its complaints reach the hospital (phone, walk_in, ...): its "
+        "submissions may name these; a rejected one is recorded under the first when it names none of them.",
+    )
+
+
+BusChannelName = Annotated[str, StringConstraints(pattern=CHANNEL_NAME.pattern, max_length=MAX_CHANNEL_NAME)]
+
+
 class IntakePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -92,10 +110,21 @@ class IntakePolicy(BaseModel):
     wechat: Inbox = Field(description="The hospital's WeChat official account.")
     email: Mailbox = Field(description="The complaints mailbox that intake's SMTP receiver takes mail for.")
     web: WebForm
+    bus_channels: dict[BusChannelName, BusChannel] = Field(
+        default_factory=dict,
+        description="Channel systems that publish submissions on submissions.<name>, by name; each needs "
+        "its credential (`kizuki channel-credential <name>`).",
+    )
 
     def inbox_owners(self) -> set[str]:
         """Every staff id the channels name as first hearer."""
-        return {self.line.heard_by, self.wechat.heard_by, self.email.heard_by, *self.web.inboxes.values()}
+        return {
+            self.line.heard_by,
+            self.wechat.heard_by,
+            self.email.heard_by,
+            *self.web.inboxes.values(),
+            *(channel.heard_by for channel in self.bus_channels.values()),
+        }
 
     append_window_seconds: int = Field(
         ge=0,

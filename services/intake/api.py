@@ -56,6 +56,23 @@ class ComplaintRequest(ActionBody):
             raise ValueError("anonymous: only a staff report (channel staff_report) can be anonymous")
         return self
 
+    def registration(self, heard_by: str, default_language: str, reporter: str | None = None) -> Registration:
+        """What is registered, whichever door the request came through (HTTP, the bus)."""
+        complainant = self.complainant or Complainant()
+        return Registration(
+            channel=self.channel,
+            occurred_at=self.occurred_at,
+            heard_by=heard_by,
+            reporter=reporter,
+            department=self.department,
+            summary=self.summary,
+            complainant_name=complainant.name,
+            complainant_contact=complainant.contact,
+            category=self.category,
+            tier=self.tier,
+            language=self.language or default_language,
+        )
+
 
 class ReporterOpening(ActionBody):
     reason: str = Field(min_length=1, max_length=500, description="Why the reporter's identity is needed.")
@@ -156,7 +173,6 @@ def router(
         caller: Annotated[Caller, Depends(auth.person_or_client(*WRITERS))],
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     ) -> ComplaintCreated:
-        complainant = request.complainant or Complainant()
         heard_by, reporter = first_hearer(http, caller, request.channel), None
         if request.anonymous:
             if caller.person is None:
@@ -164,19 +180,7 @@ def router(
                     status.HTTP_403_FORBIDDEN, detail="only staff, signed in, report anonymously"
                 )
             heard_by, reporter = directory.current.patient_safety_officer(), caller.person.staff_id
-        registration = Registration(
-            channel=request.channel,
-            occurred_at=request.occurred_at,
-            heard_by=heard_by,
-            reporter=reporter,
-            department=request.department,
-            summary=request.summary,
-            complainant_name=complainant.name,
-            complainant_contact=complainant.contact,
-            category=request.category,
-            tier=request.tier,
-            language=request.language or default_language,
-        )
+        registration = request.registration(heard_by, default_language, reporter)
         try:
             complaint_id, created = await asyncio.to_thread(
                 store.register, registration, idempotency_key, now()

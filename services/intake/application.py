@@ -195,6 +195,23 @@ class IntakeApplication(ServiceApplication):
             return self.refuse_message(registration.channel, message_ref, str(error), now)
         return Receipt("registered", complaint_id, new=created)
 
+    def receive_submission(self, message_ref: str, registration: Registration, now: datetime) -> Receipt:
+        """A channel system's submission on the bus, as ``receive`` takes a message, except that the same
+        message id with other facts is rejected, never taken for the message that registered a complaint.
+        Every fact of a submission is the channel's own; a chat platform's or a mail server's redelivery
+        may differ in what intake fills in itself (a mail without a date is dated on arrival)."""
+        complaint_id = stable_id("complaint", _scoped(registration, message_ref))
+        if (registered := self.find(Complaint, complaint_id)) is None:
+            return self.receive(message_ref, registration, now)
+        try:
+            self._replay(registered, registration)
+        except IdempotencyConflict:
+            reason = "its message id is the id of an earlier message with other facts; send it with a new id"
+            return self.refuse_message(registration.channel, message_ref, reason, now)
+        except Erased:
+            pass  # its facts can no longer be compared: taken for the message that registered it
+        return Receipt("registered", registered.id, new=False)
+
     def refuse_message(self, channel: str, message_ref: str, reason: str, now: datetime) -> Receipt:
         """Record why a channel's message was not registered; a second time, the first reason stands."""
         message_id = _inbound_id(message_ref)

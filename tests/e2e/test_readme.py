@@ -2,9 +2,9 @@
 
 The blocks to run are the README's fenced ``sh try=<step>`` blocks, in order, in one bash session
 whose working directory holds `.venv` (this test's) and `var/` (the system's data directory), as a
-clone's does. The only change to the text is the port of each service: the system listens on free
-ports, the README names the defaults. Between steps the test waits for what a person's pause gives:
-the effects of the last step on the record.
+clone's does. The only change to the text is the port of each service and of the NATS server: the
+system listens on free ports, the README names the defaults. Between steps the test waits for what
+a person's pause gives: the effects of the last step on the record.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def readme_steps(env: dict[str, str]) -> dict[str, str]:
     text = (REPOSITORY / "README.md").read_text(encoding="utf-8")
     for service, port in DEFAULT_PORTS.items():
         text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{env[f'KIZUKI_{service.upper()}_PORT']}/")
+    text = text.replace("nats://127.0.0.1:4222", f"nats://127.0.0.1:{env['KIZUKI_NATS_PORT']}")
     return {match["name"]: match["commands"] for match in STEP.finditer(text)}
 
 
@@ -138,7 +139,7 @@ def clone(tmp_path: Path) -> Path:
 def test_the_readmes_main_flow_and_follow_up_work_as_pasted(clone: Path) -> None:
     env = system_env(clone / "var", REPOSITORY / "deploy" / "policy.toml")
     steps = readme_steps(env)
-    assert list(steps) == ["register", "read", "act", "callbacks", "work-list"]
+    assert list(steps) == ["register", "read", "act", "callbacks", "channel", "work-list"]
     system = Launcher(env)
     shell = Shell(clone, env)
     try:
@@ -178,6 +179,24 @@ def test_the_readmes_main_flow_and_follow_up_work_as_pasted(clone: Path) -> None
         assert callback["status"] == "scheduled"
         assert re.search(r"first_response +hd-003 +due .* done on time", printed)
         assert re.search(rf"after_first_response +{callback['assignee']} +due", printed)
+
+        printed = shell.run("channel", steps["channel"])
+        assert "the running nats-server lets call-centre in: it may publish now" in printed
+        assert re.search(r"SUBMISSIONS #1 taken\nSUBMISSIONS #1 duplicate: taken already", printed), printed
+
+        def submitted() -> list[dict[str, Any]]:
+            replayed = subprocess.run(
+                [KIZUKI, "audit", "replay", "--json"], env=env, capture_output=True, text=True, check=True
+            ).stdout
+            entries = [json.loads(line) for line in replayed.splitlines()]
+            return [
+                entry["event"]
+                for entry in entries
+                if entry["event_type"] == "ComplaintReceived" and entry["event"]["channel"] == "phone"
+            ]
+
+        [received] = until(submitted, within=60, what="the call centre's submission on the record")
+        assert (received["heard_by"], received["department"]) == ("n-002", "Outpatients")
 
         [work_list] = documents(shell.run("work-list", steps["work-list"]))
         assert callback["callback_id"] in [listed["callback_id"] for listed in work_list]

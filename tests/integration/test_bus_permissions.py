@@ -28,19 +28,22 @@ from kizuki.audit import read_record
 from kizuki.permissions import ADMINISTRATOR, AUDITOR
 from kizuki.processes import free_port, start_nats, stop
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
-from kizuki.server_config import write_server_config
+from kizuki.server_config import make_channel_credential, write_server_config
 from shared.bus import (
     KEY_BUCKET,
     KEY_STREAM,
     RECORD_STREAM,
     RECORD_STREAM_CONFIG,
+    SUBMISSION_STREAM,
     BusUser,
     Subscription,
+    channel_user,
     connect,
     due_subject,
     record_subjects,
     schedule_subject,
     services_with_timers,
+    submission_subject,
     timer_stream,
 )
 from shared.contracts import SUBSCRIPTIONS
@@ -52,6 +55,8 @@ pytestmark = pytest.mark.integration
 
 # Long enough for an answer on loopback; a refused request gets none.
 REFUSED_AFTER_SECONDS = 1.0
+# A channel system that publishes submissions, with the credential `kizuki channel-credential` makes.
+CHANNEL = "call-centre"
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +68,7 @@ def _nats_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
 def secured(tmp_path: Path) -> Iterator[Settings]:
     """The embedded server as `kizuki run` starts it: only the generated users, each with its permissions."""
     settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var"), "KIZUKI_NATS_PORT": str(free_port())})
+    make_channel_credential(settings, CHANNEL)
     config = write_server_config(settings)
     process = start_nats(settings.nats_port, settings.nats_dir, tmp_path / "nats-server.log", config)
     yield settings
@@ -83,7 +89,7 @@ async def connected_as(settings: Settings, name: str) -> Client:
 
 def probe_subject(subscription: Subscription) -> str:
     """A subject the consumer takes: its first filter, with a wildcard filled in."""
-    return subscription.subjects[0].replace(">", "probe")
+    return subscription.subjects[0].replace(">", "probe").replace("*", "probe")
 
 
 def reported_violations(caplog: pytest.LogCaptureFixture) -> set[str]:
@@ -128,7 +134,7 @@ async def test_only_the_generated_users_may_connect(secured: Settings, tmp_path:
     stranger.write_bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
     with pytest.raises(NatsError, match="Authorization Violation"):
         await nats.connect(secured.bus_url, allow_reconnect=False, nkeys_seed=str(stranger))
-    for name in (*SERVICES, AUDITOR, ADMINISTRATOR):
+    for name in (*SERVICES, AUDITOR, ADMINISTRATOR, channel_user(CHANNEL)):
         client = await connected_as(secured, name)
         await client.close()
 
@@ -136,7 +142,8 @@ async def test_only_the_generated_users_may_connect(secured: Settings, tmp_path:
 def test_credentials_are_made_once_owner_only_and_kept(secured: Settings) -> None:
     assert secured.nats_credentials is not None
     seeds = sorted(secured.nats_credentials.iterdir())
-    assert [seed.name for seed in seeds] == sorted(f"{n}.nk" for n in (*SERVICES, AUDITOR, ADMINISTRATOR))
+    users = (*SERVICES, AUDITOR, ADMINISTRATOR, channel_user(CHANNEL))
+    assert [seed.name for seed in seeds] == sorted(f"{n}.nk" for n in users)
     assert stat.S_IMODE(secured.nats_credentials.stat().st_mode) == 0o700
     config = secured.nats_dir / "server.conf"
     for secret in (*seeds, config):
@@ -296,6 +303,48 @@ async def test_the_auditor_reads_the_record_and_writes_nothing(
         )
     finally:
         await client.close()
+    assert await state(admin) == before
+
+
+async def test_a_channel_publishes_its_submissions_and_nothing_else(
+    secured: Settings, administrator: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = administrator.jetstream()
+    await admin.publish("events.intake.ComplaintReceived", b"{}")
+    channel = await connected_as(secured, channel_user(CHANNEL))
+    js = channel.jetstream()
+    intakes = await js.pull_subscribe_bind(durable="intake", stream=SUBMISSION_STREAM)
+    try:
+        ack = await js.publish(submission_subject(CHANNEL), b"{}", headers={"Nats-Msg-Id": "m-1"})
+        assert (ack.stream, ack.seq) == (SUBMISSION_STREAM, 1)
+        before = await state(admin)
+        await assert_refused(
+            caplog,
+            {
+                submission_subject("kiosk"): js.publish(submission_subject("kiosk"), b"{}"),
+                "events.intake.ComplaintReceived": js.publish("events.intake.ComplaintReceived", b"{}"),
+                f"$JS.API.STREAM.MSG.GET.{RECORD_STREAM}": js.get_msg(RECORD_STREAM, 1),
+                f"$JS.API.STREAM.MSG.GET.{SUBMISSION_STREAM}": js.get_msg(SUBMISSION_STREAM, 1),
+                f"$JS.API.CONSUMER.CREATE.{RECORD_STREAM}": js.add_consumer(RECORD_STREAM, ConsumerConfig()),
+                f"$JS.API.CONSUMER.MSG.NEXT.{SUBMISSION_STREAM}.intake": intakes.fetch(
+                    1, timeout=REFUSED_AFTER_SECONDS
+                ),
+                f"$JS.API.STREAM.PURGE.{SUBMISSION_STREAM}": js.purge_stream(SUBMISSION_STREAM),
+            },
+        )
+        # Nor may it listen to what is published: the submissions, its own included, or the record.
+        for subject in ("submissions.>", "events.>"):
+            await channel.subscribe(subject)
+        expected = {
+            f'nats: permissions violation for subscription to "{s}"' for s in ("submissions.>", "events.>")
+        }
+
+        async def reported() -> bool:
+            return expected <= reported_violations(caplog)
+
+        await eventually(reported, what=f"the server refusing {sorted(expected)}")
+    finally:
+        await channel.close()
     assert await state(admin) == before
 
 

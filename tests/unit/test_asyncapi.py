@@ -54,11 +54,18 @@ def test_a_document_has_a_channel_message_and_operation_for_each_subject_sent_or
     assert {"complaint_id", "patient_data", "type", "version"} <= set(payload["properties"])
 
 
-def test_a_service_that_handles_nothing_only_sends() -> None:
-    operations = asyncapi_document(INTAKE)["operations"]
+def test_intake_receives_from_the_record_nothing_and_from_channel_systems_their_submissions() -> None:
+    document = asyncapi_document(INTAKE)
+    operations = document["operations"]
 
-    assert {operation["action"] for operation in operations.values()} == {"send"}
+    received = [name for name, operation in operations.items() if operation["action"] == "receive"]
+    assert received == ["receiveSubmission"]
     assert "sendComplaintReceived" in operations
+    channel = document["channels"]["Submission"]
+    assert channel["address"] == "submissions.{channel}"
+    assert "channel" in channel["parameters"]
+    schema = document["components"]["schemas"]["Submission"]
+    assert {"message_id", "summary"} <= set(schema["properties"])
 
 
 def test_the_documents_in_the_repository_are_the_ones_the_code_makes() -> None:

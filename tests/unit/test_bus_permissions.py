@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 from pathlib import Path
 
 import pytest
 
+from kizuki.cli import main
 from kizuki.permissions import (
     ADMINISTRATOR,
     AUDITOR,
+    Permissions,
     bus_permissions,
     print_permissions,
     service_permissions,
 )
+from kizuki.processes import free_port
 from kizuki.provision import KEY_USES
-from kizuki.server_config import server_config
-from shared.bus import RECORD_STREAM, BusUser, Subscription, services_with_timers, timer_subscription
+from kizuki.server_config import (
+    channels_with_credentials,
+    make_channel_credential,
+    server_config,
+    write_server_config,
+)
+from shared.bus import (
+    RECORD_STREAM,
+    BusUser,
+    Subscription,
+    services_with_timers,
+    timer_subscription,
+)
+from shared.channel_names import check_channel_name
 from shared.contracts import SUBSCRIPTIONS
 from shared.settings import SERVICES, load_settings
 
@@ -100,6 +116,11 @@ def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
         "publish": [
             "events.intake.>",
             "$JS.API.STREAM.MSG.GET.EVENTS",
+            # The channels' submissions: read one by its sequence (where it was published; taken up).
+            "$JS.API.STREAM.MSG.GET.SUBMISSIONS",
+            "$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake",
+            "$JS.API.CONSUMER.INFO.SUBMISSIONS.intake",
+            "$JS.ACK.SUBMISSIONS.intake.>",
             "$JS.API.STREAM.INFO.KV_PATIENT_KEYS",
             "$JS.API.DIRECT.GET.KV_PATIENT_KEYS.>",
             "$KV.PATIENT_KEYS.>",
@@ -112,9 +133,74 @@ def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
         assert "$KV.PATIENT_KEYS.>" not in printed[service]["publish"]
 
 
+def test_a_channel_may_publish_on_its_own_submission_subject_and_hear_only_its_own_answers() -> None:
+    users = bus_permissions(SUBSCRIPTIONS, KEY_USES, ["call-centre", "kiosk-2"])
+    assert users["channel-call-centre"] == Permissions(
+        publish=("submissions.call-centre",), subscribe=("_INBOX.channel-call-centre.>",)
+    )
+    assert users["channel-kiosk-2"] == Permissions(
+        publish=("submissions.kiosk-2",), subscribe=("_INBOX.channel-kiosk-2.>",)
+    )
+    # Never a service's inbox, whatever the channel is called.
+    named_like_a_service = bus_permissions({}, {}, ["intake"])["channel-intake"]
+    assert named_like_a_service is not None
+    assert named_like_a_service.subscribe == ("_INBOX.channel-intake.>",)
+
+
+@pytest.mark.parametrize("name", ["call-centre", "kiosk2", "a", "x" * 40])
+def test_a_channel_name_is_one_lowercase_subject_token(name: str) -> None:
+    check_channel_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Call-Centre", "call centre", "call.centre", "call-", "-call", "a--b", "*", ">", "x" * 41]
+)
+def test_anything_else_is_not_a_channel_name(name: str) -> None:
+    with pytest.raises(ValueError, match="lowercase letters, digits and single hyphens"):
+        check_channel_name(name)
+
+
+def test_the_channels_with_a_credential_are_the_servers_users(tmp_path: Path) -> None:
+    settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var")})
+    assert settings.nats_credentials is not None
+    user, made = make_channel_credential(settings, "call-centre")
+    assert (user, made) == (
+        BusUser("channel-call-centre", settings.nats_credentials / "channel-call-centre.nk"),
+        True,
+    )
+    seed = user.seed_file.read_bytes()
+    assert stat.S_IMODE(user.seed_file.stat().st_mode) == 0o600
+    assert make_channel_credential(settings, "call-centre") == (user, False)  # kept, never made again
+    assert user.seed_file.read_bytes() == seed
+    assert channels_with_credentials(settings.nats_credentials) == ["call-centre"]
+    config = write_server_config(settings).read_text()
+    assert "# channel-call-centre" in config
+    assert 'publish: {allow: ["submissions.call-centre"]}' in config
+    with pytest.raises(ValueError, match="not 'Kiosk'"):
+        make_channel_credential(settings, "Kiosk")
+
+
 def test_credentials_live_with_the_embedded_server_or_where_the_environment_says() -> None:
     embedded = load_settings({"KIZUKI_DATA_DIR": "/tmp/k"})
     assert embedded.bus_user("intake") == BusUser("intake", Path("/tmp/k/nats/credentials/intake.nk"))
     assert load_settings({"NATS_URL": "nats://10.0.0.5:4222"}).bus_user("intake") is None
     given = load_settings({"NATS_URL": "nats://10.0.0.5:4222", "KIZUKI_NATS_CREDENTIALS": "/run/secrets"})
     assert given.bus_user("notifier") == BusUser("notifier", Path("/run/secrets/notifier.nk"))
+
+
+def test_the_command_makes_a_credential_only_for_a_channel_the_policy_declares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KIZUKI_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KIZUKI_NATS_PORT", str(free_port()))  # no server there: it is taken in at the start
+    for undeclared in ("kiosk", "Call-Centre"):
+        with pytest.raises(SystemExit, match=f"the policy declares no channel '{undeclared}'"):
+            main(["channel-credential", undeclared])
+    main(["channel-credential", "call-centre"])
+    assert "`kizuki run` takes it in when it starts" in capsys.readouterr().out
+    main(["permissions"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["channel-call-centre"] == {
+        "publish": ["submissions.call-centre"],
+        "subscribe": ["_INBOX.channel-call-centre.>"],
+    }

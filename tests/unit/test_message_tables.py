@@ -19,6 +19,7 @@ from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
+from services.intake.handlers import consumers as intake_consumers
 from services.notifier.application import NotifierApplication
 from services.notifier.domain import COMPLAINANT, Notification
 from services.notifier.handlers import consumers as notifier_consumers
@@ -198,6 +199,7 @@ def test_no_service_subscribes_to_what_no_one_service_publishes() -> None:
 def test_every_service_builds_its_table_of_what_it_handles_as_its_contract_says() -> None:
     unused: Any = object()  # what the handlers use when a message comes, not to be built
     built = {
+        "intake": intake_consumers(unused, unused, unused),
         "escalation": escalation_consumers(EscalationApplication(env=POPO), unused, unused, unused),
         "notifier": notifier_consumers(NotifierApplication(env=POPO), unused, unused, (), unused, unused),
         "followup": followup_consumers(FollowupApplication(env=POPO), unused, unused),
