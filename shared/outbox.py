@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
+from eventsourcing.persistence import Notification
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
@@ -197,16 +198,16 @@ class OutboxRelay:
         self.signed = self.head
 
     async def relay_pending(self) -> int:
-        """Publish what is stored and not yet relayed; returns how many notifications were passed.
+        """Publish what is stored and not yet relayed; returns how many notifications were passed (the
+        events kept inside among them).
 
         The timers and keys the stretch's events ask for are set first; then its events go out as
         atomic batches (one round trip each, all stored or none), a batch ending where a checkpoint is
         due. Only a batch's first message carries the expectation that the chain's head is still the
         last message of the service: the rest follow it in the same commit, so no replica's event can
         come between them."""
-        notifications = await asyncio.to_thread(
-            self.app.process_recorder.select_notifications, self.position + 1, BATCH
-        )
+        start = self.position
+        notifications, passed_up_to = await asyncio.to_thread(self._to_publish)
         outgoing: list[Outgoing] = []
         for notification in notifications:
             domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
@@ -225,9 +226,19 @@ class OutboxRelay:
         except OnTheRecordAlready:  # published before, unknown to this relay (it crashed, a replica)
             self.position = await self.last_relayed()
             await self._publish_all([event for event in outgoing if event.notification_id > self.position])
-        if notifications:
-            self.position = notifications[-1].id
-        return len(notifications)
+        self.position = max(self.position, passed_up_to)  # a replica may have taken it further
+        return self.position - start
+
+    def _to_publish(self) -> tuple[Sequence[Notification], int]:
+        """In a worker thread: the next stored events that may go on the record (at most ``BATCH``), and
+        how far the store was read for them; the events a service keeps for itself are not read."""
+        recorder = self.app.process_recorder
+        stored = recorder.max_notification_id() or 0
+        if stored <= self.position:
+            return [], self.position
+        topics = self.app.published_topics
+        notifications = recorder.select_notifications(self.position + 1, BATCH, stop=stored, topics=topics)
+        return notifications, (notifications[-1].id if len(notifications) == BATCH else stored)
 
     async def _publish_all(self, outgoing: Sequence[Outgoing]) -> None:
         batch: list[Prepared] = []

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from copy import deepcopy
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEve
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
-from eventsourcing.utils import EnvType
+from eventsourcing.utils import EnvType, get_topic
 from psycopg.sql import SQL, Identifier
 
 from shared.events import MessageRejected, MessageTakenUp, WireEvent
@@ -52,6 +53,12 @@ class _Handled:
 
 # The messages being handled together in this thread, while ``store_together`` runs.
 _together: ContextVar[list[_Handled] | None] = ContextVar("together", default=None)
+
+
+def _with_subclasses(kinds: Iterable[type]) -> Iterator[type]:
+    for kind in kinds:
+        yield kind
+        yield from _with_subclasses(kind.__subclasses__())
 
 
 def _mutated(aggregate: Aggregate | None, events: Iterable[DomainEventProtocol[UUID]]) -> Aggregate | None:
@@ -265,6 +272,15 @@ class ServiceApplication(Application[UUID]):
         """The wire event of a stored notification, read again (an event set aside, taken up)."""
         [notification] = self.process_recorder.select_notifications(notification_id, 1)
         return self.wire_event(self.mapper.to_domain_event(notification))
+
+    @cached_property
+    def published_topics(self) -> tuple[str, ...]:
+        """The topics of the stored events that may go on the record (``wire_event`` may still keep one
+        inside): the relay reads only these, not every event the store keeps for itself."""
+        kinds: list[type] = [RejectedMessage.Rejected, RejectedMessage.TakenUp, UnpublishedEvent.TakenUp]
+        if self.publishes is not None:
+            kinds += [row.domain for row in self.publishes.rows]
+        return tuple(dict.fromkeys(get_topic(kind) for kind in _with_subclasses(kinds)))
 
     def wire_event(self, domain_event: DomainEventProtocol[UUID]) -> WireEvent | None:
         """The event to put on the record for one stored event, or None if it stays inside."""

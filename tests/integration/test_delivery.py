@@ -13,6 +13,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from services.console.application import ConsoleApplication
 from services.escalation.application import EscalationApplication
 from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import CALLBACK_RULE, FollowupApplication
@@ -100,6 +101,36 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
         ]
         assert [patient.summary for patient in opened if patient] == [f"complaint {n}" for n in range(5)]
         assert all(subject == "events.intake.ComplaintReceived" for subject, _, _ in record)
+    finally:
+        store.close()
+
+
+async def test_the_relay_reads_only_what_may_go_on_the_record(
+    nc: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console keeps every event it is shown and publishes none of them: its relay passes them by
+    without reading one, and still publishes what any service may (a message it set aside)."""
+    store = open_store(ConsoleApplication, settings)
+    try:
+        for sequence in range(1, 21):
+            store.note(complaint_received(), Tracking(RECORD_STREAM, sequence))
+        store.reject(
+            Tracking(RECORD_STREAM, 21), "events.intake.ComplaintReceived", "not a valid message", None
+        )
+        read: list[int] = []
+        traced_domain_event = store.mapper.traced_domain_event
+
+        def reading(notification: Any) -> Any:
+            read.append(notification.id)
+            return traced_domain_event(notification)
+
+        monkeypatch.setattr(store.mapper, "traced_domain_event", reading)
+        relay = OutboxRelay(store, nc.jetstream(), CHECKPOINTS)
+        relay.position = await relay.last_relayed()
+        assert await relay.relay_pending() == 21
+        assert read == [21]
+        assert [body.type for _, body, _ in await record_of(nc.jetstream())] == ["MessageRejected"]
+        assert await relay.relay_pending() == 0
     finally:
         store.close()
 
