@@ -194,6 +194,28 @@ async def test_a_bad_message_is_recorded_and_set_aside_and_the_next_one_is_proce
         store.close()
 
 
+async def counting(
+    js: JetStreamContext, store: EscalationApplication, name: str
+) -> tuple[Consumer[bytes], list[int]]:
+    """A consumer of ``events.<name>.>`` on its own durable consumer that stores only its tracking
+    records, and the stream sequences it handled, in order."""
+    subscription = Subscription(RECORD_STREAM, name, [f"events.{name}.>"])
+    await js.add_consumer(RECORD_STREAM, subscription.consumer_config())
+    handled: list[int] = []
+
+    def handle(_: bytes, tracking: Tracking) -> None:
+        handled.append(tracking.notification_id)
+        store.record(tracking=tracking)
+
+    return Consumer(subscription, bytes, handle), handled
+
+
+async def drained(js: JetStreamContext, durable: str) -> bool:
+    """Whether the durable consumer has nothing waiting and nothing unacknowledged."""
+    info = await js.consumer_info(RECORD_STREAM, durable)
+    return (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
 async def test_a_trickle_of_messages_is_handled_in_order_each_at_its_first_delivery(
     consumer_broker: NatsBroker, nc: Client, settings: Settings
 ) -> None:
@@ -202,28 +224,18 @@ async def test_a_trickle_of_messages_is_handled_in_order_each_at_its_first_deliv
     faststream's own batch loop, whose consume task a timeout near its deadline ends)."""
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    trickle = Subscription(RECORD_STREAM, "trickle", ["events.trickle.>"])
-    await js.add_consumer(RECORD_STREAM, trickle.consumer_config())
-    handled: list[int] = []
-
-    def handle(_: bytes, tracking: Tracking) -> None:
-        handled.append(tracking.notification_id)
-        store.record(tracking=tracking)
-
-    tasks = await run_loops(
-        ConsumerLoop(store, consumer_broker, Consumer(trickle, bytes, handle), lambda: None)
-    )
+    consumer, handled = await counting(js, store, "trickle")
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, lambda: None))
     try:
         count = 200
         for n in range(count):
             await js.publish("events.trickle.Tick", str(n).encode())
-            await asyncio.sleep(0.003)
+            await asyncio.sleep(0.003)  # the load's shape under test: a few milliseconds apart
 
-        async def drained() -> bool:
-            info = await js.consumer_info(RECORD_STREAM, "trickle")
-            return (info.num_pending, info.num_ack_pending) == (0, 0) and len(handled) == count
+        async def all_handled() -> bool:
+            return len(handled) == count and await drained(js, "trickle")
 
-        await eventually(drained, what="every tick handled and acknowledged")
+        await eventually(all_handled, what="every tick handled and acknowledged")
         assert handled == list(range(1, count + 1))
         info = await js.consumer_info(RECORD_STREAM, "trickle")
         assert info.num_redelivered == 0
@@ -239,29 +251,16 @@ async def test_a_backlog_is_stored_a_batch_at_a_time_in_order_each_message_with_
     transaction: not one transaction per message."""
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
-    backlog = Subscription(RECORD_STREAM, "backlog", ["events.backlog.>"])
-    await js.add_consumer(RECORD_STREAM, backlog.consumer_config())
+    consumer, handled = await counting(js, store, "backlog")
     transactions: list[None] = []
     store.after_each_commit(lambda: transactions.append(None))
-    handled: list[int] = []
-
-    def handle(_: bytes, tracking: Tracking) -> None:
-        handled.append(tracking.notification_id)
-        store.record(tracking=tracking)
 
     count = 150
     for n in range(count):
         await js.publish("events.backlog.Tick", str(n).encode())
-    tasks = await run_loops(
-        ConsumerLoop(store, consumer_broker, Consumer(backlog, bytes, handle), lambda: None)
-    )
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, lambda: None))
     try:
-
-        async def drained() -> bool:
-            info = await js.consumer_info(RECORD_STREAM, "backlog")
-            return (info.num_pending, info.num_ack_pending) == (0, 0)
-
-        await eventually(drained, what="the backlog handled and acknowledged")
+        await eventually(lambda: drained(js, "backlog"), what="the backlog handled and acknowledged")
         assert handled == list(range(1, count + 1))
         assert store.processed_among(RECORD_STREAM, handled) == set(handled)
         assert len(transactions) < count // 10  # 64 to a batch: 3 here
@@ -298,11 +297,9 @@ async def test_a_redelivered_message_changes_nothing(
             )
         )
 
-        async def replay_drained() -> bool:
-            info = await js.consumer_info(RECORD_STREAM, "escalation-replay")
-            return (info.num_pending, info.num_ack_pending) == (0, 0)
-
-        await eventually(replay_drained, what="the replay consumer acknowledging everything")
+        await eventually(
+            lambda: drained(js, "escalation-replay"), what="the replay consumer acknowledging everything"
+        )
         # Each case: opened, five duties assigned, five first alerts; and its reference indexed.
         assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 5 + 1)
     finally:
