@@ -21,7 +21,7 @@ from services.followup.handlers import consumers as followup_consumers
 from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
-from shared.consumer import Consumer, ConsumerLoop
+from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory, watch_directory
 from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
@@ -207,7 +207,7 @@ async def counting(
         handled.append(tracking.notification_id)
         store.record(tracking=tracking)
 
-    return Consumer(subscription, bytes, handle), handled
+    return Consumer(subscription, body_only(bytes), handle), handled
 
 
 async def drained(js: JetStreamContext, durable: str) -> bool:
