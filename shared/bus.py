@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
-from faststream.nats import NatsBroker
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -21,6 +20,9 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
 
 RECORD_STREAM = "EVENTS"
 
@@ -227,6 +229,8 @@ def broker(url: str, name: str, user: BusUser | None = None) -> NatsBroker:
     """A service's faststream broker (not yet connected): its consumers' subscribers, and once
     connected its one connection, which the relay publishes through too. It declares nothing
     (every stream is bound with ``declare=False``) and logs through the service's own log lines."""
+    from faststream.nats import NatsBroker  # here: the `kizuki` command connects without faststream
+
     return NatsBroker(url, logger=None, **_connection_options(name, None, user))
 
 
