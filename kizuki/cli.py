@@ -637,8 +637,8 @@ async def _admitted(url: str, user: BusUser, within: float) -> bool:
     while True:
         try:
             nc = await nats.connect(
-                server_urls(url), nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user), allow_reconnect=False,
-                error_cb=_ignored,
+                server_urls(url), nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user),
+                allow_reconnect=False, error_cb=_ignored,
             )  # fmt: skip
         except NatsError:
             if time.monotonic() > deadline:

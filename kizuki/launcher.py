@@ -49,14 +49,16 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
             else:
                 print(f"kizuki: a JetStream cluster of {len(nodes)} nats-servers, routes on loopback:")
                 for node in nodes:
-                    print(f"kizuki:   {node.name} on {node.url}, routes on {node.route_port}, data in {node.store_dir}")
+                    routes = f"routes on {node.route_port}"
+                    print(f"kizuki:   {node.name} on {node.url}, {routes}, data in {node.store_dir}")
             print(f"kizuki: each service has its own NATS credential, in {settings.nats_credentials}")
         else:
             print(f"kizuki: using the NATS server(s) at {settings.bus_url}")
         asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR), settings.nats_replicas))
+        copies = f"{settings.nats_replicas} {'replica' if settings.nats_replicas == 1 else 'replicas'}"
         print(
             "kizuki: the record EVENTS, each service's TIMERS_<SERVICE> and the consumers are provisioned"
-            f" ({settings.nats_replicas} {'replica' if settings.nats_replicas == 1 else 'replicas'} of each stream)"
+            f" ({copies} of each stream)"
         )
         print(f"kizuki: every service has its signing key; auditors pin {settings.trust_file}")
         for service in SERVICES:
@@ -104,8 +106,8 @@ def check_store_shape(settings: Settings) -> None:
     clustered = sorted(settings.nats_dir.glob("node-*/jetstream"))
     if settings.nats_cluster > 1 and single.exists():
         raise SettingsError(
-            f"KIZUKI_NATS_CLUSTER={settings.nats_cluster}, but {single} holds a single server's record: "
-            "a cluster would start without it; leave KIZUKI_NATS_CLUSTER at 1, or move the data directory aside"
+            f"KIZUKI_NATS_CLUSTER={settings.nats_cluster}, but {single} holds a single server's record: a "
+            "cluster would start without it; leave KIZUKI_NATS_CLUSTER at 1, or move the data directory away"
         )
     if settings.nats_cluster == 1 and clustered:
         raise SettingsError(

@@ -177,13 +177,15 @@ def free_ports(count: int) -> int:
     """The first of ``count`` consecutive free loopback ports (an embedded cluster's nodes take
     KIZUKI_NATS_PORT and the ports after it)."""
     for _ in range(1000):
-        first = random.choice(FREE_PORTS[: -count])
+        first = random.choice(FREE_PORTS[:-count])
         ports = range(first, first + count)
         if any(port in _handed_out for port in ports) or not all(_bindable(port) for port in ports):
             continue
         _handed_out.update(ports)
         return first
-    raise RuntimeError(f"no {count} consecutive free loopback ports between {FREE_PORTS.start} and {FREE_PORTS.stop - 1}")
+    raise RuntimeError(
+        f"no {count} consecutive free loopback ports between {FREE_PORTS.start} and {FREE_PORTS.stop - 1}"
+    )
 
 
 def _bindable(port: int) -> bool:

@@ -8,12 +8,12 @@ import json
 import os
 import time
 
-from kizuki.permissions import KeyUse
-from kizuki.timer_migration import migrate_shared_timers
-from shared.auth import ensure_token_keys
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError
 
+from kizuki.permissions import KeyUse
+from kizuki.timer_migration import migrate_shared_timers
+from shared.auth import ensure_token_keys
 from shared.bus import BusUser, cluster_forming, connect, jetstream_ready, provision, services_with_timers
 from shared.chain import SigningKey, TrustFile, new_seed
 from shared.contracts import SUBSCRIPTIONS

@@ -80,7 +80,9 @@ def cluster_block(node: NatsNode, nodes: Sequence[NatsNode], route_password: str
     each route with the password only the nodes' (owner-only) configurations hold, so no other local
     process can join the cluster as a route, which would bypass the users' permissions."""
     routes = [
-        f"nats://{ROUTE_USER}:{route_password}@127.0.0.1:{other.route_port}" for other in nodes if other != node
+        f"nats://{ROUTE_USER}:{route_password}@127.0.0.1:{other.route_port}"
+        for other in nodes
+        if other != node
     ]
     return [
         "cluster {",

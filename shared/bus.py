@@ -12,6 +12,8 @@ from typing import Any
 import nats
 from faststream.nats import NatsBroker
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -22,8 +24,6 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, BadRequestError, ServiceUnavailableError
 
 RECORD_STREAM = "EVENTS"

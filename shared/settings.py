@@ -219,7 +219,9 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _nats_cluster(env: Mapping[str, str], nats_url: str | None, port: int, route_port: int) -> tuple[int, int]:
+def _nats_cluster(
+    env: Mapping[str, str], nats_url: str | None, port: int, route_port: int
+) -> tuple[int, int]:
     """The embedded cluster's size and the streams' replicas, each checked against the other settings."""
     raw = env.get("KIZUKI_NATS_CLUSTER") or "1"
     if raw not in [str(size) for size in CLUSTER_SIZES]:

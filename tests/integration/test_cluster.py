@@ -47,7 +47,9 @@ def test_the_embedded_server_fsyncs_each_write_before_it_acknowledges(tmp_path: 
     config = write_server_config(settings)
     assert 'jetstream {sync_interval: "always"}' in config.read_text()
     monitor = free_port()
-    process = start_nats(settings.nats_port, settings.nats_dir, tmp_path / "nats.log", config, monitor_port=monitor)
+    process = start_nats(
+        settings.nats_port, settings.nats_dir, tmp_path / "nats.log", config, monitor_port=monitor
+    )
     try:
         # The server's own account of the configuration it runs with: it fsyncs every write (the
         # default would show sync_always false and a sync every 120 s).
@@ -202,7 +204,8 @@ async def test_every_node_holds_the_same_record_after_one_is_killed_mid_burst(cl
         for stream in streams:
             info = await js.stream_info(stream)
             assert info.config.num_replicas == 3, stream
-            assert info.cluster is not None and len(info.cluster.replicas or []) == 2, stream
+            assert info.cluster is not None, stream
+            assert len(info.cluster.replicas or []) == 2, stream
         assert relay.connected_url is not None
         publishing = asyncio.create_task(publish())
 
@@ -211,7 +214,8 @@ async def test_every_node_holds_the_same_record_after_one_is_killed_mid_burst(cl
 
         await until(lambda: acknowledged_past(100), 10, "100 events acknowledged")
         info = await js.stream_info(RECORD_STREAM)
-        assert info.cluster is not None and info.cluster.leader is not None
+        assert info.cluster is not None
+        assert info.cluster.leader is not None
         leader = info.cluster.leader
         cluster.kill(leader)
         killed_at = len(acknowledged)
@@ -236,7 +240,8 @@ async def test_every_node_holds_the_same_record_after_one_is_killed_mid_burst(cl
 
     copies = {node.name: records_on_disk(node.store_dir, RECORD_STREAM) for node in cluster.nodes}
     digests = {
-        name: hashlib.sha256(repr(sorted(records.items())).encode()).hexdigest() for name, records in copies.items()
+        name: hashlib.sha256(repr(sorted(records.items())).encode()).hexdigest()
+        for name, records in copies.items()
     }
     assert len(set(digests.values())) == 1, digests
     held = {message_id(headers): sequence for sequence, (_, _, headers, _) in copies[leader].items()}

@@ -72,7 +72,9 @@ def test_an_embedded_cluster_is_three_nodes_on_loopback_and_every_process_gets_a
     assert [(node.name, node.port, node.route_port) for node in settings.nats_nodes] == [
         ("kizuki-1", 4222, 6222), ("kizuki-2", 4223, 6223), ("kizuki-3", 4224, 6224)
     ]  # fmt: skip
-    assert [node.store_dir for node in settings.nats_nodes] == [Path(f"/tmp/k/nats/node-{n}") for n in (1, 2, 3)]
+    assert [node.store_dir for node in settings.nats_nodes] == [
+        Path(f"/tmp/k/nats/node-{n}") for n in (1, 2, 3)
+    ]
     assert settings.bus_servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]
     assert settings.nats_replicas == 3
     single = load_settings({"KIZUKI_DATA_DIR": "/tmp/k"})
@@ -93,7 +95,10 @@ def test_nats_url_may_name_several_servers_and_their_replicas() -> None:
     ("env", "message"),
     [
         ({"KIZUKI_NATS_CLUSTER": "2"}, "KIZUKI_NATS_CLUSTER must be 1 or 3"),
-        ({"KIZUKI_NATS_CLUSTER": "3", "NATS_URL": "nats://n1:4222"}, "with NATS_URL, set KIZUKI_NATS_REPLICAS"),
+        (
+            {"KIZUKI_NATS_CLUSTER": "3", "NATS_URL": "nats://n1:4222"},
+            "with NATS_URL, set KIZUKI_NATS_REPLICAS",
+        ),
         ({"KIZUKI_NATS_REPLICAS": "3"}, "more than the 1 embedded"),
         ({"NATS_URL": "nats://n1:4222", "KIZUKI_NATS_REPLICAS": "7"}, "between 1 and 5"),
         ({"NATS_URL": " , "}, "NATS_URL: no NATS server URL"),
