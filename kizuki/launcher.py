@@ -40,8 +40,8 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
     try:
         provision_secrets(settings)
         if settings.embedded_nats:
-            nodes = write_server_configs(settings)
             check_store_shape(settings)
+            nodes = write_server_configs(settings)
             for node in nodes:
                 nats.append(Supervised(_process_name(node, nodes), partial(_start_node, node, nodes, logs)))
             if len(nodes) == 1:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from kizuki.launcher import check_store_shape
 from shared.policy import PolicyError, load_policy
 from shared.settings import SettingsError, load_settings
 
@@ -108,3 +109,19 @@ def test_nats_url_may_name_several_servers_and_their_replicas() -> None:
 def test_cluster_settings_that_cannot_work_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_a_cluster_is_not_started_over_a_single_servers_record_nor_the_other_way(tmp_path: Path) -> None:
+    single = load_settings({"KIZUKI_DATA_DIR": str(tmp_path)})
+    cluster = load_settings({"KIZUKI_DATA_DIR": str(tmp_path), "KIZUKI_NATS_CLUSTER": "3"})
+    check_store_shape(single)
+    check_store_shape(cluster)  # nothing kept yet: either may start
+    (tmp_path / "nats" / "jetstream").mkdir(parents=True)
+    check_store_shape(single)
+    with pytest.raises(SettingsError, match="holds a single server's record"):
+        check_store_shape(cluster)
+    (tmp_path / "nats" / "jetstream").rmdir()
+    (tmp_path / "nats" / "node-2" / "jetstream").mkdir(parents=True)
+    check_store_shape(cluster)
+    with pytest.raises(SettingsError, match="holds a cluster node's record"):
+        check_store_shape(single)
