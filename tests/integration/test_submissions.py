@@ -53,7 +53,7 @@ class Embedded:
     channels: list[str] = field(default_factory=list)
 
     def launcher_looks(self) -> None:
-        self.channels = users_reloaded_for_new_channels(self.settings, self.nats, self.channels)
+        self.channels = users_reloaded_for_new_channels(self.settings, [self.nats], self.channels)
 
 
 @pytest.fixture
