@@ -41,7 +41,7 @@ from tests.e2e.conftest import FLOW_COUNTS, KIZUKI, system_env, write_policy
 T = TypeVar("T")
 
 # What this machine (2 cores, shared) sustains with the cluster and PostgreSQL: see the README.
-RATE = 8.0
+RATE = 4.0
 GAP_SECONDS = 8.0
 WARMUP_SECONDS = 6.0
 
@@ -274,8 +274,11 @@ def report(result: Result) -> str:
         f"{analysis['event_ids_twice']}, complaints on the record never answered 201: "
         f"{analysis['received_not_answered']}",
         f"deliveries attempted again under the same key (NotificationAttempted per key > 1): "
-        f"{len(analysis['sent_again'])}",
+        f"{len(analysis['sent_again'])}, of which with no fault between the two attempts: "
+        f"{analysis['sent_again_with_no_fault_between']} (each counted at the fault between)",
+        f"missing from the flows of complaints lost: {analysis['missing'] or 'nothing'}",
         f"other events of accepted complaints: {analysis['other_events'] or 'none'}",
+        f"deliveries failed or given up, by reason: {analysis['given_up'] or 'none'}",
         f"kizuki audit verify: exit {result.verify[0]}: {result.verify[1].strip().splitlines()[-1:]}",
         "nodes' copies of the record (sha256 of each node's messages read from its own store on disk):",
         *(f"  {name} {value[:16]}" for name, value in result.digests.items()),

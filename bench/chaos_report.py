@@ -17,6 +17,8 @@ FLOW_BACK = (
     "every service's /ready answered 200 again after failing (0: none failed)"
 )
 
+GIVEN_UP = ("ComplainantNotAcknowledged", "NotificationNotDelivered", "NotificationFailed")
+
 
 @dataclass
 class FaultRun:
@@ -101,7 +103,7 @@ def analyse(
                 delay = started_at[call.complaint_id] - call.sent_at
                 window.slowest = max(window.slowest or 0.0, delay)
         window.ready = readiness.ready_again(since, until if until < end else float("inf"))
-        window.sent_again = sum(1 for times in sent_again.values() if since <= times[0] < until)
+        window.sent_again = sum(1 for times in sent_again.values() if _interrupted_by(times, bounds) == name)
         windows.append(window)
     accepted = {call.complaint_id for call in calls if call.complaint_id is not None}
     received = {e.complaint_id for e in record if e.event_type == "ComplaintReceived" and e.complaint_id}
@@ -112,8 +114,23 @@ def analyse(
         if entry.complaint_id in accepted and entry.event_type not in FLOW_COUNTS
     )
     last = max((recorded_at(e) for e in record if e.complaint_id in accepted), default=end)
+    missing: Counter[str] = Counter()
+    for window in windows:
+        for complaint_id in window.lost:
+            missing.update(kind for kind, count in FLOW_COUNTS.items() if counts[complaint_id][kind] < count)
+    given_up = Counter(
+        f"{entry.event_type}: {entry.body.get('reason')}"
+        for entry in record
+        if entry.complaint_id in accepted and entry.event_type in GIVEN_UP
+    )
+    unexplained = [
+        key
+        for key, times in sent_again.items()
+        if not any(times[0] <= since <= times[1] for _, since, _ in bounds[1:])
+    ]
     return {
         "windows": windows,
+        "sent_again_with_no_fault_between": len(unexplained),
         "caught_up": last - end,
         "accepted": len(accepted),
         "calls": len(calls),
@@ -122,8 +139,24 @@ def analyse(
         "event_ids_twice": sum(count - 1 for count in event_ids.values() if count > 1),
         "received_not_answered": len(received - accepted),
         "other_events": dict(other),
+        "missing": dict(missing),
+        "given_up": dict(given_up),
         "sent_again": {key: len(times) for key, times in sent_again.items()},
     }
+
+
+def _interrupted_by(times: list[float], bounds: list[tuple[str, float, float]]) -> str:
+    """The fault that came between a delivery's first attempt and the next under the same key; with
+    none between, the window of the first attempt."""
+    between = [name for name, since, _ in bounds[1:] if times[0] <= since <= times[1]]
+    if between:
+        return between[0]
+    return next(name for name, since, until in reversed(bounds) if since <= times[0])
+
+
+def _ready(window: Window) -> str:
+    """Still failing when the next fault came: longer than the window, shown as such."""
+    return f">{window.until - window.started:.0f}" if window.ready is None else f"{window.ready:.1f}"
 
 
 def _seconds(value: float | None) -> str:
@@ -139,7 +172,7 @@ def table(analysis: dict[str, Any], faults: list[FaultRun]) -> list[str]:
         lines.append(
             f"{window.name:<34}{window.accepted:>9}{window.complete:>9}{len(window.lost):>5}"
             f"{len(window.duplicated):>4}{window.not_accepted:>8}{_seconds(window.flow_back):>12}"
-            f"{_seconds(window.ready):>8}{_seconds(window.slowest):>10}{window.sent_again:>11}"
+            f"{_ready(window):>8}{_seconds(window.slowest):>10}{window.sent_again:>11}"
         )
     lines.append("")
     for fault in faults:
