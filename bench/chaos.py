@@ -277,6 +277,8 @@ def report(result: Result) -> str:
         f"{len(analysis['sent_again'])}, of which with no fault between the two attempts: "
         f"{analysis['sent_again_with_no_fault_between']} (each counted at the fault between)",
         f"missing from the flows of complaints lost: {analysis['missing'] or 'nothing'}",
+        "refused (key, intake's last answer, 0: none within 30 s or no connection, tries): "
+        f"{analysis['refused'] or 'none'}",
         f"other events of accepted complaints: {analysis['other_events'] or 'none'}",
         f"deliveries failed or given up, by reason: {analysis['given_up'] or 'none'}",
         f"kizuki audit verify: exit {result.verify[0]}: {result.verify[1].strip().splitlines()[-1:]}",

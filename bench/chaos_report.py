@@ -140,6 +140,8 @@ def analyse(
         "received_not_answered": len(received - accepted),
         "other_events": dict(other),
         "missing": dict(missing),
+        # what intake last answered each complaint it never accepted (0: no answer), and how often tried
+        "refused": [(call.key, call.status, call.tries) for call in calls if call.complaint_id is None],
         "given_up": dict(given_up),
         "sent_again": {key: len(times) for key, times in sent_again.items()},
     }
