@@ -262,6 +262,11 @@ class IntakeApplication(ServiceApplication):
             )
         return existing.id
 
+    def close(self) -> None:
+        super().close()
+        if self.keys.table is not None:
+            self.keys.table.close()
+
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
         return self.find(Complaint, complaint_id)
 

@@ -15,6 +15,7 @@ from services.intake.submissions import PublishedSubjects
 from shared.auth import Authenticator
 from shared.bus import SUBMISSION_STREAM
 from shared.directory import watch_directory
+from shared.key_table import KeyTable
 from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.runtime import ServiceRuntime, open_store
@@ -28,6 +29,8 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
         settings.service_dir("intake") / "patient-keys",
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
+        # With PostgreSQL, replicas share the store: the keys are kept where every replica finds them.
+        table=KeyTable(settings.postgres, "intake") if settings.postgres is not None else None,
     )
     policy = load_policy(settings.policy_path).intake
     # No lookup reaches further back than the longer of the two windows: older traces are deleted.

@@ -101,7 +101,8 @@ class PublishedSubjects:
     A consumer hands its handler a message's body and its place in the stream, not its subject. A
     submission's subject is the one thing about it the channel cannot choose (its credential publishes
     on its own subject only), so the handler, in a worker thread, reads it back as the server stored it.
-    A worker of the service's runtime: it keeps a connection of its own on the runtime's event loop."""
+    A worker of the service's runtime: it keeps a connection of its own on the runtime's event loop.
+    Not leased: it only reads, for its own replica's handlers."""
 
     def __init__(self, stream: str, url: str, user: BusUser | None) -> None:
         self.stream = stream

@@ -19,6 +19,7 @@ from services.notifier.mail import SmtpChannel
 from services.notifier.sink import FileSink
 from services.notifier.webhooks import HttpChannel, SmsChannel, WebhookChannel, basic_auth
 from shared.directory import watch_directory
+from shared.lease import open_lease
 from shared.policy import load_policy
 from shared.privacy import KeyVault, MasterKey
 from shared.runtime import ServiceRuntime, open_store
@@ -67,7 +68,8 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
     vault = KeyVault(MasterKey.load(settings.master_key))
     sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
 
-    dispatcher = Dispatcher(store, channels, config.delivery, vault)
+    lease = open_lease(settings.postgres, NotifierApplication.service, "dispatcher", settings.lease_seconds)
+    dispatcher = Dispatcher(store, channels, config.delivery, vault, lease=lease)
     runtime = ServiceRuntime(
         settings,
         store,
