@@ -141,13 +141,16 @@ class PostgresLease:
         return self._connection
 
     async def _create_table(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        statement = sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, holder text NOT NULL,"
-            " expires_at timestamptz NOT NULL)"
-        ).format(self._table)
-        # Two replicas starting at once: CREATE ... IF NOT EXISTS can still meet the other's table.
-        with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-            await connection.execute(statement)
+        for statement in (
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, holder text NOT NULL,"
+                " expires_at timestamptz NOT NULL)"
+            ).format(self._table),
+        ):
+            # Two replicas starting at once: CREATE ... IF NOT EXISTS can still meet the other's.
+            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                await connection.execute(statement)
 
     async def take(self) -> bool:
         sent = time.monotonic()
