@@ -62,7 +62,8 @@ def test_a_replica_finds_the_key_another_made_and_an_erasure_on_one_reaches_both
         assert first.keys.wrapped(complaint_id) is None
         assert rows_holding(on_postgres.postgres, wrapped) == 0
         complaint = first.get_complaint(complaint_id)
-        assert complaint is not None and complaint.erased
+        assert complaint is not None
+        assert complaint.erased
     finally:
         first.close()
         second.close()
