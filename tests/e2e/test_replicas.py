@@ -17,7 +17,7 @@ import pytest
 from kizuki.processes import free_port, start_service, stop, wait_healthy
 from shared.lease import connection_kwargs
 from shared.timers import now
-from tests.e2e.conftest import FLOW_COUNTS, System, complaint
+from tests.e2e.conftest import FLOW_COUNTS, System, complaint, of, until_record
 from tests.e2e.test_stores import postgres_env
 from tests.polling import eventually
 
@@ -156,6 +156,19 @@ async def test_two_replicas_of_each_service_lose_and_repeat_nothing_when_the_rel
     assert len(attempts) == 6 * 30
     across_the_kill = [len(times) == 2 and times[0] < killed < times[1] for times in again.values()]
     assert all(across_the_kill), again
+
+    # A timer, set by one replica's relay and fired into the durable both replicas share: taken once.
+    escalation = "escalation-2" if holders["escalation"] == "escalation" else "escalation"
+    first = complaint_ids[0]
+    responded = await http.post(
+        f"{system.urls[escalation]}/v1/cases/{first}/first-response",
+        json={"patient_reached": True, "notes": "apologised"},
+        headers=system.signed_in("hd-003"),
+    )
+    assert responded.status_code == 200, responded.text
+    await until_record(system, "the callback due", lambda record: of(record, first, "CallbackDue"))
+    record = await system.wait_until_quiet(quiet_for=LEASE_SECONDS)
+    assert [len(of(record, first, kind)) for kind in ("CallbackScheduled", "CallbackDue")] == [1, 1]
 
     for process in system.services.values():
         stop(process)  # a clean shutdown: the holder of each relay lease signs its chain's head
