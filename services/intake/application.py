@@ -264,8 +264,9 @@ class IntakeApplication(ServiceApplication):
 
     def close(self) -> None:
         super().close()
-        if self.keys.table is not None:
-            self.keys.table.close()
+        for table in (self.keys.table, self.matches.table):
+            if table is not None:
+                table.close()
 
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
         return self.find(Complaint, complaint_id)

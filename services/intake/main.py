@@ -12,6 +12,7 @@ from services.intake.application import IntakeApplication
 from services.intake.mailbox import SmtpReceiver
 from services.intake.matching import MatchIndex
 from services.intake.submissions import PublishedSubjects
+from services.intake.trace_table import TraceTable
 from shared.auth import Authenticator
 from shared.bus import SUBMISSION_STREAM
 from shared.directory import watch_directory
@@ -35,7 +36,10 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
     policy = load_policy(settings.policy_path).intake
     # No lookup reaches further back than the longer of the two windows: older traces are deleted.
     kept = timedelta(seconds=max(policy.duplicate_window_seconds, policy.append_window_seconds))
-    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept)
+    traces = TraceTable(settings.postgres, "intake") if settings.postgres is not None else None
+    matches = MatchIndex(
+        settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept, traces
+    )
     return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 

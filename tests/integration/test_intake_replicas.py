@@ -1,5 +1,5 @@
-"""Intake's complaint keys with PostgreSQL stores: in a table of intake's schema, where every replica
-finds them, and erased there once for all of them."""
+"""Replicas of intake on PostgreSQL stores: the complaints' keys and their traces for possible
+duplicates in tables of intake's schema, where every replica finds them, erased there once for all."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from shared.lease import connection_kwargs
 from shared.privacy import IntakeKeys, MasterKey
 from shared.settings import PostgresSettings, Settings
 from shared.timers import now
-from tests.factories import another_patients
+from tests.factories import another_patients, registration
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +88,27 @@ def test_the_key_files_of_an_earlier_version_move_into_the_table(on_postgres: Se
         keys.destroy(complaint_id)  # twice is harmless
     finally:
         table.close()
+
+
+def test_a_replica_flags_a_duplicate_of_what_another_registered_until_it_is_erased(
+    on_postgres: Settings, tmp_path: Path
+) -> None:
+    elsewhere = replace(on_postgres, data_dir=tmp_path / "elsewhere")
+    first, second = open_intake_store(on_postgres), open_intake_store(elsewhere)
+    try:
+        original, _ = first.register(registration(), None, now())
+        again, _ = second.register(registration(), None, now())
+        flagged = second.get_complaint(again)
+        assert flagged is not None
+        assert flagged.possible_duplicate_of == original
+        assert not (elsewhere.service_dir("intake") / "traces").exists()  # no files beside
+
+        first.erase(original, "dm-001", now())
+        second.erase(again, "dm-001", now())
+        later, _ = first.register(registration(), None, now())
+        unflagged = first.get_complaint(later)
+        assert unflagged is not None
+        assert unflagged.possible_duplicate_of is None  # an erased complaint matches nothing
+    finally:
+        first.close()
+        second.close()
