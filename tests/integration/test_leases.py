@@ -286,3 +286,42 @@ async def test_a_dispatcher_whose_lease_ran_out_sends_nothing_and_the_new_holder
     assert attempts(holder, delivery_id) == ["Requested", "AttemptStarted", "AttemptStarted", "Delivered"]
     assert isinstance(finished, Notification)
     await holder.dispatcher.lease.release()
+
+
+class LapsingOnce:
+    """A dispatcher's lease that lapses once, as a delivery checks it just before its send."""
+
+    name, holder, ttl = "dispatcher", "this replica", TTL
+    lapsed = False
+
+    async def take(self) -> bool:
+        return True
+
+    def held(self) -> bool:
+        task = asyncio.current_task()
+        in_a_delivery = task is not None and task.get_coro().__qualname__.endswith(".deliver")  # type: ignore[union-attr]
+        if in_a_delivery and not self.lapsed:
+            self.lapsed = True
+            return False
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+async def test_a_delivery_stopped_by_its_lease_is_taken_up_again_once_the_lease_is_held_again(
+    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+) -> None:
+    """A delivery that found the lease run out is not finished: the dispatcher stops, takes the lease
+    again and reads the log from the place it kept, which it kept before that delivery."""
+    url, hook = endpoint
+    notifier = Notifier(settings, DELIVERY + webhook_channel(url + "/hook"), {})
+    notifier.dispatcher.lease = lease = LapsingOnce()
+    notifier.dispatcher.poll_interval = 0.05
+    delivery_id = notifier.alert(directory)
+    running(notifier)
+    finished = await notifier.until_done(delivery_id)
+    assert lease.lapsed
+    assert finished.outcome == "delivered by email"
+    assert len(hook.requests) == 1
+    assert attempts(notifier, delivery_id) == ["Requested", "AttemptStarted", "AttemptStarted", "Delivered"]
