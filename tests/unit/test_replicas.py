@@ -19,6 +19,10 @@ def test_replicas_are_read_from_service_equals_count_and_a_wrong_entry_says_what
         parse_replicas(["intkae=2"])
     with pytest.raises(SettingsError, match="positive whole number"):
         parse_replicas(["intake=0"])
+    assert load_settings({}).lease_seconds == 5.0
+    assert load_settings({"KIZUKI_LEASE_SECONDS": "2"}).lease_seconds == 2.0
+    with pytest.raises(SettingsError, match="KIZUKI_LEASE_SECONDS must be a number of seconds between"):
+        load_settings({"KIZUKI_LEASE_SECONDS": "0"})
 
 
 def test_replicas_need_postgresql_and_each_listens_on_ports_of_its_own(tmp_path: Path) -> None:
