@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
 NOT_READY_AFTER_SECONDS = 60.0
+# How often the work a lease holds looks for what was stored, on PostgreSQL: a commit wakes the relay
+# and the dispatcher of its own process at once, but what another replica stored is found by looking.
+REPLICAS_POLL_SECONDS = 0.25
 
 A = TypeVar("A", bound=ServiceApplication)
 
@@ -146,6 +149,7 @@ class ServiceRuntime:
             max_payload=lambda: nc.max_payload,
             set_aside=set_aside[OUTBOX],
             lease=self.relay_lease,
+            **({"poll_interval": REPLICAS_POLL_SECONDS} if self.settings.postgres is not None else {}),
         )
         self.store.after_each_commit(_in_loop(relay.wake))
         # Checkpoint signing is the relay's own work: it signs only while it holds the relay's lease.

@@ -32,6 +32,8 @@ REQUESTED_TOPIC = f"{Notification.Requested.__module__}:{Notification.Requested.
 # notification requested at or before it is finished, so a restart reads the log from there.
 FINISHED_UP_TO = "notifier-dispatcher"
 MAX_VAULT_WAIT = 30.0
+# The place is kept at most this often, however often the log is read (a row each time).
+KEEP_PLACE_EVERY = 1.0
 
 
 class Dispatcher:
@@ -91,7 +93,7 @@ class Dispatcher:
                 if self._lost:
                     raise LeaseLost(f"a delivery of {self.lease.holder} found the lease run out")
                 check(self.lease)
-                if time.monotonic() - kept_at >= self.poll_interval:
+                if time.monotonic() - kept_at >= max(self.poll_interval, KEEP_PLACE_EVERY):
                     kept, kept_at = await self._keep_place(position, kept), time.monotonic()
                 read_up_to, requested = await self._read(self._requests_after, position)
                 for requested_at, notification, traceparent in requested:
@@ -133,8 +135,9 @@ class Dispatcher:
 
     async def _keep_place(self, position: int, kept: int) -> int:
         """Moves the kept place up to just before the oldest request still being delivered. Done once
-        a poll interval at most, not at every wake: each is a transaction (and a row), and a restart
-        only reads a little more of the log, whose finished notifications it passes over."""
+        a poll interval (and ``KEEP_PLACE_EVERY``) at most, not at every wake: each is a transaction
+        (and a row), and a restart only reads a little more of the log, whose finished notifications
+        it passes over."""
         finished_up_to = min(self._requested_at.values(), default=position + 1) - 1
         if finished_up_to <= kept:
             return kept
