@@ -20,6 +20,7 @@ from bench.audit import SOURCES, VERIFY_GOAL_PER_SECOND, audit_reading
 from bench.baseline import CLIENTS, bus_baseline
 from bench.console import console_at_scale, console_table
 from bench.end_to_end import SCRAPE_SECONDS, end_to_end
+from bench.fsync import fsync_cost, fsync_lines
 from bench.timers import pending_timers
 from bench.traces import traces_cost, traces_lines
 from kizuki.processes import nats_server_binary
@@ -127,6 +128,7 @@ def table(results: dict[str, Any]) -> str:
     lines += console_table(results["console"])
     if "traces" in results:
         lines += ["", *traces_lines(results["traces"])]
+    lines += ["", *fsync_lines(results["fsync"])]
     return "\n".join(lines)
 
 
@@ -147,6 +149,9 @@ def main() -> None:
         metavar="RATE",
         default=METRICS_RATE,
         help="what traces cost: complaints at RATE/s, traces off then on (to a receiver it runs); 0 skips",
+    )
+    parser.add_argument(
+        "--fsync-count", type=int, default=2000, help="publishes per setup measuring what fsync costs"
     )
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
@@ -177,6 +182,7 @@ def main() -> None:
         traced = out.parent / "traces"
         shutil.rmtree(traced, ignore_errors=True)
         results["traces"] = asyncio.run(traces_cost(args.traces, args.seconds, traced))
+    results["fsync"] = asyncio.run(fsync_cost(args.fsync_count))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

@@ -45,14 +45,14 @@ from kizuki.report_forms import print_csv, print_json, print_table
 from kizuki.snapshots import SnapshotFailed
 from kizuki.staff import print_staff
 from kizuki.verify import Awaited, Verification, Verifier
-from shared.bus import RECORD_STREAM, BusUser, connect, inbox_of, submission_subject
+from shared.bus import RECORD_STREAM, BusUser, connect, inbox_of, server_urls, submission_subject
 from shared.chain import TrustFile
 from shared.directory import DirectoryError, load_directory
 from shared.events import Channel, Language
 from shared.policy import load_policy
 from shared.reference import AmbiguousReference, NotAComplaintId, UnknownReference
 from shared.revocations import revoke_staff_tokens, revoke_token
-from shared.settings import SERVICES, Settings, load_settings
+from shared.settings import SERVICES, Settings, SettingsError, load_settings
 from shared.timers import now
 
 
@@ -579,7 +579,7 @@ def _run_or_provision(settings: Settings, args: argparse.Namespace) -> None:
     with _keys_and_tokens():
         if args.command == "run":
             from kizuki.launcher import ReplicasRefused
-            from shared.settings import SettingsError, parse_replicas
+            from shared.settings import parse_replicas
 
             try:
                 replicas = settings.replicas | parse_replicas(args.replicas)
@@ -588,7 +588,9 @@ def _run_or_provision(settings: Settings, args: argparse.Namespace) -> None:
                 sys.exit(str(refused) if str(refused).startswith("kizuki:") else f"kizuki: {refused}")
         else:
             provision_secrets(settings)
-            asyncio.run(provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR)))
+            asyncio.run(
+                provision_bus(settings.bus_url, settings.bus_user(ADMINISTRATOR), settings.nats_replicas)
+            )
 
 
 def _api_key(settings: Settings, name: str, channels: list[Channel], heard_by: str) -> None:
@@ -647,8 +649,8 @@ async def _admitted(url: str, user: BusUser, within: float) -> bool:
     while True:
         try:
             nc = await nats.connect(
-                url, nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user), allow_reconnect=False,
-                error_cb=_ignored,
+                server_urls(url), nkeys_seed=str(user.seed_file), inbox_prefix=inbox_of(user),
+                allow_reconnect=False, error_cb=_ignored,
             )  # fmt: skip
         except NatsError:
             if time.monotonic() > deadline:

@@ -15,6 +15,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from shared.settings import NATS_SERVER_NAME
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -38,19 +40,28 @@ def nats_server_binary() -> str:
 
 # Named in the configuration too: nats-server refuses to reload one that does not name it (it would
 # take the missing name for a change of name), and new channels' users are taken in by a reload.
-SERVER_NAME = "kizuki"
+# Each node of an embedded cluster has a name of its own (kizuki-1, kizuki-2, kizuki-3).
+SERVER_NAME = NATS_SERVER_NAME
 
 
 def start_nats(
-    port: int, store_dir: Path, log_file: Path, config: Path | None = None
+    port: int,
+    store_dir: Path,
+    log_file: Path,
+    config: Path | None = None,
+    server_name: str = SERVER_NAME,
+    monitor_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """nats-server with JetStream on loopback; with ``config``, only the users it names may connect."""
+    """nats-server with JetStream on loopback; with ``config``, only the users it names may connect
+    (and a node of a cluster finds its routes there). ``monitor_port`` opens the HTTP monitoring
+    endpoints (/varz, /jsz, /healthz) on loopback."""
     store_dir.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [nats_server_binary(), "--jetstream", "--addr", "127.0.0.1", "--port", str(port),
-             "--store_dir", str(store_dir), "--server_name", SERVER_NAME,
-             *(["--config", str(config)] if config is not None else [])],
+             "--store_dir", str(store_dir), "--server_name", server_name,
+             *(["--config", str(config)] if config is not None else []),
+             *(["--http_port", str(monitor_port)] if monitor_port is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
         )  # fmt: skip
     try:
@@ -160,6 +171,30 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 # server binds it, as the local end of some outgoing connection (seen: a service failing to start).
 FREE_PORTS = range(20000, 32768)
 _handed_out: set[int] = set()
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (an embedded cluster's nodes take
+    KIZUKI_NATS_PORT and the ports after it)."""
+    for _ in range(1000):
+        first = random.choice(FREE_PORTS[:-count])
+        ports = range(first, first + count)
+        if any(port in _handed_out for port in ports) or not all(_bindable(port) for port in ports):
+            continue
+        _handed_out.update(ports)
+        return first
+    raise RuntimeError(
+        f"no {count} consecutive free loopback ports between {FREE_PORTS.start} and {FREE_PORTS.stop - 1}"
+    )
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:

@@ -3,13 +3,18 @@ and creates the secrets the embedded setup needs when they are not configured.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import APIError
 
 from kizuki.permissions import KeyUse
 from kizuki.timer_migration import migrate_shared_timers
 from shared.auth import ensure_token_keys
-from shared.bus import BusUser, connect, provision, services_with_timers
+from shared.bus import BusUser, cluster_forming, connect, jetstream_ready, provision, services_with_timers
 from shared.chain import SigningKey, TrustFile, new_seed
 from shared.contracts import SUBSCRIPTIONS
 from shared.privacy import ensure_key_file
@@ -25,11 +30,25 @@ KEY_USES: dict[str, KeyUse] = {
 ALL_SUBSCRIPTIONS = [subscription for declared in SUBSCRIPTIONS.values() for subscription in declared]
 
 
-async def provision_bus(url: str, administrator: BusUser | None = None) -> None:
+async def provision_bus(
+    url: str, administrator: BusUser | None = None, replicas: int = 1, within: float = 30.0
+) -> None:
+    """Declare the streams (each with ``replicas`` copies) and the consumers on the server(s) at
+    ``url``; a cluster that has just started is given ``within`` seconds to elect its leaders."""
     nc = await connect(url, name="kizuki-provision", user=administrator)
     try:
         js = nc.jetstream()
-        await provision(js, ALL_SUBSCRIPTIONS)
+        await jetstream_ready(js, within)
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await provision(js, ALL_SUBSCRIPTIONS, replicas)
+                break
+            except (APIError, NatsTimeoutError) as error:
+                passing = not isinstance(error, APIError) or cluster_forming(error)
+                if not passing or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
         # An installation from before each service had its own timer stream: nothing pending is lost.
         await migrate_shared_timers(js, services_with_timers(ALL_SUBSCRIPTIONS))
     finally:

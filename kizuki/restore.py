@@ -73,6 +73,10 @@ async def _restore_streams(settings: Settings, backup: Path) -> dict[str, int]:
 def restore_backup(settings: Settings, backup: Path, force: bool) -> list[str]:
     """Restore the backup in ``backup``; returns what the operator should know, a line each."""
     manifest = checked_manifest(backup)
+    if settings.embedded_nats and settings.nats_cluster > 1:
+        raise BackupRefused(
+            "a backup is restored into one embedded nats-server: restore with KIZUKI_NATS_CLUSTER=1"
+        )
     if manifest["store"] != settings.store:
         raise BackupRefused(
             f"the backup holds {manifest['store']} stores and this machine is set up for {settings.store} "

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
-from faststream.nats import NatsBroker
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -20,7 +23,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import APIError, BadRequestError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
 
 RECORD_STREAM = "EVENTS"
 
@@ -197,6 +203,16 @@ def inbox_of(user: BusUser | None) -> str:
     return DEFAULT_INBOX_PREFIX.decode() if user is None else inbox_prefix(user.name)
 
 
+def server_urls(url: str | Sequence[str]) -> list[str]:
+    """The servers of a NATS URL setting: one URL, or several separated by commas (the nodes of a
+    cluster). nats-py takes a plain string as one server, so every connection is given the list."""
+    given = url.split(",") if isinstance(url, str) else list(url)
+    servers = [server.strip() for server in given if server.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server URL in {url!r}")
+    return servers
+
+
 def _connection_options(
     name: str, on_disconnect: Callable[[], Awaitable[None]] | None, user: BusUser | None
 ) -> dict[str, Any]:
@@ -214,36 +230,67 @@ def _connection_options(
 
 
 async def connect(
-    url: str,
+    url: str | Sequence[str],
     name: str,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     user: BusUser | None = None,
 ) -> Client:
-    """Connect as ``user``, or without credentials to a server that asks for none."""
-    return await nats.connect(url, **_connection_options(name, on_disconnect, user))
+    """Connect as ``user``, or without credentials to a server that asks for none; ``url`` may name
+    several servers (comma-separated), and the client fails over between them."""
+    return await nats.connect(server_urls(url), **_connection_options(name, on_disconnect, user))
 
 
-def broker(url: str, name: str, user: BusUser | None = None) -> NatsBroker:
+def broker(url: str | Sequence[str], name: str, user: BusUser | None = None) -> NatsBroker:
     """A service's faststream broker (not yet connected): its consumers' subscribers, and once
     connected its one connection, which the relay publishes through too. It declares nothing
     (every stream is bound with ``declare=False``) and logs through the service's own log lines."""
-    return NatsBroker(url, logger=None, **_connection_options(name, None, user))
+    from faststream.nats import NatsBroker  # here: the `kizuki` command connects without faststream
+
+    return NatsBroker(server_urls(url), logger=None, **_connection_options(name, None, user))
 
 
-async def _declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
+async def _declare_stream(js: JetStreamContext, config: StreamConfig, replicas: int) -> None:
+    config = replace(config, num_replicas=replicas)
     try:
         await js.add_stream(config)
-    except BadRequestError:
-        # It exists with another configuration: bring it to this one (the deny flags cannot be undone).
+    except BadRequestError as error:
+        if cluster_forming(error):
+            raise
+        # It exists with another configuration: bring it to this one (the deny flags cannot be undone;
+        # the replicas can be raised, e.g. from 1 to 3 when a single server becomes a cluster).
         await js.update_stream(config)
 
 
-async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription]) -> None:
-    """Declare the streams and every service's durable consumer. Safe to run again."""
-    await _declare_stream(js, RECORD_STREAM_CONFIG)
+async def provision(js: JetStreamContext, subscriptions: Sequence[Subscription], replicas: int = 1) -> None:
+    """Declare the streams, each with ``replicas`` copies (3 in a three-node cluster), and every
+    service's durable consumer (as many copies as its stream). Safe to run again."""
+    await _declare_stream(js, RECORD_STREAM_CONFIG, replicas)
     for service in services_with_timers(subscriptions):
-        await _declare_stream(js, timer_stream_config(service))
-    await _declare_stream(js, KEY_STREAM_CONFIG)
-    await _declare_stream(js, SUBMISSION_STREAM_CONFIG)
+        await _declare_stream(js, timer_stream_config(service), replicas)
+    await _declare_stream(js, KEY_STREAM_CONFIG, replicas)
+    await _declare_stream(js, SUBMISSION_STREAM_CONFIG, replicas)
     for subscription in subscriptions:
         await js.add_consumer(subscription.stream, subscription.consumer_config())
+
+
+# JetStream's answers while a cluster is forming (no meta leader yet, or not every peer known yet).
+NO_SUITABLE_PEERS = 10005
+INSUFFICIENT_RESOURCES = 10023
+
+
+async def jetstream_ready(js: JetStreamContext, within: float = 30.0) -> None:
+    """Wait until JetStream answers: a cluster that just started elects its meta leader first."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await js.account_info()
+            return
+        except (ServiceUnavailableError, NoRespondersError, NatsTimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def cluster_forming(error: APIError) -> bool:
+    """Whether a refusal is one a forming cluster gives (asking again shortly will do)."""
+    return error.code == 503 or error.err_code in (NO_SUITABLE_PEERS, INSUFFICIENT_RESOURCES)

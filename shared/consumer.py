@@ -59,13 +59,23 @@ BROKEN_RULES = (refusals.NotPossible, refusals.NotPermitted)
 class Consumer(Generic[T]):
     """What a service does with the messages of one of its subscriptions.
 
-    ``handle`` runs in a worker thread (the store is synchronous) and must record its effects
-    together with the tracking record it is given.
+    ``decode`` reads a message from its subject and body (a subject may say who sent it, which the
+    body cannot); ``handle`` runs in a worker thread (the store is synchronous) and must record its
+    effects together with the tracking record it is given.
     """
 
     subscription: Subscription
-    decode: Callable[[bytes], T]
+    decode: Callable[[str, bytes], T]
     handle: Callable[[T, Tracking], None]
+
+
+def body_only(decode: Callable[[bytes], T]) -> Callable[[str, bytes], T]:
+    """A consumer's decoder for messages that say all they are in their body."""
+
+    def decode_body(_subject: str, data: bytes) -> T:
+        return decode(data)
+
+    return decode_body
 
 
 class ConsumerLoop(Generic[T]):
@@ -165,7 +175,7 @@ class ConsumerLoop(Generic[T]):
             def handle() -> None:
                 if tracking.notification_id in processed:
                     return
-                decoded = self.consumer.decode(message.data)
+                decoded = self.consumer.decode(message.subject, message.data)
                 with handling_message(message.headers, service):
                     try:
                         self.consumer.handle(decoded, tracking)
@@ -231,7 +241,7 @@ class ConsumerLoop(Generic[T]):
         self, message: Msg, tracking: Tracking, behind: Sequence[Msg], failure: Exception | None
     ) -> None:
         try:
-            decoded = self.consumer.decode(message.data)
+            decoded = self.consumer.decode(message.subject, message.data)
         except (ValidationError, ValueError) as error:
             await self._reject(message, tracking, f"not a valid message: {described(error)}")
             return
@@ -275,7 +285,7 @@ class ConsumerLoop(Generic[T]):
             except NotFoundError:
                 raise refusals.NotPossible(f"{stream} no longer holds message #{stream_sequence}") from None
             try:
-                decoded = self.consumer.decode(message.data or b"")
+                decoded = self.consumer.decode(message.subject or "", message.data or b"")
             except (ValidationError, ValueError) as error:
                 raise refusals.NotPossible(f"it is still not a valid message: {described(error)}") from None
             await asyncio.to_thread(self.consumer.handle, decoded, tracking)

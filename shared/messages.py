@@ -19,7 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from shared.consumer import Consumer
+from shared.consumer import Consumer, body_only
 from shared.contracts import Contract
 from shared.events import WireEvent, decoder
 from shared.store import ServiceApplication
@@ -129,10 +129,12 @@ class Handles:
 
     def consumers(self) -> list[Consumer[Any]]:
         record, timer = self.contract.record, self.contract.timer
-        return [
-            *([Consumer(record, decoder(*self.contract.handles), self.handle)] if record is not None else []),
-            *([Consumer(timer, Timer.decode, self.timer_fired)] if timer and self.timer_fired else []),
-        ]
+        consumers: list[Consumer[Any]] = []
+        if record is not None:
+            consumers.append(Consumer(record, body_only(decoder(*self.contract.handles)), self.handle))
+        if timer is not None and self.timer_fired is not None:
+            consumers.append(Consumer(timer, body_only(Timer.decode), self.timer_fired))
+        return consumers
 
 
 def _names(kinds: Iterable[type[WireEvent]]) -> str:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from shared.bus import BusUser
+from shared.bus import BusUser, server_urls
 from shared.timers import DEFAULT_CLOCK_SKEW, MAX_CLOCK_SKEW
 
 # The console is a service too: it keeps its own read model and records the messages it sets aside.
@@ -19,6 +19,31 @@ DEFAULT_HTTP_PORTS = {"intake": 8001, "escalation": 8002, "notifier": 8003, "fol
 
 class SettingsError(ValueError):
     """A setting in the environment has a value that cannot be used."""
+
+
+# The embedded nats-server's name; each node of an embedded cluster adds its number (kizuki-1, ...).
+NATS_SERVER_NAME = "kizuki"
+CLUSTER_SIZES = (1, 3)
+MAX_REPLICAS = 5  # JetStream's own limit
+
+
+@dataclass(frozen=True)
+class NatsNode:
+    """One embedded nats-server: its name, its client and route ports on loopback, and its store."""
+
+    name: str
+    port: int
+    route_port: int | None  # None: a single server, in no cluster
+    store_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def config(self) -> Path:
+        """Its configuration, written by kizuki at every start (see kizuki/server_config.py)."""
+        return self.store_dir / "server.conf"
 
 
 @dataclass(frozen=True)
@@ -80,6 +105,12 @@ class Settings:
     metrics: bool = True
     # Where traces go (an OTLP/HTTP collector, http://host:4318); none: no traces.
     otlp_endpoint: str | None = None
+    # How many embedded nats-servers run as one JetStream cluster (KIZUKI_NATS_CLUSTER), their client
+    # ports from nats_port and their route ports from nats_route_port on; and how many copies of each
+    # stream provisioning asks for (KIZUKI_NATS_REPLICAS; by default one on every embedded node).
+    nats_cluster: int = 1
+    nats_route_port: int = 6222
+    nats_replicas: int = 1
     # How long a replica holds a lease (the relay's, the dispatcher's) without renewing it: a dead
     # holder's work waits about this long before another replica takes it over.
     lease_seconds: float = 5.0
@@ -88,8 +119,29 @@ class Settings:
 
     @property
     def bus_url(self) -> str:
-        """Where the services connect: an existing server, or the embedded one."""
-        return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+        """Where the services connect: existing servers, or the embedded ones; several URLs are
+        separated by commas (``server_urls`` in shared/bus.py makes the list a client takes)."""
+        return self.nats_url or ",".join(node.url for node in self.nats_nodes)
+
+    @property
+    def bus_servers(self) -> list[str]:
+        """Every server the processes may connect to: the nodes of a cluster, or the one server."""
+        return server_urls(self.bus_url)
+
+    @property
+    def nats_nodes(self) -> list[NatsNode]:
+        """The embedded nats-servers: one in the NATS directory, or each node of a cluster in its own."""
+        if self.nats_cluster == 1:
+            return [NatsNode(NATS_SERVER_NAME, self.nats_port, None, self.nats_dir)]
+        return [
+            NatsNode(
+                f"{NATS_SERVER_NAME}-{number}",
+                self.nats_port + number - 1,
+                self.nats_route_port + number - 1,
+                self.nats_dir / f"node-{number}",
+            )
+            for number in range(1, self.nats_cluster + 1)
+        ]
 
     @property
     def embedded_nats(self) -> bool:
@@ -170,6 +222,31 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) == 0:
         raise SettingsError(f"{name} must be a positive whole number, not {raw!r}")
     return int(raw)
+
+
+def _nats_cluster(
+    env: Mapping[str, str], nats_url: str | None, port: int, route_port: int
+) -> tuple[int, int]:
+    """The embedded cluster's size and the streams' replicas, each checked against the other settings."""
+    raw = env.get("KIZUKI_NATS_CLUSTER") or "1"
+    if raw not in [str(size) for size in CLUSTER_SIZES]:
+        raise SettingsError(f"KIZUKI_NATS_CLUSTER must be 1 or 3 (embedded nats-servers), not {raw!r}")
+    cluster = int(raw)
+    if cluster > 1 and nats_url is not None:
+        raise SettingsError(
+            "KIZUKI_NATS_CLUSTER starts embedded nats-servers; with NATS_URL, set KIZUKI_NATS_REPLICAS"
+        )
+    if max(port, route_port) + cluster - 1 > 65535:
+        raise SettingsError(f"KIZUKI_NATS_PORT and KIZUKI_NATS_ROUTE_PORT leave no room for {cluster} nodes")
+    raw = env.get("KIZUKI_NATS_REPLICAS") or str(cluster)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_REPLICAS:
+        raise SettingsError(f"KIZUKI_NATS_REPLICAS must be between 1 and {MAX_REPLICAS}, not {raw!r}")
+    replicas = int(raw)
+    if nats_url is None and replicas > cluster:
+        raise SettingsError(
+            f"KIZUKI_NATS_REPLICAS is {replicas}, more than the {cluster} embedded nats-server(s)"
+        )
+    return cluster, replicas
 
 
 def _clock_skew(env: Mapping[str, str]) -> timedelta:
@@ -288,6 +365,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             dbname=env.get("KIZUKI_POSTGRES_DBNAME", "kizuki"),
         )
     nats_url = env.get("NATS_URL") or None
+    if nats_url is not None:
+        try:
+            server_urls(nats_url)
+        except ValueError as error:
+            raise SettingsError(f"NATS_URL: {error}") from None
+    nats_port = _port(env, "KIZUKI_NATS_PORT", 4222)
+    nats_route_port = _port(env, "KIZUKI_NATS_ROUTE_PORT", 6222)
+    nats_cluster, nats_replicas = _nats_cluster(env, nats_url, nats_port, nats_route_port)
     # The embedded server's credentials are generated in its directory; a server you run asks for
     # the ones you were given, or for none.
     credentials = env.get("KIZUKI_NATS_CREDENTIALS")
@@ -302,8 +387,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     issuer = data_dir / "token-issuer"
     return Settings(
         data_dir=data_dir,
-        nats_port=_port(env, "KIZUKI_NATS_PORT", 4222),
+        nats_port=nats_port,
         nats_url=nats_url,
+        nats_cluster=nats_cluster,
+        nats_route_port=nats_route_port,
+        nats_replicas=nats_replicas,
         http_host=env.get("KIZUKI_HTTP_HOST", "127.0.0.1"),
         http_ports=http_ports,
         smtp_port=_port(env, "KIZUKI_INTAKE_SMTP_PORT", 8025),

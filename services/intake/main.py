@@ -11,10 +11,8 @@ from services.intake.api import router
 from services.intake.application import IntakeApplication
 from services.intake.mailbox import SmtpReceiver
 from services.intake.matching import MatchIndex
-from services.intake.submissions import PublishedSubjects
 from services.intake.trace_table import TraceTable
 from shared.auth import Authenticator
-from shared.bus import SUBMISSION_STREAM
 from shared.directory import watch_directory
 from shared.key_table import KeyTable
 from shared.policy import PolicyError, load_policy
@@ -53,13 +51,12 @@ def create_app(settings: Settings) -> FastAPI:
         )
     store = open_intake_store(settings)
     smtp = SmtpReceiver(store, policy.intake, settings.http_host, settings.smtp_port)
-    subjects = PublishedSubjects(SUBMISSION_STREAM, settings.bus_url, settings.bus_user("intake"))
     runtime = ServiceRuntime(
         settings,
         store,
-        consumers=handlers.consumers(store, policy.intake, subjects),
+        consumers=handlers.consumers(store, policy.intake),
         vault=KeyVault(store.keys.master),
-        workers=[smtp, subjects],
+        workers=[smtp],
     )
     app = http_app("kizuki intake", runtime)
     auth = Authenticator.from_settings(settings, directory)

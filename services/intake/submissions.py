@@ -9,12 +9,10 @@ the message besides. Intake registers it through the same registration as HTTP, 
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-import nats.errors
-from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.intake.api import ComplaintRequest
@@ -22,13 +20,10 @@ from services.intake.application import IntakeApplication
 from services.intake.channels import MAX_REF
 from services.intake.domain import Receipt
 from shared import refusals
-from shared.bus import BusUser, connect, submission_subject
+from shared.bus import channel_of, submission_subject
 from shared.consumer import described
 from shared.events import Channel
 from shared.policy import BusChannel, IntakePolicy
-
-# How long a handler waits for the stream to say where a message was published.
-READ_WITHIN_SECONDS = 5.0
 
 MessageId = Annotated[
     str,
@@ -51,6 +46,19 @@ class SubmittedMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     message_id: MessageId
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """A message on a submission subject: the channel that published it (its subject, which the
+    channel's credential cannot choose) and what it says."""
+
+    channel: str
+    message: SubmittedMessage
+
+    @classmethod
+    def decode(cls, subject: str, data: bytes) -> ChannelMessage:
+        return cls(channel_of(subject), SubmittedMessage.model_validate_json(data))
 
 
 class Submission(ComplaintRequest):
@@ -93,41 +101,3 @@ def _named_channel(message: SubmittedMessage, declared: BusChannel) -> Channel:
     """The channel a rejected submission names, if it is one of the channel system's; else its first."""
     named = (message.model_extra or {}).get("channel")
     return next((channel for channel in declared.channels if channel == named), declared.channels[0])
-
-
-class PublishedSubjects:
-    """The subject each message of a stream was published on, read back from the stream by its sequence.
-
-    A consumer hands its handler a message's body and its place in the stream, not its subject. A
-    submission's subject is the one thing about it the channel cannot choose (its credential publishes
-    on its own subject only), so the handler, in a worker thread, reads it back as the server stored it.
-    A worker of the service's runtime: it keeps a connection of its own on the runtime's event loop.
-    Not leased: it only reads, for its own replica's handlers."""
-
-    def __init__(self, stream: str, url: str, user: BusUser | None) -> None:
-        self.stream = stream
-        self.url = url
-        self.user = user
-        self._reading: tuple[asyncio.AbstractEventLoop, JetStreamContext] | None = None
-
-    async def run(self) -> None:
-        nc = await connect(self.url, f"intake-reads-{self.stream.lower()}", user=self.user)
-        self._reading = (asyncio.get_running_loop(), nc.jetstream())
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self._reading = None
-            await nc.close()
-
-    def wake(self) -> None:
-        """A commit is nothing to it."""
-
-    def subject(self, sequence: int) -> str:
-        """Raises a passing fault (the message comes back later) while it is not connected."""
-        if self._reading is None:
-            raise nats.errors.ConnectionClosedError
-        loop, js = self._reading
-        found = asyncio.run_coroutine_threadsafe(js.get_msg(self.stream, sequence), loop)
-        subject = found.result(READ_WITHIN_SECONDS).subject
-        assert subject is not None  # every stored message has one
-        return subject

@@ -47,7 +47,8 @@ async def test_each_event_is_folded_once_across_a_redelivery_and_a_restart(
     # The console dies after committing the first message and before acking it.
     pull = await js.pull_subscribe_bind(durable=record.durable, stream=record.stream)
     [first] = await pull.fetch(1, timeout=5)
-    store.note(consumer.decode(first.data), Tracking(record.stream, first.metadata.sequence.stream))
+    tracking = Tracking(record.stream, first.metadata.sequence.stream)
+    store.note(consumer.decode(first.subject, first.data), tracking)
     await pull.unsubscribe()
 
     loop = asyncio.create_task(

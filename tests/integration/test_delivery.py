@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import uuid4
@@ -21,13 +22,13 @@ from services.followup.handlers import consumers as followup_consumers
 from services.intake.main import open_intake_store
 from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
-from shared.consumer import Consumer, ConsumerLoop
+from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory, watch_directory
 from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.privacy import KeyVault, MasterKey
-from shared.runtime import open_store
+from shared.runtime import ServiceRuntime, open_store
 from shared.settings import Settings
 from shared.timers import Timer, now
 from tests.factories import DATA_KEY, another_patients, complaint_received
@@ -103,6 +104,31 @@ async def test_the_relay_publishes_in_order_once_and_resumes_after_a_restart(
         assert all(subject == "events.intake.ComplaintReceived" for subject, _, _ in record)
     finally:
         store.close()
+
+
+async def test_a_commit_wakes_the_relay_at_once_whatever_its_poll(
+    nc: Client, nats_url: str, settings: Settings, vault: KeyVault
+) -> None:
+    """The store tells the relay of each commit (its recorder's hook, as the runtime wires it): nothing
+    in a service calls the relay by hand, and a new event does not wait for the relay's next poll."""
+    js = nc.jetstream()
+    store = open_intake_store(settings)
+    runtime = ServiceRuntime(replace(settings, nats_url=nats_url, nats_credentials=None), store, [], vault)
+    await runtime.start()
+    try:
+        relay = runtime.relay
+        assert relay is not None
+        relay.poll_interval = 3600.0
+        await asyncio.sleep(1.5)  # the poll under way (a second at most) ends: the next one is an hour
+
+        store.register(another_patients(0), None, now())
+
+        async def on_the_record() -> list[str]:
+            return [subject for subject, _, _ in await record_of(js) if subject.endswith("ComplaintReceived")]
+
+        await eventually(on_the_record, within=5, what="the complaint on the record before the next poll")
+    finally:
+        await runtime.stop()
 
 
 async def test_the_relay_reads_only_what_may_go_on_the_record(
@@ -207,7 +233,7 @@ async def counting(
         handled.append(tracking.notification_id)
         store.record(tracking=tracking)
 
-    return Consumer(subscription, bytes, handle), handled
+    return Consumer(subscription, body_only(bytes), handle), handled
 
 
 async def drained(js: JetStreamContext, durable: str) -> bool:

@@ -30,7 +30,6 @@ from kizuki.server_config import write_server_config
 from services.intake import handlers
 from services.intake.application import IntakeApplication
 from services.intake.main import open_intake_store
-from services.intake.submissions import PublishedSubjects
 from shared.bus import MAX_WAITING_PER_CHANNEL, SUBMISSION_STREAM, BusUser, channel_user, connect
 from shared.consumer import Consumer
 from shared.policy import load_policy
@@ -54,7 +53,7 @@ class Embedded:
     channels: list[str] = field(default_factory=list)
 
     def launcher_looks(self) -> None:
-        self.channels = users_reloaded_for_new_channels(self.settings, self.nats, self.channels)
+        self.channels = users_reloaded_for_new_channels(self.settings, [self.nats], self.channels)
 
 
 @pytest.fixture
@@ -118,14 +117,12 @@ async def intake(
 ) -> AsyncIterator[IntakeApplication]:
     """Intake's runtime as its process runs it (its consumer's handler ``wrapped``, to count or break it)."""
     store = open_intake_store(settings)
-    subjects = PublishedSubjects(SUBMISSION_STREAM, settings.bus_url, settings.bus_user("intake"))
-    [submitted] = handlers.consumers(store, load_policy(settings.policy_path).intake, subjects)
+    [submitted] = handlers.consumers(store, load_policy(settings.policy_path).intake)
     runtime = ServiceRuntime(
         settings,
         store,
         [Consumer(submitted.subscription, submitted.decode, wrapped(submitted.handle))],
         KeyVault(store.keys.master),
-        workers=[subjects],
     )
     await runtime.start()
     try:

@@ -21,7 +21,7 @@ from services.escalation.application import EscalationApplication
 from services.followup.application import FollowupApplication
 from shared.bus import RECORD_STREAM, connect, due_subject, schedule_subject, timer_stream, timer_subscription
 from shared.chain import SigningKey, new_seed
-from shared.consumer import Consumer, ConsumerLoop
+from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy
@@ -83,7 +83,7 @@ async def test_a_fire_is_never_taken_before_its_due_time_and_is_gone_once_handle
         handled[fired.key] = now()
         store.record(tracking=tracking)
 
-    consumer = Consumer(timer_subscription(SERVICE), decode, on_time(handle))
+    consumer = Consumer(timer_subscription(SERVICE), body_only(decode), on_time(handle))
     task = asyncio.create_task(ConsumerLoop(store, consumer_broker, consumer, lambda: None).run())
     try:
         # Scheduled as the relay does it: at the next whole second, so the server never fires early.

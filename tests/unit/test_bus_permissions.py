@@ -25,6 +25,7 @@ from kizuki.server_config import (
     make_channel_credential,
     server_config,
     write_server_config,
+    write_server_configs,
 )
 from shared.bus import (
     RECORD_STREAM,
@@ -204,3 +205,21 @@ def test_the_command_makes_a_credential_only_for_a_channel_the_policy_declares(
         "publish": ["submissions.call-centre"],
         "subscribe": ["_INBOX.channel-call-centre.>"],
     }
+
+
+def test_each_node_of_a_cluster_has_the_same_users_and_routes_to_the_others(tmp_path: Path) -> None:
+    settings = load_settings({"KIZUKI_DATA_DIR": str(tmp_path / "var"), "KIZUKI_NATS_CLUSTER": "3"})
+    nodes = write_server_configs(settings)
+    configs = [node.config.read_text() for node in nodes]
+    password = (settings.nats_dir / "route-password").read_text()
+    assert stat.S_IMODE((settings.nats_dir / "route-password").stat().st_mode) == 0o600
+    for node, config in zip(nodes, configs, strict=True):
+        assert stat.S_IMODE(node.config.stat().st_mode) == 0o600
+        assert f'server_name: "{node.name}"' in config
+        assert 'jetstream {sync_interval: "always"}' in config
+        assert f'listen: "127.0.0.1:{node.route_port}"' in config
+        routes = [f"nats://route:{password}@127.0.0.1:{other.route_port}" for other in nodes if other != node]
+        assert f"routes = {json.dumps(routes)}" in config
+        assert config.split("authorization {\n  users")[1] == configs[0].split("authorization {\n  users")[1]
+    assert write_server_configs(settings) == nodes  # written again at every start, the password kept
+    assert (settings.nats_dir / "route-password").read_text() == password

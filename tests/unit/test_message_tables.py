@@ -23,7 +23,7 @@ from services.intake.handlers import consumers as intake_consumers
 from services.notifier.application import NotifierApplication
 from services.notifier.domain import COMPLAINANT, Notification
 from services.notifier.handlers import consumers as notifier_consumers
-from shared.bus import RECORD_STREAM, timer_subscription
+from shared.bus import RECORD_STREAM, due_subject, timer_subscription
 from shared.contracts import CONTRACTS, NOTIFIER, Contract
 from shared.events import (
     AlertRequested,
@@ -35,6 +35,7 @@ from shared.events import (
     NotificationNotDelivered,
     WireEvent,
     encode_event,
+    subject_of,
 )
 from shared.messages import Handles, On, Publish, Publishes
 from shared.store import ServiceApplication
@@ -148,7 +149,8 @@ def test_each_event_goes_to_the_handler_of_its_kind_through_a_consumer_made_from
     complaint, alert = complaint_received(), alert_requested()
 
     for sequence, sent in enumerate((complaint, alert), start=1):
-        consumer.handle(consumer.decode(encode_event(sent)), Tracking(RECORD_STREAM, sequence))
+        decoded = consumer.decode(subject_of(type(sent)), encode_event(sent))
+        consumer.handle(decoded, Tracking(RECORD_STREAM, sequence))
 
     assert (complaints, alerts) == ([complaint], [alert])
     assert consumer.subscription.durable == "desk"
@@ -158,7 +160,7 @@ def test_each_event_goes_to_the_handler_of_its_kind_through_a_consumer_made_from
     ]
     closed = CaseClosed(event_id=uuid4(), complaint_id=uuid4(), occurred_at=AT, recorded_at=AT, by="sv-003")
     with pytest.raises(ValueError, match="got CaseClosed"):
-        consumer.decode(encode_event(closed))
+        consumer.decode(subject_of(CaseClosed), encode_event(closed))
 
 
 def test_an_event_handled_must_be_one_its_subscription_carries_and_each_one_carried_is_handled() -> None:
@@ -185,7 +187,8 @@ def test_timer_fires_come_through_the_same_table() -> None:
 
     [consumer] = Handles(timers, timer_fired=lambda timer, _: fired.append(timer)).consumers()
     timer = Timer(rule="callback", aggregate_id=uuid4(), attempt=1, due_at=AT)
-    consumer.handle(consumer.decode(timer.encode()), Tracking("TIMERS_DESK", 1))
+    decoded = consumer.decode(due_subject("desk", timer.key), timer.encode())
+    consumer.handle(decoded, Tracking("TIMERS_DESK", 1))
 
     assert consumer.subscription == timer_subscription("desk")
     assert fired == [timer]
@@ -199,7 +202,7 @@ def test_no_service_subscribes_to_what_no_one_service_publishes() -> None:
 def test_every_service_builds_its_table_of_what_it_handles_as_its_contract_says() -> None:
     unused: Any = object()  # what the handlers use when a message comes, not to be built
     built = {
-        "intake": intake_consumers(unused, unused, unused),
+        "intake": intake_consumers(unused, unused),
         "escalation": escalation_consumers(EscalationApplication(env=POPO), unused, unused, unused),
         "notifier": notifier_consumers(NotifierApplication(env=POPO), unused, unused, (), unused, unused),
         "followup": followup_consumers(FollowupApplication(env=POPO), unused, unused),

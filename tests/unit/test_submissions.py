@@ -9,10 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.intake.api import ComplaintRequest
-from services.intake.submissions import PublishedSubjects, Submission, SubmittedMessage
-from shared.bus import SUBMISSION_STREAM
+from services.intake.submissions import ChannelMessage, Submission, SubmittedMessage
+from shared.bus import submission_subject
 from shared.consumer import described
-from shared.faults import PASSING_FAULTS
 
 pytestmark = pytest.mark.unit
 
@@ -93,7 +92,8 @@ def test_a_submission_holds_to_every_limit_of_a_registration_and_the_reason_quot
     assert "山田" not in reason
 
 
-def test_a_submission_subject_is_not_read_before_the_bus_is_connected() -> None:
-    subjects = PublishedSubjects(SUBMISSION_STREAM, "nats://127.0.0.1:1", None)
-    with pytest.raises(PASSING_FAULTS):  # the message comes back once it is
-        subjects.subject(1)
+def test_the_channel_of_a_message_is_its_subject_whatever_its_body_says() -> None:
+    body = json.dumps(submission(message_id="m-1") | {"sent_by": "kiosk"}).encode()
+    decoded = ChannelMessage.decode(submission_subject("call-centre"), body)
+    assert decoded.channel == "call-centre"
+    assert decoded.message.message_id == "m-1"
