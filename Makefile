@@ -31,8 +31,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two pytest sessions side by side: the end-to-end tests (each runs the whole system, mostly on the
+# CPU) one after the other, and beside them the unit and integration tests (mostly waiting on servers);
+# the second's report follows the first's. Fails if either fails.
 test: lint browser
-	$(BIN)/pytest -q
+	@mkdir -p var
+	$(BIN)/pytest -q -m "not e2e" --basetemp=var/pytest/rest > var/pytest-rest.log 2>&1 & rest=$$!; \
+	$(BIN)/pytest -q -m e2e --basetemp=var/pytest/e2e; e2e=$$?; \
+	wait $$rest; rest=$$?; cat var/pytest-rest.log; test $$e2e -eq 0 && test $$rest -eq 0
 
 unit: install
 	$(BIN)/pytest -q -m unit

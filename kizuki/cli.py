@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
@@ -348,7 +348,15 @@ def _moment(value: str) -> datetime:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kizuki", description="Patient complaints that never get buried.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
+    run = commands.add_parser("run", help="run the whole system on this machine until Ctrl-C")
+    run.add_argument(
+        "--replicas",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="run N processes of SERVICE (again for another service; KIZUKI_REPLICAS=intake=2,notifier=2 "
+        "sets the same); more than one needs PostgreSQL stores",
+    )
     commands.add_parser(
         "provision",
         help="create missing keys and the trust file, declare the streams and consumers on the NATS server",
@@ -570,10 +578,14 @@ def _run_or_provision(settings: Settings, args: argparse.Namespace) -> None:
 
     with _keys_and_tokens():
         if args.command == "run":
+            from kizuki.launcher import ReplicasRefused
+            from shared.settings import parse_replicas
+
             try:
-                run_system(settings)
-            except SettingsError as error:
-                sys.exit(f"kizuki: {error}")
+                replicas = settings.replicas | parse_replicas(args.replicas)
+                run_system(replace(settings, replicas=replicas))
+            except (SettingsError, ReplicasRefused) as refused:
+                sys.exit(str(refused) if str(refused).startswith("kizuki:") else f"kizuki: {refused}")
         else:
             provision_secrets(settings)
             asyncio.run(

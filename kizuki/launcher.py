@@ -21,9 +21,43 @@ from kizuki.provision import provision_bus, provision_secrets
 from kizuki.server_config import channels_with_credentials, write_server_configs
 from shared.settings import SERVICES, NatsNode, Settings, SettingsError
 
+# Replica i (from 1) of a service listens on its port (HTTP, and intake's SMTP) plus i times this.
+REPLICA_PORT_STEP = 100
+
+
+class ReplicasRefused(ValueError):
+    """Replicas were asked for that this configuration cannot run."""
+
+
+def check_replicas(settings: Settings) -> None:
+    """More than one process of a service shares its store: only PostgreSQL can be shared."""
+    several = sorted(service for service, count in settings.replicas.items() if count > 1)
+    if several and settings.store != "postgres":
+        raise ReplicasRefused(
+            f"kizuki: replicas of {', '.join(several)} need PostgreSQL stores: a SQLite store is a file "
+            "that one process opens. Set KIZUKI_STORE=postgres and KIZUKI_POSTGRES_HOST, _PORT, _USER, "
+            "_PASSWORD, _DBNAME, or run one process of each service."
+        )
+
+
+def replica_env(settings: Settings, env: Mapping[str, str], service: str, replica: int) -> dict[str, str]:
+    """The environment of one replica: replica 0 as configured, replica i on ports moved by i x 100."""
+    if replica == 0:
+        return dict(env)
+    shift = REPLICA_PORT_STEP * replica
+    moved = {f"KIZUKI_{service.upper()}_PORT": str(settings.http_ports[service] + shift)}
+    if service == "intake":
+        moved["KIZUKI_INTAKE_SMTP_PORT"] = str(settings.smtp_port + shift)
+    return dict(env) | moved
+
+
+def replica_name(service: str, replica: int) -> str:
+    return service if replica == 0 else f"{service}-{replica + 1}"
+
 
 def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None:
     env = dict(os.environ if env is None else env)
+    check_replicas(settings)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -37,6 +71,7 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
 
     nats: list[Supervised] = []
     services: dict[str, Supervised] = {}
+    intake_smtp: list[str] = []
     try:
         provision_secrets(settings)
         if settings.embedded_nats:
@@ -61,14 +96,25 @@ def run_system(settings: Settings, env: Mapping[str, str] | None = None) -> None
             f" ({copies} of each stream)"
         )
         print(f"kizuki: every service has its signing key; auditors pin {settings.trust_file}")
-        for service in SERVICES:
-            services[service] = Supervised(
-                service, partial(start_service, service, env, logs / f"{service}.log")
-            )
-        for service in SERVICES:
-            wait_healthy(settings.http_url(service), services[service].process)
-            print(f"kizuki: {service:<10} {settings.http_url(service)}  (log: {logs / service}.log)")
-        print(f"kizuki: intake SMTP receiver on {settings.http_host}:{settings.smtp_port}")
+        # The first process of each service makes its tables; the other replicas start once it is up.
+        for replica in range(max(settings.replicas.values(), default=1)):
+            started = []
+            for service in SERVICES:
+                if replica >= settings.replicas.get(service, 1):
+                    continue
+                name = replica_name(service, replica)
+                replica_env_ = replica_env(settings, env, service, replica)
+                services[name] = Supervised(
+                    name, partial(start_service, service, replica_env_, logs / f"{name}.log")
+                )
+                shift = REPLICA_PORT_STEP * replica
+                started.append((name, f"http://{settings.http_host}:{settings.http_ports[service] + shift}"))
+                if service == "intake":
+                    intake_smtp.append(f"{settings.http_host}:{settings.smtp_port + shift}")
+            for name, url in started:
+                wait_healthy(url, services[name].process)
+                print(f"kizuki: {name:<10} {url}  (log: {logs / name}.log)")
+        print(f"kizuki: intake SMTP receiver on {', '.join(intake_smtp)}")
         print(f"kizuki: staff sign in at {settings.http_url('console')} (kizuki password STAFF_ID sets one)")
         print("kizuki: ready. Ctrl-C stops everything.", flush=True)
         channels = _channels(settings)

@@ -24,7 +24,10 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
     """What /health says beyond up or down: one store read (the relay's lag), none per message, and one
     request to the server per consumer (none while the bus is down, so the answer comes at once)."""
     relay: dict[str, Any] = {}
-    if runtime.relay is not None:
+    if runtime.relay is not None and not runtime.relay_lease.held():
+        # Another replica relays (or will once it has taken the lease): its /health tells the lag.
+        relay["lease"] = "another replica's"
+    elif runtime.relay is not None:
         try:
             relay["lag"] = await runtime.relay.lag()
         except Exception as fault:

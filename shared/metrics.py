@@ -135,11 +135,12 @@ async def measured(runtime: ServiceRuntime) -> list[Metric]:
     set_aside: list[tuple[Sequence[str], float]] = []
     if runtime.relay is not None:
         set_aside.append(((OUTBOX,), runtime.relay.set_aside))
-        try:
-            lag = await runtime.relay.lag()
+        try:  # only the replica holding the relay's lease relays: the others know no lag
+            lag = await runtime.relay.lag() if runtime.relay_lease.held() else None
         except Exception as error:
             log.warning("no relay lag (%s)", type(error).__name__)
-        else:
+            lag = None
+        if lag is not None:
             figures.append(
                 gauge("kizuki_relay_lag_events", "Events stored but not yet on the record", [], [((), lag)])
             )

@@ -20,6 +20,7 @@ from shared.bus import RECORD_STREAM, due_subject, record_subjects, schedule_sub
 from shared.chain import START, Link, SigningKey, chained, checkpoint_statement
 from shared.events import CheckpointSigned, EventSetAside, WireEvent, encode_event, headers_for
 from shared.faults import FaultWatch
+from shared.lease import Lease, check
 from shared.privacy import KeyVault
 from shared.set_aside import UnpublishedEvent
 from shared.store import ServiceApplication, stable_id
@@ -121,8 +122,12 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         max_payload: Callable[[], int] | None = None,
         set_aside: int = 0,
+        lease: Lease | None = None,
     ) -> None:
-        """``max_payload``: the server's now (it may change on reconnecting), to refuse before sending a
+        """``lease``: the one relay of the service's replicas that may publish (none: not leased);
+        checked before each publish, so a relay that lost it (paused past its TTL) publishes nothing
+        more, and the server refuses a link whose head moved meanwhile anyway;
+        ``max_payload``: the server's now (it may change on reconnecting), to refuse before sending a
         message it would refuse with its headers (the client counts the payload only, and the server
         closes the connection);
         ``set_aside``: how many of the service's events are set aside already (from the store)."""
@@ -132,6 +137,7 @@ class OutboxRelay:
         self.js = js
         self.checkpoints = checkpoints
         self.vault = vault
+        self.lease = lease
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self.position = 0
@@ -292,6 +298,7 @@ class OutboxRelay:
 
     async def _atomic(self, batch: Sequence[Prepared]) -> api.PubAck:
         nc = self.js._nc  # nats-py has no batch publish: the messages go out on the context's connection
+        check(self.lease)
         batch_id = str(uuid4())
         last = len(batch)
         for number, prepared in enumerate(batch, start=1):
@@ -364,6 +371,7 @@ class OutboxRelay:
         sent = prepared.headers | self._expectation()
         if self._too_large(payload, sent):
             raise MaxPayloadError
+        check(self.lease)
         ack = await self.js.publish(wire.subject, payload, stream=RECORD_STREAM, headers=sent)
         if ack.duplicate:
             await self.last_relayed()  # it was on the record already: the chain goes on from there
@@ -383,6 +391,7 @@ class OutboxRelay:
         """Put the key where the services that need it find it, or destroy it there."""
         if self.vault is None:
             raise RuntimeError(f"the {self.app.service} relay has patient data keys to keep but no vault")
+        check(self.lease)
         if wrapped is None:
             await self.vault.destroy(complaint_id)
         else:
@@ -394,6 +403,7 @@ class OutboxRelay:
         """Set them all at once: each is its own schedule, and setting one again changes nothing."""
         service = self.app.service
         set_by = msg_id(service, notification_id)
+        check(self.lease)
         await asyncio.gather(*(set_timer(self.js, service, timer, set_by, traceparent) for timer in timers))
 
 

@@ -3,12 +3,13 @@
 Envelope encryption: each complaint has a random AES-256 data key. The patient's name, contact and the
 complaint's text are sealed with it (AES-GCM, bound to the complaint id) before they are stored or go
 on the record; only the sealed text ever leaves intake. The data key, wrapped with the master key
-(AES key wrap), lives in two places that can be destroyed, unlike the record: intake's own key file,
-written when the complaint is registered, and the JetStream key-value bucket ``PATIENT_KEYS``, where
+(AES key wrap), lives in two places that can be destroyed, unlike the record: intake's own copy (a
+key file, or with PostgreSQL a row in intake's schema that all its replicas share), written when the
+complaint is registered, and the JetStream key-value bucket ``PATIENT_KEYS``, where
 intake's relay puts it before the complaint goes on the record. Services that need the clear text
 (escalation to classify, the notifier for the receipt) unwrap the key from the bucket; others cannot.
 
-Erasure deletes intake's key file and erases the key's message from the bucket (a JetStream message
+Erasure destroys intake's copy and erases the key's message from the bucket (a JetStream message
 delete overwrites the stored bytes). The sealed text stays on the record and in the stores, so every
 hash and every compliance figure is unchanged; it just can no longer be read.
 """
@@ -22,6 +23,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +36,9 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.bus import KEY_BUCKET, KEY_STREAM
 from shared.secret_files import write_secret
+
+if TYPE_CHECKING:  # psycopg's pool is loaded by intake alone, not by every command that seals
+    from shared.key_table import KeyTable
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +128,35 @@ def shred(path: Path) -> None:
 
 
 class IntakeKeys:
-    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint, and
-    the key that seals the identity of anonymous staff reporters.
+    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint (with
+    PostgreSQL, a row of intake's schema that every replica reads), and the key that seals the
+    identity of anonymous staff reporters.
 
     The data keys let intake register complaints while the bus is down; the relay copies a key to
     the bucket before the complaint is published. The reporter key never leaves intake, which opens
     an identity only for the patient-safety officer, recording each opening.
     """
 
-    def __init__(self, directory: Path, master: MasterKey, reporter_key: bytes) -> None:
+    def __init__(
+        self, directory: Path, master: MasterKey, reporter_key: bytes, table: KeyTable | None = None
+    ) -> None:
+        """``table``: the keys in intake's PostgreSQL schema instead of files, so that every replica
+        finds them (see shared/key_table.py); the files an earlier version left in ``directory`` are
+        moved into it."""
         self.directory = directory
         self.master = master
         self._reporter_key = reporter_key
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.table = table
+        if table is None:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        elif directory.is_dir():
+            self._move_files_to(table)
+
+    def _move_files_to(self, table: KeyTable) -> None:
+        for path in list(self.directory.iterdir()):
+            with contextlib.suppress(ValueError):  # not a key's file
+                table.add(UUID(path.name), path.read_bytes())
+                shred(path)
 
     def seal_reporter(self, complaint_id: UUID, staff_id: str) -> str:
         return seal(self._reporter_key, f"{complaint_id}:reporter", staff_id.encode())
@@ -148,18 +169,27 @@ class IntakeKeys:
 
     def data_key(self, complaint_id: UUID) -> bytes:
         """The complaint's data key, made on first use; the same one for every later call."""
+        if self.table is not None:
+            if self.table.get(complaint_id) is None:
+                self.table.add(complaint_id, self.master.wrap(secrets.token_bytes(KEY_BYTES)))
+        else:
+            self._add_file(complaint_id)
+        wrapped = self.wrapped(complaint_id)
+        if wrapped is None:
+            raise Unreadable(f"the key of complaint {complaint_id} was destroyed")
+        return self.master.unwrap(wrapped)
+
+    def _add_file(self, complaint_id: UUID) -> None:
         path = self._path(complaint_id)
         with (
             contextlib.suppress(FileExistsError),
             open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file,
         ):
             file.write(self.master.wrap(secrets.token_bytes(KEY_BYTES)))
-        wrapped = self.wrapped(complaint_id)
-        if wrapped is None:
-            raise Unreadable(f"the key of complaint {complaint_id} was destroyed")
-        return self.master.unwrap(wrapped)
 
     def wrapped(self, complaint_id: UUID) -> bytes | None:
+        if self.table is not None:
+            return self.table.get(complaint_id)
         try:
             return self._path(complaint_id).read_bytes()
         except FileNotFoundError:
@@ -168,6 +198,9 @@ class IntakeKeys:
     def destroy(self, complaint_id: UUID) -> None:
         """Overwrite, then remove. (Journaling file systems and SSDs may keep old blocks; the bucket's copy
         is erased by the server, and both are useless without the master key.)"""
+        if self.table is not None:
+            self.table.destroy(complaint_id)
+            return
         with contextlib.suppress(FileNotFoundError):
             shred(self._path(complaint_id))
 

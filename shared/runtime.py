@@ -8,7 +8,8 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import psycopg
 from nats.aio.client import Client
@@ -18,6 +19,7 @@ from shared.bus import broker
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
 from shared.faults import FaultWatch, Supervised
+from shared.lease import Lease, open_lease, while_held
 from shared.metrics import Measure
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # /ready answers 503 once a passing fault (the relay, a consumer, a task) has lasted this long.
 NOT_READY_AFTER_SECONDS = 60.0
+# How often the work a lease holds looks for what was stored, on PostgreSQL: a commit wakes the relay
+# and the dispatcher of its own process at once, but what another replica stored is found by looking.
+REPLICAS_POLL_SECONDS = 0.25
 
 A = TypeVar("A", bound=ServiceApplication)
 
@@ -36,14 +41,18 @@ A = TypeVar("A", bound=ServiceApplication)
 def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
     """The service's store: a SQLite file in its data directory, or its own PostgreSQL schema."""
     if settings.postgres is not None:
-        with psycopg.connect(
-            host=settings.postgres.host,
-            port=settings.postgres.port,
-            user=settings.postgres.user,
-            password=settings.postgres.password,
-            dbname=settings.postgres.dbname,
-            autocommit=True,
-        ) as connection:
+        with (
+            psycopg.connect(
+                host=settings.postgres.host,
+                port=settings.postgres.port,
+                user=settings.postgres.user,
+                password=settings.postgres.password,
+                dbname=settings.postgres.dbname,
+                autocommit=True,
+            ) as connection,
+            # Replicas starting at once: IF NOT EXISTS can still meet the schema another one is making.
+            contextlib.suppress(psycopg.errors.UniqueViolation),
+        ):
             connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
     else:
         settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
@@ -63,11 +72,24 @@ def _in_loop(call: Callable[[], None]) -> Callable[[], None]:
 
 class Worker(Protocol):
     """Background work of a service beyond its consumers, run until the service stops and woken after
-    each batch its consumers stored (which it may ignore)."""
+    each batch its consumers stored (which it may ignore).
+
+    Every replica of a service runs its workers. Work of which only one replica may do at a time (the
+    notifier's dispatcher) holds a lease (``Leased``) and runs only while it holds it; each worker says
+    in its docstring why it is leased or not."""
 
     async def run(self) -> None: ...
 
     def wake(self) -> None: ...
+
+
+@runtime_checkable
+class Leased(Protocol):
+    """A worker that runs only while this replica holds its lease (it takes the lease in ``run``);
+    the runtime gives the lease up when the service stops cleanly, so another replica takes over at
+    once rather than after the TTL."""
+
+    lease: Lease
 
 
 class ServiceRuntime:
@@ -96,6 +118,8 @@ class ServiceRuntime:
         self.measures = measures
         self.nc: Client | None = None
         self.relay: OutboxRelay | None = None
+        # The outbox relay publishes the service's chain: one replica at a time (see shared/lease.py).
+        self.relay_lease = open_lease(settings.postgres, store.service, "relay", settings.lease_seconds)
         self.loops: list[ConsumerLoop[Any]] = []
         self.supervised: list[Supervised] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -124,9 +148,12 @@ class ServiceRuntime:
             self.vault,
             max_payload=lambda: nc.max_payload,
             set_aside=set_aside[OUTBOX],
+            lease=self.relay_lease,
+            **({"poll_interval": REPLICAS_POLL_SECONDS} if self.settings.postgres is not None else {}),
         )
         self.store.after_each_commit(_in_loop(relay.wake))
-        self._supervise("relay", relay.run, relay.fault)
+        # Checkpoint signing is the relay's own work: it signs only while it holds the relay's lease.
+        self._supervise("relay", partial(while_held, self.relay_lease, relay.run), relay.fault)
         for consumer in self.consumers:
             stream = consumer.subscription.stream
             loop = ConsumerLoop(
@@ -153,10 +180,13 @@ class ServiceRuntime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.relay is not None and self.nc is not None and self.nc.is_connected:
+        relay_held = self.relay_lease.held()
+        if relay_held and self.relay is not None and self.nc is not None and self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await self.relay.relay_pending()  # what is left is relayed on the next start anyway
                 await self.relay.sign_head()
+        for lease in [self.relay_lease, *(w.lease for w in self.workers if isinstance(w, Leased))]:
+            await lease.release()
         if self.nc is not None:
             # Not drain(): nothing is left to hand over (every message is acked after its commit, and
             # an unacked one comes back), and draining a pull subscription can wait out its timeout.

@@ -111,6 +111,11 @@ class Settings:
     nats_cluster: int = 1
     nats_route_port: int = 6222
     nats_replicas: int = 1
+    # How long a replica holds a lease (the relay's, the dispatcher's) without renewing it: a dead
+    # holder's work waits about this long before another replica takes it over.
+    lease_seconds: float = 5.0
+    # `kizuki run`: how many processes of each service (1 unless named); more than one needs PostgreSQL.
+    replicas: dict[str, int] = field(default_factory=dict)
 
     @property
     def bus_url(self) -> str:
@@ -269,6 +274,31 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> timedelta:
     return timedelta(hours=hours)
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name) or str(default)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0.5 <= seconds <= 300:
+        raise SettingsError(f"{name} must be a number of seconds between 0.5 and 300, not {raw!r}")
+    return seconds
+
+
+def parse_replicas(entries: list[str]) -> dict[str, int]:
+    """``SERVICE=N`` entries (``KIZUKI_REPLICAS`` holds them comma-separated), as a count per service."""
+    replicas: dict[str, int] = {}
+    for entry in entries:
+        service, _, count = entry.strip().partition("=")
+        if service not in SERVICES:
+            names = ", ".join(SERVICES)
+            raise SettingsError(f"replicas: {entry!r} names no service; write SERVICE=N (SERVICE: {names})")
+        if not count.isdigit() or int(count) == 0:
+            raise SettingsError(f"replicas: {entry!r} needs a positive whole number of processes after '='")
+        replicas[service] = int(count)
+    return replicas
+
+
 def _yes(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name) or "no"
     if raw not in ("yes", "no"):
@@ -397,4 +427,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         timer_clock_skew=_clock_skew(env),
         metrics=_metrics(env),
         otlp_endpoint=_otlp_endpoint(env),
+        lease_seconds=_seconds(env, "KIZUKI_LEASE_SECONDS", 5.0),
+        replicas=parse_replicas([entry for entry in (env.get("KIZUKI_REPLICAS") or "").split(",") if entry]),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -60,8 +61,15 @@ def nats_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     context = tmp_path_factory.mktemp("nats-image")
     shutil.copy(nats_server_binary(), context / "nats-server")
     shutil.copy(NATS_DOCKERFILE, context / "Dockerfile")
-    with DockerImage(path=context, tag=NATS_IMAGE, clean_up=True):
+    import docker
+
+    DockerImage(path=context, tag=NATS_IMAGE, clean_up=False).build()
+    try:
         yield NATS_IMAGE
+    finally:
+        # By its tag, not by its id with force: the same build may be in use under another name.
+        with contextlib.suppress(docker.errors.APIError):
+            docker.from_env().images.remove(NATS_IMAGE)
 
 
 @pytest.fixture

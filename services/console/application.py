@@ -3,6 +3,11 @@
 The store is what survives a restart (each event with the tracking record of its bus message, in one
 transaction); the read model lives in memory, rebuilt from the store at start and kept up to date
 after each stored event.
+
+The read model follows the store's log, not the events this process handles: replicas of the console
+share its durable consumer and its store (PostgreSQL), each handling some of the messages, and each
+folds every event stored, its own after each commit and the others' when it next looks
+(``catch_up``), in the order of the log.
 """
 
 from __future__ import annotations
@@ -55,7 +60,11 @@ class ConsoleApplication(ServiceApplication):
         self._cases: dict[UUID, Case] = {}
         self._work = WorkIndex()
         self._references: dict[str, set[UUID]] = {}  # a reference can be shared (rarely): see reference.py
-        self._rebuild()
+        self._following = threading.Lock()  # one catch-up at a time: each notification is folded once
+        self._position = 0  # the last notification of the log folded into the read model
+        # What this process stored, decoded already: folded without decoding it again.
+        self._decoded: dict[tuple[UUID, int], tuple[str, AnyEvent]] = {}
+        self.catch_up()
 
     def note(self, received: AnyEvent, tracking: Tracking) -> None:
         """Store the event with its tracking record, then fold it into the read model."""
@@ -69,8 +78,18 @@ class ConsoleApplication(ServiceApplication):
             record = CaseRecord(id=complaint_id, body=body)
         else:
             record.note(body)
+        stored = (complaint_id, record.version)
+        with self._following:
+            self._decoded[stored] = (body, received)
         self.record(record, tracking=tracking)
-        self.when_stored(lambda: self._fold(complaint_id, received))
+        self.when_stored(lambda: self._caught_up_with(stored))
+
+    def _caught_up_with(self, stored: tuple[UUID, int]) -> None:
+        """After a commit: catch up, unless a catch-up after an earlier event of the batch folded it."""
+        with self._following:
+            if stored not in self._decoded:
+                return
+        self.catch_up()
 
     def read(self, query: Callable[[dict[UUID, Case]], Result]) -> Result:
         """Answer a query over the read model, which does not change meanwhile."""
@@ -97,11 +116,21 @@ class ConsoleApplication(ServiceApplication):
             apply(self._cases[complaint_id], received)
             self._work.changed(complaint_id)
 
-    def _rebuild(self) -> None:
+    def catch_up(self) -> int:
+        """Fold into the read model what is stored after its place in the log, whoever stored it (this
+        process, or another replica of the console); returns how many events were folded."""
         topics = [get_topic(CaseRecord.Opened), get_topic(CaseRecord.Noted)]
-        start = 1
-        while page := self.process_recorder.select_notifications(start, PAGE, topics=topics):
-            for notification in page:
-                stored = self.mapper.to_domain_event(notification)
-                self._fold(stored.originator_id, decode_event(stored.body.encode()))  # type: ignore[attr-defined]  # both kinds have a body
-            start = page[-1].id + 1
+        folded = 0
+        with self._following:
+            while page := self.process_recorder.select_notifications(self._position + 1, PAGE, topics=topics):
+                for notification in page:
+                    stored = self.mapper.to_domain_event(notification)
+                    body: str = stored.body  # type: ignore[attr-defined]  # both kinds have a body
+                    # Decoded already only if this very event was stored by this process: the same
+                    # version of a case may have been noted here first, and not stored (a conflict).
+                    mine = self._decoded.pop((stored.originator_id, stored.originator_version), None)
+                    received = mine[1] if mine and mine[0] == body else decode_event(body.encode())
+                    self._fold(stored.originator_id, received)
+                self._position = page[-1].id
+                folded += len(page)
+        return folded

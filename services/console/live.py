@@ -14,7 +14,7 @@ KEEP_ALIVE_SECONDS = 15.0
 
 class ChangeFeed:
     """A worker of the console's runtime: woken after each event the consumer stores (in the event
-    loop's thread), it wakes every listener."""
+    loop's thread), it wakes every listener. Not leased: it serves the pages open on its own replica."""
 
     def __init__(self) -> None:
         self.version = 0

@@ -25,11 +25,12 @@ from services.console.handlers import consumers
 from services.console.live import ChangeFeed
 from services.console.oidc import SignOn
 from services.console.record_desk import RecordDesk
+from services.console.replicas import OtherReplicas
 from services.console.sessions import Attempts, Sessions
 from services.console.web import SESSION_COOKIE, Pages, SignInRequired, security_headers, see_other
 from shared.directory import watch_directory
 from shared.policy import load_policy
-from shared.runtime import ServiceRuntime, open_store
+from shared.runtime import ServiceRuntime, Worker, open_store
 from shared.service import http_app
 from shared.settings import Settings
 
@@ -39,8 +40,10 @@ def create_app(settings: Settings) -> FastAPI:
     directory = watch_directory(settings.directory_path)
     store = open_store(ConsoleApplication, settings)
     feed = ChangeFeed()
+    # With PostgreSQL, other replicas of the console may share the store: what they store is read too.
+    workers: list[Worker] = [feed, OtherReplicas(store, feed)] if settings.postgres is not None else [feed]
     runtime = ServiceRuntime(
-        settings, store, consumers(store), workers=[feed], measures=[duty_figures(store)]
+        settings, store, consumers(store), workers=workers, measures=[duty_figures(store)]
     )
     app = http_app("kizuki console", runtime)
     app.middleware("http")(security_headers)

@@ -262,6 +262,12 @@ class IntakeApplication(ServiceApplication):
             )
         return existing.id
 
+    def close(self) -> None:
+        super().close()
+        for table in (self.keys.table, self.matches.table):
+            if table is not None:
+                table.close()
+
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
         return self.find(Complaint, complaint_id)
 

@@ -93,7 +93,10 @@ class _Receiver(SMTP):
 
 
 class SmtpReceiver:
-    """A worker of the intake service: the SMTP server of the complaints mailbox, until cancelled."""
+    """A worker of the intake service: the SMTP server of the complaints mailbox, until cancelled.
+
+    Not leased: every replica listens on its own port and registers what is sent to it, as its HTTP
+    API does; the same message sent to two replicas is one complaint (its Message-ID is the key)."""
 
     def __init__(
         self,

@@ -11,8 +11,10 @@ from services.intake.api import router
 from services.intake.application import IntakeApplication
 from services.intake.mailbox import SmtpReceiver
 from services.intake.matching import MatchIndex
+from services.intake.trace_table import TraceTable
 from shared.auth import Authenticator
 from shared.directory import watch_directory
+from shared.key_table import KeyTable
 from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.runtime import ServiceRuntime, open_store
@@ -26,11 +28,16 @@ def open_intake_store(settings: Settings) -> IntakeApplication:
         settings.service_dir("intake") / "patient-keys",
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
+        # With PostgreSQL, replicas share the store: the keys are kept where every replica finds them.
+        table=KeyTable(settings.postgres, "intake") if settings.postgres is not None else None,
     )
     policy = load_policy(settings.policy_path).intake
     # No lookup reaches further back than the longer of the two windows: older traces are deleted.
     kept = timedelta(seconds=max(policy.duplicate_window_seconds, policy.append_window_seconds))
-    matches = MatchIndex(settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept)
+    traces = TraceTable(settings.postgres, "intake") if settings.postgres is not None else None
+    matches = MatchIndex(
+        settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept, traces
+    )
     return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 

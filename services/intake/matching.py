@@ -4,7 +4,8 @@ Per complaint, intake keeps a keyed HMAC of the normalised contact and a MinHash
 character shingles, both under intake's match key: equal contacts give equal digests and alike texts
 alike sketches, yet neither can be read back or tested against a guess without the key. The entry is
 one file per complaint, in a folder per contact digest (so that a lookup reads only that contact's),
-deleted when the complaint is erased: an erased complaint matches nothing.
+deleted when the complaint is erased: an erased complaint matches nothing. With PostgreSQL stores the
+entries are rows of intake's schema instead, so that every replica of intake finds them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 from uuid import UUID
 
 SKETCH_SIZE = 64
@@ -74,21 +76,48 @@ class Trace:
     registered_at: datetime
 
 
-class MatchIndex:
-    """The traces of complaints, one owner-only file each, kept until the complaint is erased or
-    ``keep`` has passed since it was registered (no lookup reaches further back)."""
+class TraceStore(Protocol):
+    """Where traces are kept when not in files (``services/intake/trace_table.py``)."""
 
-    def __init__(self, directory: Path, key: bytes, keep: timedelta) -> None:
+    def add(self, trace: Trace) -> None: ...
+
+    def traces(self, contact: str, since: datetime) -> list[Trace]: ...
+
+    def remove(self, complaint_id: UUID) -> None: ...
+
+    def prune(self, before: datetime) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MatchIndex:
+    """The traces of complaints, one owner-only file each (or, with ``table``, rows of intake's
+    PostgreSQL schema that every replica reads), kept until the complaint is erased or ``keep`` has
+    passed since it was registered (no lookup reaches further back)."""
+
+    def __init__(self, directory: Path, key: bytes, keep: timedelta, table: TraceStore | None = None) -> None:
+        """``table``: the traces an earlier version left in ``directory`` are moved into it."""
         self.directory = directory
         self._key = key
         self.keep = keep
+        self.table = table
         self._swept_at: datetime | None = None
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if table is None:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        elif directory.is_dir():
+            for path in list(directory.glob("*/*.json")):
+                trace = _read(path)
+                if trace is not None:
+                    table.add(trace)
+                path.unlink(missing_ok=True)
 
     def trace(self, complaint_id: UUID, channel: str, contact: str, text: str, at: datetime) -> Trace:
         return Trace(complaint_id, channel, contact_digest(self._key, contact), sketch(self._key, text), at)
 
     def add(self, trace: Trace) -> None:
+        if self.table is not None:
+            self.table.add(trace)
+            return
         fields = asdict(trace) | {
             "complaint_id": str(trace.complaint_id),
             "registered_at": trace.registered_at.isoformat(),
@@ -102,6 +131,9 @@ class MatchIndex:
         if self._swept_at is not None and now - self._swept_at < PRUNE_EVERY:
             return
         self._swept_at = now
+        if self.table is not None:
+            self.table.prune(now - self.keep)
+            return
         for folder in [folder for folder in self.directory.iterdir() if folder.is_dir()]:
             for path in list(folder.iterdir()):
                 trace = _read(path)
@@ -111,6 +143,9 @@ class MatchIndex:
                 folder.rmdir()
 
     def remove(self, complaint_id: UUID) -> None:
+        if self.table is not None:
+            self.table.remove(complaint_id)
+            return
         for path in self.directory.glob(f"*/{complaint_id}.json"):
             path.unlink(missing_ok=True)
 
@@ -136,6 +171,8 @@ class MatchIndex:
         return max(recent, key=lambda trace: trace.registered_at).complaint_id if recent else None
 
     def _traces(self, contact: str, since: datetime) -> list[Trace]:
+        if self.table is not None:
+            return self.table.traces(contact, since)
         folder = self.directory / contact
         traces = [_read(path) for path in (folder.iterdir() if folder.is_dir() else ())]
         return [trace for trace in traces if trace is not None and trace.registered_at >= since]

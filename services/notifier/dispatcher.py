@@ -18,6 +18,7 @@ from services.notifier.channels import Channel, DeliveryConfig, DeliveryFailed, 
 from services.notifier.domain import COMPLAINANT, ERASED, Notification
 from services.notifier.writer import BATCH, Writer
 from shared import tracing
+from shared.lease import HeldAlone, Lease, LeaseLost, check, while_held
 from shared.metrics import ALERTS_REACHING_NO_ONE, DELIVERIES
 from shared.privacy import KeyVault
 from shared.timers import now
@@ -31,6 +32,8 @@ REQUESTED_TOPIC = f"{Notification.Requested.__module__}:{Notification.Requested.
 # notification requested at or before it is finished, so a restart reads the log from there.
 FINISHED_UP_TO = "notifier-dispatcher"
 MAX_VAULT_WAIT = 30.0
+# The place is kept at most this often, however often the log is read (a row each time).
+KEEP_PLACE_EVERY = 1.0
 
 
 class Dispatcher:
@@ -39,7 +42,15 @@ class Dispatcher:
     notification is finished, so every pending one is taken up again, an attempt in doubt included
     (resent with the same idempotency key). What the tasks record is stored by one writer (``Writer``).
 
-    Every read of the store is retried after a failure; a task never dies of one."""
+    Every read of the store is retried after a failure; a task never dies of one.
+
+    Leased: replicas of the notifier share its store, and each would otherwise deliver every pending
+    notification. Only the replica holding the ``dispatcher`` lease follows the log; the lease is
+    checked again between recording an attempt and handing the message over, so a dispatcher that
+    was paused past its lease sends nothing more. What another replica recorded meanwhile makes the
+    late one's record of an attempt fail (the notification's version moved on), and it reads the
+    notification again. What stays: a holder that stops in the middle of a send leaves an attempt in
+    doubt, which the next holder sends again under the same idempotency key."""
 
     def __init__(
         self,
@@ -48,8 +59,10 @@ class Dispatcher:
         config: DeliveryConfig,
         vault: KeyVault,
         poll_interval: float = 1.0,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
+        self.lease: Lease = lease or HeldAlone("dispatcher")
         self.channels = channels
         self.config = config
         self.vault = vault
@@ -59,18 +72,28 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._deliveries: dict[UUID, asyncio.Task[None]] = {}
         self._requested_at: dict[UUID, int] = {}  # the log position of each running delivery's request
+        self._lost = False  # a delivery stopped for the lease ran out: the dispatcher stops too
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Deliver while this replica holds the dispatcher's lease; wait while another does."""
+        await while_held(self.lease, self._follow)
+
+    async def _follow(self) -> None:
+        self._lost = False
+        self._requested_at.clear()  # what a delivery stopped by a lost lease left: read again from the log
         writer = asyncio.create_task(self.writer.run())
         try:
             position = await self._read(self.store.process_recorder.max_tracking_id, FINISHED_UP_TO) or 0
             kept, kept_at = position, time.monotonic()
             while True:
                 self._wake.clear()
-                if time.monotonic() - kept_at >= self.poll_interval:
+                if self._lost:
+                    raise LeaseLost(f"a delivery of {self.lease.holder} found the lease run out")
+                check(self.lease)
+                if time.monotonic() - kept_at >= max(self.poll_interval, KEEP_PLACE_EVERY):
                     kept, kept_at = await self._keep_place(position, kept), time.monotonic()
                 read_up_to, requested = await self._read(self._requests_after, position)
                 for requested_at, notification, traceparent in requested:
@@ -112,8 +135,9 @@ class Dispatcher:
 
     async def _keep_place(self, position: int, kept: int) -> int:
         """Moves the kept place up to just before the oldest request still being delivered. Done once
-        a poll interval at most, not at every wake: each is a transaction (and a row), and a restart
-        only reads a little more of the log, whose finished notifications it passes over."""
+        a poll interval (and ``KEEP_PLACE_EVERY``) at most, not at every wake: each is a transaction
+        (and a row), and a restart only reads a little more of the log, whose finished notifications
+        it passes over."""
         finished_up_to = min(self._requested_at.values(), default=position + 1) - 1
         if finished_up_to <= kept:
             return kept
@@ -131,8 +155,13 @@ class Dispatcher:
         self._deliveries[delivery_id] = task
         self._requested_at[delivery_id] = requested_at
 
-        def finished(_: object) -> None:
+        def finished(done: asyncio.Task[None]) -> None:
             self._deliveries.pop(delivery_id, None)
+            if not done.cancelled() and isinstance(done.exception(), LeaseLost):
+                # Not finished: its place is not kept past, and the dispatcher stops (see _follow).
+                self._lost = True
+                self._wake.set()
+                return
             self._requested_at.pop(delivery_id, None)
 
         task.add_done_callback(finished)
@@ -161,7 +190,7 @@ class Dispatcher:
                         traceparent,
                     ):
                         notification = await self._attempt(notification, address)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except Exception as error:
                 log.error(
@@ -186,6 +215,7 @@ class Dispatcher:
         )
         failure: DeliveryFailed | None = None
         timeout = self.config.timeout_seconds
+        check(self.lease)  # no await since the attempt was recorded: a replica paused meanwhile stops here
         try:
             async with asyncio.timeout(timeout):
                 await self.channels[channel].send(message)

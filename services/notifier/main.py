@@ -19,9 +19,10 @@ from services.notifier.mail import SmtpChannel
 from services.notifier.sink import FileSink
 from services.notifier.webhooks import HttpChannel, SmsChannel, WebhookChannel, basic_auth
 from shared.directory import watch_directory
+from shared.lease import open_lease
 from shared.policy import load_policy
 from shared.privacy import KeyVault, MasterKey
-from shared.runtime import ServiceRuntime, open_store
+from shared.runtime import REPLICAS_POLL_SECONDS, ServiceRuntime, open_store
 from shared.service import http_app
 from shared.settings import Settings
 from shared.timers import now
@@ -67,7 +68,10 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
     vault = KeyVault(MasterKey.load(settings.master_key))
     sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
 
-    dispatcher = Dispatcher(store, channels, config.delivery, vault)
+    lease = open_lease(settings.postgres, NotifierApplication.service, "dispatcher", settings.lease_seconds)
+    dispatcher = Dispatcher(store, channels, config.delivery, vault, lease=lease)
+    if settings.postgres is not None:  # another replica's consumer may store what it is to deliver
+        dispatcher.poll_interval = REPLICAS_POLL_SECONDS
     runtime = ServiceRuntime(
         settings,
         store,

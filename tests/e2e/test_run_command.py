@@ -148,12 +148,16 @@ def test_run_starts_nats_server_again_and_nothing_posted_meanwhile_is_lost(tmp_p
         # Every service says the bus is gone; intake still takes complaints into its own store. The
         # launcher starts the server again a second later: on a busy machine that may come before the
         # answer, and the complaint was not taken while the bus was down; then the bus goes again.
-        for _ in range(3):
+        for attempt in range(3):
             killed = nats_server_of(launcher)
             os.kill(killed, signal.SIGKILL)
             every_health(503, within=10)
+            someone = {"name": f"Sato Hanako {attempt}", "contact": f"sato{attempt}@example.org"}
             response = httpx.post(
-                f"{urls['intake']}/v1/complaints", json=complaint(), headers=nurse, timeout=10
+                f"{urls['intake']}/v1/complaints",
+                json=complaint(complainant=someone),
+                headers=nurse,
+                timeout=10,
             )
             assert response.status_code == 201, response.text
             if health(urls["intake"]) == 503:  # so it was taken while the bus was down

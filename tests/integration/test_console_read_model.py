@@ -75,3 +75,41 @@ async def test_each_event_is_folded_once_across_a_redelivery_and_a_restart(
     assert (rebuilt.department, rebuilt.heard_by) == ("Ward 3", "n-001")
     assert rebuilt.duties["first_response"].owner == "hd-003"
     again.close()
+
+
+def test_replicas_of_the_console_each_fold_every_event_stored_whichever_handled_it(
+    store_settings: Settings,
+) -> None:
+    """Two processes of the console share the store and the durable consumer: each is handed some of
+    the messages, and each read model shows them all, in the order they were stored."""
+    if store_settings.postgres is None:
+        pytest.skip("replicas share a PostgreSQL store; a SQLite store is one process's")
+    received = complaint_received(heard_by="n-001", department="Ward 3")
+    complaint_id, moment = received.complaint_id, now()
+    duties = [
+        DutyAssigned(
+            event_id=uuid4(), complaint_id=complaint_id, occurred_at=moment, recorded_at=moment,
+            duty=duty, owner="sv-003", due_at=moment + timedelta(hours=1), late_on_arrival=False,
+        )
+        for duty in ("supervisor_acknowledgement", "supervisor_report")
+    ]  # fmt: skip
+    first, second = (
+        open_store(ConsoleApplication, store_settings),
+        open_store(ConsoleApplication, store_settings),
+    )
+    try:
+        first.note(received, Tracking("EVENTS", 1))
+        second.note(duties[0], Tracking("EVENTS", 2))
+        first.note(duties[1], Tracking("EVENTS", 3))  # it reads what the second stored before its own
+        assert second.catch_up() == 1  # what the first stored after it (as the worker does every 0.5 s)
+        assert first.catch_up() == 0
+        for replica in (first, second):
+            timeline = replica.read(lambda cases: [entry.what for entry in cases[complaint_id].timeline])
+            assert timeline == ["ComplaintReceived", "DutyAssigned", "DutyAssigned"]
+            assert replica.read(lambda cases: set(cases[complaint_id].duties)) == {
+                "supervisor_acknowledgement",
+                "supervisor_report",
+            }
+    finally:
+        first.close()
+        second.close()
