@@ -28,6 +28,7 @@ from bench.chaos_postgres import Postgres
 from bench.chaos_report import FLOW_BACK, FaultRun, analyse, table
 from bench.end_to_end import settled
 from kizuki.audit import RecordEntry, read_record
+from kizuki.launcher import REPLICA_PORT_STEP, replica_name
 from kizuki.node_records import digest, message_id, records_on_disk
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_ports
@@ -43,12 +44,14 @@ T = TypeVar("T")
 # What this machine (2 cores, shared) sustains with the cluster and PostgreSQL: see the README.
 RATE = 4.0
 GAP_SECONDS = 8.0
+REPLICAS = 2  # of each service: the services' fault kills one, the other goes on
 WARMUP_SECONDS = 6.0
 
 
 @dataclass
 class Result:
     rate: float
+    replicas: int
     seconds: float  # wall time of the whole run
     faults: list[FaultRun]
     analysis: dict[str, Any]
@@ -153,8 +156,10 @@ async def chaos(
     warmup: float = WARMUP_SECONDS,
     flow_within: float = 180.0,
     quiet: float = 5.0,
+    replicas: int = 1,
 ) -> Result:
-    """The whole run, its data and logs under ``root`` (emptied first)."""
+    """The whole run, its data and logs under ``root`` (emptied first); ``replicas`` processes of
+    each service (`kizuki run --replicas`), of which the services' fault kills one."""
     began = time.monotonic()
     if "nats-cut" in faults:
         check_firewall()
@@ -166,6 +171,7 @@ async def chaos(
         env = system_env(root / "var", write_policy(root / "policy.toml"))
         env |= {"KIZUKI_NATS_CLUSTER": "3", "KIZUKI_NATS_PORT": str(free_ports(3)),
                 "KIZUKI_NATS_ROUTE_PORT": str(free_ports(3))} | postgres.env()  # fmt: skip
+        env["KIZUKI_REPLICAS"] = ",".join(f"{service}={replicas}" for service in SERVICES)
         settings = load_settings(env)
         provision_secrets(settings)
         directory = load_directory(settings.directory_path)
@@ -183,7 +189,12 @@ async def chaos(
 
         target = Target(launcher.process.pid, settings.nats_nodes, postgres, record_leader)
         readiness, stopping = Readiness(), asyncio.Event()
-        urls = {service: settings.http_url(service) for service in SERVICES}
+        urls = {
+            replica_name(service, replica): f"http://{settings.http_host}:"
+            f"{settings.http_ports[service] + REPLICA_PORT_STEP * replica}"
+            for service in SERVICES
+            for replica in range(replicas)
+        }
         runs: list[FaultRun] = []
         print(
             f"chaos: kizuki run ready after {time.monotonic() - began:.0f} s; load at {rate:g}/s", flush=True
@@ -223,10 +234,8 @@ async def chaos(
         launcher.stop()
         digests, twice = node_copies(settings)
         said = [line for line in launcher.lines() if "exited with" in line or "started again" in line]
-        result = Result(
-            rate, 0.0, runs, analysis, (verified.returncode, (verified.stdout + verified.stderr)[-2000:]),
-            digests, twice, said,
-        )  # fmt: skip
+        verify = (verified.returncode, (verified.stdout + verified.stderr)[-2000:])
+        result = Result(rate, replicas, 0.0, runs, analysis, verify, digests, twice, said)
     finally:
         if launcher is not None:
             launcher.stop()
@@ -260,7 +269,8 @@ def report(result: Result) -> str:
     analysis = result.analysis
     lines = [
         f"chaos: {analysis['calls']} complaints posted at {result.rate:g}/s, {analysis['accepted']} accepted "
-        f"(201); {len(result.faults)} faults; {result.seconds:.0f} s in all",
+        f"(201); {result.replicas} process(es) of each service; {len(result.faults)} faults; "
+        f"{result.seconds:.0f} s in all",
         f"the last event of an accepted complaint's flow was recorded {analysis['caught_up']:.0f} s after "
         "the last POST (at a rate the system sustains, within seconds)",
         "",
@@ -299,13 +309,18 @@ def main() -> None:
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"in order, of: {', '.join(FAULTS)}")
     parser.add_argument("--gap", type=float, default=GAP_SECONDS, help="quiet seconds after each fault")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="seconds of load before")
+    parser.add_argument(
+        "--replicas", type=int, default=REPLICAS, help="processes of each service (kizuki run --replicas)"
+    )
     parser.add_argument("--out", default="var/chaos")
     args = parser.parse_args()
     # A node going away is reported by the run itself, not by a traceback from nats-py's logger.
     logging.getLogger("nats").setLevel(logging.CRITICAL)
     faults = [key for key in args.faults.split(",") if key and key != "none"]
     out = Path(args.out)
-    result = asyncio.run(chaos(out / "system", args.rate, faults, args.gap, args.warmup))
+    result = asyncio.run(
+        chaos(out / "system", args.rate, faults, args.gap, args.warmup, replicas=args.replicas)
+    )
     text = report(result)
     print(text)
     (out / "results.json").write_text(json.dumps(asdict(result), indent=2, default=str))

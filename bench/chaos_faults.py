@@ -66,9 +66,11 @@ class Fault:
 
 
 async def kill_one_process_of_each_service(target: Target) -> str:
+    """With replicas, the first started of each: it made the service's tables, and so most likely
+    holds its leases (the relay's, the notifier dispatcher's)."""
     killed = []
     for service in SERVICES:
-        pid = service_processes(target.launcher, service)[0]
+        pid = min(service_processes(target.launcher, service))
         os.kill(pid, signal.SIGKILL)
         killed.append(f"{service} {pid}")
     return "SIGKILL " + ", ".join(killed)
