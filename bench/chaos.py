@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,13 +27,12 @@ from bench.chaos_faults import FAULTS, Target, check_firewall, rules_left
 from bench.chaos_load import Readiness, steady
 from bench.chaos_postgres import Postgres
 from bench.chaos_report import FLOW_BACK, FaultRun, analyse, table
-from bench.end_to_end import settled
 from kizuki.audit import RecordEntry, read_record
 from kizuki.launcher import REPLICA_PORT_STEP, replica_name
 from kizuki.node_records import digest, message_id, records_on_disk
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_ports
-from kizuki.provision import provision_secrets
+from kizuki.provision import ALL_SUBSCRIPTIONS, provision_secrets
 from shared.auth import issue_api_key
 from shared.bus import RECORD_STREAM, connect
 from shared.directory import load_directory
@@ -59,6 +59,7 @@ class Result:
     digests: dict[str, str]
     msg_ids_twice: int
     launcher_said: list[str]
+    unsettled: dict[str, tuple[int, int]]  # consumers not drained when the record was judged
     failures: list[str] = field(default_factory=list)
 
 
@@ -105,16 +106,32 @@ async def patiently(ask: Callable[[], Awaitable[T]], within: float = 60.0) -> T:
 async def whole_flows(
     js: JetStreamContext, complaints: set[str], within: float, quiet: float
 ) -> list[RecordEntry]:
-    """The record once the system is drained and every accepted complaint has its whole flow (or
-    ``within`` has passed), then quiet for ``quiet`` seconds: exactly-once is judged then."""
+    """The record once every accepted complaint has its whole flow (or ``within`` has passed) and
+    nothing new has reached it for ``quiet`` seconds: exactly-once is judged then."""
     deadline = time.monotonic() + within
+    last, since = -1, time.monotonic()
     while True:
-        await patiently(lambda: settled(js, quiet_for=quiet, within=max(10.0, deadline - time.monotonic())))
-        record = await patiently(lambda: _record(js))
-        seen = {(entry.complaint_id, entry.event_type) for entry in record}
-        if all((c, kind) in seen for c in complaints for kind in FLOW_COUNTS) or time.monotonic() > deadline:
-            return record
-        await asyncio.sleep(2.0)
+        sequence = (await patiently(lambda: js.stream_info(RECORD_STREAM))).state.last_seq
+        if sequence != last:
+            last, since = sequence, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            record = await patiently(lambda: _record(js))
+            seen = {(entry.complaint_id, entry.event_type) for entry in record}
+            if all((c, kind) in seen for c in complaints for kind in FLOW_COUNTS):
+                return record
+            if time.monotonic() > deadline:
+                return record
+        await asyncio.sleep(0.5)
+
+
+async def unsettled(js: JetStreamContext) -> dict[str, tuple[int, int]]:
+    """Each durable consumer with messages still to deliver or unacknowledged: (pending, ack pending)."""
+    found = {}
+    for subscription in ALL_SUBSCRIPTIONS:
+        info = await patiently(partial(js.consumer_info, subscription.stream, subscription.durable))
+        if info.num_pending or info.num_ack_pending:
+            found[f"{subscription.stream}/{subscription.durable}"] = (info.num_pending, info.num_ack_pending)
+    return found
 
 
 async def _record(js: JetStreamContext) -> list[RecordEntry]:
@@ -221,6 +238,7 @@ async def chaos(
                 f"chaos: {len(calls)} posted, {len(accepted)} accepted; waiting for their flows", flush=True
             )
             record = await whole_flows(js, accepted, flow_within, quiet)
+            waiting = await unsettled(js)
             stopping.set()
             await watching
         say(began, "drained; kizuki audit verify")
@@ -235,7 +253,7 @@ async def chaos(
         digests, twice = node_copies(settings)
         said = [line for line in launcher.lines() if "exited with" in line or "started again" in line]
         verify = (verified.returncode, (verified.stdout + verified.stderr)[-2000:])
-        result = Result(rate, replicas, 0.0, runs, analysis, verify, digests, twice, said)
+        result = Result(rate, replicas, 0.0, runs, analysis, verify, digests, twice, said, waiting)
     finally:
         if launcher is not None:
             launcher.stop()
@@ -291,6 +309,8 @@ def report(result: Result) -> str:
         f"{analysis['refused'] or 'none'}",
         f"other events of accepted complaints: {analysis['other_events'] or 'none'}",
         f"deliveries failed or given up, by reason: {analysis['given_up'] or 'none'}",
+        "consumers not drained once the record was quiet (pending, ack pending): "
+        f"{result.unsettled or 'none'}",
         f"kizuki audit verify: exit {result.verify[0]}: {result.verify[1].strip().splitlines()[-1:]}",
         "nodes' copies of the record (sha256 of each node's messages read from its own store on disk):",
         *(f"  {name} {value[:16]}" for name, value in result.digests.items()),
