@@ -139,8 +139,9 @@ case "${1:-}" in
         images
         mkdir -p "$CLUSTER_DIR"
         say "starting (keys, three NATS nodes, PostgreSQL, provisioning, two replicas of each service)"
-        # The secret files must exist before compose reads the file: keys first (it keeps what it finds).
-        compose run --rm keys
+        # The secret files must exist before compose reads the file: the keys step first, as the compose
+        # service `keys` runs it (it keeps what it finds, so running it again under `up` changes nothing).
+        docker run --rm --user 0:0 -v "$CLUSTER_DIR:/cluster" "kizuki/services:$TAG" python /app/deploy/cluster/keys.py
         compose up -d --remove-orphans
         wait_healthy
         say "every replica healthy $(( $(date +%s) - started )) s after make cluster began"
