@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install fonts browser run test lint unit integration e2e bench chaos docs lock clean
+.PHONY: install fonts browser run test lint unit integration e2e bench chaos docs lock clean cluster cluster-down
 
 install: $(STAMP) fonts
 
@@ -62,6 +62,17 @@ docs: install
 lock: install
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile --quiet --python $(BIN)/python pyproject.toml --extra dev -o requirements.lock
+
+# deploy/compose.yaml: three NATS nodes, PostgreSQL, two replicas of every service, published on
+# 127.0.0.1 only. Builds the images that are missing (base images from Debian's packages unless
+# PYTHON_BASE / POSTGRES_BASE name others, e.g. python:3.11-slim and postgres:15-bookworm), starts it,
+# waits for every replica's health check and prints where things are. See deploy/cluster.sh.
+cluster: $(STAMP)
+	VENV_PYTHON=$(BIN)/python sh deploy/cluster.sh up
+
+# Stops the cluster and removes its containers and network; its volumes and var/cluster (keys) are kept.
+cluster-down:
+	sh deploy/cluster.sh down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
