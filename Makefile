@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install fonts browser run test lint unit integration e2e bench docs lock clean cluster cluster-down
+.PHONY: install fonts browser run test lint unit integration e2e bench chaos docs lock clean cluster cluster-down
 
 install: $(STAMP) fonts
 
@@ -76,3 +76,9 @@ cluster-down:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Faults under load (see "Faults under load" in the README): `kizuki run` with three NATS nodes and
+# PostgreSQL, complaints at a steady rate, a fault after another; fails if anything was lost or
+# duplicated, the chain does not verify or the nodes' copies differ. As root (iptables on loopback).
+chaos: install
+	$(BIN)/python -m bench.chaos

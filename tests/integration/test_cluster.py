@@ -4,10 +4,8 @@ KIZUKI_NATS_CLUSTER=3, on real nats-server processes."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import signal
-import struct
 import subprocess
 import time
 import urllib.request
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 from nats.errors import Error as NatsError
 
+from kizuki.node_records import digest, message_id, records_on_disk
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, free_ports, start_nats, stop
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
@@ -113,48 +112,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         running.stop()
 
 
-# The filestore's message record (nats-server's server/filestore.go, writeMsgRecordLocked):
-# total_len(4) seq(8) ts(8) subj_len(2) subj [hdr_len(4) hdr] msg hash(8), little-endian; the high bit
-# of total_len says there are headers; the top bits of seq mark an erased message or a tombstone.
-RECORD_HEAD = struct.Struct("<IQqH")
-HEADERS_BIT = 1 << 31
-ERASED_OR_TOMBSTONE = (1 << 63) | (1 << 62)
-
-
-def records_on_disk(store_dir: Path, stream: str) -> dict[int, tuple[int, bytes, bytes, bytes]]:
-    """The stream's messages as one node's store holds them on disk: sequence -> (timestamp, subject,
-    headers, body). The checksum is left out: it is keyed by the block, and blocks may be cut apart
-    differently on each node."""
-    found: dict[int, tuple[int, bytes, bytes, bytes]] = {}
-    blocks = (store_dir / "jetstream" / "$G" / "streams" / stream / "msgs").glob("*.blk")
-    for block in sorted(blocks, key=lambda path: int(path.stem)):
-        data = block.read_bytes()
-        at = 0
-        while at + RECORD_HEAD.size <= len(data):
-            length, sequence, timestamp, subject_length = RECORD_HEAD.unpack_from(data, at)
-            size = length & ~HEADERS_BIT
-            if size < RECORD_HEAD.size:
-                break
-            body = data[at + RECORD_HEAD.size : at + size - 8]
-            subject, rest = body[:subject_length], body[subject_length:]
-            headers = b""
-            if length & HEADERS_BIT:
-                (header_length,) = struct.unpack_from("<I", rest)
-                headers, rest = rest[4 : 4 + header_length], rest[4 + header_length :]
-            if not sequence & ERASED_OR_TOMBSTONE:
-                found[sequence] = (timestamp, subject, headers, rest)
-            at += size
-    return found
-
-
-def message_id(headers: bytes) -> str:
-    for line in headers.decode().split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.lower() == "nats-msg-id":
-            return value.strip()
-    raise AssertionError(f"no Nats-Msg-Id in {headers!r}")
-
-
 async def until(condition: Any, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not await condition():
@@ -239,10 +196,7 @@ async def test_every_node_holds_the_same_record_after_one_is_killed_mid_burst(cl
         cluster.stop()
 
     copies = {node.name: records_on_disk(node.store_dir, RECORD_STREAM) for node in cluster.nodes}
-    digests = {
-        name: hashlib.sha256(repr(sorted(records.items())).encode()).hexdigest()
-        for name, records in copies.items()
-    }
+    digests = {name: digest(records) for name, records in copies.items()}
     assert len(set(digests.values())) == 1, digests
     held = {message_id(headers): sequence for sequence, (_, _, headers, _) in copies[leader].items()}
     assert held == acknowledged  # nothing acknowledged lost, nothing twice, each where it was acknowledged
