@@ -50,7 +50,7 @@ KeyUse = Literal["keeps", "reads"]
 def key_permissions(use: KeyUse | None) -> tuple[str, ...]:
     if use is None:
         return ()
-    reading = (f"{JS_API}.STREAM.INFO.{KEY_STREAM}", f"{JS_API}.DIRECT.GET.{KEY_STREAM}.>")
+    reading = (f"{JS_API}.STREAM.INFO.{KEY_STREAM}", f"{JS_API}.STREAM.MSG.GET.{KEY_STREAM}")
     if use == "reads":
         return reading
     return (*reading, f"$KV.{KEY_BUCKET}.>", f"{JS_API}.STREAM.MSG.DELETE.{KEY_STREAM}")

@@ -57,7 +57,10 @@ KEY_STREAM_CONFIG = StreamConfig(
     max_msgs_per_subject=1,
     discard=DiscardPolicy.NEW,
     allow_rollup_hdrs=True,
-    allow_direct=True,
+    # Read from the stream's leader, never a replica's direct answer: on a cluster a follower that has
+    # not applied a key yet would answer "no key", and a complaint's key reads as erased (make chaos
+    # saw receipts given up so). A key is read once per complaint and service: no read load to spread.
+    allow_direct=False,
     deny_delete=False,
     deny_purge=False,
     duplicate_window=120.0,

@@ -117,13 +117,13 @@ def test_the_permissions_are_printed_for_a_cluster_as_json() -> None:
         "publish": [
             "events.intake.>",
             "$JS.API.STREAM.MSG.GET.EVENTS",
-            # The channels' submissions: read one by its sequence (where it was published; taken up).
+            # The channels' submissions: one read by its sequence when a set-aside one is taken up.
             "$JS.API.STREAM.MSG.GET.SUBMISSIONS",
             "$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake",
             "$JS.API.CONSUMER.INFO.SUBMISSIONS.intake",
             "$JS.ACK.SUBMISSIONS.intake.>",
             "$JS.API.STREAM.INFO.KV_PATIENT_KEYS",
-            "$JS.API.DIRECT.GET.KV_PATIENT_KEYS.>",
+            "$JS.API.STREAM.MSG.GET.KV_PATIENT_KEYS",
             "$KV.PATIENT_KEYS.>",
             "$JS.API.STREAM.MSG.DELETE.KV_PATIENT_KEYS",
         ],
