@@ -35,7 +35,7 @@ lint: install
 # CPU) one after the other, and beside them the unit and integration tests (mostly waiting on servers);
 # the second's report follows the first's. Fails if either fails.
 test: lint browser
-	@mkdir -p var
+	@mkdir -p var/pytest
 	$(BIN)/pytest -q -m "not e2e" --basetemp=var/pytest/rest > var/pytest-rest.log 2>&1 & rest=$$!; \
 	$(BIN)/pytest -q -m e2e --basetemp=var/pytest/e2e; e2e=$$?; \
 	wait $$rest; rest=$$?; cat var/pytest-rest.log; test $$e2e -eq 0 && test $$rest -eq 0
