@@ -32,12 +32,12 @@ lint: install
 	$(BIN)/mypy
 
 # Two pytest sessions side by side: the end-to-end tests (each runs the whole system, mostly on the
-# CPU) one after the other, and beside them the unit and integration tests (mostly waiting on servers);
-# the second's report follows the first's. Fails if either fails.
+# CPU) one after the other, and beside them the unit and integration tests (mostly waiting on servers)
+# with the e2e tests marked `beside`; the second's report follows the first's. Fails if either fails.
 test: lint browser
 	@mkdir -p var/pytest
-	$(BIN)/pytest -q -m "not e2e" --basetemp=var/pytest/rest > var/pytest-rest.log 2>&1 & rest=$$!; \
-	$(BIN)/pytest -q -m e2e --basetemp=var/pytest/e2e; e2e=$$?; \
+	$(BIN)/pytest -q -m "not e2e or beside" --basetemp=var/pytest/rest > var/pytest-rest.log 2>&1 & rest=$$!; \
+	$(BIN)/pytest -q -m "e2e and not beside" --basetemp=var/pytest/e2e; e2e=$$?; \
 	wait $$rest; rest=$$?; cat var/pytest-rest.log; test $$e2e -eq 0 && test $$rest -eq 0
 
 unit: install

@@ -19,6 +19,8 @@ from tests.e2e.conftest import FLOW_COUNTS, System, of, register, until_record, 
 from tests.e2e.test_stores import postgres_env
 from tests.polling import eventually
 
+pytestmark = [pytest.mark.e2e, pytest.mark.beside]
+
 DAY = 12
 # The apology call is due an hour after the complaint occurred: pending for the day's complaints, and
 # for the last one due seconds after the backup, so that it is pending when the system goes down.
