@@ -12,42 +12,26 @@ file's blocks); like that copy, it is wrapped, and the key bucket's copy is eras
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Iterator
-from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
-from shared.lease import connection_kwargs
+from shared.schema_table import SchemaTable
 from shared.settings import PostgresSettings
 
 
-class KeyTable:
+class KeyTable(SchemaTable):
     """The ``patient_keys`` table of a schema: one wrapped key per complaint, made once."""
 
     def __init__(self, postgres: PostgresSettings, schema: str) -> None:
-        self._table = sql.Identifier(schema, "patient_keys")
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            kwargs=connection_kwargs(postgres) | {"autocommit": True}, min_size=1, max_size=4, open=True
+        super().__init__(
+            postgres,
+            schema,
+            "patient_keys",
+            "CREATE TABLE IF NOT EXISTS {} (complaint_id uuid PRIMARY KEY, wrapped bytea NOT NULL)",
         )
-        for statement in (
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (complaint_id uuid PRIMARY KEY, wrapped bytea NOT NULL)"
-            ).format(self._table),
-        ):
-            # Two replicas starting at once: CREATE ... IF NOT EXISTS can still meet the other's.
-            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-                self._execute(statement)
-
-    def _execute(self, statement: sql.Composed, *params: object) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as connection:
-            cursor = connection.execute(statement, params)
-            return cursor.fetchall() if cursor.description is not None else []
 
     def add(self, complaint_id: UUID, wrapped: bytes) -> None:
         """Keep the wrapped key, unless the complaint has one already (the first one stays)."""
@@ -74,6 +58,3 @@ class KeyTable:
     def complaints(self) -> Iterator[UUID]:
         for (complaint_id,) in self._execute(sql.SQL("SELECT complaint_id FROM {}").format(self._table)):
             yield complaint_id
-
-    def close(self) -> None:
-        self._pool.close()

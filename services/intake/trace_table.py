@@ -9,46 +9,28 @@ keyed digests and sketches, which cannot be read back.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from services.intake.matching import Trace
-from shared.lease import connection_kwargs
+from shared.schema_table import SchemaTable
 from shared.settings import PostgresSettings
 
 
-class TraceTable:
+class TraceTable(SchemaTable):
     """The ``traces`` table of a schema: one row per complaint, looked up by contact digest."""
 
     def __init__(self, postgres: PostgresSettings, schema: str) -> None:
-        self._table = sql.Identifier(schema, "traces")
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            kwargs=connection_kwargs(postgres) | {"autocommit": True}, min_size=1, max_size=4, open=True
+        super().__init__(
+            postgres,
+            schema,
+            "traces",
+            "CREATE TABLE IF NOT EXISTS {} (complaint_id uuid PRIMARY KEY, contact text NOT NULL,"
+            " channel text NOT NULL, sketch bigint[] NOT NULL, registered_at timestamptz NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS traces_by_contact ON {} (contact, registered_at)",
         )
-        for statement in (
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (complaint_id uuid PRIMARY KEY, contact text NOT NULL,"
-                " channel text NOT NULL, sketch bigint[] NOT NULL, registered_at timestamptz NOT NULL)"
-            ).format(self._table),
-            sql.SQL("CREATE INDEX IF NOT EXISTS traces_by_contact ON {} (contact, registered_at)").format(
-                self._table
-            ),
-        ):
-            # Two replicas starting at once: CREATE ... IF NOT EXISTS can still meet the other's.
-            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-                self._execute(statement)
-
-    def _execute(self, statement: sql.Composed, *params: object) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as connection:
-            cursor = connection.execute(statement, params)
-            return cursor.fetchall() if cursor.description is not None else []
 
     def add(self, trace: Trace) -> None:
         statement = sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
@@ -78,6 +60,3 @@ class TraceTable:
 
     def prune(self, before: datetime) -> None:
         self._execute(sql.SQL("DELETE FROM {} WHERE registered_at < %s").format(self._table), before)
-
-    def close(self) -> None:
-        self._pool.close()
