@@ -242,6 +242,27 @@ FLOW_COUNTS = Counter(
 )
 
 
+def assert_whole_flows_once_but_attempts_in_doubt(
+    record: list[RecordEntry], complaint_ids: list[str]
+) -> None:
+    """Each complaint's whole flow, each event once, after a kill: only a delivery attempt the kill
+    left in doubt is attempted again (tests/e2e/test_notifications.py), and no event id is twice."""
+    in_doubt = "NotificationAttempted"
+    counts = Counter(
+        (entry.complaint_id, entry.event_type) for entry in record if entry.event_type != in_doubt
+    )
+    assert counts == Counter(
+        {
+            (complaint_id, kind): n
+            for complaint_id in complaint_ids
+            for kind, n in FLOW_COUNTS.items()
+            if kind != in_doubt
+        }
+    )
+    event_ids = [entry.body["event_id"] for entry in record]
+    assert len(event_ids) == len(set(event_ids))
+
+
 @pytest.fixture
 async def system(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[System]:
     """The system as processes; the console's tests (``test_console_*``) get the console too."""

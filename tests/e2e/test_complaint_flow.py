@@ -17,7 +17,13 @@ from nats.js.errors import ServerError
 
 from shared.bus import RECORD_STREAM
 from shared.reference import reference_of
-from tests.e2e.conftest import FLOW_COUNTS, System, complaint, register
+from tests.e2e.conftest import (
+    FLOW_COUNTS,
+    System,
+    assert_whole_flows_once_but_attempts_in_doubt,
+    complaint,
+    register,
+)
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -176,21 +182,7 @@ async def test_services_killed_mid_flight_intake_too_lose_nothing_and_repeat_not
 
     await system.wait_for_flow(complaint_ids, within=120)
     record = await system.wait_until_quiet()
-    # A delivery attempt the kill left in doubt is attempted again (tests/e2e/test_notifications.py).
-    in_doubt = "NotificationAttempted"
-    counts = Counter(
-        (entry.complaint_id, entry.event_type) for entry in record if entry.event_type != in_doubt
-    )
-    assert counts == Counter(
-        {
-            (complaint_id, kind): n
-            for complaint_id in complaint_ids
-            for kind, n in FLOW_COUNTS.items()
-            if kind != in_doubt
-        }
-    )
-    event_ids = [entry.body["event_id"] for entry in record]
-    assert len(event_ids) == len(set(event_ids))
+    assert_whole_flows_once_but_attempts_in_doubt(record, complaint_ids)
     # Quiet, every service says so: nothing waiting in its outbox, nothing failing, nothing set aside.
     for service in system.service_names:
         health = (await http.get(system.url(service, "/health"))).json()

@@ -5,7 +5,6 @@ whole flow once, on a chain that verifies."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,13 @@ import pytest
 from kizuki.processes import free_port, start_service, stop, wait_healthy
 from shared.lease import connection_kwargs
 from shared.timers import now
-from tests.e2e.conftest import FLOW_COUNTS, System, complaint, of, until_record
+from tests.e2e.conftest import (
+    System,
+    assert_whole_flows_once_but_attempts_in_doubt,
+    complaint,
+    of,
+    until_record,
+)
 from tests.e2e.test_stores import postgres_env
 from tests.polling import eventually
 
@@ -130,26 +135,12 @@ async def test_two_replicas_of_each_service_lose_and_repeat_nothing_when_the_rel
     for service, dead in holders.items():
         assert system.holder(service) not in ("", dead), service
     assert system.holder("notifier", "dispatcher") not in ("", *holders.values())
-    # A delivery attempt the kill left in doubt is attempted again (tests/e2e/test_notifications.py).
-    in_doubt = "NotificationAttempted"
-    counts = Counter(
-        (entry.complaint_id, entry.event_type) for entry in record if entry.event_type != in_doubt
-    )
-    assert counts == Counter(
-        {
-            (complaint_id, kind): n
-            for complaint_id in complaint_ids
-            for kind, n in FLOW_COUNTS.items()
-            if kind != in_doubt
-        }
-    )
-    event_ids = [entry.body["event_id"] for entry in record]
-    assert len(event_ids) == len(set(event_ids))
+    assert_whole_flows_once_but_attempts_in_doubt(record, complaint_ids)
     # Attempted again only what the killed dispatcher had attempted, by the replica that took over: no
     # two dispatchers at once (each would attempt what the other did, at any time).
     attempts: dict[str, list[datetime]] = {}
     for entry in record:
-        if entry.event_type == in_doubt:
+        if entry.event_type == "NotificationAttempted":
             attempts.setdefault(entry.body["delivery_id"], []).append(
                 datetime.fromisoformat(entry.body["recorded_at"])
             )
