@@ -21,6 +21,7 @@ from bench.baseline import CLIENTS, bus_baseline
 from bench.console import console_at_scale, console_table
 from bench.end_to_end import SCRAPE_SECONDS, end_to_end
 from bench.fsync import fsync_cost, fsync_lines
+from bench.growth import GROWTH_RATES, growth, growth_lines
 from bench.timers import pending_timers
 from bench.traces import traces_cost, traces_lines
 from kizuki.processes import nats_server_binary
@@ -129,6 +130,8 @@ def table(results: dict[str, Any]) -> str:
     if "traces" in results:
         lines += ["", *traces_lines(results["traces"])]
     lines += ["", *fsync_lines(results["fsync"])]
+    if "growth" in results:
+        lines += ["", *growth_lines(results["growth"])]
     return "\n".join(lines)
 
 
@@ -152,6 +155,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--fsync-count", type=int, default=2000, help="publishes per setup measuring what fsync costs"
+    )
+    parser.add_argument(
+        "--growth",
+        default=GROWTH_RATES,
+        metavar="RATES",
+        help="on PostgreSQL, one process of each service then two of the busiest: these rates, then a "
+        "search for the highest sustained ('' skips it)",
     )
     parser.add_argument("--out", default="var/bench/results.json")
     args = parser.parse_args()
@@ -183,6 +193,9 @@ def main() -> None:
         shutil.rmtree(traced, ignore_errors=True)
         results["traces"] = asyncio.run(traces_cost(args.traces, args.seconds, traced))
     results["fsync"] = asyncio.run(fsync_cost(args.fsync_count))
+    if args.growth:
+        growth_rates = [int(rate) for rate in args.growth.split(",")]
+        results["growth"] = asyncio.run(growth(out.parent / "growth", growth_rates, args.seconds))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 
 from bench.stats import cpu_seconds, percentiles
 from kizuki.audit import RecordEntry, read_record
+from kizuki.launcher import replica_env, replica_name
 from kizuki.permissions import ADMINISTRATOR
 from kizuki.processes import free_port, start_nats, start_service, stop, wait_healthy
 from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus, provision_secrets
@@ -172,11 +173,14 @@ async def end_to_end(
     root: Path,
     search_steps: int = 3,
     settings_env: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """The system run with its data and logs under ``root``, an empty directory, and ``settings_env``
     beyond its ports and directories: the runs at each rate, then (with ``search_steps``) as fast as it
     goes and a bisection for the highest rate sustained without a growing backlog; returns the runs and
-    that rate. Unless KIZUKI_METRICS=off, every service is scraped as it runs."""
+    that rate. ``replicas``: processes of a service beyond one (PostgreSQL stores), started as `kizuki
+    run --replicas` starts them; complaints are posted to the first intake. Unless KIZUKI_METRICS=off,
+    every service is scraped as it runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {
         "KIZUKI_DATA_DIR": str(root / "var"),
@@ -196,16 +200,21 @@ async def end_to_end(
         directory = load_directory(settings.directory_path)
         # Posted as a call-centre system would: with its channel's API key, n-001 owning the inbox.
         api_key = issue_api_key(settings.api_keys_path, "bench", ["phone"], "n-001", directory)
-        processes = [start_service(s, env, root / f"{s}.log") for s in SERVICES]
-        for service, process in zip(SERVICES, processes, strict=True):
-            await asyncio.to_thread(wait_healthy, settings.http_url(service), process)
+        started = {
+            replica_name(service, i): (service, replica_env(settings, env, service, i))
+            for service in SERVICES
+            for i in range((replicas or {}).get(service, 1))
+        }
+        processes = [start_service(s, e, root / f"{name}.log") for name, (s, e) in started.items()]
+        for (service, replica), process in zip(started.values(), processes, strict=True):
+            await asyncio.to_thread(wait_healthy, load_settings(replica).http_url(service), process)
         nc = await connect(settings.bus_url, "bench", user=administrator)
         js = nc.jetstream()
         url = settings.http_url("intake") + "/v1/complaints"
         runs = []
         limits = httpx.Limits(max_connections=MAX_CONCURRENCY * 2)
         async with httpx.AsyncClient(timeout=30, limits=limits, headers={"X-API-Key": api_key}) as client:
-            pids = {service: process.pid for service, process in zip(SERVICES, processes, strict=True)}
+            pids = {name: process.pid for name, process in zip(started, processes, strict=True)}
             pids["nats-server"] = nats.pid
             urls = [settings.http_url(service) for service in SERVICES]
             scraping = asyncio.create_task(scraped(client, urls)) if settings.metrics else None

@@ -21,10 +21,19 @@ from nats.aio.msg import Msg
 CHUNK_BYTES = 128 * 1024
 # A chunk or the final answer that takes longer than this means the server gave up.
 WAIT_SECONDS = 30.0
+# A server breaks a snapshot off when a consumer it listed is deleted before it reads that consumer's
+# state ("couldn't load consumer 'X' state: store is closed"): any reader's ephemeral consumer going
+# away at that moment. A snapshot only reads, so it is taken again, from the start.
+ATTEMPTS = 10
+PAUSE_BETWEEN_ATTEMPTS = 0.2
 
 
 class SnapshotFailed(RuntimeError):
     """The server refused or broke off a snapshot or a restore; the message says why."""
+
+
+class SnapshotBrokenOff(SnapshotFailed):
+    """The server began a snapshot and ended it with an error instead of its last chunk."""
 
 
 def _answer(stream: str, what: str, message: Msg) -> dict[str, Any]:
@@ -37,9 +46,22 @@ def _answer(stream: str, what: str, message: Msg) -> dict[str, Any]:
     return answer
 
 
-async def snapshot(nc: Client, stream: str, out: Path) -> dict[str, Any]:
+async def snapshot(nc: Client, stream: str, out: Path, attempts: int = ATTEMPTS) -> dict[str, Any]:
     """Write the stream's snapshot (tar, s2-compressed, as the server makes it) to ``out``, its consumers
-    included; returns its configuration and state as of the snapshot, which a restore needs."""
+    included; returns its configuration and state as of the snapshot, which a restore needs. A snapshot
+    the server breaks off is taken again, up to ``attempts`` times in all."""
+    for _ in range(attempts - 1):
+        try:
+            return await _snapshot_once(nc, stream, out)
+        except SnapshotBrokenOff:
+            await asyncio.sleep(PAUSE_BETWEEN_ATTEMPTS)
+    try:
+        return await _snapshot_once(nc, stream, out)
+    except SnapshotBrokenOff as broken:
+        raise SnapshotBrokenOff(f"{broken} (broken off {attempts} times in a row)") from None
+
+
+async def _snapshot_once(nc: Client, stream: str, out: Path) -> dict[str, Any]:
     inbox = nc.new_inbox()
     chunks: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -61,7 +83,7 @@ async def snapshot(nc: Client, stream: str, out: Path) -> dict[str, Any]:
                     status = (chunk.headers or {}).get("Status")
                     if status not in (None, "204"):
                         description = (chunk.headers or {}).get("Description", "")
-                        raise SnapshotFailed(f"snapshot of {stream}: {status} {description}".strip())
+                        raise SnapshotBrokenOff(f"snapshot of {stream}: {status} {description}".strip())
                     break
                 file.write(chunk.data)
                 if chunk.reply:

@@ -37,7 +37,12 @@ async def report(runtime: "ServiceRuntime") -> dict[str, Any]:
     return {
         "relay": relay,
         "consumers": {
-            loop.name: {**loop.fault.report(), "set_aside": loop.set_aside, **_waiting(info)}
+            loop.name: {
+                **({} if runtime.consumer_leases[loop.name].held() else {"lease": "another replica's"}),
+                **loop.fault.report(),
+                "set_aside": loop.set_aside,
+                **_waiting(info),
+            }
             for loop, info in zip(runtime.loops, infos, strict=True)
         },
         "tasks": {supervised.name: supervised.report() for supervised in runtime.supervised},

@@ -19,7 +19,7 @@ from shared.bus import broker
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
 from shared.faults import FaultWatch, Supervised
-from shared.lease import Lease, open_lease, while_held
+from shared.lease import Lease, connection_kwargs, open_lease, while_held
 from shared.metrics import Measure
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.privacy import KeyVault
@@ -40,23 +40,16 @@ A = TypeVar("A", bound=ServiceApplication)
 
 def open_store(cls: type[A], settings: Settings, **collaborators: Any) -> A:
     """The service's store: a SQLite file in its data directory, or its own PostgreSQL schema."""
-    if settings.postgres is not None:
-        with (
-            psycopg.connect(
-                host=settings.postgres.host,
-                port=settings.postgres.port,
-                user=settings.postgres.user,
-                password=settings.postgres.password,
-                dbname=settings.postgres.dbname,
-                autocommit=True,
-            ) as connection,
-            # Replicas starting at once: IF NOT EXISTS can still meet the schema another one is making.
-            contextlib.suppress(psycopg.errors.UniqueViolation),
-        ):
-            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
-    else:
+    if settings.postgres is None:
         settings.service_dir(cls.service).mkdir(parents=True, exist_ok=True)
-    return cls(env=settings.store_env(cls.service), **collaborators)
+        return cls(env=settings.store_env(cls.service), **collaborators)
+    with psycopg.connect(**connection_kwargs(settings.postgres), autocommit=True) as connection:
+        # Replicas starting at once each make the schema and its tables if they are missing, one at a
+        # time: CREATE ... IF NOT EXISTS side by side can meet the other's half-made table (a unique
+        # violation in the catalogue). The lock is the connection's, released when it closes.
+        connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"kizuki store {cls.service}",))
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(cls.service)))
+        return cls(env=settings.store_env(cls.service), **collaborators)
 
 
 def _in_loop(call: Callable[[], None]) -> Callable[[], None]:
@@ -121,6 +114,7 @@ class ServiceRuntime:
         # The outbox relay publishes the service's chain: one replica at a time (see shared/lease.py).
         self.relay_lease = open_lease(settings.postgres, store.service, "relay", settings.lease_seconds)
         self.loops: list[ConsumerLoop[Any]] = []
+        self.consumer_leases: dict[str, Lease] = {}  # by the loop's name
         self.supervised: list[Supervised] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -160,7 +154,14 @@ class ServiceRuntime:
                 self.store, consumers, consumer, self.wake_workers, set_aside=set_aside[stream], user=user
             )
             self.loops.append(loop)
-            self._supervise(loop.name, loop.run)
+            # One replica at a time takes each durable consumer's messages, so that they are handled in
+            # the record's order: two replicas handling events of one case side by side would each
+            # conflict with the other's commit and put the message back (a backlog that grows), and a
+            # later event could be handled before the one it follows.
+            lease = self.consumer_leases[loop.name] = open_lease(
+                self.settings.postgres, service, f"consumer {loop.name}", self.settings.lease_seconds
+            )
+            self._supervise(loop.name, partial(while_held, lease, loop.run))
         for worker in self.workers:
             self._supervise(type(worker).__name__, worker.run)
 
@@ -185,7 +186,8 @@ class ServiceRuntime:
             with contextlib.suppress(Exception):
                 await self.relay.relay_pending()  # what is left is relayed on the next start anyway
                 await self.relay.sign_head()
-        for lease in [self.relay_lease, *(w.lease for w in self.workers if isinstance(w, Leased))]:
+        leased_workers = [w.lease for w in self.workers if isinstance(w, Leased)]
+        for lease in [self.relay_lease, *self.consumer_leases.values(), *leased_workers]:
             await lease.release()
         if self.nc is not None:
             # Not drain(): nothing is left to hand over (every message is acked after its commit, and

@@ -51,12 +51,16 @@ class Replicas(System):
 
     def holder(self, service: str, lease: str = "relay") -> str:
         """The process (its name here) holding one of the service's leases, by the pid the lease names."""
+        return self.holders(service).get(lease, "")
+
+    def holders(self, service: str) -> dict[str, str]:
+        """Each lease of the service held now, and the process (its name here) holding it."""
         assert self.settings.postgres is not None
         with psycopg.connect(**connection_kwargs(self.settings.postgres)) as connection:
-            query = f"SELECT holder FROM {service}.leases WHERE name = %s AND expires_at > now()"
-            rows = connection.execute(query, (lease,)).fetchall()
-        pids = {int(holder.split(":")[1]) for (holder,) in rows}
-        return next((name for name, process in self.services.items() if process.pid in pids), "")
+            query = f"SELECT name, holder FROM {service}.leases WHERE expires_at > now()"
+            rows = connection.execute(query).fetchall()
+        by_pid = {process.pid: name for name, process in self.services.items()}
+        return {lease: by_pid.get(int(holder.split(":")[1]), "") for lease, holder in rows}
 
 
 async def delivered_by(system: Replicas, http: httpx.AsyncClient, replica: str) -> float:
@@ -68,6 +72,11 @@ async def delivered_by(system: Replicas, http: httpx.AsyncClient, replica: str) 
         for line, value in zip(metrics.splitlines(), counted, strict=True)
         if line.startswith("kizuki_deliveries_total{") and 'outcome="delivered"' in line
     )
+
+
+def consumer_leases(system: Replicas, service: str) -> dict[str, str]:
+    held = system.holders(service)
+    return {lease: holder for lease, holder in held.items() if lease.startswith("consumer ")}
 
 
 @pytest.fixture
@@ -89,6 +98,15 @@ async def test_two_replicas_of_each_service_lose_and_repeat_nothing_when_the_rel
     assert all(holders.values()), holders  # one holder each, found by its pid
     dispatching = system.holder("notifier", "dispatcher")
     assert dispatching
+    # Each consumer is taken from by one replica (its lease's); the other's /health says so.
+    consumers = {service: consumer_leases(system, service) for service in system.service_names}
+    for service, leases in consumers.items():
+        assert leases, service
+        assert all(holder in (service, f"{service}-2") for holder in leases.values()), leases
+        for lease, holder in leases.items():
+            standby = f"{service}-2" if holder == service else service
+            report = (await http.get(f"{system.urls[standby]}/health")).json()["consumers"]
+            assert report[lease.removeprefix("consumer ")]["lease"] == "another replica's", report
     bodies = [
         complaint(summary=f"complaint {n}", complainant={"contact": f"patient-{n}@example.org"})
         for n in range(30)
@@ -134,6 +152,9 @@ async def test_two_replicas_of_each_service_lose_and_repeat_nothing_when_the_rel
     # The replicas left took every lease over.
     for service, dead in holders.items():
         assert system.holder(service) not in ("", dead), service
+        taken_over = consumer_leases(system, service)
+        assert taken_over.keys() == consumers[service].keys(), taken_over
+        assert all(holder not in ("", dead) for holder in taken_over.values()), taken_over
     assert system.holder("notifier", "dispatcher") not in ("", *holders.values())
     assert_whole_flows_once_but_attempts_in_doubt(record, complaint_ids)
     # Attempted again only what the killed dispatcher had attempted, by the replica that took over: no

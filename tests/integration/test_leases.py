@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import Tracking
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js.errors import APIError
 from psycopg import sql
@@ -21,17 +24,23 @@ from kizuki.audit import read_messages
 from kizuki.processes import free_port
 from kizuki.provision import provision_signing_keys
 from kizuki.verify import Verifier
+from services.escalation.application import EscalationApplication
+from services.escalation.handlers import consumers as escalation_consumers
 from services.intake.main import open_intake_store
 from services.notifier.domain import Notification
-from shared.bus import connect
+from shared.bus import RECORD_STREAM, connect
 from shared.chain import SigningKey, TrustFile
-from shared.directory import Directory
+from shared.consumer import ConsumerLoop
+from shared.directory import Directory, watch_directory
+from shared.events import encode_event
 from shared.lease import LeaseLost, PostgresLease, check, connection_kwargs, while_held
 from shared.outbox import Checkpoints, OutboxRelay
+from shared.policy import Policy
 from shared.privacy import KeyVault, MasterKey
+from shared.runtime import open_store
 from shared.settings import PostgresSettings, Settings
 from shared.timers import now
-from tests.factories import another_patients
+from tests.factories import DATA_KEY, another_patients, complaint_received
 from tests.integration.notifier_harness import (  # noqa: F401 (fixtures)
     Notifier,
     endpoint_fixture,
@@ -325,3 +334,58 @@ async def test_a_delivery_stopped_by_its_lease_is_taken_up_again_once_the_lease_
     assert finished.outcome == "delivered by email"
     assert len(hook.requests) == 1
     assert attempts(notifier, delivery_id) == ["Requested", "AttemptStarted", "AttemptStarted", "Delivered"]
+
+
+def test_replicas_starting_at_once_on_an_empty_schema_each_open_the_store(on_postgres: Settings) -> None:
+    """Each makes the store's tables if they are missing; at the same moment, one waits for the other
+    (else CREATE ... IF NOT EXISTS meets the other's half-made type and the replica exits at start)."""
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: open_store(EscalationApplication, on_postgres), range(4)))
+    for store in stores:
+        store.close()
+
+
+async def test_a_consumer_takes_messages_only_while_its_replica_holds_the_lease_and_again_once_it_does(
+    consumer_broker: NatsBroker,
+    nc: Client,
+    settings: Settings,
+    policy: Policy,
+    postgres: PostgresSettings,
+) -> None:
+    js = nc.jetstream()
+    vault = KeyVault(MasterKey.load(settings.master_key))
+    await vault.bind(js)
+    store = open_store(EscalationApplication, settings)
+    consumer = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)[0]
+    loop = ConsumerLoop(store, consumer_broker, consumer, lambda: None)
+    lease = PostgresLease(postgres, "escalation", f"consumer {loop.name}", TTL)
+
+    async def publish_complaint() -> int:
+        event = complaint_received()
+        await vault.put(event.complaint_id, vault.master.wrap(DATA_KEY))
+        return (await js.publish(event.subject, encode_event(event))).seq
+
+    def handled(sequence: int) -> Callable[[], Awaitable[bool]]:
+        return lambda: asyncio.to_thread(store.has_processed, Tracking(RECORD_STREAM, sequence))
+
+    held = asyncio.create_task(while_held(lease, loop.run))
+    try:
+        await eventually(handled(await publish_complaint()), what="the first complaint handled")
+        # Another replica holds the lease for 3 s (as after this one was paused past it): this one
+        # stops taking messages, and the next complaint waits for whoever holds the lease.
+        with psycopg.connect(**connection_kwargs(postgres)) as connection:
+            connection.execute(
+                "UPDATE escalation.leases SET holder = 'another replica', expires_at = now() + interval '3 s'"
+            )
+        await eventually(lambda: asyncio.sleep(0, not lease.held()), what="the lease lost")
+        second = await publish_complaint()
+        await asyncio.sleep(1.0)
+        assert not await handled(second)()
+        # The other replica's lease runs out unrenewed: this one takes it back, binds again, goes on.
+        await eventually(handled(second), within=10, what="the second complaint handled")
+        assert lease.held()
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+        await lease.release()
+        store.close()
