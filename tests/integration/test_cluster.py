@@ -24,6 +24,8 @@ from kizuki.provision import ALL_SUBSCRIPTIONS, provision_bus
 from kizuki.server_config import write_server_config, write_server_configs
 from shared.bus import (
     KEY_STREAM,
+    MAX_OUTSTANDING_PINGS,
+    PING_INTERVAL,
     RECORD_STREAM,
     SUBMISSION_STREAM,
     connect,
@@ -203,3 +205,29 @@ async def test_every_node_holds_the_same_record_after_one_is_killed_mid_burst(cl
     held = {message_id(headers): sequence for sequence, (_, _, headers, _) in copies[leader].items()}
     assert held == acknowledged  # nothing acknowledged lost, nothing twice, each where it was acknowledged
     assert sorted(held.values()) == list(range(1, len(held) + 1))  # and nothing else in between
+
+
+async def test_a_connection_to_a_node_that_stops_answering_moves_to_another_within_seconds(
+    cluster: Cluster,
+) -> None:
+    """A node paused (SIGSTOP, a frozen VM) keeps its TCP connections open: only the client's pings
+    find it out. Every connection pings every few seconds and gives up after a few unanswered
+    (nats-py's default: every 2 minutes, after two, so 4 to 6 minutes stuck on a paused node)."""
+    settings = cluster.settings
+    nc = await connect(settings.bus_url, "test", user=settings.bus_user(ADMINISTRATOR))
+    try:
+        assert nc.connected_url is not None
+        paused_port = nc.connected_url.port
+        paused = next(node.name for node in cluster.nodes if node.port == paused_port)
+        cluster.processes[paused].send_signal(signal.SIGSTOP)
+        try:
+            await until(
+                lambda: asyncio.sleep(0, nc.is_connected and nc.connected_url.port != paused_port),
+                within=PING_INTERVAL * (MAX_OUTSTANDING_PINGS + 2) + 10,
+                what="the connection on another node",
+            )
+        finally:
+            cluster.processes[paused].send_signal(signal.SIGCONT)
+        await nc.flush(timeout=5)  # and it works there
+    finally:
+        await nc.close()
