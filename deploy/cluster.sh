@@ -46,7 +46,11 @@ debian_image() {
     have_image "$DEBIAN_IMAGE" && return
     tarball=$IMAGES/debian-bookworm.tar
     if [ ! -f "$tarball" ]; then
-        command -v debootstrap >/dev/null || { say "debootstrap is needed: apt-get install debootstrap"; exit 1; }
+        if ! command -v debootstrap >/dev/null; then
+            say "installing debootstrap from Debian's packages (apt-get), as make test installs chromium"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+                || { say "debootstrap is needed: apt-get install debootstrap"; exit 1; }
+        fi
         say "a Debian bookworm root filesystem with debootstrap (about a minute; kept in $tarball)"
         rootfs=$IMAGES/rootfs
         rm -rf "$rootfs"
