@@ -340,6 +340,18 @@ def _oidc(env: Mapping[str, str], secrets: Path) -> OidcSettings | None:
     )
 
 
+def _postgres_password(env: Mapping[str, str]) -> str:
+    """KIZUKI_POSTGRES_PASSWORD_FILE, a file holding the password (a container's secret), so that the
+    password is in no process's environment; else KIZUKI_POSTGRES_PASSWORD."""
+    path = env.get("KIZUKI_POSTGRES_PASSWORD_FILE")
+    if not path:
+        return env.get("KIZUKI_POSTGRES_PASSWORD", "")
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as error:
+        raise SettingsError(f"KIZUKI_POSTGRES_PASSWORD_FILE: cannot read {path} ({error.strerror})") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("KIZUKI_DATA_DIR") or "var").resolve()
@@ -361,7 +373,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             host=env.get("KIZUKI_POSTGRES_HOST", "127.0.0.1"),
             port=_port(env, "KIZUKI_POSTGRES_PORT", 5432),
             user=env.get("KIZUKI_POSTGRES_USER", "kizuki"),
-            password=env.get("KIZUKI_POSTGRES_PASSWORD", ""),
+            password=_postgres_password(env),
             dbname=env.get("KIZUKI_POSTGRES_DBNAME", "kizuki"),
         )
     nats_url = env.get("NATS_URL") or None

@@ -3,14 +3,8 @@
 #   intake | escalation | notifier | followup | console   one service (python -m services.<name>)
 #   kizuki ARGS...                                         the kizuki command
 #   anything else                                          run as given
-# KIZUKI_POSTGRES_PASSWORD_FILE names a file holding the password (a compose secret), so that the
-# password itself is never written in the compose file or the container's configuration.
 # KIZUKI_FORWARD (the console's container only) starts deploy/cluster/forward.py beside the process.
 set -eu
-if [ -n "${KIZUKI_POSTGRES_PASSWORD_FILE:-}" ]; then
-    KIZUKI_POSTGRES_PASSWORD=$(cat "$KIZUKI_POSTGRES_PASSWORD_FILE")
-    export KIZUKI_POSTGRES_PASSWORD
-fi
 if [ -n "${KIZUKI_FORWARD:-}" ]; then
     python /app/deploy/cluster/forward.py &
 fi

@@ -52,6 +52,20 @@ def test_postgres_stores_get_a_schema_per_service() -> None:
     assert env["SINGLE_ROW_TRACKING"] == "n"
 
 
+def test_the_postgres_password_is_read_from_the_file_named_or_else_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "postgres-password"
+    secret.write_text("s3cret in a file\n")
+    given = {"KIZUKI_STORE": "postgres", "KIZUKI_POSTGRES_PASSWORD": "in the environment"}
+    assert load_settings(given).store_env("intake")["POSTGRES_PASSWORD"] == "in the environment"
+    from_file = load_settings(given | {"KIZUKI_POSTGRES_PASSWORD_FILE": str(secret)})
+    assert from_file.postgres is not None
+    assert from_file.postgres.password == "s3cret in a file"
+    with pytest.raises(SettingsError, match=r"KIZUKI_POSTGRES_PASSWORD_FILE: cannot read .*missing"):
+        load_settings(given | {"KIZUKI_POSTGRES_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
 def test_the_shipped_policy_loads() -> None:
     policy = load_policy(load_settings({}).policy_path)
     assert policy.version
