@@ -230,3 +230,32 @@ async def test_the_chase_waits_out_quiet_hours_in_the_timer_the_relay_sets(
             )
     finally:
         store.close()
+
+
+async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_before_publishing_it(
+    nc: Client, settings: Settings, policy: Policy, directory: Directory
+) -> None:
+    """Three cases stored, then relayed as one stretch: every next alert the record announces is
+    scheduled, each case's from the event that asked for it."""
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    try:
+        complaints = [complaint_received() for _ in range(3)]
+        for sequence, complaint in enumerate(complaints, start=1):
+            await asyncio.to_thread(
+                store.open_case, complaint, "Results were lost.", policy, directory, now(),
+                Tracking(RECORD_STREAM, sequence),
+            )  # fmt: skip
+        relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
+        assert await relay.relay_pending() > 0
+
+        alerts = [body for _, body, _ in await record_of(js, "events.escalation.AlertRequested")]
+        chased = [alert for alert in alerts if alert.next_alert_at is not None]
+        assert {alert.complaint_id for alert in chased} == {c.complaint_id for c in complaints}
+        for alert in chased:
+            key = f"alert.{alert.complaint_id}.{alert.duty}.{alert.alert_number + 1}"
+            scheduled = await js.get_last_msg(timer_stream("escalation"), schedule_subject("escalation", key))
+            assert Timer.decode(scheduled.data or b"").due_at == alert.next_alert_at
+            assert (scheduled.headers or {})["Nats-Msg-Id"].startswith("escalation:")
+    finally:
+        store.close()
