@@ -67,12 +67,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class FileConfig(Strict):
+class ChannelSettings(Strict):
+    concurrency: int | None = Field(
+        default=None,
+        gt=0,
+        description="Attempts in flight on this channel at once (default: concurrency_per_channel).",
+    )
+
+
+class FileConfig(ChannelSettings):
     kind: Literal["file"]
     directory: Path | None = Field(default=None, description="Default: the notifier's data directory.")
 
 
-class SmtpConfig(Strict):
+class SmtpConfig(ChannelSettings):
     kind: Literal["smtp"]
     host: str
     port: int = Field(default=587, gt=0, lt=65536)
@@ -83,7 +91,7 @@ class SmtpConfig(Strict):
     sender: str = Field(description="The From address.")
 
 
-class WebhookConfig(Strict):
+class WebhookConfig(ChannelSettings):
     kind: Literal["webhook"]
     format: Literal["json", "slack", "line", "wechat"] = Field(
         default="json", description="The body the receiving tool expects."
@@ -93,7 +101,7 @@ class WebhookConfig(Strict):
     token_env: str | None = Field(default=None, description="Environment variable of a bearer token.")
 
 
-class SmsConfig(Strict):
+class SmsConfig(ChannelSettings):
     kind: Literal["sms"]
     url: str = Field(description="The provider's send endpoint.")
     encoding: Literal["json", "form"] = "form"
@@ -142,6 +150,11 @@ class ChannelsFile(Strict):
         description="By the names used in the staff directory's contacts; 'email' and 'sms' also "
         "carry receipts to complainants."
     )
+
+    def in_flight(self) -> dict[str, int]:
+        """How many attempts each channel may have in flight at once."""
+        default = self.delivery.concurrency_per_channel
+        return {name: channel.concurrency or default for name, channel in self.channels.items()}
 
 
 def load_channels(path: Path) -> ChannelsFile:

@@ -60,7 +60,10 @@ class Dispatcher:
         vault: KeyVault,
         poll_interval: float = 1.0,
         lease: Lease | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> None:
+        """``in_flight``: attempts each channel may have in flight at once, by name (the channel
+        configuration's ``in_flight``); a channel not named there, ``config.concurrency_per_channel``."""
         self.store = store
         self.lease: Lease = lease or HeldAlone("dispatcher")
         self.channels = channels
@@ -68,7 +71,10 @@ class Dispatcher:
         self.vault = vault
         self.poll_interval = poll_interval
         self.writer = Writer(store)
-        self.slots = {name: asyncio.Semaphore(config.concurrency_per_channel) for name in channels}
+        limits = in_flight or {}
+        self.slots = {
+            name: asyncio.Semaphore(limits.get(name, config.concurrency_per_channel)) for name in channels
+        }
         self._wake = asyncio.Event()
         self._deliveries: dict[UUID, asyncio.Task[None]] = {}
         self._requested_at: dict[UUID, int] = {}  # the log position of each running delivery's request

@@ -69,7 +69,9 @@ def create_app(settings: Settings, env: Mapping[str, str] = os.environ) -> FastA
     sinks = [channel for channel in channels.values() if isinstance(channel, FileSink)]
 
     lease = open_lease(settings.postgres, NotifierApplication.service, "dispatcher", settings.lease_seconds)
-    dispatcher = Dispatcher(store, channels, config.delivery, vault, lease=lease)
+    dispatcher = Dispatcher(
+        store, channels, config.delivery, vault, lease=lease, in_flight=config.in_flight()
+    )
     if settings.postgres is not None:  # another replica's consumer may store what it is to deliver
         dispatcher.poll_interval = REPLICAS_POLL_SECONDS
     runtime = ServiceRuntime(

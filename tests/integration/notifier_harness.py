@@ -62,7 +62,9 @@ class Notifier:
         self.channels = open_channels(self.config, settings, env)
         self.store = open_store(NotifierApplication, settings)
         vault = vault or KeyVault(MasterKey.load(settings.master_key))
-        self.dispatcher = Dispatcher(self.store, self.channels, self.config.delivery, vault)
+        self.dispatcher = Dispatcher(
+            self.store, self.channels, self.config.delivery, vault, in_flight=self.config.in_flight()
+        )
         self.sequence = 0
 
     def tracking(self) -> Tracking:

@@ -251,6 +251,25 @@ def test_the_shipped_channels_need_no_account_and_a_missing_secret_is_named(sett
     path.write_text('[channels.sms]\nkind = "sms"\nurl = "http://x"\nbody = { to = "{phone}" }\n')
     with pytest.raises(ChannelError, match=r"body.to: only \{to\}, \{text\} and \{delivery_id\}"):
         load_channels(path)
+    path.write_text(webhook_channel("http://x") + "concurrency = 0\n", encoding="utf-8")
+    with pytest.raises(ChannelError, match=r"channels.email.webhook.concurrency\s+Input should be greater"):
+        load_channels(path)
+
+
+def test_the_shipped_file_channels_take_more_attempts_at_once_than_a_provider(settings: Settings) -> None:
+    """Writing a file again under the same name makes no second message, so an attempt in doubt costs
+    nothing there; a provider's channel keeps the shipped cap, and its own when it names one."""
+    config = load_channels(settings.channels_path)
+    assert config.in_flight() == {"email": 32, "sms": 32}
+    path = settings.data_dir / "channels.toml"
+    path.write_text(
+        "[delivery]\nconcurrency_per_channel = 4\n"
+        + webhook_channel("http://x", "slack")
+        + webhook_channel("http://y", "line")
+        + "concurrency = 2\n",
+        encoding="utf-8",
+    )
+    assert load_channels(path).in_flight() == {"slack": 4, "line": 2}
 
 
 async def test_each_failure_is_recorded_as_its_class_with_the_status_code(

@@ -122,6 +122,21 @@ async def test_no_more_than_the_cap_of_attempts_is_in_flight_on_a_channel(
     assert hook.most_in_flight == 2
 
 
+async def test_a_channel_with_its_own_cap_has_that_many_attempts_in_flight(
+    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+) -> None:
+    url, hook = endpoint
+    hook.delay = 0.5  # slow enough for all of the cap to be in flight together
+    channel = webhook_channel(url + "/hook") + "concurrency = 3\n"
+    notifier = Notifier(settings, DELIVERY.format(concurrency=1) + channel, {})
+    alerts = [notifier.alert(directory, recipient) for recipient in ["sv-003", "sv-004", "dm-001"] * 2]
+    running(notifier)
+    for delivery_id in alerts:
+        assert (await notifier.until_done(delivery_id)).outcome == "delivered by email"
+    assert len(hook.requests) == 6
+    assert hook.most_in_flight == 3
+
+
 async def test_a_restart_reads_the_log_from_the_place_it_kept(
     settings: Settings,
     directory: Directory,
