@@ -218,6 +218,7 @@ class OutboxRelay:
         notifications, passed_up_to = await asyncio.to_thread(self._to_publish)
         outgoing: list[Outgoing] = []
         timers: list[tuple[Timer, str, str | None]] = []
+        keys: dict[UUID, list[bytes | None]] = {}
         for notification in notifications:
             domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
             wire = self.app.wire_event(domain_event)
@@ -227,9 +228,10 @@ class OutboxRelay:
             # An event set aside and taken up had its timers set and keys kept when it was set aside.
             if not isinstance(domain_event, UnpublishedEvent.TakenUp):
                 timers += [(timer, message_id, traceparent) for timer in self.app.timers_for(wire)]
-                for complaint_id, wrapped in self.app.keys_for(wire):  # in order: a key's put, then its
-                    await self._keep_key(complaint_id, wrapped)  # destruction
+                for complaint_id, wrapped in self.app.keys_for(wire):
+                    keys.setdefault(complaint_id, []).append(wrapped)
             outgoing.append(Outgoing(wire, notification.id, message_id, traceparent))
+        await self._keep_keys(keys)
         await self._set_timers(timers)
         try:
             await self._publish_all(outgoing)
@@ -391,15 +393,24 @@ class OutboxRelay:
             "Nats-Expected-Last-Subject-Sequence-Subject": f"events.{self.app.service}.>",
         }
 
-    async def _keep_key(self, complaint_id: UUID, wrapped: bytes | None) -> None:
-        """Put the key where the services that need it find it, or destroy it there."""
-        if self.vault is None:
+    async def _keep_keys(self, keys: dict[UUID, list[bytes | None]]) -> None:
+        """Put each complaint's key where the services that need it find it, or destroy it there (None):
+        the complaints' side by side, each complaint's in the order asked (a key put, then destroyed)."""
+        if not keys:
+            return
+        vault = self.vault
+        if vault is None:
             raise RuntimeError(f"the {self.app.service} relay has patient data keys to keep but no vault")
-        check(self.lease)
-        if wrapped is None:
-            await self.vault.destroy(complaint_id)
-        else:
-            await self.vault.put(complaint_id, wrapped)
+
+        async def keep(complaint_id: UUID, asked: list[bytes | None]) -> None:
+            for wrapped in asked:
+                check(self.lease)
+                if wrapped is None:
+                    await vault.destroy(complaint_id)
+                else:
+                    await vault.put(complaint_id, wrapped)
+
+        await asyncio.gather(*(keep(complaint_id, asked) for complaint_id, asked in keys.items()))
 
     async def _set_timers(self, timers: Sequence[tuple[Timer, str, str | None]]) -> None:
         """Set the timers of a stretch's events, each with the Msg-Id of the event that asks for it and

@@ -559,3 +559,27 @@ async def test_replay_reads_the_live_record_as_people_say_it(
     assert lines[2].endswith("signed its chain up to link 2  (seq 3)")
     as_json = await asyncio.to_thread(kizuki, settings, nats_url, "audit", "replay", "--json")
     assert [json.loads(line)["stream_sequence"] for line in as_json.stdout.splitlines()] == [1, 2, 3]
+
+
+async def test_a_stretch_keeps_every_complaints_key_and_destroys_an_erased_ones(
+    nc: Client, settings: Settings
+) -> None:
+    """Each stretch keeps the keys of the complaints in it side by side: three registered, then one of
+    them erased and a fourth registered; the erased one's key is gone, the others' are there."""
+    provision_signing_keys(settings)
+    js = nc.jetstream()
+    vault = await key_vault(js, settings)
+    store = open_intake_store(settings)
+    try:
+        key = SigningKey.load(settings.signing_key_file("intake"))
+        relay = OutboxRelay(store, js, Checkpoints(key), vault)
+        complaint_ids = [store.register(another_patients(n), None, now())[0] for n in range(3)]
+        await relay.relay_pending()
+        assert all([await vault.data_key(complaint_id) is not None for complaint_id in complaint_ids])
+        assert store.erase(complaint_ids[1], "dm-001", now()) is not None
+        complaint_ids.append(store.register(another_patients(3), None, now())[0])
+        await relay.relay_pending()
+    finally:
+        store.close()
+    kept = [await vault.data_key(complaint_id) is not None for complaint_id in complaint_ids]
+    assert kept == [True, False, True, True]
