@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from shared import refusals
 from shared.bus import ACK_WAIT_SECONDS, BATCH_SIZE, BusUser, Subscription, inbox_of
+from shared.events import COMPLAINT_ID_HEADER
 from shared.faults import (
     ATTEMPTS_BEFORE_SETTING_ASIDE,
     FIRST_RETRY_DELAY,
@@ -67,6 +68,9 @@ class Consumer(Generic[T]):
     subscription: Subscription
     decode: Callable[[str, bytes], T]
     handle: Callable[[T, Tracking], None]
+    # What the handlers of a batch will need from outside the store, read for the whole batch at once
+    # before they run and held while they do (one round trip for the batch, not one per message).
+    prepare: Callable[[Sequence[Msg]], contextlib.AbstractAsyncContextManager[None]] | None = None
 
 
 def body_only(decode: Callable[[bytes], T]) -> Callable[[str, bytes], T]:
@@ -193,8 +197,10 @@ class ConsumerLoop(Generic[T]):
                 for index, (message, tracking) in enumerate(zip(messages, trackings, strict=True))
             )
 
+        prepare = self.consumer.prepare
         try:
-            stored = await _while_telling_the_server(messages, asyncio.to_thread(handle_all))
+            async with prepare(messages) if prepare is not None else contextlib.nullcontext():
+                stored = await _while_telling_the_server(messages, asyncio.to_thread(handle_all))
         except PASSING_FAULTS:
             return 0, None  # handled by itself, the first message meets the fault again and says so
         except Exception:
@@ -266,7 +272,7 @@ class ConsumerLoop(Generic[T]):
     async def _reject(self, message: Msg, tracking: Tracking, reason: str) -> None:
         log.warning("setting aside %s #%d: %s", tracking.application_name, tracking.notification_id, reason)
         await asyncio.to_thread(
-            self.app.reject, tracking, message.subject, reason, _complaint_id(message.headers)
+            self.app.reject, tracking, message.subject, reason, complaint_id_of(message.headers)
         )
         self.set_aside += 1
 
@@ -306,9 +312,10 @@ def described(error: ValidationError | ValueError) -> str:
     return type(error).__name__
 
 
-def _complaint_id(headers: dict[str, str] | None) -> UUID | None:
+def complaint_id_of(headers: dict[str, str] | None) -> UUID | None:
+    """The complaint a message is about, as its headers say; None if they name none (or no valid one)."""
     try:
-        return UUID((headers or {})["Kizuki-Complaint-Id"])
+        return UUID((headers or {})[COMPLAINT_ID_HEADER])
     except (KeyError, ValueError):
         return None
 

@@ -763,15 +763,19 @@ def encode_event(event: WireEvent) -> bytes:
     return event.model_dump_json().encode()
 
 
+# The header naming the complaint an event on the bus is about (none when it is about none).
+COMPLAINT_ID_HEADER = "Kizuki-Complaint-Id"
+
+
 def headers_for(event: WireEvent, msg_id: str) -> dict[str, str]:
     headers = {
         "Nats-Msg-Id": msg_id,
         "Kizuki-Event-Type": event.type_name(),
-        "Kizuki-Event-Version": str(event.model_dump()["version"]),
+        "Kizuki-Event-Version": str(event.version),  # type: ignore[attr-defined]  # every wire event's
     }
     complaint_id = event.complaint_id
     if complaint_id is not None:
-        headers["Kizuki-Complaint-Id"] = str(complaint_id)
+        headers[COMPLAINT_ID_HEADER] = str(complaint_id)
     return headers
 
 

@@ -10,18 +10,22 @@ when it is built, not when a message comes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import AggregateEvent, DomainEventProtocol
 from eventsourcing.persistence import Tracking
+from nats.aio.msg import Msg
 
-from shared.consumer import Consumer, body_only
+from shared.consumer import Consumer, body_only, complaint_id_of
 from shared.contracts import Contract
-from shared.events import WireEvent, decoder
+from shared.events import WireEvent, decoder, subject_of
+from shared.privacy import KeyVault
 from shared.store import ServiceApplication
 from shared.timers import Timer
 
@@ -100,7 +104,10 @@ class Handles:
         contract: Contract,
         *rows: On[Any],
         timer_fired: Callable[[Timer, Tracking], None] | None = None,
+        opening_with: KeyVault | None = None,
     ) -> None:
+        """``opening_with``: the vault the handlers open sealed patient data with; the keys of a batch's
+        events that carry it are read together before the batch (``KeyVault.keys_at_hand``)."""
         handled = [row.wire for row in rows]
         unsubscribed = _names(kind for kind in handled if kind not in contract.handles)
         if unsubscribed:
@@ -122,6 +129,7 @@ class Handles:
             row.wire: row.handle for row in rows
         }
         self.timer_fired = timer_fired
+        self.opening_with = opening_with
 
     def handle(self, event: WireEvent, tracking: Tracking) -> None:
         """Hand the event to the handler of its kind (the decoder lets no other kind through)."""
@@ -131,10 +139,26 @@ class Handles:
         record, timer = self.contract.record, self.contract.timer
         consumers: list[Consumer[Any]] = []
         if record is not None:
-            consumers.append(Consumer(record, body_only(decoder(*self.contract.handles)), self.handle))
+            handled = self.contract.handles
+            vault, sealed = self.opening_with, _carrying_patient_data(handled)
+            prepare = partial(_keys_of_sealed, vault, sealed) if vault is not None and sealed else None
+            consumers.append(Consumer(record, body_only(decoder(*handled)), self.handle, prepare))
         if timer is not None and self.timer_fired is not None:
             consumers.append(Consumer(timer, body_only(Timer.decode), self.timer_fired))
         return consumers
+
+
+def _carrying_patient_data(kinds: Iterable[type[WireEvent]]) -> frozenset[str]:
+    """The subjects of the events among these that carry sealed patient data."""
+    return frozenset(subject_of(kind) for kind in kinds if "patient_data" in kind.model_fields)
+
+
+def _keys_of_sealed(
+    vault: KeyVault, sealed: frozenset[str], messages: Sequence[Msg]
+) -> AbstractAsyncContextManager[None]:
+    """The keys of the complaints whose sealed data these messages carry, read together."""
+    carrying = [complaint_id_of(message.headers) for message in messages if message.subject in sealed]
+    return vault.keys_at_hand(complaint_id for complaint_id in carrying if complaint_id is not None)
 
 
 def _names(kinds: Iterable[type[WireEvent]]) -> str:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -213,6 +214,9 @@ class KeyVault:
         self._kv: KeyValue | None = None
         self._js: JetStreamContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Keys read ahead for handlers in worker threads (``keys_at_hand``): a stack per complaint, as
+        # two consumers may hold the same complaint's at once.
+        self._at_hand: dict[UUID, list[bytes | None]] = {}
 
     async def bind(self, js: JetStreamContext) -> None:
         self._js = js
@@ -265,8 +269,34 @@ class KeyVault:
         data_key = await self.data_key(complaint_id)
         return None if data_key is None else unseal_patient_data(data_key, complaint_id, sealed)
 
+    @contextlib.asynccontextmanager
+    async def keys_at_hand(self, complaint_ids: Iterable[UUID]) -> AsyncIterator[None]:
+        """Read the complaints' keys together and keep them at hand while in the context, so that
+        handlers of a batch, in a worker thread, open their data without a round trip each to the
+        bucket through the event loop (``open_patient_data``). A key that cannot be read now is left
+        for its handler to read (and meet the fault), and erasure is unchanged: a handler opens the
+        data as if it had run when its key was read, which is while its batch was being handled."""
+        wanted = list(dict.fromkeys(complaint_ids))
+        read = await asyncio.gather(*(self.data_key(c) for c in wanted), return_exceptions=True)
+        held = [(c, key) for c, key in zip(wanted, read, strict=True) if not isinstance(key, BaseException)]
+        for complaint_id, key in held:
+            self._at_hand.setdefault(complaint_id, []).append(key)
+        try:
+            yield
+        finally:
+            for complaint_id, _ in held:
+                stack = self._at_hand[complaint_id]
+                stack.pop()
+                if not stack:
+                    del self._at_hand[complaint_id]
+
     def open_patient_data(self, complaint_id: UUID, sealed: str) -> PatientData | None:
-        """``open`` for handlers, which run in worker threads."""
+        """``open`` for handlers, which run in worker threads: with the key at hand if it was read
+        ahead (``keys_at_hand``), else through the event loop."""
+        at_hand = self._at_hand.get(complaint_id)
+        if at_hand:
+            data_key = at_hand[-1]
+            return None if data_key is None else unseal_patient_data(data_key, complaint_id, sealed)
         if self._loop is None:
             raise RuntimeError("the key vault is used before it is bound to the bus")
         return asyncio.run_coroutine_threadsafe(self.open(complaint_id, sealed), self._loop).result(

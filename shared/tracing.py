@@ -26,8 +26,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.events import COMPLAINT_ID_HEADER
+
 TRACEPARENT = "traceparent"
-COMPLAINT_HEADER = "Kizuki-Complaint-Id"
 EVENT_HEADER = "Kizuki-Event-Type"
 
 _propagator = TraceContextTextMapPropagator()
@@ -85,7 +86,7 @@ def handling_message(headers: Mapping[str, str] | None, service: str) -> Abstrac
     return handling(
         service,
         f"handles {event or 'a timer'}",
-        headers.get(COMPLAINT_HEADER),
+        headers.get(COMPLAINT_ID_HEADER),
         event,
         headers.get(TRACEPARENT),
     )

@@ -48,4 +48,5 @@ def consumers(
         On(CaseReopenRequested, when_a_reopening_is_requested_reopen_the_case),
         On(NotificationAcknowledged, store.acknowledged_through_link),
         timer_fired=on_time(when_a_timer_fires_chase_or_close_the_deadline, clock_skew),
+        opening_with=vault,
     ).consumers()

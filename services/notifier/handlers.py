@@ -49,4 +49,5 @@ def consumers(
         On(ComplaintReceived, when_a_complaint_is_received_owe_a_receipt),
         On(AlertRequested, when_an_alert_is_requested_owe_it),
         On(ComplaintErased, when_a_complaint_is_erased_forget_its_receipt),
+        opening_with=vault,
     ).consumers()

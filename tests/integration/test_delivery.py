@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -24,10 +24,10 @@ from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory, watch_directory
-from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event
+from shared.events import ComplaintReceived, EscalationStarted, decode_event, encode_event, headers_for
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
-from shared.privacy import KeyVault, MasterKey
+from shared.privacy import KeyVault, MasterKey, PatientData
 from shared.runtime import ServiceRuntime, open_store
 from shared.settings import Settings
 from shared.timers import Timer, now
@@ -384,6 +384,54 @@ async def test_a_timer_set_by_the_relay_fires_once_through_a_nats_schedule(
         )
         await relay.relay_pending()
         assert len(await callback_due()) == 1
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
+class ReadsCounted(KeyVault):
+    """The key bucket, counting the keys read and the openings that went through the event loop."""
+
+    keys_read = 0
+    opened_through_the_loop = 0
+
+    async def data_key(self, complaint_id: UUID) -> bytes | None:
+        self.keys_read += 1
+        return await super().data_key(complaint_id)
+
+    async def open(self, complaint_id: UUID, sealed: str) -> PatientData | None:
+        self.opened_through_the_loop += 1
+        return await super().open(complaint_id, sealed)
+
+
+async def test_a_batch_of_complaints_opens_their_data_with_keys_read_together_before_it(
+    consumer_broker: NatsBroker, nc: Client, settings: Settings, policy: Policy
+) -> None:
+    """Five complaints on the record before escalation's consumer starts come as one batch: their keys
+    are read side by side before its handlers run, and no handler waits on the bucket by itself."""
+    js = nc.jetstream()
+    vault = ReadsCounted(MasterKey.load(settings.master_key))
+    await vault.bind(js)
+    complaints = [complaint_received(summary=f"complaint {n}") for n in range(5)]
+    sequences = []
+    for n, complaint in enumerate(complaints):
+        await vault.put(complaint.complaint_id, vault.master.wrap(DATA_KEY))
+        headers = headers_for(complaint, f"intake:{n + 1}")  # as the relay sends it
+        sequences.append((await js.publish(complaint.subject, encode_event(complaint), headers=headers)).seq)
+    store = open_store(EscalationApplication, settings)
+    consumer, _ = escalation_consumers(store, policy, watch_directory(settings.directory_path), vault)
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, lambda: None))
+    try:
+
+        async def all_opened() -> bool:
+            return len(store.processed_among(RECORD_STREAM, sequences)) == len(sequences)
+
+        await eventually(all_opened, what="five cases opened")
+        assert vault.keys_read == len(complaints)
+        assert vault.opened_through_the_loop == 0
+        for complaint in complaints:
+            case = store.get_case(complaint.complaint_id)
+            assert case is not None
     finally:
         await stop_tasks(tasks)
         store.close()
