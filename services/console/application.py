@@ -12,6 +12,7 @@ folds every event stored, its own after each commit and the others' when it next
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -30,6 +31,8 @@ from shared.store import ServiceApplication
 
 Result = TypeVar("Result")
 PAGE = 500
+# Where an eventsourcing aggregate keeps its events not yet stored.
+PENDING = "_pending_events"
 
 
 class CaseRecord(Aggregate):
@@ -49,6 +52,15 @@ class CaseRecord(Aggregate):
     @event(Noted)
     def note(self, body: str) -> None:
         pass
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CaseRecord:
+        """Its state is its id, version and times, none of which changes in place: a copy needs only a
+        list of new events of its own. (The store copies an aggregate at each read, and the console
+        reads one per event; ``copy.deepcopy`` copied each UUID and datetime field by field, a sixth of
+        the console's time.)"""
+        copied = copy.copy(self)
+        copied.__dict__[PENDING] = list(self.__dict__[PENDING])
+        return copied
 
 
 class ConsoleApplication(ServiceApplication):

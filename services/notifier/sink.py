@@ -47,7 +47,7 @@ class FileSink:
             "text": message.text,
         }
         with open(partial, "w", encoding="utf-8", opener=_owner_only) as file:
-            json.dump(content, file, ensure_ascii=False)
+            file.write(json.dumps(content, ensure_ascii=False))  # json.dump encodes in Python, piecemeal
         os.replace(partial, target)
 
     def erase(self, complaint_id: UUID) -> int:

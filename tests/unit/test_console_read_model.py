@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 
+from services.console.application import CaseRecord
 from services.console.domain import Case, apply
 from services.console.index import WorkIndex
 from services.console.work import WORK_SHOWN, WorkItem, may_see, my_work, time_left
@@ -158,3 +160,14 @@ def test_a_callback_is_the_work_of_its_callback_staff_until_it_is_completed() ->
     )  # fmt: skip
     apply(case, completed)
     assert work_of([case], "cb-001") == ([], 0)
+
+
+def test_a_copy_of_a_case_record_takes_new_events_of_its_own() -> None:
+    """What the store does at each read: the copy is noted, the original is as it was."""
+    record = CaseRecord(id=uuid4(), body="{}")
+    copied = copy.deepcopy(record)
+    copied.note('{"type": "EscalationStarted"}')
+    assert (record.version, copied.version) == (1, 2)
+    assert [type(event).__name__ for event in record.collect_events()] == ["Opened"]
+    assert [type(event).__name__ for event in copied.collect_events()] == ["Opened", "Noted"]
+    assert copied.id == record.id
