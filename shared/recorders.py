@@ -3,8 +3,8 @@ to do two things more.
 
 - Store the events of a whole batch of bus messages with a tracking record for each message, in one
   transaction (``trackings=``): a transaction per message was most of a consumer's time.
-- Say when they committed (``after_commit``), so the relay and the workers are woken by the store
-  itself, whoever wrote to it, never by a call someone has to remember.
+- Say when they committed, and what (``after_commit``), so the relay and the workers are woken by the
+  store itself, whoever wrote to it, never by a call someone has to remember.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 
-def nothing() -> None:
+def nothing(stored: Sequence[StoredEvent]) -> None:
     pass
 
 
 class SQLiteRecorder(SQLiteProcessRecorder):
-    after_commit: Callable[[], None] = staticmethod(nothing)
+    after_commit: Callable[[Sequence[StoredEvent]], None] = staticmethod(nothing)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         notification_ids = super().insert_events(stored_events, **kwargs)
-        self.after_commit()
+        self.after_commit(stored_events)
         return notification_ids
 
     def _insert_events(
@@ -43,11 +43,11 @@ class SQLiteRecorder(SQLiteProcessRecorder):
 
 
 class PostgresRecorder(PostgresProcessRecorder):
-    after_commit: Callable[[], None] = staticmethod(nothing)
+    after_commit: Callable[[Sequence[StoredEvent]], None] = staticmethod(nothing)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         notification_ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-        self.after_commit()
+        self.after_commit(stored_events)
         return notification_ids
 
     def _insert_events(
@@ -61,11 +61,11 @@ class PostgresRecorder(PostgresProcessRecorder):
 class InMemoryRecorder(POPOProcessRecorder):
     """For the tests of the rules, which run without a database."""
 
-    after_commit: Callable[[], None] = staticmethod(nothing)
+    after_commit: Callable[[Sequence[StoredEvent]], None] = staticmethod(nothing)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         notification_ids = super().insert_events(stored_events, **kwargs)
-        self.after_commit()
+        self.after_commit(stored_events)
         return notification_ids
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:

@@ -110,10 +110,18 @@ class ServiceApplication(Application[UUID]):
         return self.recorder
 
     def after_each_commit(self, committed: Callable[[], None]) -> None:
-        """Have ``committed`` called after every transaction that stored events, in the thread that
-        stored them (the service's runtime wakes its relay and workers with it)."""
+        """Have ``committed`` called after every transaction that stored events that may go on the
+        record (``published_topics``), in the thread that stored them (the service's runtime wakes its
+        relay with it). A transaction of events the service keeps for itself wakes no one (the
+        console's every one, most of followup's)."""
         assert isinstance(self.recorder, Recorder)
-        self.recorder.after_commit = committed
+        published = frozenset(self.published_topics)
+
+        def after(stored: Sequence[StoredEvent]) -> None:
+            if any(event.topic in published for event in stored):
+                committed()
+
+        self.recorder.after_commit = after
 
     def record(self, *aggregates: Aggregate, tracking: Tracking | None = None) -> None:
         """Store the aggregates' new events, and the tracking record if given, atomically; while

@@ -17,6 +17,7 @@ from services.intake.main import open_intake_store
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, PossibleDuplicateFlagged
 from shared.policy import Policy
+from shared.recorders import Recorder
 from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
@@ -109,8 +110,10 @@ def test_messages_handled_together_are_stored_in_one_transaction_and_see_each_ot
     it kept; the ones before it are stored."""
     store = open_store(ConsoleApplication, store_settings)
     try:
-        transactions: list[None] = []
-        store.after_each_commit(lambda: transactions.append(None))
+        transactions: list[int] = []  # how many events each stored
+        recorder = store.recorder
+        assert isinstance(recorder, Recorder)
+        recorder.after_commit = lambda stored: transactions.append(len(stored))
         received = complaint_received()
         started = EscalationStarted(
             event_id=uuid4(), complaint_id=received.complaint_id, occurred_at=NOW, recorded_at=NOW,
@@ -137,7 +140,7 @@ def test_messages_handled_together_are_stored_in_one_transaction_and_see_each_ot
         assert stored == 3  # the fourth failed, the fifth is left for after it
         assert folded_before_commit == [False]
         assert folded()
-        assert len(transactions) == 1
+        assert transactions == [2]
         assert store.processed_among("EVENTS", [1, 2, 3, 4]) == {1, 2}
         record = store.find(CaseRecord, received.complaint_id)
         assert record is not None
@@ -145,6 +148,23 @@ def test_messages_handled_together_are_stored_in_one_transaction_and_see_each_ot
         assert store.process_recorder.max_notification_id() == 2
     finally:
         store.close()
+
+
+def test_a_commit_wakes_the_relay_only_when_it_stored_what_goes_on_the_record(settings: Settings) -> None:
+    """The console keeps every event it stores for itself: its commits wake no relay. Intake's
+    registration stores a complaint that goes on the record: its commit does."""
+    console, intake = open_store(ConsoleApplication, settings), open_intake_store(settings)
+    try:
+        woken: list[str] = []
+        console.after_each_commit(lambda: woken.append("console"))
+        intake.after_each_commit(lambda: woken.append("intake"))
+        console.note(complaint_received(), Tracking("EVENTS", 1))
+        assert console.process_recorder.max_notification_id() == 1
+        intake.register(registration(), None, now())
+        assert woken == ["intake"]
+    finally:
+        console.close()
+        intake.close()
 
 
 def test_messages_handled_together_that_meet_another_writer_are_stored_by_none(
