@@ -30,6 +30,7 @@ from shared.store import ServiceApplication
 from shared.timers import Timer
 
 Domain = TypeVar("Domain", bound=AggregateEvent)
+Read = TypeVar("Read")
 Wire = TypeVar("Wire", bound=WireEvent)
 
 
@@ -95,15 +96,25 @@ class On(Generic[Wire]):
     handle: Callable[[Wire, Tracking], None]
 
 
+@dataclass(frozen=True)
+class Submitted(Generic[Read]):
+    """When a channel system submits on the bus (``submissions.<channel>``): how its message is read,
+    from its subject (which names the channel) and body, and the handler that records what it does."""
+
+    decode: Callable[[str, bytes], Read]
+    handle: Callable[[Read, Tracking], None]
+
+
 class Handles:
-    """What a service does with the events of its record subscription, one handler for each, and with
-    its timer fires; its consumers are made from these."""
+    """What a service does with the events of its record subscription, one handler for each, with
+    its timer fires and with what channel systems submit; its consumers are made from these."""
 
     def __init__(
         self,
         contract: Contract,
         *rows: On[Any],
         timer_fired: Callable[[Timer, Tracking], None] | None = None,
+        submitted: Submitted[Any] | None = None,
         opening_with: KeyVault | None = None,
     ) -> None:
         """``opening_with``: the vault the handlers open sealed patient data with; the keys of a batch's
@@ -124,11 +135,16 @@ class Handles:
             raise ValueError(f"{contract.service} sets timers and has no handler for their fires")
         if timer_fired is not None and not contract.timers:
             raise ValueError(f"{contract.service} has a handler for timer fires and sets no timers")
+        if contract.submissions is not None and submitted is None:
+            raise ValueError(f"{contract.service} takes submissions and has no handler for them")
+        if submitted is not None and contract.submissions is None:
+            raise ValueError(f"{contract.service} has a handler for submissions and takes none")
         self.contract = contract
         self.handlers: dict[type[WireEvent], Callable[[Any, Tracking], None]] = {
             row.wire: row.handle for row in rows
         }
         self.timer_fired = timer_fired
+        self.submitted = submitted
         self.opening_with = opening_with
 
     def handle(self, event: WireEvent, tracking: Tracking) -> None:
@@ -145,6 +161,9 @@ class Handles:
             consumers.append(Consumer(record, body_only(decoder(*handled)), self.handle, prepare))
         if timer is not None and self.timer_fired is not None:
             consumers.append(Consumer(timer, body_only(Timer.decode), self.timer_fired))
+        submissions = self.contract.submitted
+        if submissions is not None and self.submitted is not None:
+            consumers.append(Consumer(submissions, self.submitted.decode, self.submitted.handle))
         return consumers
 
 

@@ -10,6 +10,7 @@ from services.intake.application import IntakeApplication
 from services.intake.submissions import ChannelMessage, take_submission
 from shared.consumer import Consumer
 from shared.contracts import INTAKE
+from shared.messages import Handles, Submitted
 from shared.policy import IntakePolicy
 from shared.timers import now
 
@@ -22,6 +23,6 @@ def consumers(store: IntakeApplication, policy: IntakePolicy) -> list[Consumer[A
         take_submission(store, policy, submitted.channel, submitted.message, now())
         store.record(tracking=tracking)
 
-    submitted = INTAKE.submitted
-    assert submitted is not None  # intake's contract takes submissions
-    return [Consumer(submitted, ChannelMessage.decode, when_a_channel_submits_register_its_complaint)]
+    return Handles(
+        INTAKE, submitted=Submitted(ChannelMessage.decode, when_a_channel_submits_register_its_complaint)
+    ).consumers()

@@ -23,7 +23,7 @@ from services.intake.handlers import consumers as intake_consumers
 from services.notifier.application import NotifierApplication
 from services.notifier.domain import COMPLAINANT, Notification
 from services.notifier.handlers import consumers as notifier_consumers
-from shared.bus import RECORD_STREAM, due_subject, timer_subscription
+from shared.bus import RECORD_STREAM, SUBMISSION_STREAM, due_subject, submission_subject, timer_subscription
 from shared.contracts import CONTRACTS, NOTIFIER, Contract
 from shared.events import (
     AlertRequested,
@@ -37,7 +37,7 @@ from shared.events import (
     encode_event,
     subject_of,
 )
-from shared.messages import Handles, On, Publish, Publishes
+from shared.messages import Handles, On, Publish, Publishes, Submitted
 from shared.store import ServiceApplication
 from shared.timers import Timer
 from tests.factories import alert_requested, complaint_received
@@ -192,6 +192,22 @@ def test_timer_fires_come_through_the_same_table() -> None:
 
     assert consumer.subscription == timer_subscription("desk")
     assert fired == [timer]
+
+
+def test_what_channel_systems_submit_comes_through_the_same_table() -> None:
+    taken: list[tuple[str, str]] = []
+    desk = Contract("desk", submissions="tests:Submission")
+    with pytest.raises(ValueError, match="takes submissions and has no handler"):
+        Handles(desk)
+    submitted = Submitted(lambda subject, data: (subject, data.decode()), lambda read, _: taken.append(read))
+    with pytest.raises(ValueError, match="a handler for submissions and takes none"):
+        Handles(DESK, submitted=submitted)
+
+    [consumer] = Handles(desk, submitted=submitted).consumers()
+    consumer.handle(consumer.decode(submission_subject("kiosk"), b"{}"), Tracking(SUBMISSION_STREAM, 1))
+
+    assert consumer.subscription == desk.submitted
+    assert taken == [(submission_subject("kiosk"), "{}")]
 
 
 def test_no_service_subscribes_to_what_no_one_service_publishes() -> None:
