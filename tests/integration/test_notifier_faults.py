@@ -108,33 +108,30 @@ async def test_a_writer_that_fails_goes_on_and_what_it_held_is_recorded_after_al
     assert len(hook.requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("per_channel", "own", "in_flight"),
+    [(2, "", 2), (1, "concurrency = 3\n", 3)],
+    ids=["the delivery cap", "the channel's own cap"],
+)
 async def test_no_more_than_the_cap_of_attempts_is_in_flight_on_a_channel(
-    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
+    settings: Settings,
+    directory: Directory,
+    endpoint: tuple[str, Endpoint],
+    running: Any,
+    per_channel: int,
+    own: str,
+    in_flight: int,
 ) -> None:
     url, hook = endpoint
-    hook.delay = 0.3  # a slow provider: without the cap, all six would be in flight at once
-    notifier = Notifier(settings, DELIVERY.format(concurrency=2) + webhook_channel(url + "/hook"), {})
+    hook.delay = 0.5  # a slow provider: without the cap, all six would be in flight at once
+    channels = DELIVERY.format(concurrency=per_channel) + webhook_channel(url + "/hook") + own
+    notifier = Notifier(settings, channels, {})
     alerts = [notifier.alert(directory, recipient) for recipient in ["sv-003", "sv-004", "dm-001"] * 2]
     running(notifier)
     for delivery_id in alerts:
         assert (await notifier.until_done(delivery_id)).outcome == "delivered by email"
     assert len(hook.requests) == 6
-    assert hook.most_in_flight == 2
-
-
-async def test_a_channel_with_its_own_cap_has_that_many_attempts_in_flight(
-    settings: Settings, directory: Directory, endpoint: tuple[str, Endpoint], running: Any
-) -> None:
-    url, hook = endpoint
-    hook.delay = 0.5  # slow enough for all of the cap to be in flight together
-    channel = webhook_channel(url + "/hook") + "concurrency = 3\n"
-    notifier = Notifier(settings, DELIVERY.format(concurrency=1) + channel, {})
-    alerts = [notifier.alert(directory, recipient) for recipient in ["sv-003", "sv-004", "dm-001"] * 2]
-    running(notifier)
-    for delivery_id in alerts:
-        assert (await notifier.until_done(delivery_id)).outcome == "delivered by email"
-    assert len(hook.requests) == 6
-    assert hook.most_in_flight == 3
+    assert hook.most_in_flight == in_flight
 
 
 async def test_a_restart_reads_the_log_from_the_place_it_kept(
