@@ -61,7 +61,7 @@ def _with_subclasses(kinds: Iterable[type]) -> Iterator[type]:
         yield from _with_subclasses(kind.__subclasses__())
 
 
-def _mutated(aggregate: Aggregate | None, events: Iterable[DomainEventProtocol[UUID]]) -> Aggregate | None:
+def projected(aggregate: Aggregate | None, events: Iterable[DomainEventProtocol[UUID]]) -> Aggregate | None:
     """eventsourcing's projection of an aggregate, without its check that each event can mutate (a
     runtime protocol check per event, a twentieth of a consumer's time): every stored event is an
     aggregate's event."""
@@ -336,7 +336,7 @@ class ServiceApplication(Application[UUID]):
                 recorded = handled.aggregates[aggregate_id]
                 return deepcopy(recorded) if isinstance(recorded, kind) else None
         try:
-            found: Aggregate = self.repository.get(aggregate_id, projector_func=_mutated)
+            found: Aggregate = self.repository.get(aggregate_id, projector_func=projected)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, kind) else None

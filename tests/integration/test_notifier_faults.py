@@ -1,6 +1,6 @@
 """The dispatcher under passing faults: a store that fails a read, a writer that fails, a key bucket out
 of reach (a real nats-server stopped and started again); and what it keeps bounded: attempts in flight
-per channel, and the part of the log it reads at a start."""
+per channel, the part of the log it reads at a start, and what it reads again of what it found there."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import pytest
 
 from kizuki.processes import free_port, start_nats, stop
 from kizuki.provision import provision_bus
+from services.notifier import dispatcher
 from services.notifier.dispatcher import FINISHED_UP_TO
 from services.notifier.domain import Notification
+from services.notifier.writer import BATCH
 from shared.bus import connect
 from shared.directory import Directory
 from shared.policy import Policy
@@ -212,6 +214,40 @@ def bus(tmp_path: Path) -> Iterator[OwnBus]:
     own = OwnBus(tmp_path / "own-bus")
     yield own
     own.stop()
+
+
+@pytest.mark.parametrize("stretch", [BATCH, 2], ids=["reaching the end of the log", "full"])
+async def test_requested_notifications_are_made_from_the_log_as_read_and_read_again_only_past_a_full_stretch(
+    settings: Settings,
+    directory: Directory,
+    endpoint: tuple[str, Endpoint],
+    running: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    stretch: int,
+) -> None:
+    """A stretch of the log shorter than the dispatcher reads at once ends at the end of the log: it
+    holds every event of the notifications requested in it, and each is made from them. A full one
+    may end before the last events of one of them: those are read from the store."""
+    url, hook = endpoint
+    notifier = Notifier(settings, DELIVERY.format(concurrency=4) + webhook_channel(url + "/hook"), {})
+    alerts = [notifier.alert(directory, recipient) for recipient in ["sv-003", "sv-004", "dm-001"]]
+    read_again: list[UUID] = []
+    get_notification = notifier.store.get_notification
+
+    def counted(delivery_id: UUID) -> Notification | None:
+        read_again.append(delivery_id)
+        return get_notification(delivery_id)
+
+    monkeypatch.setattr(notifier.store, "get_notification", counted)
+    monkeypatch.setattr(dispatcher, "BATCH", stretch)
+    running(notifier)
+    for delivery_id in alerts:
+        assert (await notifier.until_done(delivery_id)).outcome == "delivered by email"
+    assert len(hook.requests) == 3
+    if stretch == 2:  # the first stretch is the first two requests, and nothing after them
+        assert read_again[:2] == alerts[:2]
+    else:
+        assert read_again == []
 
 
 async def test_while_the_key_bucket_is_out_of_reach_the_receipt_waits_and_no_attempt_is_recorded(
