@@ -153,6 +153,7 @@ def analyse(
         "sustained": drain <= SUSTAINED_DRAIN_SECONDS,
         "lost": lost,
         "duplicated": duplicated,
+        "events_per_complaint": len(mine) / max(1, len(sent)),
     }
 
 

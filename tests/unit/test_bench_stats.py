@@ -2,6 +2,7 @@ from typing import Any
 
 import pytest
 
+from bench.__main__ import GOAL_P99_MS, GOAL_RATE, goal_lines
 from bench.end_to_end import bracket
 from bench.stats import percentiles
 
@@ -26,3 +27,16 @@ def test_the_search_for_the_highest_sustained_rate_starts_between_what_held_and_
     # Everything held, as fast as it went too: up to a little above what it completed.
     assert bracket([run(20, True), run(100, True), run(160, True, 160)]) == (160, 200)
     assert bracket([run(20, False, 15)]) == (0, 20)
+
+
+def test_the_goals_are_read_beside_what_the_runs_measured() -> None:
+    def run(label: str, cpu: dict[str, float], p99: float = 0.0) -> dict[str, Any]:
+        latency = {stage: {"p99": p99} for stage in GOAL_P99_MS}
+        return {"label": label, "cpu_ms_per_complaint": cpu, "latency_ms": latency}
+
+    runs = [run("20/s", {"intake": 50.0, "notifier": 30.0}), run(f"{GOAL_RATE}/s", {"intake": 30.0}, 140.0)]
+    lines = goal_lines(runs, 60.0)
+    assert lines[1].endswith(": 60/s")
+    assert lines[2].endswith(": 30.0 ms at best")  # the least of any run, all its processes together
+    assert all(line.endswith(": 140 ms") for line in lines[3:])
+    assert "not measured" in goal_lines(runs[:1], 60.0)[-1]
