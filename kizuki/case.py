@@ -76,6 +76,9 @@ def rebuild(complaint_id: UUID, entries: Iterable[RecordEntry], zone: ZoneInfo) 
             }
         elif kind == "DutyAssigned":
             case.duties[event["duty"]] = Duty(event["owner"], datetime.fromisoformat(event["due_at"]))
+            if event.get("alert"):  # the alert sent with the assignment
+                alert = {**event["alert"], "duty": event["duty"]}
+                case.alerts[_alert_key(alert)] = f"{when}  {_alert(alert)}: requested"
         elif kind == "DutyReassigned" and duty is not None:
             duty.owner = event["owner"]
             duty.notes.append(f"to {event['owner']} {when}: {event['reason']}")

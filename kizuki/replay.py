@@ -92,7 +92,16 @@ class Replay:
                 )
             case "DutyAssigned":
                 late = ", already late" if b.get("late_on_arrival") else ""
-                return service, f"{duty}: owed by {b.get('owner')}, due {self.time(b.get('due_at'))}{late}"
+                alert = b.get("alert")
+                alerted = (
+                    f"; alert {alert.get('alert_number')} requested for {alert.get('recipient')}"
+                    if isinstance(alert, dict)
+                    else ""
+                )
+                return (
+                    service,
+                    f"{duty}: owed by {b.get('owner')}, due {self.time(b.get('due_at'))}{late}{alerted}",
+                )
             case "AlertRequested":
                 return (
                     service,

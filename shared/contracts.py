@@ -107,7 +107,7 @@ ESCALATION = Contract(
     handles=(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
     timers=True,
 )
-NOTIFIER = Contract("notifier", handles=(ComplaintReceived, AlertRequested, ComplaintErased))
+NOTIFIER = Contract("notifier", handles=(ComplaintReceived, DutyAssigned, AlertRequested, ComplaintErased))
 FOLLOWUP = Contract(
     "followup",
     # ComplaintReceived: who the complaint concerns, so who may see its callbacks.

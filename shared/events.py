@@ -189,8 +189,22 @@ class EscalationStarted(WireEvent):
     )
 
 
+class AlertWithAssignment(BaseModel):
+    """The alert a duty's assignment sends at once: the first of its chase, or the next one when the
+    case reopens. Requested when the duty was assigned, about its deadline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recipient: str = Field(description="Staff id of the person alerted.")
+    tier: Tier = Field(description="Tier of the case.")
+    alert_number: int = Field(ge=1, description="Alerts about this duty so far, this one included.")
+    attempt: int = Field(ge=1, description="Alerts to this recipient about this duty so far.")
+    next_alert_at: AwareDatetime | None = Field(description="When the next alert goes out if no one answers.")
+
+
 class DutyAssigned(WireEvent):
-    """A person owes a duty of the reporting regime on this case, by a deadline."""
+    """A person owes a duty of the reporting regime on this case, by a deadline; with the alert that
+    tells them (one event rather than two)."""
 
     service: ClassVar[str] = "escalation"
     type: Literal["DutyAssigned"] = "DutyAssigned"
@@ -204,6 +218,11 @@ class DutyAssigned(WireEvent):
         default=None,
         description="Who is chased, in order: the owner, then the chain above as it stood; absent in "
         "records written before it was recorded.",
+    )
+    alert: AlertWithAssignment | None = Field(
+        default=None,
+        description="The alert sent with the assignment; absent in records written before it was carried "
+        "here (an AlertRequested followed each DutyAssigned), or if no one can be alerted.",
     )
 
 

@@ -133,6 +133,9 @@ def apply(case: Case, event: AnyEvent) -> None:
             case.tier = event.tier
         case DutyAssigned():
             case.duties[event.duty] = Duty(event.duty, event.owner, event.due_at)
+            if event.alert is not None:
+                alert = event.alert
+                case.alerts.append(Alert(event.duty, alert.recipient, alert.alert_number, event.occurred_at))
         case DutyReassigned() if event.duty in case.duties:
             case.duties[event.duty].owner = event.owner
         case DutyFulfilled() if event.duty in case.duties:

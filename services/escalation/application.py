@@ -91,6 +91,7 @@ PUBLISHES = Publishes(
             "occurred_at": assigned.assigned_at,
             "duty": assigned.kind,
             "late_on_arrival": assigned.due_at <= assigned.assigned_at,
+            "alert": assigned.alert,
         },
     ),
     Publish(Case.AlertRequested, AlertRequested, lambda alert: {**of_alert(alert), "duty": alert.kind}),
@@ -123,6 +124,11 @@ PUBLISHES = Publishes(
 ALERT_RULE = "alert"
 DEADLINE_RULE = "deadline"
 NOTICE_DEADLINE_RULE = "notice_deadline"
+
+
+def next_alert(complaint_id: UUID, duty: str, alert_number: int, at: datetime) -> Timer:
+    """The timer of a chase's next alert, unless someone answers first."""
+    return Timer(rule=ALERT_RULE, aggregate_id=complaint_id, part=duty, attempt=alert_number + 1, due_at=at)
 
 
 class EscalationApplication(ServiceApplication):
@@ -234,23 +240,27 @@ class EscalationApplication(ServiceApplication):
                 )
             ]
         if isinstance(wire_event, DutyAssigned):
+            deadline = Timer(
+                rule=DEADLINE_RULE,
+                aggregate_id=wire_event.complaint_id,
+                part=wire_event.duty,
+                attempt=1,
+                due_at=wire_event.due_at,
+            )
+            alert = wire_event.alert
+            if alert is None or alert.next_alert_at is None:
+                return [deadline]
             return [
-                Timer(
-                    rule=DEADLINE_RULE,
-                    aggregate_id=wire_event.complaint_id,
-                    part=wire_event.duty,
-                    attempt=1,
-                    due_at=wire_event.due_at,
-                )
+                deadline,
+                next_alert(wire_event.complaint_id, wire_event.duty, alert.alert_number, alert.next_alert_at),
             ]
         if isinstance(wire_event, AlertRequested) and wire_event.next_alert_at is not None:
             return [
-                Timer(
-                    rule=ALERT_RULE,
-                    aggregate_id=wire_event.complaint_id,
-                    part=wire_event.duty,
-                    attempt=wire_event.alert_number + 1,
-                    due_at=wire_event.next_alert_at,
+                next_alert(
+                    wire_event.complaint_id,
+                    wire_event.duty,
+                    wire_event.alert_number,
+                    wire_event.next_alert_at,
                 )
             ]
         return []

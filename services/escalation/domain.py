@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -142,6 +143,15 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
         due_at: datetime
         assigned_at: datetime
         recipients: list[str]
+        # The alert sent with the assignment (``AlertWithAssignment``'s fields), if anyone can be alerted.
+        alert: dict[str, Any] | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Assigned before the assignment carried its alert: an AlertRequested followed."""
+            state["alert"] = None
 
     class AlertRequested(Aggregate.Event):
         kind: str
@@ -291,14 +301,8 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
             category=facts.category,
         )
         for duty in plan_duties(facts, policy, directory):
-            case._assign(
-                kind=duty.kind,
-                owner=duty.owner,
-                due_at=duty.due_at,
-                assigned_at=opened_at,
-                recipients=[duty.owner, *(person for person in duty.chain if person != duty.owner)],
-            )
-            case.alert(duty.kind, 1, opened_at)
+            recipients = [duty.owner, *(person for person in duty.chain if person != duty.owner)]
+            case.assign(duty.kind, duty.owner, duty.due_at, recipients, opened_at)
         if tier == "major":
             # Straight to leadership, in parallel with the duties: one alert, no chase.
             case._request_alert(
@@ -313,18 +317,46 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
             )
         return case
 
+    def assign(self, kind: str, owner: str, due: datetime, recipients: list[str], at: datetime) -> None:
+        """Assign the duty, with its next alert (the first of its chase; the one after those already
+        sent when the case reopens) in the same event."""
+        duty = self._as_assigned(kind, owner, due, recipients)
+        number = duty.alerts_sent + 1
+        target = duty.next_alert(number, at, self.chase, self.calendar)
+        alert = None
+        if target is not None:
+            alert = {
+                "recipient": target.recipient,
+                "tier": self.tier,
+                "alert_number": number,
+                "attempt": target.attempt,
+                "next_alert_at": target.next_alert_at,
+            }
+        self._assign(kind=kind, owner=owner, due_at=due, assigned_at=at, recipients=recipients, alert=alert)
+
+    def _as_assigned(self, kind: str, owner: str, due_at: datetime, recipients: list[str]) -> Duty:
+        """The duty as assigned: when it is assigned again (the case reopens), its alerts number on."""
+        previous = self.duties.get(kind)
+        duty = Duty(kind=kind, owner=owner, due_at=due_at, recipients=list(recipients))
+        if previous is not None:
+            duty.alerts_sent = duty.alerts_before_owner = previous.alerts_sent
+            duty.history = previous.history
+        return duty
+
     @event(DutyAssigned)
     def _assign(
-        self, kind: str, owner: str, due_at: datetime, assigned_at: datetime, recipients: list[str]
+        self,
+        kind: str,
+        owner: str,
+        due_at: datetime,
+        assigned_at: datetime,
+        recipients: list[str],
+        alert: dict[str, Any] | None,
     ) -> None:
-        previous = self.duties.get(kind)
-        self.duties[kind] = Duty(kind=kind, owner=owner, due_at=due_at, recipients=list(recipients))
-        if previous is not None:  # assigned again when the case reopens: its alerts number on
-            self.duties[kind].alerts_sent = self.duties[kind].alerts_before_owner = previous.alerts_sent
-            self.duties[kind].history = previous.history
-        self.duties[kind].history.append(
-            f"{assigned_at.isoformat()} assigned to {owner}, due {due_at.isoformat()}"
-        )
+        duty = self.duties[kind] = self._as_assigned(kind, owner, due_at, recipients)
+        duty.history.append(f"{assigned_at.isoformat()} assigned to {owner}, due {due_at.isoformat()}")
+        if alert is not None:
+            self._alerted(duty, alert["alert_number"], alert["recipient"], alert["attempt"], assigned_at)
 
     def alert(self, kind: str, alert_number: int, now: datetime) -> bool:
         """Send alert number N for a duty, if it is still owed and N is the next one; False otherwise."""
@@ -360,10 +392,12 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
     ) -> None:
         duty = self.duties.get(kind)
         if duty is not None:
-            duty.alerted_now(alert_number, recipient)
-            duty.history.append(
-                f"{requested_at.isoformat()} alert {alert_number} to {recipient} (attempt {attempt})"
-            )
+            self._alerted(duty, alert_number, recipient, attempt, requested_at)
+
+    @staticmethod
+    def _alerted(duty: Duty, alert_number: int, recipient: str, attempt: int, at: datetime) -> None:
+        duty.alerted_now(alert_number, recipient)
+        duty.history.append(f"{at.isoformat()} alert {alert_number} to {recipient} (attempt {attempt})")
 
     def deadline_reached(self, kind: str, due_at: datetime, now: datetime) -> bool:
         """For the deadline the duty has now: a fire for the deadline before a reopening changes nothing."""
@@ -493,14 +527,9 @@ class Case(NoticesOfCase, CodingOfCase, SafetyLinksOfCase):
         """A callback found the patient unsatisfied: open again, with a new first-response duty from now."""
         duty = self.duties["first_response"]
         self._reopen(callback_id=callback_id, reason=reason, at=at)
-        self._assign(
-            kind="first_response",
-            owner=duty.owner,
-            due_at=due_at(first_response, at, at, self.calendar),
-            assigned_at=at,
-            recipients=duty.recipients,
+        self.assign(
+            "first_response", duty.owner, due_at(first_response, at, at, self.calendar), duty.recipients, at
         )
-        self.alert("first_response", self.duties["first_response"].alerts_sent + 1, at)
 
     @event(Reopened)
     def _reopen(self, callback_id: UUID, reason: str, at: datetime) -> None:

@@ -221,6 +221,7 @@ class EscalationRebuild:
                     due_at=wire.due_at,
                     assigned_at=wire.occurred_at,
                     recipients=_recorded(wire, "recipients"),
+                    alert=wire.alert.model_dump() if wire.alert is not None else None,
                 )
             case AlertRequested():
                 alert = _named(wire, *ALERT_FIELDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -22,9 +23,11 @@ from shared.contracts import NOTIFIER
 from shared.directory import Directory
 from shared.events import (
     AlertRequested,
+    AlertWithAssignment,
     ComplainantAcknowledged,
     ComplainantNotAcknowledged,
     ComplaintReceived,
+    DutyAssigned,
     NotificationAcknowledged,
     NotificationAttempted,
     NotificationFailed,
@@ -39,6 +42,44 @@ from shared.reference import reference_of
 from shared.store import ServiceApplication, stable_id
 
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class AlertOwed:
+    """An alert escalation asks for: by itself (``AlertRequested``), or with the assignment of the duty
+    it is about (``DutyAssigned``)."""
+
+    complaint_id: UUID
+    duty: str
+    tier: str
+    recipient: str
+    alert_number: int
+    attempt: int
+    due_at: datetime
+
+    @classmethod
+    def requested(cls, alert: AlertRequested) -> AlertOwed:
+        return cls(
+            alert.complaint_id,
+            alert.duty,
+            alert.tier,
+            alert.recipient,
+            alert.alert_number,
+            alert.attempt,
+            alert.due_at,
+        )
+
+    @classmethod
+    def with_assignment(cls, assigned: DutyAssigned, alert: AlertWithAssignment) -> AlertOwed:
+        return cls(
+            assigned.complaint_id,
+            assigned.duty,
+            alert.tier,
+            alert.recipient,
+            alert.alert_number,
+            alert.attempt,
+            assigned.due_at,
+        )
 
 
 def channel_for_contact(contact: str) -> str:
@@ -124,7 +165,7 @@ class NotifierApplication(ServiceApplication):
 
     def request_alert(
         self,
-        alert: AlertRequested,
+        alert: AlertOwed,
         directory: Directory,
         configured: Collection[str],
         acknowledge_link: Callable[[UUID], str],

@@ -8,12 +8,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from services.notifier.application import NotifierApplication
+from services.notifier.application import AlertOwed, NotifierApplication
 from services.notifier.sink import FileSink
 from shared.consumer import Consumer
 from shared.contracts import NOTIFIER
 from shared.directory import Directory
-from shared.events import AlertRequested, ComplaintErased, ComplaintReceived
+from shared.events import AlertRequested, ComplaintErased, ComplaintReceived, DutyAssigned
 from shared.live_file import LiveFile
 from shared.messages import Handles, On
 from shared.policy import Policy
@@ -35,6 +35,15 @@ def consumers(
         store.request_receipt(complaint, patient, policy, configured, now(), tracking)
 
     def when_an_alert_is_requested_owe_it(alert: AlertRequested, tracking: Tracking) -> None:
+        owe(AlertOwed.requested(alert), tracking)
+
+    def when_a_duty_is_assigned_owe_its_alert(assigned: DutyAssigned, tracking: Tracking) -> None:
+        if assigned.alert is None:  # no one to alert, or an older record's (its AlertRequested follows)
+            store.record(tracking=tracking)
+            return
+        owe(AlertOwed.with_assignment(assigned, assigned.alert), tracking)
+
+    def owe(alert: AlertOwed, tracking: Tracking) -> None:
         store.request_alert(alert, directory.current, configured, acknowledge_link, now(), tracking)
 
     def when_a_complaint_is_erased_forget_its_receipt(erased: ComplaintErased, tracking: Tracking) -> None:
@@ -47,6 +56,7 @@ def consumers(
     return Handles(
         NOTIFIER,
         On(ComplaintReceived, when_a_complaint_is_received_owe_a_receipt),
+        On(DutyAssigned, when_a_duty_is_assigned_owe_its_alert),
         On(AlertRequested, when_an_alert_is_requested_owe_it),
         On(ComplaintErased, when_a_complaint_is_erased_forget_its_receipt),
         opening_with=vault,

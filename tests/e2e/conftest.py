@@ -233,8 +233,7 @@ FLOW_COUNTS = Counter(
     {
         "ComplaintReceived": 1,
         "EscalationStarted": 1,
-        "DutyAssigned": 5,
-        "AlertRequested": 5,  # the first alert to the owner of each duty
+        "DutyAssigned": 5,  # each with the first alert to the duty's owner
         "NotificationAttempted": 6,  # each alert and the receipt, delivered at the first attempt
         "NotificationSent": 5,
         "ComplainantAcknowledged": 1,
@@ -298,6 +297,28 @@ def of(
         if entry.complaint_id == complaint_id and entry.event_type == event_type
     ]
     return [body for body in bodies if duty is None or body.get("duty") == duty]
+
+
+def alerts_of(
+    record: list[RecordEntry], complaint_id: str | None, duty: str | None = None
+) -> list[dict[str, Any]]:
+    """Every alert requested about the case (``None``: any case) and the duty, in the order of the
+    record: with the duty's assignment (``DutyAssigned``'s alert, given the duty's fields) or by itself
+    (``AlertRequested``)."""
+    found = []
+    for entry in record:
+        if complaint_id not in (None, entry.complaint_id):
+            continue
+        body = entry.body
+        if entry.event_type == "AlertRequested":
+            alert = body
+        elif entry.event_type == "DutyAssigned" and body.get("alert"):
+            alert = {**body, **body["alert"]}
+        else:
+            continue
+        if duty in (None, alert.get("duty")):
+            found.append(alert)
+    return found
 
 
 async def until_record(system: System, what: str, condition: Any, within: float = 30.0) -> list[RecordEntry]:

@@ -164,7 +164,6 @@ EXACTLY_ONCE = (
     "ComplaintReceived",
     "EscalationStarted",
     "DutyAssigned",
-    "AlertRequested",
     "ComplainantAcknowledged",
 )
 

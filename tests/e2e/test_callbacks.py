@@ -16,7 +16,7 @@ from kizuki.audit import RecordEntry
 from shared.bus import timer_stream
 from shared.timers import now
 from tests.at_rest import store_holds
-from tests.e2e.conftest import FOLLOWUP_SECONDS, System, of, register, until_record, write_policy
+from tests.e2e.conftest import FOLLOWUP_SECONDS, System, alerts_of, of, register, until_record, write_policy
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -163,7 +163,7 @@ async def test_callbacks_after_the_response_and_the_closure_close_the_loop_or_re
     record = await until_record(
         callbacks,
         "the case reopened and the new duty chased",
-        lambda record: len(of(record, complaint_id, "AlertRequested", "first_response")) >= 2,
+        lambda record: len(alerts_of(record, complaint_id, "first_response")) >= 2,
     )
     [requested] = of(record, complaint_id, "CaseReopenRequested")
     assert requested["reason"] == "satisfaction 2 of 5"

@@ -60,7 +60,6 @@ async def test_a_complaint_flows_through_every_service_exactly_once(
         "ComplaintReceived": "intake",
         "EscalationStarted": "escalation",
         "DutyAssigned": "escalation",
-        "AlertRequested": "escalation",
         "NotificationAttempted": "notifier",
         "NotificationSent": "notifier",
         "ComplainantAcknowledged": "notifier",

@@ -11,7 +11,7 @@ import pytest
 
 from kizuki.audit import RecordEntry
 from kizuki.processes import stop
-from tests.e2e.conftest import System, register, until_record, write_policy
+from tests.e2e.conftest import System, alerts_of, register, until_record, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +21,8 @@ ATTEMPTS = 2  # alerts to one person before the next one up the chain
 
 def alerts(record: list[RecordEntry], complaint_id: str | None = None) -> list[tuple[str, str, int]]:
     return [
-        (entry.complaint_id or "", entry.body["duty"], entry.body["alert_number"])
-        for entry in record
-        if entry.event_type == "AlertRequested" and complaint_id in (None, entry.complaint_id)
+        (alert["complaint_id"], alert["duty"], alert["alert_number"])
+        for alert in alerts_of(record, complaint_id)
     ]
 
 

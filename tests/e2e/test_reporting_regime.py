@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 from kizuki.audit import RecordEntry
 from shared.bus import schedule_subject, timer_stream
 from shared.timers import now
-from tests.e2e.conftest import System, of, register, until_record, write_policy
+from tests.e2e.conftest import System, alerts_of, of, register, until_record, write_policy
 from tests.polling import eventually
 
 # In the loop of the module's system, which its tests share.
@@ -48,7 +48,7 @@ async def regime(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
 
 
 def alerts(record: list[RecordEntry], complaint_id: str, duty: str) -> list[dict[str, Any]]:
-    return sorted(of(record, complaint_id, "AlertRequested", duty), key=lambda body: body["alert_number"])
+    return sorted(alerts_of(record, complaint_id, duty), key=lambda body: body["alert_number"])
 
 
 async def alert_timer_fired(system: System, complaint_id: str, duty: str, alert_number: int) -> None:

@@ -81,14 +81,14 @@ async def test_one_trace_links_the_post_through_intake_escalation_notifier_and_f
     received = [span for span in spans if span.name.endswith("handles ComplaintReceived")]
     assert {span.service for span in received} == {"escalation", "notifier", "followup"}
     assert all(by_id[span.parent_span_id] is post for span in received)
-    alerts = [span for span in spans if span.name == "notifier handles AlertRequested"]
+    alerts = [span for span in spans if span.name == "notifier handles DutyAssigned"]
     assert alerts
     assert all(by_id[span.parent_span_id].service == "escalation" for span in alerts)
     # Each delivery attempt hangs from the handling of the event that asked for it.
     deliveries = [span for span in spans if span.name.startswith("notifier delivers by ")]
     assert {by_id[span.parent_span_id].name for span in deliveries} == {
         "notifier handles ComplaintReceived",  # the complainant's receipt
-        "notifier handles AlertRequested",
+        "notifier handles DutyAssigned",  # each duty's first alert, sent with its assignment
     }
     assert all(
         span.attributes["kizuki.complaint_id"] == complaint_id for span in received + alerts + deliveries

@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from kizuki.provision import provision_bus
-from services.notifier.application import NotifierApplication
+from services.notifier.application import AlertOwed, NotifierApplication
 from services.notifier.channels import load_channels
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.domain import Notification
@@ -74,7 +74,12 @@ class Notifier:
     def alert(self, directory: Directory, recipient: str = "sv-003") -> UUID:
         alert = alert_requested(recipient=recipient, tier="major")
         self.store.request_alert(
-            alert, directory, self.channels.keys(), lambda d: f"http://kizuki/ack/{d}", now(), self.tracking()
+            AlertOwed.requested(alert),
+            directory,
+            self.channels.keys(),
+            lambda d: f"http://kizuki/ack/{d}",
+            now(),
+            self.tracking(),
         )
         return self.last_requested()
 

@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 from fastapi.testclient import TestClient
 
-from services.notifier.application import NotifierApplication
+from services.notifier.application import AlertOwed, NotifierApplication
 from services.notifier.domain import Notification
 from services.notifier.links import LinkSigner
 from services.notifier.main import create_app
@@ -42,7 +42,7 @@ def alert_to(client: TestClient, directory: Directory, signer: LinkSigner, lifet
     """An alert to sv-003 as escalation asks for it; its link path comes back with its id."""
     alert = alert_requested()
     store_of(client).request_alert(
-        alert,
+        AlertOwed.requested(alert),
         directory,
         ["email"],
         lambda delivery_id: f"/ack/{signer.token(delivery_id, now() + lifetime)}",

@@ -328,8 +328,8 @@ async def test_a_redelivered_message_changes_nothing(
         await eventually(
             lambda: drained(js, "escalation-replay"), what="the replay consumer acknowledging everything"
         )
-        # Each case: opened, five duties assigned, five first alerts; and its reference indexed.
-        assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 5 + 1)
+        # Each case: opened, five duties assigned (each with its first alert); and its reference indexed.
+        assert store.process_recorder.max_notification_id() == stored_before == 3 * (1 + 5 + 1)
     finally:
         await stop_tasks(tasks)
         store.close()

@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import Tracking
 
-from services.notifier.application import NotifierApplication
+from services.notifier.application import AlertOwed, NotifierApplication
 from services.notifier.channels import DeliveryConfig, Message
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.domain import Notification, NotPending
@@ -46,7 +46,7 @@ def alerts(store: NotifierApplication, directory: Directory, count: int) -> list
     """``count`` alerts to sv-003 (e-mail, then SMS), each requested in its own transaction."""
     for sequence in range(1, count + 1):
         store.request_alert(
-            alert_requested(),
+            AlertOwed.requested(alert_requested()),
             directory,
             ["email", "sms"],
             lambda d: f"http://kizuki/ack/{d}",

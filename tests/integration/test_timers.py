@@ -23,6 +23,7 @@ from shared.bus import RECORD_STREAM, connect, due_subject, schedule_subject, ti
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory
+from shared.events import AlertWithAssignment, DutyAssigned
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy
 from shared.runtime import open_store
@@ -64,6 +65,16 @@ async def held(js: JetStreamContext, stream: str, subject: str) -> bool:
 def next_second_and(fraction: float) -> datetime:
     """A sub-second due time at least a second and a half from now."""
     return now().replace(microsecond=0) + timedelta(seconds=2, microseconds=int(fraction * 1e6))
+
+
+async def first_alerts_chased(js: JetStreamContext) -> list[tuple[DutyAssigned, AlertWithAssignment]]:
+    """The duties on the record whose first alert, sent with the assignment, asks for a next one."""
+    assigned = [body for _, body, _ in await record_of(js, "events.escalation.DutyAssigned")]
+    return [
+        (duty, duty.alert)
+        for duty in assigned
+        if isinstance(duty, DutyAssigned) and duty.alert is not None and duty.alert.next_alert_at is not None
+    ]
 
 
 async def test_a_fire_is_never_taken_before_its_due_time_and_is_gone_once_handled(
@@ -213,15 +224,14 @@ async def test_the_chase_waits_out_quiet_hours_in_the_timer_the_relay_sets(
         relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
         await relay.relay_pending()
 
-        alerts = [body for _, body, _ in await record_of(js, "events.escalation.AlertRequested")]
-        chased = [alert for alert in alerts if alert.next_alert_at is not None]
+        chased = await first_alerts_chased(js)
         assert chased, "no alert of the case asks for a next one"
-        for alert in chased:
+        for duty, alert in chased:
             assert alert.next_alert_at == end.astimezone(UTC)
             scheduled = await js.get_last_msg(
                 timer_stream("escalation"),
                 schedule_subject(
-                    "escalation", f"alert.{complaint.complaint_id}.{alert.duty}.{alert.alert_number + 1}"
+                    "escalation", f"alert.{complaint.complaint_id}.{duty.duty}.{alert.alert_number + 1}"
                 ),
             )
             assert Timer.decode(scheduled.data or b"").due_at == end
@@ -249,11 +259,10 @@ async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_before_publ
         relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
         assert await relay.relay_pending() > 0
 
-        alerts = [body for _, body, _ in await record_of(js, "events.escalation.AlertRequested")]
-        chased = [alert for alert in alerts if alert.next_alert_at is not None]
-        assert {alert.complaint_id for alert in chased} == {c.complaint_id for c in complaints}
-        for alert in chased:
-            key = f"alert.{alert.complaint_id}.{alert.duty}.{alert.alert_number + 1}"
+        chased = await first_alerts_chased(js)
+        assert {duty.complaint_id for duty, _ in chased} == {c.complaint_id for c in complaints}
+        for duty, alert in chased:
+            key = f"alert.{duty.complaint_id}.{duty.duty}.{alert.alert_number + 1}"
             scheduled = await js.get_last_msg(timer_stream("escalation"), schedule_subject("escalation", key))
             assert Timer.decode(scheduled.data or b"").due_at == alert.next_alert_at
             assert (scheduled.headers or {})["Nats-Msg-Id"].startswith("escalation:")

@@ -6,7 +6,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 from nats.aio.client import Client
 
-from services.notifier.application import NotifierApplication
+from services.notifier.application import AlertOwed, NotifierApplication
 from shared.bus import RECORD_STREAM
 from shared.chain import SigningKey, new_seed
 from shared.directory import Directory
@@ -27,7 +27,12 @@ async def test_an_alert_to_someone_with_no_usable_contact_is_recorded_as_not_del
     alert = alert_requested(recipient="sv-003", alert_number=2)
     assert "line" not in directory.staff["sv-003"].contacts
     store.request_alert(
-        alert, directory, {"line"}, lambda d: f"http://kizuki/ack/{d}", now(), Tracking(RECORD_STREAM, 1)
+        AlertOwed.requested(alert),
+        directory,
+        {"line"},
+        lambda d: f"http://kizuki/ack/{d}",
+        now(),
+        Tracking(RECORD_STREAM, 1),
     )
 
     js = nc.jetstream()

@@ -11,6 +11,7 @@ from kizuki.audit import RecordMessage, with_progress
 from kizuki.replay import replay
 from shared.events import (
     AlertAcknowledged,
+    AlertWithAssignment,
     CaseCoded,
     DutyAssigned,
     FirstResponseRecorded,
@@ -214,3 +215,24 @@ async def test_learning_from_a_case_reads_as_sentences_that_name_no_person_for_a
         in lines[3]
     )
     assert "sv-005" not in lines[3]  # an overdue notice is the department's, never a person's
+
+
+async def test_a_duty_assigned_with_its_alert_says_both_and_an_older_one_only_the_duty() -> None:
+    alert = AlertWithAssignment(
+        recipient="sv-003", tier="complex", alert_number=1, attempt=1, next_alert_at=None
+    )
+    duty = {"owner": "sv-003", "due_at": AT, "late_on_arrival": False}
+    assigned: list[WireEvent] = [
+        on(A, DutyAssigned, duty="supervisor_acknowledgement", **duty, alert=alert),
+        on(A, DutyAssigned, duty="supervisor_report", **duty),  # as written before the alert was carried
+    ]
+
+    async def read() -> AsyncIterator[RecordMessage]:
+        for message in messages(assigned):
+            yield message
+
+    out = io.StringIO()
+    await replay(read(), out, TOKYO, None, False)
+    with_alert, without = out.getvalue().splitlines()
+    assert "owed by sv-003, due 2026-11-23 09:30:00 JST; alert 1 requested for sv-003" in with_alert
+    assert "alert" not in without.partition("  (complaint")[0]

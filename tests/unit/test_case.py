@@ -39,11 +39,26 @@ def open_case(summary: str = "Waited three hours for pain medication.", **change
 
 
 def alerts(case: Case, kind: str | None = None) -> list[tuple[str, str, int]]:
-    return [
-        (event.kind, event.recipient, event.attempt)
-        for event in case.collect_events()
-        if isinstance(event, Case.AlertRequested) and kind in (None, event.kind)
-    ]
+    """The alerts requested since the last look: by themselves, or with a duty's assignment."""
+    requested = []
+    for event in case.collect_events():
+        if isinstance(event, Case.AlertRequested):
+            requested.append((event.kind, event.recipient, event.attempt))
+        elif isinstance(event, Case.DutyAssigned) and event.alert is not None:
+            requested.append((event.kind, event.alert["recipient"], event.alert["attempt"]))
+    return [alert for alert in requested if kind in (None, alert[0])]
+
+
+def test_a_duty_and_its_first_alert_are_one_event() -> None:
+    case = open_case()
+    events = case.collect_events()
+    assigned = [event for event in events if isinstance(event, Case.DutyAssigned)]
+    assert len(assigned) == 5
+    assert not any(isinstance(event, Case.AlertRequested) for event in events)
+    first = next(event for event in assigned if event.kind == "supervisor_report")
+    assert first.alert is not None
+    assert (first.alert["alert_number"], first.alert["tier"]) == (1, case.tier)
+    assert first.alert["next_alert_at"] == OPENED + INTERVAL
 
 
 def test_every_owner_is_alerted_when_the_case_opens() -> None:
@@ -297,11 +312,16 @@ def test_an_unsatisfied_patient_reopens_a_closed_case_with_a_new_first_response_
     assert duty.owner == "hd-003"
     assert duty.due_at == reopened_at + timedelta(seconds=RULES.duties["first_response"].within_seconds or 0)
     events = case.collect_events()
-    assert [type(e).__name__ for e in events] == ["Reopened", "DutyAssigned", "AlertRequested"]
+    assert [type(e).__name__ for e in events] == ["Reopened", "DutyAssigned"]
     # The chase numbers on, so the new alerts' timers never meet the old ones.
-    assert [
-        (e.recipient, e.alert_number, e.attempt) for e in events if isinstance(e, Case.AlertRequested)
-    ] == [("hd-003", alerts_before + 1, 1)]
+    assigned = events[1]
+    assert isinstance(assigned, Case.DutyAssigned)
+    assert assigned.alert is not None
+    assert (assigned.alert["recipient"], assigned.alert["alert_number"], assigned.alert["attempt"]) == (
+        "hd-003",
+        alerts_before + 1,
+        1,
+    )
     # The deadline before the reopening no longer counts; the new one does.
     assert not case.deadline_reached("first_response", first.due_at, reopened_at + timedelta(days=1))
     assert case.deadline_reached("first_response", duty.due_at, reopened_at + timedelta(days=1))

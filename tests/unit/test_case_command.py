@@ -80,3 +80,27 @@ def test_each_duty_reads_done_on_time_done_late_missed_open_or_overdue() -> None
     assert out.getvalue().startswith(
         f"Case {reference_of(complaint)}  (complaint {complaint}; times in Asia/Tokyo)"
     )
+
+
+def test_an_alert_sent_with_its_duty_reads_requested_then_as_it_went() -> None:
+    complaint = TWINS[0]
+    alert = {"recipient": "sv-003", "tier": "complex", "alert_number": 1, "attempt": 1, "next_alert_at": None}
+    record = [
+        received(1, complaint),
+        entry(
+            2, "DutyAssigned", complaint, OPENED, duty="supervisor_acknowledgement", owner="sv-003",
+            due_at=(OPENED + timedelta(minutes=10)).isoformat(), alert=alert,
+        ),
+        entry(
+            3, "DutyAssigned", complaint, OPENED, duty="supervisor_report", owner="sv-003",
+            due_at=(OPENED + timedelta(minutes=60)).isoformat(), alert=alert,
+        ),
+        entry(
+            4, "NotificationSent", complaint, OPENED, duty="supervisor_acknowledgement", recipient="sv-003",
+            alert_number=1, channel="email",
+        ),
+    ]  # fmt: skip
+    out = StringIO()
+    print_case(rebuild(complaint, record, TOKYO), TOKYO, OPENED, out)
+    assert "supervisor_acknowledgement alert 1 to sv-003: sent by email" in out.getvalue()
+    assert "supervisor_report alert 1 to sv-003: requested" in out.getvalue()

@@ -16,6 +16,7 @@ from services.console.work import WORK_SHOWN, WorkItem, may_see, my_work, time_l
 from shared.directory import load_directory
 from shared.events import (
     AlertAcknowledged,
+    AlertWithAssignment,
     CallbackCompleted,
     CallbackScheduled,
     CaseClosed,
@@ -116,6 +117,31 @@ def test_an_alert_shows_to_whom_on_which_channel_and_whether_it_was_acknowledged
         "NotificationSent",
         "AlertAcknowledged",
     ]
+
+
+def test_an_alert_sent_with_its_duty_shows_like_one_requested_by_itself() -> None:
+    case = Case(uuid4())
+    alert = AlertWithAssignment(
+        recipient="sv-003", tier="complex", alert_number=1, attempt=1, next_alert_at=None
+    )
+    apply(
+        case,
+        DutyAssigned(
+            **common(case.complaint_id),
+            duty="supervisor_acknowledgement",
+            owner="sv-003",
+            due_at=NOW + timedelta(minutes=10),
+            late_on_arrival=False,
+            alert=alert,
+        ),
+    )
+    [shown] = case.alerts
+    assert (shown.duty, shown.recipient, shown.number, shown.outcome) == (
+        "supervisor_acknowledgement",
+        "sv-003",
+        1,
+        "requested",
+    )
 
 
 def test_an_event_about_a_duty_the_console_never_saw_changes_only_the_timeline() -> None:
