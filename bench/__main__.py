@@ -215,7 +215,9 @@ def main() -> None:
     }
     results["timers"] = asyncio.run(pending_timers(args.timers))
     results["audit"] = asyncio.run(audit_reading(args.audit_events))
-    results["console"] = asyncio.run(console_at_scale(out.parent / "console", args.console_cases))
+    console = out.parent / "console"  # from scratch: an earlier run's cases would crowd the new ones
+    shutil.rmtree(console, ignore_errors=True)
+    results["console"] = asyncio.run(console_at_scale(console, args.console_cases))
     if args.traces:
         traced = out.parent / "traces"
         shutil.rmtree(traced, ignore_errors=True)
