@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared import refusals
-from shared.bus import ACK_WAIT_SECONDS, BATCH_SIZE, BusUser, Subscription, inbox_of
+from shared.bus import ACK_WAIT_SECONDS, BATCH_SIZE, GATHER_SECONDS, BusUser, Subscription, inbox_of
 from shared.events import COMPLAINT_ID_HEADER
 from shared.faults import (
     ATTEMPTS_BEFORE_SETTING_ASIDE,
@@ -87,7 +87,8 @@ class ConsumerLoop(Generic[T]):
 
     The batch is handled in order, each message committed with its tracking record and then
     acknowledged. A passing fault puts that message and the rest of the batch back with a delay, and
-    the loop waits that long before fetching again, so they come back before anything newer.
+    the loop waits that long before fetching again, so they come back before anything newer. A
+    subscription that ``gathers`` waits a moment after a batch smaller than a full one.
     """
 
     def __init__(
@@ -148,6 +149,8 @@ class ConsumerLoop(Generic[T]):
     async def _on_batch(self, _: object) -> None:
         messages: list[Msg] = self.broker.context.get_local("message").raw_message
         await self.handle_batch(messages)
+        if self.consumer.subscription.gathers and len(messages) < BATCH_SIZE:
+            await asyncio.sleep(GATHER_SECONDS)  # before the next fetch: what comes meanwhile, together
 
     async def handle_batch(self, messages: list[Msg]) -> None:
         """Handle the batch in order, as many messages together as can be (one transaction); a message

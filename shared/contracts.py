@@ -54,12 +54,18 @@ class Contract:
     named after it), whether it sets timers for itself, and whether it takes what channel systems
     submit on the bus (``submissions``: the topic of the submission's model, read only to describe it,
     so that no service's code is imported here). What it publishes is known from the wire classes:
-    each names its service."""
+    each names its service.
+
+    ``reads_gathered``: its consumer of the record waits a moment after a small batch, so that what
+    follows is handled together (``GATHER_SECONDS``); ``relays_gathered``: its relay waits as long
+    after publishing a few events. Only for what people read, never on the way to an alert."""
 
     service: str
     handles: tuple[type[WireEvent], ...] = ()
     timers: bool = False
     submissions: str | None = None
+    reads_gathered: bool = False
+    relays_gathered: bool = False
 
     def __post_init__(self) -> None:
         unnamed = ", ".join(kind.type_name() for kind in self.handles if kind.service == ANY_SERVICE)
@@ -76,7 +82,8 @@ class Contract:
         """Its durable consumer of the record, filtered to the subjects of the events it handles."""
         if not self.handles:
             return None
-        return Subscription(RECORD_STREAM, self.service, [subject_of(kind) for kind in self.handles])
+        subjects = [subject_of(kind) for kind in self.handles]
+        return Subscription(RECORD_STREAM, self.service, subjects, gathers=self.reads_gathered)
 
     @property
     def timer(self) -> Subscription | None:
@@ -107,12 +114,19 @@ ESCALATION = Contract(
     handles=(ComplaintReceived, CallbackCompleted, CaseReopenRequested, NotificationAcknowledged),
     timers=True,
 )
-NOTIFIER = Contract("notifier", handles=(ComplaintReceived, DutyAssigned, AlertRequested, ComplaintErased))
+NOTIFIER = Contract(
+    "notifier",
+    handles=(ComplaintReceived, DutyAssigned, AlertRequested, ComplaintErased),
+    # What it publishes says what became of a delivery (the alert itself is handed over before): read
+    # by the console and the auditors, and by escalation for a recipient's acknowledgement.
+    relays_gathered=True,
+)
 FOLLOWUP = Contract(
     "followup",
     # ComplaintReceived: who the complaint concerns, so who may see its callbacks.
     handles=(ComplaintReceived, EscalationStarted, FirstResponseRecorded, CaseClosed),
     timers=True,
+    reads_gathered=True,  # it schedules callbacks days ahead
 )
 # The console shows what its pages need; it reads, and publishes only what any service does.
 CONSOLE = Contract(
@@ -124,6 +138,7 @@ CONSOLE = Contract(
         NotificationFailed, NotificationNotDelivered, NotificationAcknowledged, CallbackScheduled,
         CallbackAttempted, CallbackCompleted, CallbackAbandoned, CallbackOverdue,
     ),
+    reads_gathered=True,  # for pages people look at
 )  # fmt: skip
 CONTRACTS = (INTAKE, ESCALATION, NOTIFIER, FOLLOWUP, CONSOLE)
 CONTRACT_OF = {contract.service: contract for contract in CONTRACTS}

@@ -125,8 +125,12 @@ class OutboxRelay:
         max_payload: Callable[[], int] | None = None,
         set_aside: int = 0,
         lease: Lease | None = None,
+        gather: float = 0.0,
     ) -> None:
-        """``lease``: the one relay of the service's replicas that may publish (none: not leased);
+        """``gather``: how long to wait after publishing fewer events than a batch, so that what is
+        stored meanwhile goes out together (``GATHER_SECONDS`` for a service whose events only people
+        wait for; the first event after a quiet spell goes out at once);
+        ``lease``: the one relay of the service's replicas that may publish (none: not leased);
         checked before each publish, so a relay that lost it (paused past its TTL) publishes nothing
         more, and the server refuses a link whose head moved meanwhile anyway;
         ``max_payload``: the server's now (it may change on reconnecting), to refuse before sending a
@@ -141,6 +145,7 @@ class OutboxRelay:
         self.vault = vault
         self.lease = lease
         self.poll_interval = poll_interval
+        self.gather = gather
         self._wake = asyncio.Event()
         self.position = 0
         self.head = START
@@ -179,6 +184,8 @@ class OutboxRelay:
             if not relayed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            elif self.gather and relayed < BATCH:
+                await asyncio.sleep(self.gather)
 
     async def lag(self) -> int:
         """Stored notifications not yet relayed (one store read: for /health, not per message)."""

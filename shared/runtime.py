@@ -15,9 +15,10 @@ import psycopg
 from nats.aio.client import Client
 from psycopg import sql
 
-from shared.bus import broker
+from shared.bus import GATHER_SECONDS, broker
 from shared.chain import SigningKey
 from shared.consumer import Consumer, ConsumerLoop
+from shared.contracts import CONTRACT_OF
 from shared.faults import FaultWatch, Supervised
 from shared.lease import Lease, connection_kwargs, open_lease, while_held
 from shared.metrics import Measure
@@ -143,6 +144,7 @@ class ServiceRuntime:
             max_payload=lambda: nc.max_payload,
             set_aside=set_aside[OUTBOX],
             lease=self.relay_lease,
+            gather=GATHER_SECONDS if CONTRACT_OF[service].relays_gathered else 0.0,
             **({"poll_interval": REPLICAS_POLL_SECONDS} if self.settings.postgres is not None else {}),
         )
         self.store.after_each_commit(_in_loop(relay.wake))

@@ -20,6 +20,7 @@ from services.escalation.handlers import consumers as escalation_consumers
 from services.followup.application import CALLBACK_RULE, FollowupApplication
 from services.followup.handlers import consumers as followup_consumers
 from services.intake.main import open_intake_store
+from shared import consumer as consumer_module
 from shared.bus import RECORD_STREAM, Subscription, due_subject
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop, body_only
@@ -28,6 +29,7 @@ from shared.events import ComplaintReceived, EscalationStarted, decode_event, en
 from shared.outbox import Checkpoints, OutboxRelay
 from shared.policy import Policy, load_policy
 from shared.privacy import KeyVault, MasterKey, PatientData
+from shared.recorders import SQLiteRecorder
 from shared.runtime import ServiceRuntime, open_store
 from shared.settings import Settings
 from shared.timers import Timer, now
@@ -131,6 +133,37 @@ async def test_a_commit_wakes_the_relay_at_once_whatever_its_poll(
         await eventually(on_the_record, within=5, what="the complaint on the record before the next poll")
     finally:
         await runtime.stop()
+
+
+async def test_a_relay_that_gathers_publishes_what_follows_a_few_events_a_moment_later(
+    nc: Client, settings: Settings, vault: KeyVault
+) -> None:
+    """A relay whose events only people wait for (the notifier's) publishes the first event after a
+    quiet spell at once, then waits a moment before the next, so that what is stored meanwhile goes
+    out together."""
+    js = nc.jetstream()
+    store = open_intake_store(settings)
+    relay = OutboxRelay(store, js, CHECKPOINTS, vault, gather=1.0)
+    store.after_each_commit(relay.wake)
+    task = asyncio.create_task(relay.run())
+    seen_at: dict[int, float] = {}
+
+    async def on_the_record(count: int) -> bool:
+        complaints = [s for s, _, _ in await record_of(js) if s.endswith("ComplaintReceived")]
+        for n in range(len(complaints)):
+            seen_at.setdefault(n, asyncio.get_running_loop().time())
+        return len(complaints) == count
+
+    try:
+        store.register(another_patients(0), None, now())
+        await eventually(lambda: on_the_record(1), what="the first complaint on the record")
+        store.register(another_patients(1), None, now())
+        await eventually(lambda: on_the_record(2), what="the second complaint on the record")
+        assert seen_at[1] - seen_at[0] >= 0.8  # a relay that does not gather: a few milliseconds
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
 
 
 async def test_the_relay_reads_only_what_may_go_on_the_record(
@@ -238,6 +271,16 @@ async def counting(
     return Consumer(subscription, body_only(bytes), handle), handled
 
 
+def committed(store: EscalationApplication) -> list[int]:
+    """How many events each transaction of the store held, in order, as they commit (a transaction of
+    tracking records only included)."""
+    transactions: list[int] = []
+    recorder = store.process_recorder
+    assert isinstance(recorder, SQLiteRecorder)
+    recorder.after_commit = lambda stored: transactions.append(len(stored))
+    return transactions
+
+
 async def drained(js: JetStreamContext, durable: str) -> bool:
     """Whether the durable consumer has nothing waiting and nothing unacknowledged."""
     info = await js.consumer_info(RECORD_STREAM, durable)
@@ -280,8 +323,7 @@ async def test_a_backlog_is_stored_a_batch_at_a_time_in_order_each_message_with_
     js = nc.jetstream()
     store = open_store(EscalationApplication, settings)
     consumer, handled = await counting(js, store, "backlog")
-    transactions: list[None] = []
-    store.after_each_commit(lambda: transactions.append(None))
+    transactions = committed(store)
 
     count = 150
     for n in range(count):
@@ -291,7 +333,33 @@ async def test_a_backlog_is_stored_a_batch_at_a_time_in_order_each_message_with_
         await eventually(lambda: drained(js, "backlog"), what="the backlog handled and acknowledged")
         assert handled == list(range(1, count + 1))
         assert store.processed_among(RECORD_STREAM, handled) == set(handled)
-        assert len(transactions) < count // 10  # 64 to a batch: 3 here
+        assert len(transactions) == 3  # 64 to a batch
+    finally:
+        await stop_tasks(tasks)
+        store.close()
+
+
+async def test_a_consumer_that_gathers_takes_what_comes_after_a_small_batch_together(
+    consumer_broker: NatsBroker, nc: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader for people (the console) waits a moment after a small batch: the first message after a
+    quiet spell is handled at once, the two that follow it within the wait in one transaction."""
+    monkeypatch.setattr(consumer_module, "GATHER_SECONDS", 1.0)
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    consumer, handled = await counting(js, store, "gathers")
+    consumer = replace(consumer, subscription=replace(consumer.subscription, gathers=True))
+    transactions = committed(store)
+    tasks = await run_loops(ConsumerLoop(store, consumer_broker, consumer, lambda: None))
+    try:
+        await js.publish("events.gathers.Tick", b"1")
+        await eventually(lambda: drained(js, "gathers"), what="the first message handled")
+        await js.publish("events.gathers.Tick", b"2")
+        await asyncio.sleep(0.3)  # the load's shape under test: long enough to handle one alone
+        await js.publish("events.gathers.Tick", b"3")
+        await eventually(lambda: drained(js, "gathers"), what="the next two handled")
+        assert handled == [1, 2, 3]
+        assert len(transactions) == 2  # [1], then [2, 3]; a consumer that does not gather: three
     finally:
         await stop_tasks(tasks)
         store.close()

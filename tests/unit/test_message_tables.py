@@ -24,7 +24,7 @@ from services.notifier.application import NotifierApplication
 from services.notifier.domain import COMPLAINANT, Notification
 from services.notifier.handlers import consumers as notifier_consumers
 from shared.bus import RECORD_STREAM, SUBMISSION_STREAM, due_subject, submission_subject, timer_subscription
-from shared.contracts import CONTRACTS, NOTIFIER, Contract
+from shared.contracts import CONTRACTS, ESCALATION, INTAKE, NOTIFIER, Contract
 from shared.events import (
     AlertRequested,
     CaseClosed,
@@ -229,3 +229,24 @@ def test_every_service_builds_its_table_of_what_it_handles_as_its_contract_says(
         assert [
             consumer.subscription for consumer in built.get(contract.service, [])
         ] == contract.subscriptions
+
+
+def test_nothing_on_the_way_from_a_complaint_to_its_alert_waits_to_gather_more() -> None:
+    """Intake's relay, escalation's consumer and relay and the notifier's consumer take and publish at
+    once; only the readers for people (the console, followup's callbacks days ahead) and the relay of
+    what became of a delivery wait a moment to take more together."""
+    on_the_way = [INTAKE.relays_gathered, ESCALATION.reads_gathered, ESCALATION.relays_gathered]
+    assert not any(on_the_way)
+    gathering = {
+        contract.service: [subscription.gathers for subscription in contract.subscriptions]
+        for contract in CONTRACTS
+    }
+    # Each its record's consumer first; followup's timer fires are handled when they are due.
+    assert gathering == {
+        "intake": [False],
+        "escalation": [False, False],
+        "notifier": [False],
+        "followup": [True, False],
+        "console": [True],
+    }
+    assert NOTIFIER.relays_gathered
