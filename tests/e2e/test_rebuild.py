@@ -11,7 +11,7 @@ import pytest
 
 from kizuki.audit import RecordEntry
 from kizuki.processes import stop
-from tests.e2e.conftest import System, alerts_of, register, until_record, write_policy
+from tests.e2e.conftest import System, alerts_of, of, register, until_record, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +50,11 @@ async def _lose_and_rebuild(system: System, http: httpx.AsyncClient) -> None:
     # A case that people took through to its close (reports, the apology call, the measure), and one
     # that nobody answers, chased up the chain.
     done, chased = await register(system, http), await register(system, http)
+    await until_record(
+        system,
+        "both cases open",
+        lambda record: all(of(record, case, "EscalationStarted") for case in (done, chased)),
+    )
     await act(system, http, done, "duties/supervisor_acknowledgement/acknowledge", "sv-003")
     await act(system, http, done, "first-response", "hd-003", {"patient_reached": True, "notes": "Sorry."})
     await act(system, http, done, "patient-feedback", "hd-003")
