@@ -11,18 +11,11 @@ import pytest
 
 from tests.e2e.conftest import System, register, until_record
 from tests.e2e.test_console_browser import set_password
+from tests.e2e.test_console_forms import page_showing
 from tests.e2e.test_console_sign_in import sign_in
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-async def listed(console: httpx.AsyncClient, *complaint_ids: str) -> None:
-    async def all_there() -> bool:
-        work = (await console.get("/")).text
-        return all(complaint_id in work for complaint_id in complaint_ids)
-
-    await eventually(all_there, within=15, what=f"{complaint_ids} in the supervisor's work")
 
 
 async def test_the_read_model_survives_a_crash_of_the_console_and_catches_up(system: System) -> None:
@@ -34,10 +27,14 @@ async def test_the_read_model_survives_a_crash_of_the_console_and_catches_up(sys
         await system.restart("console")
     async with httpx.AsyncClient(base_url=system.url("console", ""), timeout=10) as console:
         assert (await sign_in(console, "sv-003")).status_code == 303
-        await listed(console, before, during)
-        case = await console.get(f"/cases/{before}")
-        assert case.status_code == 200
-        assert case.text.count('data-duty="') == 5
+        await page_showing(console, "/", before, during)
+
+        async def with_its_duties() -> httpx.Response | None:
+            case = await console.get(f"/cases/{before}")
+            return case if case.text.count('data-duty="') == 5 else None
+
+        case = await eventually(with_its_duties, what="the case with its five duties")
+        assert case is not None  # eventually returns only what is truthy
         assert case.text.count("案件開始") == 1  # "Case opened", once: nothing was folded twice
 
 
@@ -60,7 +57,7 @@ async def test_a_message_the_console_cannot_read_is_recorded_and_set_aside(syste
         after = await register(system, http)  # the messages behind it go on
     async with httpx.AsyncClient(base_url=system.url("console", ""), timeout=10) as console:
         assert (await sign_in(console, "sv-003")).status_code == 303
-        await listed(console, after)
+        await page_showing(console, "/", after)
 
 
 async def test_an_open_page_does_not_hold_the_console_when_it_stops(system: System) -> None:

@@ -18,7 +18,7 @@ from shared.reference import reference_of
 from shared.settings import SERVICES
 from tests.e2e.conftest import System, of, register, until_record, write_policy
 from tests.e2e.test_console_browser import set_password
-from tests.e2e.test_console_forms import console_of
+from tests.e2e.test_console_forms import console_of, page_showing
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +44,14 @@ async def test_a_case_by_its_reference_with_filters_kept_and_only_the_forms_allo
     reference = reference_of(UUID(complaint_id))
     await until_record(system, "the case's duties", lambda r: len(of(r, complaint_id, "DutyAssigned")) == 5)
     async with console_of(system, "sv-003") as supervisor:
-        work = await supervisor.get("/")
-        assert f'href="/cases/{reference}"' in work.text
-        by_reference = await supervisor.get(f"/cases/{reference.lower().replace('-', '')}")  # as typed
-        assert by_reference.status_code == 200
-        assert f'<code id="reference">{reference}</code>' in by_reference.text
+        await page_showing(supervisor, "/", f'href="/cases/{reference}"')
+        by_reference = await page_showing(
+            supervisor,
+            f"/cases/{reference.lower().replace('-', '')}",  # as typed
+            f'<code id="reference">{reference}</code>',
+            f'action="/cases/{complaint_id}/acknowledge"',  # the case's duties read too
+            f'action="/cases/{complaint_id}/report"',
+        )
         assert SUMMARY in by_reference.text  # the supervisor is in the first hearer's chain: intake gives it
         assert forms_of(by_reference, complaint_id) >= {
             "acknowledge",
@@ -118,8 +121,7 @@ async def test_callback_staff_see_their_callbacks_and_followups_refusal_before_o
     caller = scheduled["assignee"]
     set_password(system, caller)
     async with console_of(system, caller) as console:
-        page = await console.get("/callbacks")
-        assert f'data-callback="{scheduled["callback_id"]}"' in page.text
+        page = await page_showing(console, "/callbacks", f'data-callback="{scheduled["callback_id"]}"')
         assert reference_of(UUID(complaint_id)) in page.text
         form = {"csrf": csrf_of(page), "satisfaction": "5", "next": "/callbacks"}
         path = f"/cases/{complaint_id}/callbacks/{scheduled['callback_id']}/outcome"
