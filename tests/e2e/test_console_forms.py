@@ -26,13 +26,13 @@ async def console_of(system: System, staff_id: str) -> AsyncIterator[httpx.Async
         yield console
 
 
-async def page_showing(console: httpx.AsyncClient, path: str, *texts: str, **params: str) -> httpx.Response:
+async def page_showing(console: httpx.AsyncClient, path: str, *texts: str) -> httpx.Response:
     """The console's page once it shows all of ``texts``: the console reads the record a moment
     behind it (a fifth of a second when the record is quiet), so a page asked for the instant an
     event is on the record may not show it yet."""
 
     async def page() -> httpx.Response | None:
-        answer = await console.get(path, params=params)
+        answer = await console.get(path)
         return answer if answer.status_code == 200 and all(text in answer.text for text in texts) else None
 
     shown = await eventually(page, what=f"{texts} on {path}")
