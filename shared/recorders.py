@@ -57,6 +57,17 @@ class PostgresRecorder(PostgresProcessRecorder):
             self._insert_tracking(curs, tracking=tracking)
         super()._insert_events(curs, stored_events, **kwargs)
 
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """eventsourcing keeps an error raised here, commits, then raises it. When psycopg read the
+        error early (a tracking record stored already, answered before the events were sent: a busy
+        client), the pipeline was still aborted at that commit, which failed as ``PipelineAborted``
+        instead, was retried as a passing fault and ended as ``OperationalError``, not the
+        ``IntegrityError`` a duplicate is. Leaving an inner pipeline block syncs it first."""
+        with curs.connection.pipeline():
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+
 
 class InMemoryRecorder(POPOProcessRecorder):
     """For the tests of the rules, which run without a database."""

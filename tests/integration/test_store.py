@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -17,7 +19,7 @@ from services.intake.main import open_intake_store
 from shared.directory import Directory
 from shared.events import ComplaintReceived, EscalationStarted, MessageRejected, PossibleDuplicateFlagged
 from shared.policy import Policy
-from shared.recorders import Recorder
+from shared.recorders import PostgresRecorder, Recorder
 from shared.runtime import open_store
 from shared.settings import Settings
 from shared.timers import now
@@ -81,6 +83,33 @@ def test_effects_and_tracking_are_one_transaction(
         assert started.complaint_id == complaint.complaint_id
         assert [type(event).__name__ for event in duties] == ["DutyAssigned"] * 5
         assert all(duty.alert is not None for duty in duties)  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store_settings", ["postgres"], indirect=True)  # the order of a pipeline's answers
+def test_a_duplicate_is_refused_as_a_duplicate_however_slow_the_client(
+    store_settings: Settings, policy: Policy, directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy consumer may be slow between sending a batch's tracking records and its events, so that
+    the server has already refused a tracking record stored before when the events go: the store still
+    refuses the batch as the duplicate it is, at once, not as a fault of the database tried again."""
+    store = open_store(EscalationApplication, store_settings)
+    lock_table = PostgresRecorder._lock_table
+
+    def slowly(recorder: PostgresRecorder, curs: Any) -> None:
+        time.sleep(0.2)  # the server answers the tracking record meanwhile
+        lock_table(recorder, curs)
+
+    try:
+        complaint, tracking = complaint_received(), Tracking("EVENTS", 41)
+        store.open_case(complaint, "Results were lost.", policy, directory, NOW, tracking)
+        monkeypatch.setattr(PostgresRecorder, "_lock_table", slowly)
+        with pytest.raises(IntegrityError):
+            store.open_case(complaint, "Results were lost.", policy, directory, NOW, tracking)
+        assert [type(event).__name__ for event in all_wire_events(store)] == ["EscalationStarted"] + [
+            "DutyAssigned"
+        ] * 5
     finally:
         store.close()
 
