@@ -19,7 +19,8 @@ from tests.at_rest import store_holds
 from tests.e2e.conftest import FOLLOWUP_SECONDS, System, alerts_of, of, register, until_record, write_policy
 from tests.polling import eventually
 
-pytestmark = pytest.mark.e2e
+# `beside`: mostly waits on timers.
+pytestmark = [pytest.mark.e2e, pytest.mark.beside]
 
 OFFSET = timedelta(seconds=FOLLOWUP_SECONDS["after_first_response_seconds"])
 CLOSURE_OFFSET = timedelta(seconds=FOLLOWUP_SECONDS["after_closure_seconds"])

@@ -17,7 +17,8 @@ from kizuki.audit import RecordEntry
 from tests.e2e.conftest import System, complaint, of, register, until_record, write_policy
 from tests.e2e.test_reporting_regime import fire_consumed
 
-pytestmark = pytest.mark.e2e
+# `beside`: mostly waits on timers.
+pytestmark = [pytest.mark.e2e, pytest.mark.beside]
 
 INTERVAL = 2  # seconds between alerts to a person who has not answered
 ATTEMPTS = 2  # alerts to one person before the next one up the chain

@@ -21,7 +21,8 @@ from tests.e2e.conftest import System, alerts_of, of, register, until_record, wr
 from tests.polling import eventually
 
 # In the loop of the module's system, which its tests share.
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+# `beside`: mostly waits on timers.
+pytestmark = [pytest.mark.e2e, pytest.mark.beside, pytest.mark.asyncio(loop_scope="module")]
 
 INTERVAL = 2  # seconds between alerts to a person who does not answer
 ATTEMPTS = 2  # alerts to one person before the next one up the chain
