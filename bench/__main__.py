@@ -94,6 +94,14 @@ def table(results: dict[str, Any]) -> str:
             + f"  = {total:.1f} ms, at most {ceiling:.0f}/s on this machine's cores"
             + f" ({events:.1f} events on the record each, {total / max(events, 1e-9):.2f} ms per event)"
         )
+    lines.append("Messages the bus handled per complaint (stored by stream, delivered to each consumer):")
+    for run in results["end_to_end"]:
+        counted = run["bus_messages_per_complaint"]
+        lines.append(
+            f"  {run['label']:<14}"
+            + "  ".join(f"{name} {count:.1f}" for name, count in counted.items())
+            + f"  = {sum(counted.values()):.1f}"
+        )
     highest = results["highest_sustained_per_second"]
     lines.append(
         f"highest rate sustained without a growing backlog: {highest:.0f}/s "

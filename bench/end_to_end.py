@@ -119,6 +119,19 @@ async def settled(js: JetStreamContext, quiet_for: float = 1.0, within: float = 
         await asyncio.sleep(0.1)
 
 
+async def bus_counts(js: JetStreamContext) -> Counter[str]:
+    """What the server has handled so far: messages stored by stream (its last sequence: schedules and
+    their fires included in a timer stream) and messages delivered by consumer (redeliveries included),
+    one counter for both. A service's replicas share its consumer."""
+    counts: Counter[str] = Counter()
+    for stream in await js.streams_info():
+        counts[f"stored {stream.config.name}"] = stream.state.last_seq
+    for subscription in ALL_SUBSCRIPTIONS:
+        info = await js.consumer_info(subscription.stream, subscription.durable)
+        counts[f"delivered {subscription.stream} to {subscription.durable}"] = info.delivered.consumer_seq
+    return counts
+
+
 def analyse(
     label: str, sent: dict[str, float], seconds: float, record: list[RecordEntry], drain: float
 ) -> dict[str, Any]:
@@ -222,17 +235,24 @@ async def end_to_end(
 
             async def run_at(label: str, rate: int | None) -> dict[str, Any]:
                 used_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                counted_before = await bus_counts(js)
                 started = time.perf_counter()
                 sent = await drive(client, url, label.replace(" ", "-"), rate, seconds)
                 posting_ended = time.perf_counter()
                 await settled(js)
                 drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second
                 used = {name: cpu_seconds(pid) - used_before[name] for name, pid in pids.items()}
+                counted = await bus_counts(js)
+                counted.subtract(counted_before)
                 record = [entry async for entry in read_record(js)]
                 run = analyse(label, sent, posting_ended - started, record, max(0.0, drain))
                 # Where the machine's time goes: CPU per complaint, by process (the quiet second included).
                 run["cpu_ms_per_complaint"] = {
                     name: 1000 * seconds_used / max(1, len(sent)) for name, seconds_used in used.items()
+                }
+                # And the server's work: every message it stored or delivered, per complaint.
+                run["bus_messages_per_complaint"] = {
+                    name: count / max(1, len(sent)) for name, count in sorted(counted.items()) if count
                 }
                 return run
 
