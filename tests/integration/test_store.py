@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import select
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -98,7 +98,9 @@ def test_a_duplicate_is_refused_as_a_duplicate_however_slow_the_client(
     lock_table = PostgresRecorder._lock_table
 
     def slowly(recorder: PostgresRecorder, curs: Any) -> None:
-        time.sleep(0.2)  # the server answers the tracking record meanwhile
+        # Not on until the server has answered the tracking record (its socket has something to read).
+        readable, _, _ = select.select([curs.connection.pgconn.socket], [], [], 10.0)
+        assert readable, "the server did not answer the tracking record"
         lock_table(recorder, curs)
 
     try:
