@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -300,33 +300,42 @@ class Authenticator:
             raise Refused(request, status.HTTP_401_UNAUTHORIZED, "the API key is not valid")
         return client
 
-    def requires(self, *roles: Role) -> Callable[..., Person]:
-        """A dependency: the authenticated person, who must hold one of these roles."""
+    def requires(self, *roles: Role) -> Callable[..., Awaitable[Person]]:
+        """A dependency: the authenticated person, who must hold one of these roles. Asynchronous, so
+        that FastAPI runs it on the event loop rather than in a worker thread (a hand-off each way on
+        every request): what it reads is held in memory or is a small file."""
         allowed = frozenset(roles)
 
-        def dependency(request: Request, credentials: BearerCredentials) -> Person:
-            person = self.person(request, credentials)
-            if not person.has_any(allowed):
-                raise Refused(
-                    request,
-                    status.HTTP_403_FORBIDDEN,
-                    f"{person.staff_id} may not do this: it takes the role {' or '.join(sorted(allowed))}",
-                    person.staff_id,
-                )
-            return person
+        async def dependency(request: Request, credentials: BearerCredentials) -> Person:
+            return self._person_with(request, credentials, allowed)
 
         return dependency
 
-    def person_or_client(self, *roles: Role) -> Callable[..., Caller]:
+    def person_or_client(self, *roles: Role) -> Callable[..., Awaitable[Caller]]:
         """A dependency for actions machine channels may take too: an API key, or a person with a role."""
-        staff = self.requires(*roles)
+        allowed = frozenset(roles)
 
-        def dependency(request: Request, credentials: BearerCredentials, key: ApiKeyCredentials) -> Caller:
+        async def dependency(
+            request: Request, credentials: BearerCredentials, key: ApiKeyCredentials
+        ) -> Caller:
             if key is not None and credentials is None:
                 return Caller(client=self.client(request, key))
-            return Caller(person=staff(request, credentials))
+            return Caller(person=self._person_with(request, credentials, allowed))
 
         return dependency
+
+    def _person_with(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None, allowed: frozenset[Role]
+    ) -> Person:
+        person = self.person(request, credentials)
+        if not person.has_any(allowed):
+            raise Refused(
+                request,
+                status.HTTP_403_FORBIDDEN,
+                f"{person.staff_id} may not do this: it takes the role {' or '.join(sorted(allowed))}",
+                person.staff_id,
+            )
+        return person
 
 
 def refuse(request: Request, person: Person, reason: str) -> Refused:
