@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, Tracking
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
@@ -43,11 +43,20 @@ DUPLICATE_IN_BATCH = 10201
 ATOMIC_PUBLISH_DISABLED = 10174
 # An atomic batch costs a few milliseconds whatever its size (here, one server with sync_interval
 # always: 3.4-3.9 ms for 4 to 11 messages, of which 1.6 ms of the server's CPU; one publish awaited,
-# 0.6 ms and 0.3 ms): from 8 events on, a batch costs less per event than publishing them one by one
-# (0.47 against 0.6 ms, and 0.25 against 0.3 ms of the server's CPU); fewer go out one by one.
-ATOMIC_FROM = 8
+# 0.6 ms and 0.3 ms): on an idle server, from 8 events on a batch costs less than publishing them one
+# by one. But under load each awaited publish waits its turn for the disk: at 50 complaints/s,
+# escalation's stretches of about 6 events took 7.6 ms (p50; 31 ms p99) one by one and 5.5 ms (21 ms)
+# as one batch, and the CPU per complaint did not grow. So every stretch of two or more is one batch.
+ATOMIC_FROM = 2
 # How long the relay waits for the server to acknowledge a publish (nats-py's own default).
 PUBLISH_TIMEOUT = 5.0
+
+
+# The relay's place for timers, kept in the store as a tracking record: every event at or before it had
+# its timers set, so a relay that starts sets those of the events after it again (``set_timers_again``).
+TIMERS_SET_UP_TO = "relay-timers"
+# The place is kept at most this often (a row each time); a start sets again what came after it.
+KEEP_TIMERS_PLACE_EVERY = 1.0
 
 
 def msg_id(service: str, notification_id: int) -> str:
@@ -73,6 +82,10 @@ class Outgoing:
     notification_id: int
     message_id: str
     traceparent: str | None = None
+
+
+# A timer to set, the Msg-Id of the event that asks for it, and that event's trace.
+TimerToSet = tuple[Timer, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -103,8 +116,14 @@ class OutboxRelay:
     """Publishes each stored event once, with ``Nats-Msg-Id: <service>:<notification id>``.
 
     After a crash it resumes after the last message of its service that it finds on the record.
-    A timer asked for by an event is set before the event is published, so an event on the record
-    always has its timer pending.
+    A timer asked for by an event is set just after the event is published: the events go out without
+    waiting for the timer stream's writes (at 50 complaints/s, escalation's ten timers a complaint took
+    7.5 ms p50 and 33 ms p99 before each stretch went out, on the way to every first alert). Setting a
+    timer again changes nothing (one schedule by its Msg-Id, and by its subject after the duplicate
+    window; a fire for work already done is a no-op), so a relay that stopped between the two (a crash,
+    a bus fault, a lost lease) sets, when it starts, the timers of every event after the place it keeps
+    in the store (``TIMERS_SET_UP_TO``), before it relays anything else: an event on the record has its
+    timer pending from then on, and one whose time passed meanwhile fires at once.
 
     Every event it publishes is the next link of the service's hash chain, and the relay signs the
     chain's head in a CheckpointSigned event every N links or T seconds and on clean shutdown.
@@ -152,6 +171,10 @@ class OutboxRelay:
         self.head_sequence = 0  # the head's stream sequence: a publish expects it to be the last
         self.signed = START  # the last checkpoint's own link: everything up to it is signed
         self._signed_at = time.monotonic()
+        self.sets_timers = type(app).timers_for is not ServiceApplication.timers_for
+        self.timers_set_up_to = 0  # every event up to it had its timers set
+        self._timers_kept = 0  # the place as kept in the store
+        self._timers_kept_at = time.monotonic()
         self.fault = FaultWatch()
 
     def wake(self) -> None:
@@ -175,6 +198,7 @@ class OutboxRelay:
         (shared/service.py), and the relay clears the fault once it has relayed again."""
         self.position = await self.last_relayed()
         log.info("%s relay resumes after notification %d", self.app.service, self.position)
+        await self.set_timers_again()
         while True:
             self._wake.clear()
             if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
@@ -186,6 +210,43 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             elif self.gather and relayed < BATCH:
                 await asyncio.sleep(self.gather)
+
+    async def set_timers_again(self) -> None:
+        """Set again the timers of the events relayed after the place kept in the store, then keep the
+        place at the relay's position. No place kept: the relay of an earlier version, which set each
+        timer before its event, or none ever ran. A service that sets no timers keeps no place."""
+        if not self.sets_timers:
+            return
+        recorder = self.app.process_recorder
+        kept = await asyncio.to_thread(recorder.max_tracking_id, TIMERS_SET_UP_TO)
+        start = self.position if kept is None else kept
+        while start < self.position:
+            stretch = await asyncio.to_thread(
+                recorder.select_notifications,
+                start + 1, BATCH, stop=self.position, topics=self.app.published_topics,
+            )  # fmt: skip
+            if not stretch:
+                break
+            timers = [timer for notification in stretch for timer in self._prepare(notification)[1]]
+            await self._set_timers(timers)
+            start = stretch[-1].id
+            log.info("%s relay set the timers of its events up to %d again", self.app.service, start)
+        self.timers_set_up_to = self.position
+        self._timers_kept = -1 if kept is None else kept
+        await self._keep_timers_place(self.position, now_or_never=True)
+
+    async def _keep_timers_place(self, up_to: int, now_or_never: bool = False) -> None:
+        """Every event up to ``up_to`` had its timers set: keep it in the store, at most once a second."""
+        if not self.sets_timers:
+            return
+        self.timers_set_up_to = max(self.timers_set_up_to, up_to)
+        due = now_or_never or time.monotonic() - self._timers_kept_at >= KEEP_TIMERS_PLACE_EVERY
+        if not due or self.timers_set_up_to <= self._timers_kept:
+            return
+        self._timers_kept_at = time.monotonic()
+        place = Tracking(TIMERS_SET_UP_TO, self.timers_set_up_to)
+        await asyncio.to_thread(self.app.process_recorder.insert_tracking, place)
+        self._timers_kept = place.notification_id
 
     async def lag(self) -> int:
         """Stored notifications not yet relayed (one store read: for /health, not per message)."""
@@ -216,37 +277,52 @@ class OutboxRelay:
         """Publish what is stored and not yet relayed; returns how many notifications were passed (the
         events kept inside among them).
 
-        The timers and keys the stretch's events ask for are set first; then its events go out as
-        atomic batches (one round trip each, all stored or none), a batch ending where a checkpoint is
-        due. Only a batch's first message carries the expectation that the chain's head is still the
-        last message of the service: the rest follow it in the same commit, so no replica's event can
-        come between them."""
+        The keys the stretch's events ask for are kept first (a service that reads an event opens its
+        patient data with them); then its events go out as atomic batches (one round trip each, all
+        stored or none), a batch ending where a checkpoint is due; then the timers they ask for are set.
+        Only a batch's first message carries the expectation that the chain's head is still the last
+        message of the service: the rest follow it in the same commit, so no replica's event can come
+        between them."""
         start = self.position
         notifications, passed_up_to = await asyncio.to_thread(self._to_publish)
         outgoing: list[Outgoing] = []
-        timers: list[tuple[Timer, str, str | None]] = []
+        timers: list[TimerToSet] = []
         keys: dict[UUID, list[bytes | None]] = {}
         for notification in notifications:
-            domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
-            wire = self.app.wire_event(domain_event)
-            if wire is None:
+            event, its_timers, its_keys = self._prepare(notification)
+            if event is None:
                 continue
-            message_id = msg_id(self.app.service, notification.id)
-            # An event set aside and taken up had its timers set and keys kept when it was set aside.
-            if not isinstance(domain_event, UnpublishedEvent.TakenUp):
-                timers += [(timer, message_id, traceparent) for timer in self.app.timers_for(wire)]
-                for complaint_id, wrapped in self.app.keys_for(wire):
-                    keys.setdefault(complaint_id, []).append(wrapped)
-            outgoing.append(Outgoing(wire, notification.id, message_id, traceparent))
+            timers += its_timers
+            for complaint_id, wrapped in its_keys:
+                keys.setdefault(complaint_id, []).append(wrapped)
+            outgoing.append(event)
         await self._keep_keys(keys)
-        await self._set_timers(timers)
         try:
             await self._publish_all(outgoing)
         except OnTheRecordAlready:  # published before, unknown to this relay (it crashed, a replica)
             self.position = await self.last_relayed()
             await self._publish_all([event for event in outgoing if event.notification_id > self.position])
+        await self._set_timers(timers)
+        await self._keep_timers_place(passed_up_to)
         self.position = max(self.position, passed_up_to)  # a replica may have taken it further
         return self.position - start
+
+    def _prepare(
+        self, notification: Notification
+    ) -> tuple[Outgoing | None, list[TimerToSet], list[tuple[UUID, bytes | None]]]:
+        """A stored event as it goes on the record (None if it stays inside), with the timers it asks
+        for and the keys it needs kept. An event set aside and taken up had its timers set and keys kept
+        when it was set aside."""
+        domain_event, traceparent = self.app.mapper.traced_domain_event(notification)
+        wire = self.app.wire_event(domain_event)
+        if wire is None:
+            return None, [], []
+        message_id = msg_id(self.app.service, notification.id)
+        outgoing = Outgoing(wire, notification.id, message_id, traceparent)
+        if isinstance(domain_event, UnpublishedEvent.TakenUp):
+            return outgoing, [], []
+        timers = [(timer, message_id, traceparent) for timer in self.app.timers_for(wire)]
+        return outgoing, timers, self.app.keys_for(wire)
 
     def _to_publish(self) -> tuple[Sequence[Notification], int]:
         """In a worker thread: the next stored events that may go on the record (at most ``BATCH``), and
@@ -419,7 +495,7 @@ class OutboxRelay:
 
         await asyncio.gather(*(keep(complaint_id, asked) for complaint_id, asked in keys.items()))
 
-    async def _set_timers(self, timers: Sequence[tuple[Timer, str, str | None]]) -> None:
+    async def _set_timers(self, timers: Sequence[TimerToSet]) -> None:
         """Set the timers of a stretch's events, each with the Msg-Id of the event that asks for it and
         its trace, all at once (one round trip's wait rather than one each): each is its own schedule,
         setting one again changes nothing, and they go out on one connection in the events' order, so

@@ -320,7 +320,7 @@ class ServiceApplication(Application[UUID]):
         return None
 
     def timers_for(self, wire_event: WireEvent) -> list[Timer]:
-        """Timers to set on the bus, before the wire event is published."""
+        """Timers to set on the bus for the wire event, once it is published (shared/outbox.py)."""
         return []
 
     def keys_for(self, wire_event: WireEvent) -> list[tuple[UUID, bytes | None]]:

@@ -52,26 +52,39 @@ def alerts(record: list[RecordEntry], complaint_id: str, duty: str) -> list[dict
     return sorted(alerts_of(record, complaint_id, duty), key=lambda body: body["alert_number"])
 
 
+async def alert_timer_set(system: System, complaint_id: str, duty: str, alert_number: int) -> None:
+    """Wait until the relay has set the timer of that alert, just after the previous alert reached the
+    record (it is due an interval later, time enough to see it pending)."""
+    subject = schedule_subject("escalation", f"alert.{complaint_id}.{duty}.{alert_number}")
+    await eventually(
+        lambda: scheduled(system, subject), within=30, what=f"the timer of alert {alert_number} of {duty}"
+    )
+
+
 async def alert_timer_fired(system: System, complaint_id: str, duty: str, alert_number: int) -> None:
-    """Wait until the server has fired the timer of that alert: its schedule, set before the previous
-    alert reached the record, is gone (a fired one-shot schedule is removed, and so is the fire once
-    handled)."""
-    assert system.nc is not None
-    js = system.nc.jetstream()
+    """Wait until the server has fired the timer of that alert: its schedule, set by the relay just after
+    the previous alert reached the record, is gone (a fired one-shot schedule is removed, and so is the
+    fire once handled)."""
     subject = schedule_subject("escalation", f"alert.{complaint_id}.{duty}.{alert_number}")
 
     async def fired() -> bool:
-        try:
-            await js.get_last_msg(timer_stream("escalation"), subject)
-        except NotFoundError:
-            return True
-        return False
+        return not await scheduled(system, subject)
 
     await eventually(fired, within=30, what=f"the fire of alert {alert_number} of {duty}")
 
 
+async def scheduled(system: System, subject: str) -> bool:
+    assert system.nc is not None
+    try:
+        await system.nc.jetstream().get_last_msg(timer_stream("escalation"), subject)
+    except NotFoundError:
+        return False
+    return True
+
+
 async def fire_consumed(system: System, complaint_id: str, duty: str, alert_number: int) -> None:
-    """Wait until the timer of that alert has fired and escalation has handled the fire."""
+    """Wait until the timer of that alert has fired and escalation has handled the fire (called well
+    after the previous alert reached the record: its timer was set by then)."""
     await alert_timer_fired(system, complaint_id, duty, alert_number)
     assert system.nc is not None
     js = system.nc.jetstream()
@@ -214,6 +227,8 @@ async def test_killing_escalation_with_timers_pending_fires_each_once(
         "the second alerts",
         lambda record: all(len(alerts(record, c, duty)) >= 2 for c in complaint_ids),
     )
+    for complaint_id in complaint_ids:  # set just after the second alerts went on the record
+        await alert_timer_set(regime, complaint_id, duty, 3)
     regime.kill("escalation")
     for complaint_id in complaint_ids:  # timers fall due while escalation is down
         await alert_timer_fired(regime, complaint_id, duty, 3)

@@ -13,7 +13,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from kizuki.provision import provision_bus
 from kizuki.timer_migration import SHARED_TIMER_STREAM
@@ -24,7 +24,7 @@ from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory
 from shared.events import AlertWithAssignment, DutyAssigned
-from shared.outbox import Checkpoints, OutboxRelay
+from shared.outbox import TIMERS_SET_UP_TO, Checkpoints, OutboxRelay, notification_id_of
 from shared.policy import Policy
 from shared.runtime import open_store
 from shared.settings import Settings
@@ -242,7 +242,7 @@ async def test_the_chase_waits_out_quiet_hours_in_the_timer_the_relay_sets(
         store.close()
 
 
-async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_before_publishing_it(
+async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_it_publishes(
     nc: Client, settings: Settings, policy: Policy, directory: Directory
 ) -> None:
     """Three cases stored, then relayed as one stretch: every next alert the record announces is
@@ -266,5 +266,66 @@ async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_before_publ
             scheduled = await js.get_last_msg(timer_stream("escalation"), schedule_subject("escalation", key))
             assert Timer.decode(scheduled.data or b"").due_at == alert.next_alert_at
             assert (scheduled.headers or {})["Nats-Msg-Id"].startswith("escalation:")
+    finally:
+        store.close()
+
+
+async def test_a_relay_stopped_between_the_events_and_their_timers_sets_the_timers_when_it_starts(
+    nc: Client, nats_url: str, settings: Settings, policy: Policy, directory: Directory
+) -> None:
+    """The events go on the record first: a relay that fails on their timers (the timer stream is gone,
+    a fault) has published them. The next relay to start (a restart, another replica) sets every timer
+    those events ask for before relaying anything else, and keeps its place past them."""
+    js = nc.jetstream()
+    store = open_store(EscalationApplication, settings)
+    checkpoints = Checkpoints(SigningKey(new_seed()))
+    try:
+        first = OutboxRelay(store, js, checkpoints)
+
+        async def place() -> int | None:
+            return await asyncio.to_thread(store.process_recorder.max_tracking_id, TIMERS_SET_UP_TO)
+
+        async def place_is(expected: int) -> bool:
+            return await place() == expected
+
+        starting = asyncio.create_task(first.run())
+        await eventually(lambda: place_is(0), what="the first relay keeping its place")
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await js.delete_stream(timer_stream("escalation"))
+        complaint = complaint_received()
+        await asyncio.to_thread(
+            store.open_case,
+            complaint,
+            "Results were lost.",
+            policy,
+            directory,
+            now(),
+            Tracking(RECORD_STREAM, 1),
+        )
+        with pytest.raises(NoStreamResponseError):  # no stream takes the timers
+            await first.relay_pending()
+        on_record = [body for _, body, _ in await record_of(js)]
+        asked = [timer for body in on_record for timer in store.timers_for(body)]
+        assert len(asked) >= 2, "the case asks for its deadlines and next alerts"
+
+        await provision_bus(nats_url)  # the timer stream is back, empty
+        again = OutboxRelay(store, js, checkpoints)
+        restarted = asyncio.create_task(again.run())
+        try:
+            for timer in asked:
+                scheduled = await eventually(
+                    lambda timer=timer: held(
+                        js, timer_stream("escalation"), schedule_subject("escalation", timer.key)
+                    ),
+                    what=f"the timer {timer.key} set again",
+                )
+                assert scheduled
+            *_, (_, _, last_headers) = await record_of(js)
+            relayed_up_to = notification_id_of(last_headers["Nats-Msg-Id"], "escalation")
+            assert await eventually(place, what="the place kept") >= relayed_up_to
+        finally:
+            restarted.cancel()
+            await asyncio.gather(restarted, return_exceptions=True)
     finally:
         store.close()
