@@ -34,6 +34,9 @@ GOAL_SUSTAINED_PER_SECOND = 100
 GOAL_CPU_MS_PER_COMPLAINT = 20.0
 GOAL_RATE = 50
 GOAL_P99_MS = {"EscalationStarted": 25.0, "first staff alert handed over": 100.0}
+# The run at the goal rate lasts longer than the others: in 10 s (500 complaints) its p99 is the sixth
+# worst, and runs of it varied by a third; in 30 s it is the sixteenth worst of 1,500.
+GOAL_RUN_SECONDS = 30.0
 
 
 def machine() -> dict[str, Any]:
@@ -177,6 +180,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each end-to-end rate runs")
     parser.add_argument(
+        "--goal-seconds",
+        type=float,
+        default=GOAL_RUN_SECONDS,
+        help=f"how long the run at {GOAL_RATE}/s lasts, whose p99s the goals are held to",
+    )
+    parser.add_argument(
         "--rates", default=f"20,{GOAL_RATE},100,300", help="fixed rates per second, then as fast as it goes"
     )
     parser.add_argument("--timers", type=int, default=10_000, help="pending timers to measure")
@@ -212,7 +221,7 @@ def main() -> None:
     shutil.rmtree(system, ignore_errors=True)
     system.mkdir(parents=True)
     results["end_to_end"], results["highest_sustained_per_second"] = asyncio.run(
-        end_to_end(rates, args.seconds, system)
+        end_to_end(rates, args.seconds, system, longer={GOAL_RATE: args.goal_seconds})
     )
     # What metrics cost: fresh systems at the same rate, metrics on (and scraped) and off, taking turns
     # (one run of each differed by 15 % that two pairs did not confirm: the noise is shown with them).

@@ -241,13 +241,15 @@ async def end_to_end(
     search_steps: int = 3,
     settings_env: Mapping[str, str] | None = None,
     replicas: Mapping[str, int] | None = None,
+    longer: Mapping[int, float] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """The system run with its data and logs under ``root``, an empty directory, and ``settings_env``
     beyond its ports and directories: the runs at each rate, then (with ``search_steps``) as fast as it
     goes and a bisection for the highest rate sustained without a growing backlog; returns the runs and
     that rate. ``replicas``: processes of a service beyond one (PostgreSQL stores), started as `kizuki
-    run --replicas` starts them; complaints are posted to the first intake. Unless KIZUKI_METRICS=off,
-    every service is scraped as it runs."""
+    run --replicas` starts them; complaints are posted to the first intake. ``longer``: fixed rates
+    that run longer than ``seconds``, by rate (more complaints for a steadier p99). Unless
+    KIZUKI_METRICS=off, every service is scraped as it runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KIZUKI_", "NATS_"))}
     env |= {
         "KIZUKI_DATA_DIR": str(root / "var"),
@@ -286,11 +288,11 @@ async def end_to_end(
             urls = [settings.http_url(service) for service in SERVICES]
             scraping = asyncio.create_task(scraped(client, urls)) if settings.metrics else None
 
-            async def run_at(label: str, rate: int | None) -> dict[str, Any]:
+            async def run_at(label: str, rate: int | None, duration: float = seconds) -> dict[str, Any]:
                 used_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 counted_before = await bus_counts(js)
                 started = time.perf_counter()
-                sent = await drive(poster, label.replace(" ", "-"), rate, seconds)
+                sent = await drive(poster, label.replace(" ", "-"), rate, duration)
                 posting_ended = time.perf_counter()
                 await settled(js)
                 drain = time.perf_counter() - posting_ended - 1.0  # less the quiet second
@@ -313,9 +315,10 @@ async def end_to_end(
             # (at 5/s, a p99 of 78 ms to ComplaintReceived in a first run, 6 ms in the next).
             await drive(poster, "warm-up", WARM_UP_RATE, WARM_UP_SECONDS)
             await settled(js)
-            fastest: list[tuple[str, int | None]] = [("max", None)] if search_steps else []
-            for label, rate in [*((f"{r}/s", r) for r in rates), *fastest]:
-                runs.append(await run_at(label, rate))
+            for rate in rates:
+                runs.append(await run_at(f"{rate}/s", rate, (longer or {}).get(rate, seconds)))
+            if search_steps:
+                runs.append(await run_at("max", None))
             low, high = bracket(runs)
             for _ in range(search_steps):
                 probe = int((low + high) / 2)
