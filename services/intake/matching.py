@@ -11,16 +11,20 @@ entries are rows of intake's schema instead, so that every replica of intake fin
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
 
 SKETCH_SIZE = 64
 SHINGLE = 3
@@ -31,6 +35,12 @@ _SKETCH_SOURCE = 4 * SKETCH_LETTERS
 # A sweep for traces past their window, at most this often.
 PRUNE_EVERY = timedelta(hours=1)
 MERSENNE = (1 << 61) - 1
+# Shingles taken together in one step of the sketch: a step's arrays (every permutation by these
+# shingles, 128 KiB) stay in the processor's cache; a text's whole at once took five times as long.
+SHINGLES_AT_ONCE = 256
+_PRIME = np.uint64(MERSENNE)
+_LOW_32, _LOW_29 = np.uint64((1 << 32) - 1), np.uint64((1 << 29) - 1)
+_3, _29, _32, _61 = np.uint64(3), np.uint64(29), np.uint64(32), np.uint64(61)
 _NOT_IN_TEXT = re.compile(r"[\W_]+")
 _NOT_IN_CONTACT = re.compile(r"[\s\-()（）]+")
 
@@ -42,22 +52,58 @@ def contact_digest(key: bytes, contact: str) -> str:
 
 def sketch(key: bytes, text: str) -> tuple[int, ...]:
     """MinHash over character shingles (words are not space-separated in Japanese and Chinese) of the
-    text's first ``SKETCH_LETTERS`` letters."""
+    text's first ``SKETCH_LETTERS`` letters: for each of ``SKETCH_SIZE`` keyed permutations
+    ``h -> (a * h + b) mod (2**61 - 1)``, the least image of the shingles' keyed hashes. Computed for
+    every permutation and shingle at once: one by one in Python, a text of 2,000 different letters held
+    intake's interpreter for 17 ms (0.45 ms for a line of text), and now 2 ms (0.08 ms)."""
     normalised = unicodedata.normalize("NFKC", text[:_SKETCH_SOURCE]).casefold()
     letters = _NOT_IN_TEXT.sub("", normalised)[:SKETCH_LETTERS]
     shingles = {letters[i : i + SHINGLE] for i in range(max(1, len(letters) - SHINGLE + 1))}
-    hashed = [
-        int.from_bytes(hashlib.blake2b(s.encode(), key=key, digest_size=8).digest(), "big") for s in shingles
+    keyed = hashlib.blake2b(key=key, digest_size=8)  # copied for each shingle: the key is hashed once
+    hashed = np.fromiter((_hash(keyed.copy(), shingle) for shingle in shingles), np.uint64, len(shingles))
+    factors, terms = _permutations(key)
+    least = [
+        _reduce(_multiply_mod(factors, hashed[np.newaxis, i : i + SHINGLES_AT_ONCE]) + terms).min(axis=1)
+        for i in range(0, len(hashed), SHINGLES_AT_ONCE)
     ]
+    return tuple(int(image) for image in np.minimum.reduce(least))
+
+
+def _hash(keyed: Any, shingle: str) -> int:
+    keyed.update(shingle.encode())
+    return int.from_bytes(keyed.digest(), "big") % MERSENNE
+
+
+@functools.lru_cache(maxsize=4)
+def _permutations(key: bytes) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """The permutations' factors and terms, one row each, reduced modulo the prime (the images are the
+    same)."""
     seeds = hashlib.shake_256(b"minhash:" + key).digest(16 * SKETCH_SIZE)
-    permutations = [
-        (
-            int.from_bytes(seeds[16 * i : 16 * i + 8], "big") | 1,
-            int.from_bytes(seeds[16 * i + 8 : 16 * i + 16]),
-        )
-        for i in range(SKETCH_SIZE)
-    ]
-    return tuple(min((a * h + b) % MERSENNE for h in hashed) for a, b in permutations)
+    factors = [int.from_bytes(seeds[16 * i : 16 * i + 8], "big") | 1 for i in range(SKETCH_SIZE)]
+    terms = [int.from_bytes(seeds[16 * i + 8 : 16 * i + 16], "big") for i in range(SKETCH_SIZE)]
+    return (
+        np.array([[factor % MERSENNE] for factor in factors], dtype=np.uint64),
+        np.array([[term % MERSENNE] for term in terms], dtype=np.uint64),
+    )
+
+
+def _multiply_mod(x: npt.NDArray[np.uint64], y: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``x * y mod (2**61 - 1)`` for values below it, without overflowing 64 bits: each split into 32-bit
+    halves, and the partial products folded back with ``2**61 = 1`` (so ``2**64 = 8``)."""
+    x_high, x_low = x >> _32, x & _LOW_32
+    y_high, y_low = y >> _32, y & _LOW_32
+    high = x_high * y_high  # below 2**58, weighing 2**64
+    middle = x_high * y_low + x_low * y_high  # below 2**62, weighing 2**32
+    low = x_low * y_low  # below 2**64
+    return _reduce(
+        (high << _3) + (middle >> _29) + ((middle & _LOW_29) << _32) + (low >> _61) + (low & _PRIME)
+    )  # the sum is below 3 * 2**61 + 2**34
+
+
+def _reduce(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``x mod (2**61 - 1)`` for ``x`` below ``2**63``."""
+    folded = (x & _PRIME) + (x >> _61)  # below 2**61 + 4
+    return np.where(folded >= _PRIME, folded - _PRIME, folded)
 
 
 def similarity(one: tuple[int, ...], other: tuple[int, ...]) -> float:
@@ -118,8 +164,11 @@ class MatchIndex:
         if self.table is not None:
             self.table.add(trace)
             return
-        fields = asdict(trace) | {
+        fields = {  # by hand: dataclasses.asdict copies the sketch number by number (4 % of intake's time)
             "complaint_id": str(trace.complaint_id),
+            "channel": trace.channel,
+            "contact": trace.contact,
+            "sketch": trace.sketch,
             "registered_at": trace.registered_at.isoformat(),
         }
         path = self._path(trace.contact, trace.complaint_id)
