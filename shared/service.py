@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
@@ -112,6 +113,10 @@ def http_app(title: str, runtime: ServiceRuntime) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # What the service made to start (its modules, the app, the state its store caught up with) lives
+        # as long as it does: kept out of the collector's full passes, which walked it all every few
+        # seconds under load, holding the process for 85 ms (notifier) and 154 ms (followup).
+        gc.freeze()
         try:
             yield
         finally:
