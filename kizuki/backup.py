@@ -10,9 +10,9 @@ record), and no store has processed a message the record copy lacks. The order m
 2. the record is snapshotted (the server's own snapshot: sequences, headers, timestamps and the
    consumers' positions exactly), then each service's timer stream (every schedule a published event
    set is there, pending or fired), then the patient-key bucket;
-3. each store is copied (SQLite's online backup, or ``pg_dump`` of its schema), then intake's key
-   files, the secrets and the trust file; a store holds every event of its own that the record copy
-   has, since a relay publishes only what is stored;
+3. each store is copied (SQLite's online backup, or ``pg_dump`` of its schema: intake's with the
+   complaints' keys), then intake's trace files, the secrets and the trust file; a store holds every
+   event of its own that the record copy has, since a relay publishes only what is stored;
 4. the consumers are resumed, and the record copy is exported as a verifiable bundle.
 
 A consumer's position in a snapshot is never ahead of its store: a message is acknowledged only after

@@ -2,7 +2,7 @@
 the manifest that lists every file of a backup with its size and SHA-256.
 
 A file is named in a backup by where it lives under a default data directory (``secrets/master.key``,
-``intake/patient-keys/<id>``); on restore each name goes to where this machine's settings put it, so a
+``intake/traces/<contact>/<id>``); on restore each name goes to where this machine's settings put it, so a
 key configured elsewhere (``KIZUKI_MASTER_KEY``) is backed up from there and restored to there."""
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def config_files(settings: Settings) -> dict[str, Path]:
 
 
 def directories(settings: Settings) -> dict[str, Path]:
-    """Directories kept whole: the bus credentials and intake's own copies of the complaints' keys and
-    their traces (written before intake stores a complaint, so copied after its store)."""
+    """Directories kept whole: the bus credentials, intake's traces of the complaints (written before
+    intake stores a complaint, so copied after its store) and the key files an earlier version kept
+    (intake moves them into its store's table when it starts)."""
     kept = {
         "intake/patient-keys": settings.service_dir("intake") / "patient-keys",
         "intake/traces": settings.service_dir("intake") / "traces",

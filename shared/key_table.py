@@ -1,25 +1,35 @@
-"""Intake's wrapped complaint keys in its PostgreSQL schema, where every replica of intake finds them.
+"""Intake's wrapped complaint keys: a table beside its store, written when a complaint is registered.
 
-With SQLite, intake is one process and keeps each key as an owner-only file (``IntakeKeys``); with
-PostgreSQL, replicas share the store, and a replica that looked for a key another one made in a file
-of its own would make a second key for the same complaint. The table holds the same bytes as the
-files did: the data key wrapped with the master key, useless without it.
+With PostgreSQL, the ``patient_keys`` table of intake's schema, where every replica of intake finds a
+key another one made (a replica that looked in a place of its own would make a second key for the same
+complaint). With SQLite, the same table in intake's store file: committed, and so synced, before the
+complaint is stored, where a key file was written without a sync and a power loss a few seconds after a
+registration could leave a stored complaint whose patient data nothing can open. Both hold the data
+key wrapped with the master key, useless without it, and both are in the backup's copy of the store.
 
 Erasure overwrites the row, then deletes it. PostgreSQL keeps a deleted or overwritten row's old
-version on disk until VACUUM reclaims its space (as a journaling file system may keep a shredded
-file's blocks); like that copy, it is wrapped, and the key bucket's copy is erased by the server.
+version on disk until VACUUM reclaims its space; SQLite zeroes what it deletes (``secure_delete``) and
+then checkpoints its write-ahead log, whose freed blocks the file system may keep (as a journaling
+file system may keep a shredded file's blocks); like those copies, it is wrapped, and the key bucket's
+copy is erased by the server.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import UUID
 
 from psycopg import sql
 
 from shared.schema_table import SchemaTable
 from shared.settings import PostgresSettings
+
+log = logging.getLogger(__name__)
 
 
 class KeyTable(SchemaTable):
@@ -58,3 +68,64 @@ class KeyTable(SchemaTable):
     def complaints(self) -> Iterator[UUID]:
         for (complaint_id,) in self._execute(sql.SQL("SELECT complaint_id FROM {}").format(self._table)):
             yield complaint_id
+
+
+class SQLiteKeyTable:
+    """The ``patient_keys`` table of intake's SQLite store file, the same as ``KeyTable``'s: one wrapped
+    key per complaint, made once. One connection, shared by the threads that register and erase."""
+
+    def __init__(self, path: Path, lock_timeout: float = 10.0) -> None:
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(
+            path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
+        )
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
+            self._connection.execute(f"PRAGMA {pragma}")
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS patient_keys (complaint_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
+        )
+
+    def add(self, complaint_id: UUID, wrapped: bytes) -> None:
+        """Keep the wrapped key, unless the complaint has one already (the first one stays)."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR IGNORE INTO patient_keys VALUES (?, ?)", (str(complaint_id), wrapped)
+            )
+
+    def get(self, complaint_id: UUID) -> bytes | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT wrapped FROM patient_keys WHERE complaint_id = ?", (str(complaint_id),)
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def destroy(self, complaint_id: UUID) -> None:
+        """Overwrite the key with random bytes of its length, then delete it, in one transaction; then
+        move the log's pages into the file, where the deleted row is zeroes, and empty the log."""
+        with self._lock:
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "UPDATE patient_keys SET wrapped = randomblob(length(wrapped)) WHERE complaint_id = ?",
+                    (str(complaint_id),),
+                )
+                connection.execute("DELETE FROM patient_keys WHERE complaint_id = ?", (str(complaint_id),))
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("the log still holds the erased key's old row until the store's next checkpoint")
+
+    def complaints(self) -> Iterator[UUID]:
+        with self._lock:
+            rows = self._connection.execute("SELECT complaint_id FROM patient_keys").fetchall()
+        for (complaint_id,) in rows:
+            yield UUID(complaint_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()

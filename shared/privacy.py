@@ -4,10 +4,11 @@ Envelope encryption: each complaint has a random AES-256 data key. The patient's
 complaint's text are sealed with it (AES-GCM, bound to the complaint id) before they are stored or go
 on the record; only the sealed text ever leaves intake. The data key, wrapped with the master key
 (AES key wrap), lives in two places that can be destroyed, unlike the record: intake's own copy (a
-key file, or with PostgreSQL a row in intake's schema that all its replicas share), written when the
-complaint is registered, and the JetStream key-value bucket ``PATIENT_KEYS``, where
-intake's relay puts it before the complaint goes on the record. Services that need the clear text
-(escalation to classify, the notifier for the receipt) unwrap the key from the bucket; others cannot.
+row of a table beside its store: in its SQLite file, or in its PostgreSQL schema, which all its
+replicas share), written when the complaint is registered, and the JetStream key-value bucket
+``PATIENT_KEYS``, where intake's relay puts it before the complaint goes on the record. Services that
+need the clear text (escalation to classify, the notifier for the receipt) unwrap the key from the
+bucket; others cannot.
 
 Erasure destroys intake's copy and erases the key's message from the bucket (a JetStream message
 delete overwrites the stored bytes). The sealed text stays on the record and in the stores, so every
@@ -22,9 +23,9 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -37,9 +38,6 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.bus import KEY_BUCKET, KEY_STREAM
 from shared.secret_files import write_secret
-
-if TYPE_CHECKING:  # psycopg's pool is loaded by intake alone, not by every command that seals
-    from shared.key_table import KeyTable
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +126,23 @@ def shred(path: Path) -> None:
     path.unlink()
 
 
+class WrappedKeys(Protocol):
+    """Where intake keeps the complaints' wrapped keys (shared/key_table.py): one per complaint, made once."""
+
+    def add(self, complaint_id: UUID, wrapped: bytes) -> None: ...
+
+    def get(self, complaint_id: UUID) -> bytes | None: ...
+
+    def destroy(self, complaint_id: UUID) -> None: ...
+
+    def complaints(self) -> Iterator[UUID]: ...
+
+    def close(self) -> None: ...
+
+
 class IntakeKeys:
-    """Intake's own copy of each complaint's wrapped data key, one owner-only file per complaint (with
-    PostgreSQL, a row of intake's schema that every replica reads), and the key that seals the
-    identity of anonymous staff reporters.
+    """Intake's own copy of each complaint's wrapped data key, a row of a table beside its store, and
+    the key that seals the identity of anonymous staff reporters.
 
     The data keys let intake register complaints while the bus is down; the relay copies a key to
     the bucket before the complaint is published. The reporter key never leaves intake, which opens
@@ -139,25 +150,17 @@ class IntakeKeys:
     """
 
     def __init__(
-        self, directory: Path, master: MasterKey, reporter_key: bytes, table: KeyTable | None = None
+        self, table: WrappedKeys, master: MasterKey, reporter_key: bytes, files: Path | None = None
     ) -> None:
-        """``table``: the keys in intake's PostgreSQL schema instead of files, so that every replica
-        finds them (see shared/key_table.py); the files an earlier version left in ``directory`` are
-        moved into it."""
-        self.directory = directory
+        """``files``: where an earlier version kept each key as a file: they are moved into the table."""
+        self.table = table
         self.master = master
         self._reporter_key = reporter_key
-        self.table = table
-        if table is None:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        elif directory.is_dir():
-            self._move_files_to(table)
-
-    def _move_files_to(self, table: KeyTable) -> None:
-        for path in list(self.directory.iterdir()):
-            with contextlib.suppress(ValueError):  # not a key's file
-                table.add(UUID(path.name), path.read_bytes())
-                shred(path)
+        if files is not None and files.is_dir():
+            for path in list(files.iterdir()):
+                with contextlib.suppress(ValueError):  # not a key's file
+                    table.add(UUID(path.name), path.read_bytes())
+                    shred(path)
 
     def seal_reporter(self, complaint_id: UUID, staff_id: str) -> str:
         return seal(self._reporter_key, f"{complaint_id}:reporter", staff_id.encode())
@@ -165,45 +168,21 @@ class IntakeKeys:
     def open_reporter(self, complaint_id: UUID, sealed: str) -> str:
         return unseal(self._reporter_key, f"{complaint_id}:reporter", sealed).decode()
 
-    def _path(self, complaint_id: UUID) -> Path:
-        return self.directory / str(complaint_id)
-
     def data_key(self, complaint_id: UUID) -> bytes:
         """The complaint's data key, made on first use; the same one for every later call."""
-        if self.table is not None:
-            if self.table.get(complaint_id) is None:
-                self.table.add(complaint_id, self.master.wrap(secrets.token_bytes(KEY_BYTES)))
-        else:
-            self._add_file(complaint_id)
-        wrapped = self.wrapped(complaint_id)
+        wrapped = self.table.get(complaint_id)
+        if wrapped is None:
+            self.table.add(complaint_id, self.master.wrap(secrets.token_bytes(KEY_BYTES)))
+            wrapped = self.table.get(complaint_id)  # another registration's, if it was first
         if wrapped is None:
             raise Unreadable(f"the key of complaint {complaint_id} was destroyed")
         return self.master.unwrap(wrapped)
 
-    def _add_file(self, complaint_id: UUID) -> None:
-        path = self._path(complaint_id)
-        with (
-            contextlib.suppress(FileExistsError),
-            open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file,
-        ):
-            file.write(self.master.wrap(secrets.token_bytes(KEY_BYTES)))
-
     def wrapped(self, complaint_id: UUID) -> bytes | None:
-        if self.table is not None:
-            return self.table.get(complaint_id)
-        try:
-            return self._path(complaint_id).read_bytes()
-        except FileNotFoundError:
-            return None
+        return self.table.get(complaint_id)
 
     def destroy(self, complaint_id: UUID) -> None:
-        """Overwrite, then remove. (Journaling file systems and SSDs may keep old blocks; the bucket's copy
-        is erased by the server, and both are useless without the master key.)"""
-        if self.table is not None:
-            self.table.destroy(complaint_id)
-            return
-        with contextlib.suppress(FileNotFoundError):
-            shred(self._path(complaint_id))
+        self.table.destroy(complaint_id)
 
 
 class KeyVault:

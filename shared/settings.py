@@ -161,6 +161,10 @@ class Settings:
     def service_dir(self, service: str) -> Path:
         return self.data_dir / service
 
+    def store_file(self, service: str) -> Path:
+        """The service's SQLite store (and, for intake, its complaints' keys beside the store)."""
+        return self.service_dir(service) / "store.sqlite"
+
     def signing_key_file(self, service: str) -> Path:
         """The service's nkey seed: supplied by setting, or the one provisioning made in its data dir."""
         return self.supplied_signing_keys.get(service, self.service_dir(service) / "signing.nk")
@@ -198,7 +202,7 @@ class Settings:
         else:
             env |= {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(self.service_dir(service) / "store.sqlite"),
+                "SQLITE_DBNAME": str(self.store_file(service)),
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
         return env

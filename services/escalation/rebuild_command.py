@@ -100,7 +100,7 @@ def _refuse_while_running(settings: Settings, service: str) -> None:
 def _where(settings: Settings, service: str) -> str:
     if settings.postgres is not None:
         return f"the PostgreSQL schema {service}"
-    return str(settings.service_dir(service) / "store.sqlite")
+    return str(settings.store_file(service))
 
 
 async def _read_record(

@@ -264,9 +264,9 @@ class IntakeApplication(ServiceApplication):
 
     def close(self) -> None:
         super().close()
-        for table in (self.keys.table, self.matches.table):
-            if table is not None:
-                table.close()
+        self.keys.table.close()
+        if self.matches.table is not None:
+            self.matches.table.close()
 
     def get_complaint(self, complaint_id: UUID) -> Complaint | None:
         return self.find(Complaint, complaint_id)

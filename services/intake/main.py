@@ -14,7 +14,7 @@ from services.intake.matching import MatchIndex
 from services.intake.trace_table import TraceTable
 from shared.auth import Authenticator
 from shared.directory import watch_directory
-from shared.key_table import KeyTable
+from shared.key_table import KeyTable, SQLiteKeyTable
 from shared.policy import PolicyError, load_policy
 from shared.privacy import IntakeKeys, KeyVault, MasterKey, read_key_file
 from shared.runtime import ServiceRuntime, open_store
@@ -24,20 +24,21 @@ from shared.settings import Settings
 
 def open_intake_store(settings: Settings) -> IntakeApplication:
     """The register, with intake's own copies of the complaints' keys and their traces beside it."""
+    intake_dir = settings.service_dir("intake")
     keys = IntakeKeys(
-        settings.service_dir("intake") / "patient-keys",
+        # Beside the store: in its PostgreSQL schema, where every replica finds them, or its SQLite file.
+        KeyTable(settings.postgres, "intake")
+        if settings.postgres is not None
+        else SQLiteKeyTable(settings.store_file("intake")),
         MasterKey.load(settings.master_key),
         read_key_file(settings.reporter_key),
-        # With PostgreSQL, replicas share the store: the keys are kept where every replica finds them.
-        table=KeyTable(settings.postgres, "intake") if settings.postgres is not None else None,
+        files=intake_dir / "patient-keys",
     )
     policy = load_policy(settings.policy_path).intake
     # No lookup reaches further back than the longer of the two windows: older traces are deleted.
     kept = timedelta(seconds=max(policy.duplicate_window_seconds, policy.append_window_seconds))
     traces = TraceTable(settings.postgres, "intake") if settings.postgres is not None else None
-    matches = MatchIndex(
-        settings.service_dir("intake") / "traces", read_key_file(settings.match_key), kept, traces
-    )
+    matches = MatchIndex(intake_dir / "traces", read_key_file(settings.match_key), kept, traces)
     return open_store(IntakeApplication, settings, keys=keys, matches=matches, policy=policy)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -119,8 +121,11 @@ async def test_patient_data_is_nowhere_in_clear_and_erasure_makes_it_unreadable_
     assert receipt.name.startswith("receipt-")
     assert stat.S_IMODE(receipt.stat().st_mode) == 0o600
     assert stat.S_IMODE(sink.stat().st_mode) == 0o700
-    # The complaint's wrapped key, in intake's file and in the key bucket's files on the NATS server.
-    wrapped = (system.settings.service_dir("intake") / "patient-keys" / complaint_id).read_bytes()
+    # The complaint's wrapped key, in intake's store and in the key bucket's files on the NATS server.
+    with contextlib.closing(sqlite3.connect(system.settings.store_file("intake"))) as store:
+        [(wrapped,)] = store.execute(
+            "SELECT wrapped FROM patient_keys WHERE complaint_id = ?", (complaint_id,)
+        )
     assert files_holding(tmp_path / "var" / "nats", wrapped) != []
 
     quality = system.signed_in("q-001")

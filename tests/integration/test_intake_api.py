@@ -3,6 +3,8 @@ records nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -216,7 +218,8 @@ def test_readers_see_the_patient_data_until_an_administrator_erases_it(
     after = client.get(path).json()
     assert (after["summary"], after["complainant"], after["erased_by"]) == (None, None, "dm-001")
     assert after["department"] == "Ward 3"  # the facts of the regime stay
-    assert list((settings.data_dir / "intake" / "patient-keys").iterdir()) == []
+    with contextlib.closing(sqlite3.connect(settings.store_file("intake"))) as store:
+        assert store.execute("SELECT count(*) FROM patient_keys").fetchone() == (0,)
     again = client.post("/v1/complaints", json=VALID, headers={"Idempotency-Key": "desk-7"})
     assert again.status_code == 409
     assert "erased" in again.json()["detail"]

@@ -74,12 +74,13 @@ def test_the_key_files_of_an_earlier_version_move_into_the_table(on_postgres: Se
     directory = on_postgres.service_dir("intake") / "patient-keys"
     master = MasterKey(bytes(range(32)))
     complaint_id = uuid4()
-    key = IntakeKeys(directory, master, reporter_key=bytes(32)).data_key(complaint_id)
-    assert (directory / str(complaint_id)).exists()
+    key = bytes(range(32))
+    directory.mkdir(parents=True)
+    (directory / str(complaint_id)).write_bytes(master.wrap(key))
 
     table = KeyTable(on_postgres.postgres, "intake")
     try:
-        keys = IntakeKeys(directory, master, reporter_key=bytes(32), table=table)
+        keys = IntakeKeys(table, master, reporter_key=bytes(32), files=directory)
         assert list(directory.iterdir()) == []  # shredded once in the table
         assert keys.data_key(complaint_id) == key
         assert list(table.complaints()) == [complaint_id]
