@@ -16,7 +16,9 @@ copy is erased by the server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -30,6 +32,8 @@ from shared.schema_table import SchemaTable
 from shared.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
+
+OWNER_ONLY = 0o600
 
 
 class KeyTable(SchemaTable):
@@ -77,6 +81,12 @@ class SQLiteKeyTable:
     def __init__(self, path: Path, lock_timeout: float = 10.0) -> None:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only, as the key files were: the store file, and its log and index (SQLite makes those
+        # with the file's own mode; an earlier version's are made so here).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY))
+        for made in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))):
+            with contextlib.suppress(FileNotFoundError):
+                made.chmod(OWNER_ONLY)
         self._connection = sqlite3.connect(
             path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
         )

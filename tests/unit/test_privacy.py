@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,7 +17,7 @@ from shared.privacy import (
     seal_patient_data,
     unseal_patient_data,
 )
-from tests.at_rest import store_holds
+from tests.at_rest import store_files, store_holds
 
 pytestmark = pytest.mark.unit
 
@@ -45,6 +46,7 @@ def test_a_data_key_is_made_once_kept_wrapped_and_destroyed_for_good(tmp_path: P
     assert wrapped is not None
     assert key not in wrapped  # wrapped, never in clear
     assert store_holds(tmp_path, wrapped)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in store_files(tmp_path)] == [0o600] * 3
     with pytest.raises(Unreadable):
         MasterKey(bytes(32)).unwrap(wrapped)
     # Committed when made: intake started again (another connection) finds the same key.
