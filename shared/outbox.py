@@ -120,17 +120,14 @@ class OutboxRelay:
     """Publishes each stored event once, with ``Nats-Msg-Id: <service>:<notification id>``.
 
     After a crash it resumes after the last message of its service that it finds on the record.
-    A timer asked for by an event is set just after the event is published, and while the running relay
-    publishes the next stretch: the events go out without waiting for the timer stream's writes (at 50
-    complaints/s, escalation's ten timers a complaint took 7.5 ms p50 and 33 ms p99 before each stretch
-    went out, on the way to every first alert; set after it, 5 ms p50 and 20 ms p99 before the next
-    stretch went out). A stretch's timers are set after the stretch before's, in the events' order, and
-    the place is kept only past timers that were set. Setting a timer again changes nothing (one schedule
-    by its Msg-Id, and by its subject after the duplicate window; a fire for work already done is a
-    no-op), so a relay that stopped between the two (a crash, a bus fault, a lost lease) sets, when it
-    starts, the timers of every event after the place it keeps in the store (``TIMERS_SET_UP_TO``),
-    before it relays anything else: an event on the record has its timer pending from then on, and one
-    whose time passed meanwhile fires at once.
+    A timer asked for by an event is set just after the event is published: the events go out without
+    waiting for the timer stream's writes (at 50 complaints/s, escalation's ten timers a complaint took
+    7.5 ms p50 and 33 ms p99 before each stretch went out, on the way to every first alert). Setting a
+    timer again changes nothing (one schedule by its Msg-Id, and by its subject after the duplicate
+    window; a fire for work already done is a no-op), so a relay that stopped between the two (a crash,
+    a bus fault, a lost lease) sets, when it starts, the timers of every event after the place it keeps
+    in the store (``TIMERS_SET_UP_TO``), before it relays anything else: an event on the record has its
+    timer pending from then on, and one whose time passed meanwhile fires at once.
 
     Every event it publishes is the next link of the service's hash chain, and the relay signs the
     chain's head in a CheckpointSigned event every N links or T seconds and on clean shutdown.
@@ -182,8 +179,6 @@ class OutboxRelay:
         self.timers_set_up_to = 0  # every event up to it had its timers set
         self._timers_kept = 0  # the place as kept in the store
         self._timers_kept_at = time.monotonic()
-        self._timers_behind: asyncio.Task[None] | None = None  # the last stretch's, being set
-        self._timers_unsure = False  # a run ended before they were: the place kept stays
         self.fault = FaultWatch()
 
     def wake(self) -> None:
@@ -204,31 +199,21 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled. A failure (no bus, a timeout, another replica's link first) ends
         the run; the service notes it in ``fault`` and starts the relay again from the record
-        (shared/service.py), and the relay clears the fault once it has relayed again. A stretch's
-        timers are set while the next stretch goes out; a failure to set them ends the run too."""
+        (shared/service.py), and the relay clears the fault once it has relayed again."""
         self.position = await self.last_relayed()
         log.info("%s relay resumes after notification %d", self.app.service, self.position)
         await self.set_timers_again()
-        try:
-            while True:
-                self._wake.clear()
-                if self._timers_behind is not None and self._timers_behind.done():
-                    await self._timers_behind_set()  # a failure ends the run
-                if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
-                    await self.sign_head()
-                relayed, timers, passed_up_to = await self._publish_pending()
-                if relayed:
-                    await self._timers_behind_set()
-                    self._timers_behind = asyncio.create_task(self._set_timers_up_to(timers, passed_up_to))
-                    self._timers_behind.add_done_callback(self._wake_on_failure)
-                self.fault.worked()
-                if not relayed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                elif self.gather and relayed < BATCH:
-                    await asyncio.sleep(self.gather)
-        finally:
-            self._abandon_timers_behind()
+        while True:
+            self._wake.clear()
+            if time.monotonic() - self._signed_at >= self.checkpoints.seconds:
+                await self.sign_head()
+            relayed = await self.relay_pending()
+            self.fault.worked()
+            if not relayed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            elif self.gather and relayed < BATCH:
+                await asyncio.sleep(self.gather)
 
     async def set_timers_again(self) -> None:
         """Set again the timers of the events relayed after the place kept in the store, then keep the
@@ -251,13 +236,12 @@ class OutboxRelay:
             start = stretch[-1].id
             log.info("%s relay set the timers of its events up to %d again", self.app.service, start)
         self.timers_set_up_to = self.position
-        self._timers_unsure = False
         self._timers_kept = -1 if kept is None else kept
         await self._keep_timers_place(self.position, now_or_never=True)
 
     async def _keep_timers_place(self, up_to: int, now_or_never: bool = False) -> None:
         """Every event up to ``up_to`` had its timers set: keep it in the store, at most once a second."""
-        if not self.sets_timers or self._timers_unsure:
+        if not self.sets_timers:
             return
         self.timers_set_up_to = max(self.timers_set_up_to, up_to)
         due = now_or_never or time.monotonic() - self._timers_kept_at >= KEEP_TIMERS_PLACE_EVERY
@@ -294,20 +278,12 @@ class OutboxRelay:
         self.signed = self.head
 
     async def relay_pending(self) -> int:
-        """Publish what is stored and not yet relayed, then set the timers its events ask for; returns
-        how many notifications were passed (the events kept inside among them)."""
-        await self._timers_behind_set()
-        relayed, timers, passed_up_to = await self._publish_pending()
-        await self._set_timers_up_to(timers, passed_up_to)
-        return relayed
-
-    async def _publish_pending(self) -> tuple[int, list[TimerToSet], int]:
-        """Publish what is stored and not yet relayed; returns how many notifications were passed, the
-        timers their events ask for and how far the store was read.
+        """Publish what is stored and not yet relayed; returns how many notifications were passed (the
+        events kept inside among them).
 
         The keys the stretch's events ask for are kept first (a service that reads an event opens its
         patient data with them); then its events go out as atomic batches (one round trip each, all
-        stored or none), a batch ending where a checkpoint is due.
+        stored or none), a batch ending where a checkpoint is due; then the timers they ask for are set.
         Only a batch's first message carries the expectation that the chain's head is still the last
         message of the service: the rest follow it in the same commit, so no replica's event can come
         between them."""
@@ -330,34 +306,10 @@ class OutboxRelay:
         except OnTheRecordAlready:  # published before, unknown to this relay (it crashed, a replica)
             self.position = await self.last_relayed()
             await self._publish_all([event for event in outgoing if event.notification_id > self.position])
-        self.position = max(self.position, passed_up_to)  # a replica may have taken it further
-        return self.position - start, timers, passed_up_to
-
-    async def _set_timers_up_to(self, timers: Sequence[TimerToSet], up_to: int) -> None:
         await self._set_timers(timers)
-        await self._keep_timers_place(up_to)
-
-    async def _timers_behind_set(self) -> None:
-        """Wait for the timers of the stretch before; their failure ends the run (a start sets them
-        again from the place kept in the store)."""
-        if self._timers_behind is not None:
-            await self._timers_behind  # failed or cancelled: still there for ``_abandon_timers_behind``
-            self._timers_behind = None
-
-    def _wake_on_failure(self, setting: asyncio.Task[None]) -> None:
-        """A failure to set timers ends the run at once, idle or not (see ``run``)."""
-        if not setting.cancelled() and setting.exception() is not None:
-            self._wake.set()
-
-    def _abandon_timers_behind(self) -> None:
-        """The run ends with the timers of its last stretch perhaps unset: the place kept in the store
-        stays where it is until a start has set them again (``set_timers_again``)."""
-        setting, self._timers_behind = self._timers_behind, None
-        if setting is None:
-            return
-        if not setting.done() or setting.cancelled() or setting.exception() is not None:
-            setting.cancel()
-            self._timers_unsure = True
+        await self._keep_timers_place(passed_up_to)
+        self.position = max(self.position, passed_up_to)  # a replica may have taken it further
+        return self.position - start
 
     def _prepare(
         self, notification: Notification

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,13 +19,12 @@ from kizuki.provision import provision_bus
 from kizuki.timer_migration import SHARED_TIMER_STREAM
 from services.escalation.application import EscalationApplication
 from services.followup.application import FollowupApplication
-from shared import outbox
 from shared.bus import RECORD_STREAM, connect, due_subject, schedule_subject, timer_stream, timer_subscription
 from shared.chain import SigningKey, new_seed
 from shared.consumer import Consumer, ConsumerLoop, body_only
 from shared.directory import Directory
 from shared.events import AlertWithAssignment, DutyAssigned
-from shared.outbox import TIMERS_SET_UP_TO, Checkpoints, OutboxRelay, TimerToSet, notification_id_of
+from shared.outbox import TIMERS_SET_UP_TO, Checkpoints, OutboxRelay, notification_id_of
 from shared.policy import Policy
 from shared.runtime import open_store
 from shared.settings import Settings
@@ -329,80 +327,6 @@ async def test_a_relay_stopped_between_the_events_and_their_timers_sets_the_time
                 return (await place() or 0) >= relayed_up_to
 
             await eventually(kept_past_them, what="the place kept past the events")
-        finally:
-            restarted.cancel()
-            await asyncio.gather(restarted, return_exceptions=True)
-    finally:
-        store.close()
-
-
-async def test_a_running_relay_publishes_a_stretch_while_the_timers_of_the_one_before_are_set(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The timers of a stretch are set while the next stretch goes out: with the first case's timers
-    held back, the second case still reaches the record. A run that ends before they are set keeps
-    no place past them, not even once a later stretch's timers are set (as a service stopping relays
-    what is left); the next run sets them all again."""
-    monkeypatch.setattr(outbox, "KEEP_TIMERS_PLACE_EVERY", 0.0)  # the place kept at every stretch
-    js = nc.jetstream()
-    store = open_store(EscalationApplication, settings)
-    relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())), poll_interval=0.05)
-    setting = relay._set_timers
-    released = asyncio.Event()
-
-    async def held_back(timers: Sequence[TimerToSet]) -> None:
-        if timers:
-            await released.wait()
-        await setting(timers)
-
-    relay._set_timers = held_back  # type: ignore[method-assign]
-
-    async def place() -> int:
-        return await asyncio.to_thread(store.process_recorder.max_tracking_id, TIMERS_SET_UP_TO) or 0
-
-    async def place_kept() -> bool:
-        return await place() > 0
-
-    async def open_case(sequence: int) -> UUID:
-        complaint = complaint_received()
-        await asyncio.to_thread(
-            store.open_case, complaint, "Results were lost.", policy, directory, now(),
-            Tracking(RECORD_STREAM, sequence),
-        )  # fmt: skip
-        return complaint.complaint_id
-
-    async def on_record(complaint_id: UUID) -> bool:
-        return any(getattr(body, "complaint_id", None) == complaint_id for _, body, _ in await record_of(js))
-
-    try:
-        running = asyncio.create_task(relay.run())
-        await asyncio.sleep(0)  # the run starts, and keeps no place: nothing is on the record yet
-        first = await open_case(1)
-        await eventually(lambda: on_record(first), what="the first case on the record")
-        second = await open_case(2)
-        await eventually(lambda: on_record(second), what="the second case on the record, timers held back")
-        asked = [timer for _, body, _ in await record_of(js) for timer in store.timers_for(body)]
-        assert asked, "the cases ask for their deadlines and next alerts"
-        for timer in asked:
-            assert not await held(js, timer_stream("escalation"), schedule_subject("escalation", timer.key))
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-
-        released.set()
-        await open_case(3)
-        assert await relay.relay_pending() > 0  # the third case, and its timers set
-        assert await place() == 0, "the place is kept past timers that were never set"
-
-        restarted = asyncio.create_task(relay.run())
-        try:
-            for timer in asked:
-                subject = schedule_subject("escalation", timer.key)
-
-                async def set_again(subject: str = subject) -> bool:
-                    return await held(js, timer_stream("escalation"), subject)
-
-                await eventually(set_again, what=f"the timer {timer.key} set again")
-            await eventually(place_kept, what="the place kept past them")
         finally:
             restarted.cancel()
             await asyncio.gather(restarted, return_exceptions=True)
