@@ -6,9 +6,9 @@ on the record; only the sealed text ever leaves intake. The data key, wrapped wi
 (AES key wrap), lives in two places that can be destroyed, unlike the record: intake's own copy (a
 row of a table beside its store: in its SQLite file, or in its PostgreSQL schema, which all its
 replicas share), written when the complaint is registered, and the JetStream key-value bucket
-``PATIENT_KEYS``, where intake's relay puts it before the complaint goes on the record. Services that
-need the clear text (escalation to classify, the notifier for the receipt) unwrap the key from the
-bucket; others cannot.
+``PATIENT_KEYS``, where intake's relay puts it, once (``KeyVault.put``), before the complaint goes on
+the record. Services that need the clear text (escalation to classify, the notifier for the receipt)
+unwrap the key from the bucket; others cannot.
 
 Erasure destroys intake's copy and erases the key's message from the bucket (a JetStream message
 delete overwrites the stored bytes). The sealed text stays on the record and in the stores, so every
@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
@@ -209,7 +209,12 @@ class KeyVault:
         return self._kv
 
     async def put(self, complaint_id: UUID, wrapped: bytes) -> None:
-        await self.kv.put(str(complaint_id), wrapped)
+        """Keep the complaint's wrapped key in the bucket. A complaint's key is made once and never
+        changes, so it is written there once: a put that finds the key there already (a relay that
+        starts again, a publish answered late) or the mark its erasure left writes nothing, so no
+        second copy of a key is left behind on the server's disk and an erased key is never put back."""
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.kv.update(str(complaint_id), wrapped, last=0)
 
     async def destroy(self, complaint_id: UUID) -> None:
         """Erase the key's message (overwritten on disk by the server), then leave a purge marker."""
