@@ -3,26 +3,16 @@ its erasure."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
 from nats.aio.client import Client
 
-from kizuki.provision import provision_bus
-from shared.bus import KEY_STREAM, connect
+from shared.bus import KEY_STREAM
 from shared.privacy import KeyVault, MasterKey
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    await provision_bus(nats_url)
-    client = await connect(nats_url, "test")
-    yield client
-    await client.close()
 
 
 @pytest.fixture
