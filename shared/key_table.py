@@ -2,10 +2,17 @@
 
 With PostgreSQL, the ``patient_keys`` table of intake's schema, where every replica of intake finds a
 key another one made (a replica that looked in a place of its own would make a second key for the same
-complaint). With SQLite, the same table in intake's store file: committed, and so synced, before the
-complaint is stored, where a key file was written without a sync and a power loss a few seconds after a
-registration could leave a stored complaint whose patient data nothing can open. Both hold the data
-key wrapped with the master key, useless without it, and both are in the backup's copy of the store.
+complaint). With SQLite, the same table in intake's store file. Both hold the data key wrapped with the
+master key, useless without it, and both are in the backup's copy of the store.
+
+A new complaint's key is committed before the complaint is stored, but not synced by itself
+(``synced=False``): the complaint's own commit, which comes after it in the same write-ahead log
+(SQLite's file, PostgreSQL's log) and is synced, makes the key durable with it, as a log is synced
+whole up to that point. So a stored complaint always has its key, even after a power loss (a key file
+written without a sync once left complaints whose patient data nothing could open), and a
+registration waits for one sync, not two; a key whose complaint was never stored may be lost in a
+crash, with nothing that needs it. Any other write (a key moved in from an earlier version's file, an
+erasure) is synced at once.
 
 Erasure overwrites the row, then deletes it. PostgreSQL keeps a deleted or overwritten row's old
 version on disk until VACUUM reclaims its space; SQLite zeroes what it deletes (``secure_delete``) and
@@ -47,10 +54,14 @@ class KeyTable(SchemaTable):
             "CREATE TABLE IF NOT EXISTS {} (complaint_id uuid PRIMARY KEY, wrapped bytea NOT NULL)",
         )
 
-    def add(self, complaint_id: UUID, wrapped: bytes) -> None:
-        """Keep the wrapped key, unless the complaint has one already (the first one stays)."""
+    def add(self, complaint_id: UUID, wrapped: bytes, synced: bool = True) -> None:
+        """Keep the wrapped key, unless the complaint has one already (the first one stays);
+        ``synced=False``: by the complaint's commit (see the module's docstring)."""
         statement = sql.SQL("INSERT INTO {} VALUES (%s, %s) ON CONFLICT (complaint_id) DO NOTHING")
-        self._execute(statement.format(self._table), complaint_id, wrapped)
+        with self._pool.connection() as connection, connection.transaction():
+            if not synced:
+                connection.execute("SET LOCAL synchronous_commit TO OFF")
+            connection.execute(statement.format(self._table), (complaint_id, wrapped))
 
     def get(self, complaint_id: UUID) -> bytes | None:
         rows = self._execute(
@@ -96,12 +107,19 @@ class SQLiteKeyTable:
             "CREATE TABLE IF NOT EXISTS patient_keys (complaint_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)"
         )
 
-    def add(self, complaint_id: UUID, wrapped: bytes) -> None:
-        """Keep the wrapped key, unless the complaint has one already (the first one stays)."""
+    def add(self, complaint_id: UUID, wrapped: bytes, synced: bool = True) -> None:
+        """Keep the wrapped key, unless the complaint has one already (the first one stays);
+        ``synced=False``: by the complaint's commit (see the module's docstring)."""
         with self._lock:
-            self._connection.execute(
-                "INSERT OR IGNORE INTO patient_keys VALUES (?, ?)", (str(complaint_id), wrapped)
-            )
+            connection = self._connection
+            if not synced:  # in WAL mode, NORMAL commits without syncing the log
+                connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                connection.execute(
+                    "INSERT OR IGNORE INTO patient_keys VALUES (?, ?)", (str(complaint_id), wrapped)
+                )
+            finally:
+                connection.execute("PRAGMA synchronous=FULL")
 
     def get(self, complaint_id: UUID) -> bytes | None:
         with self._lock:

@@ -129,7 +129,7 @@ def shred(path: Path) -> None:
 class WrappedKeys(Protocol):
     """Where intake keeps the complaints' wrapped keys (shared/key_table.py): one per complaint, made once."""
 
-    def add(self, complaint_id: UUID, wrapped: bytes) -> None: ...
+    def add(self, complaint_id: UUID, wrapped: bytes, synced: bool = True) -> None: ...
 
     def get(self, complaint_id: UUID) -> bytes | None: ...
 
@@ -172,7 +172,8 @@ class IntakeKeys:
         """The complaint's data key, made on first use; the same one for every later call."""
         wrapped = self.table.get(complaint_id)
         if wrapped is None:
-            self.table.add(complaint_id, self.master.wrap(secrets.token_bytes(KEY_BYTES)))
+            # Synced by the complaint's commit, which follows it in the same log (shared/key_table.py).
+            self.table.add(complaint_id, self.master.wrap(secrets.token_bytes(KEY_BYTES)), synced=False)
             wrapped = self.table.get(complaint_id)  # another registration's, if it was first
         if wrapped is None:
             raise Unreadable(f"the key of complaint {complaint_id} was destroyed")

@@ -38,7 +38,8 @@ def test_sealed_data_opens_only_with_its_key_and_for_its_complaint() -> None:
 def test_a_data_key_is_made_once_kept_wrapped_and_destroyed_for_good(tmp_path: Path) -> None:
     master = MasterKey(bytes(range(32)))
     store = tmp_path / "store.sqlite"
-    keys = IntakeKeys(SQLiteKeyTable(store), master, reporter_key=bytes(32))
+    table = SQLiteKeyTable(store)
+    keys = IntakeKeys(table, master, reporter_key=bytes(32))
     complaint_id = uuid4()
     key = keys.data_key(complaint_id)
     assert keys.data_key(complaint_id) == key  # a retried registration seals with the same key
@@ -49,7 +50,9 @@ def test_a_data_key_is_made_once_kept_wrapped_and_destroyed_for_good(tmp_path: P
     assert [stat.S_IMODE(path.stat().st_mode) for path in store_files(tmp_path)] == [0o600] * 3
     with pytest.raises(Unreadable):
         MasterKey(bytes(32)).unwrap(wrapped)
-    # Committed when made: intake started again (another connection) finds the same key.
+    # Committed when made, synced with its complaint's commit: intake started again (another
+    # connection) finds the same key, and every later write of the table is synced at once again.
+    assert table._connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     again = SQLiteKeyTable(store)
     assert again.get(complaint_id) == wrapped
     again.close()
