@@ -61,9 +61,6 @@ PUBLISH_TIMEOUT = 5.0
 TIMERS_SET_UP_TO = "relay-timers"
 # The place is kept at most this often (a row each time); a start sets again what came after it.
 KEEP_TIMERS_PLACE_EVERY = 1.0
-# How many stretches' timers may be on their way behind the events before the relay waits for them:
-# the timer stream's writes never hold the next events, and a slow timer stream still holds the relay.
-TIMER_STRETCHES_AHEAD = 8
 
 
 def msg_id(service: str, notification_id: int) -> str:
@@ -123,11 +120,9 @@ class OutboxRelay:
     """Publishes each stored event once, with ``Nats-Msg-Id: <service>:<notification id>``.
 
     After a crash it resumes after the last message of its service that it finds on the record.
-    A timer asked for by an event is set after the event is published, behind the events: the next
-    events go out without waiting for the timer stream's writes (at 50 complaints/s, escalation's ten
-    timers a complaint took 7.5 ms p50 and 33 ms p99 before each stretch went out, on the way to every
-    first alert), while the timers go out in the events' order, a stretch's after the stretch's before
-    (``_set_timers_behind``); a fault setting them ends the relay's run at its next stretch. Setting a
+    A timer asked for by an event is set just after the event is published: the events go out without
+    waiting for the timer stream's writes (at 50 complaints/s, escalation's ten timers a complaint took
+    7.5 ms p50 and 33 ms p99 before each stretch went out, on the way to every first alert). Setting a
     timer again changes nothing (one schedule by its Msg-Id, and by its subject after the duplicate
     window; a fire for work already done is a no-op), so a relay that stopped between the two (a crash,
     a bus fault, a lost lease) sets, when it starts, the timers of every event after the place it keeps
@@ -184,8 +179,6 @@ class OutboxRelay:
         self.timers_set_up_to = 0  # every event up to it had its timers set
         self._timers_kept = 0  # the place as kept in the store
         self._timers_kept_at = time.monotonic()
-        self._timers_setting: asyncio.Task[None] | None = None  # the last stretch's, after the others'
-        self._stretches_setting = 0
         self.fault = FaultWatch()
 
     def wake(self) -> None:
@@ -228,7 +221,6 @@ class OutboxRelay:
         timer before its event, or none ever ran. A service that sets no timers keeps no place."""
         if not self.sets_timers:
             return
-        await self._stop_setting_timers()  # a run that ended left them: they are set again from the place
         recorder = self.app.process_recorder
         kept = await asyncio.to_thread(recorder.max_tracking_id, TIMERS_SET_UP_TO)
         start = self.position if kept is None else kept
@@ -291,10 +283,10 @@ class OutboxRelay:
 
         The keys the stretch's events ask for are kept first (a service that reads an event opens its
         patient data with them); then its events go out as atomic batches (one round trip each, all
-        stored or none), a batch ending where a checkpoint is due; the timers they ask for go out behind
-        them. Only a batch's first message carries the expectation that the chain's head is still the
-        last message of the service: the rest follow it in the same commit, so no replica's event can
-        come between them."""
+        stored or none), a batch ending where a checkpoint is due; then the timers they ask for are set.
+        Only a batch's first message carries the expectation that the chain's head is still the last
+        message of the service: the rest follow it in the same commit, so no replica's event can come
+        between them."""
         start = self.position
         notifications, passed_up_to = await asyncio.to_thread(self._to_publish)
         outgoing: list[Outgoing] = []
@@ -314,7 +306,8 @@ class OutboxRelay:
         except OnTheRecordAlready:  # published before, unknown to this relay (it crashed, a replica)
             self.position = await self.last_relayed()
             await self._publish_all([event for event in outgoing if event.notification_id > self.position])
-        await self._set_timers_behind(timers, passed_up_to)
+        await self._set_timers(timers)
+        await self._keep_timers_place(passed_up_to)
         self.position = max(self.position, passed_up_to)  # a replica may have taken it further
         return self.position - start
 
@@ -505,44 +498,6 @@ class OutboxRelay:
                     await vault.put(complaint_id, wrapped)
 
         await asyncio.gather(*(keep(complaint_id, asked) for complaint_id, asked in keys.items()))
-
-    async def _set_timers_behind(self, timers: Sequence[TimerToSet], up_to: int) -> None:
-        """Set a stretch's timers, and keep the place past it, after the stretches' before, without waiting
-        for them: unless ``TIMER_STRETCHES_AHEAD`` stretches are on their way already. A fault setting
-        the timers before is raised here: the relay's run ends and the next sets them again."""
-        if not self.sets_timers:
-            return
-        before = self._timers_setting
-        if before is not None and (before.done() or self._stretches_setting >= TIMER_STRETCHES_AHEAD):
-            await asyncio.shield(before)  # a run cancelled meanwhile leaves them on their way
-            before = self._timers_setting = None
-        if before is None and not timers:
-            await self._keep_timers_place(up_to)
-            return
-
-        async def after_those_before() -> None:
-            try:
-                if before is not None:
-                    await before
-                await self._set_timers(timers)
-                await self._keep_timers_place(up_to)
-            finally:
-                self._stretches_setting -= 1
-
-        self._stretches_setting += 1
-        self._timers_setting = asyncio.create_task(after_those_before())
-
-    async def timers_set(self) -> None:
-        """Wait until the timers of every stretch relayed are set (their fault raised here)."""
-        if self._timers_setting is not None:
-            await self._timers_setting
-
-    async def _stop_setting_timers(self) -> None:
-        setting, self._timers_setting = self._timers_setting, None
-        if setting is not None:
-            setting.cancel()  # and those before, which it awaits
-            await asyncio.gather(setting, return_exceptions=True)
-        self._stretches_setting = 0  # a stretch cancelled before it began never counted itself out
 
     async def _set_timers(self, timers: Sequence[TimerToSet]) -> None:
         """Set the timers of a stretch's events, each with the Msg-Id of the event that asks for it and

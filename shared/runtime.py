@@ -187,7 +187,6 @@ class ServiceRuntime:
         if relay_held and self.relay is not None and self.nc is not None and self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await self.relay.relay_pending()  # what is left is relayed on the next start anyway
-                await self.relay.timers_set()
                 await self.relay.sign_head()
         leased_workers = [w.lease for w in self.workers if isinstance(w, Leased)]
         for lease in [self.relay_lease, *self.consumer_leases.values(), *leased_workers]:

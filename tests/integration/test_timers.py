@@ -36,8 +36,6 @@ from tests.polling import eventually
 pytestmark = pytest.mark.integration
 
 SERVICE = "followup"
-# Far longer than a stretch takes to go on the record: a guard against a relay that waits, not a goal.
-RELAY_WAITS_NO_LONGER = 30.0
 
 
 def timer(due_at: datetime) -> Timer:
@@ -225,7 +223,6 @@ async def test_the_chase_waits_out_quiet_hours_in_the_timer_the_relay_sets(
         )
         relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
         await relay.relay_pending()
-        await relay.timers_set()
 
         chased = await first_alerts_chased(js)
         assert chased, "no alert of the case asks for a next one"
@@ -261,7 +258,6 @@ async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_it_publishe
             )  # fmt: skip
         relay = OutboxRelay(store, js, Checkpoints(SigningKey(new_seed())))
         assert await relay.relay_pending() > 0
-        await relay.timers_set()
 
         chased = await first_alerts_chased(js)
         assert {duty.complaint_id for duty, _ in chased} == {c.complaint_id for c in complaints}
@@ -270,59 +266,6 @@ async def test_the_relay_sets_the_timers_of_every_event_of_a_stretch_it_publishe
             scheduled = await js.get_last_msg(timer_stream("escalation"), schedule_subject("escalation", key))
             assert Timer.decode(scheduled.data or b"").due_at == alert.next_alert_at
             assert (scheduled.headers or {})["Nats-Msg-Id"].startswith("escalation:")
-    finally:
-        store.close()
-
-
-class TimerStreamHeld:
-    """The relay's JetStream context, on the real server, with the timer stream's writes held until
-    released (a slow disk): everything else goes through at once."""
-
-    def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
-        self.released = asyncio.Event()
-
-    async def publish(self, subject: str, *args: object, **kwargs: object) -> object:
-        if subject.startswith("timer."):
-            await self.released.wait()
-        return await self._js.publish(subject, *args, **kwargs)  # type: ignore[arg-type]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._js, name)
-
-
-async def test_the_timers_of_a_stretch_never_hold_the_next_stretchs_events(
-    nc: Client, settings: Settings, policy: Policy, directory: Directory
-) -> None:
-    """While the timer stream is slow to take the first case's timers, the second case's events still
-    go on the record; once it takes them, every timer of both cases is set and the relay's place for
-    timers is past both."""
-    js = nc.jetstream()
-    slow = TimerStreamHeld(js)
-    store = open_store(EscalationApplication, settings)
-    try:
-        relay = OutboxRelay(store, slow, Checkpoints(SigningKey(new_seed())))  # type: ignore[arg-type]
-        complaints = [complaint_received() for _ in range(2)]
-        for sequence, complaint in enumerate(complaints, start=1):
-            await asyncio.to_thread(
-                store.open_case, complaint, "Results were lost.", policy, directory, now(),
-                Tracking(RECORD_STREAM, sequence),
-            )  # fmt: skip
-            # Not held: a relay that waited for the timers would wait here until the timeout.
-            assert await asyncio.wait_for(relay.relay_pending(), RELAY_WAITS_NO_LONGER) > 0
-        assert {duty.complaint_id for duty, _ in await first_alerts_chased(js)} == {
-            c.complaint_id for c in complaints
-        }
-        assert (await js.stream_info(timer_stream("escalation"))).state.messages == 0
-
-        slow.released.set()
-        await relay.timers_set()
-        on_record = [body for _, body, _ in await record_of(js)]
-        asked = [timer for body in on_record for timer in store.timers_for(body)]
-        assert {timer.aggregate_id for timer in asked} == {c.complaint_id for c in complaints}
-        for timer in asked:
-            assert await held(js, timer_stream("escalation"), schedule_subject("escalation", timer.key))
-        assert relay.timers_set_up_to == relay.position
     finally:
         store.close()
 
@@ -360,10 +303,7 @@ async def test_a_relay_stopped_between_the_events_and_their_timers_sets_the_time
             now(),
             Tracking(RECORD_STREAM, 1),
         )
-        await first.relay_pending()  # the events go out; no stream takes the timers behind them
-        with pytest.raises(NoStreamResponseError):
-            await first.timers_set()
-        with pytest.raises(NoStreamResponseError):  # the relay's run ends at its next stretch
+        with pytest.raises(NoStreamResponseError):  # no stream takes the timers
             await first.relay_pending()
         on_record = [body for _, body, _ in await record_of(js)]
         asked = [timer for body in on_record for timer in store.timers_for(body)]
