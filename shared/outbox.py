@@ -199,7 +199,8 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled. A failure (no bus, a timeout, another replica's link first) ends
         the run; the service notes it in ``fault`` and starts the relay again from the record
-        (shared/service.py), and the relay clears the fault once it has relayed again."""
+        (``Supervised`` in shared/faults.py, from shared/runtime.py), and the relay clears the fault
+        once it has relayed again."""
         self.position = await self.last_relayed()
         log.info("%s relay resumes after notification %d", self.app.service, self.position)
         await self.set_timers_again()
